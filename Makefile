@@ -1,0 +1,31 @@
+# The two commands a newcomer runs: `make plan` and `make test`. Each builds the venv/ that
+# Pulumi.yaml names, from the pinned requirements, the first time (and again when they change).
+PYTHON ?= python3
+VENV := venv
+PY := $(VENV)/bin/python
+
+.PHONY: plan plan-dr-test test lint clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+plan: $(VENV)/.runtime  ## offline plan of the prod stack: no credentials, no Pulumi CLI
+	$(PY) -m drctl plan --stack prod
+
+plan-dr-test: $(VENV)/.runtime
+	$(PY) -m drctl plan --stack dr-test
+
+test: $(VENV)/.dev  ## the whole test suite
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,490 @@
+"""The stack-config contract: every `woocommerce-dr:*` key, its default and its rules.
+
+Read once in `__main__.py` with `load_stack_config()`. Field rules (types, ranges, allowed values)
+are pydantic's; rules that tie fields together are the `problems()` methods below. Both kinds are
+collected and reported together, one line each:
+
+    woocommerce-dr:nodeBalancer.checkTimeout: must be below checkInterval (got 10; allowed: 1 to 9)
+
+so one `pulumi preview` shows everything wrong with a stack file, not the first mistake only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
+
+NAMESPACE = "woocommerce-dr"
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+_FQDN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
+_SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
+_EXPECTED_CODES = re.compile(r"^[1-5]([0-9]{2}|xx)$")
+
+
+class Problem(Exception):
+    """One thing wrong with one key: renders as the single line users see."""
+
+    def __init__(self, path: str, problem: str, got: Any, allowed: str):
+        self.path, self.problem, self.got, self.allowed = path, problem, got, allowed
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{NAMESPACE}:{self.path}: {self.problem} (got {_show(self.got)}; allowed: {self.allowed})"
+
+
+class ConfigError(Exception):
+    """All problems of a stack config; `str()` is one line per problem."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def rule(*fields: str):
+    """Mark a model method as a rule spanning `fields`; it runs only when all of them validated,
+    so one bad value is reported once and never drags a misleading second message along."""
+
+    def mark(fn):
+        fn.__rule_fields__ = fields
+        return fn
+
+    return mark
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    @classmethod
+    def rules(cls):
+        for name in dir(cls):
+            fn = getattr(cls, name, None)
+            if callable(fn) and hasattr(fn, "__rule_fields__"):
+                yield fn.__rule_fields__, fn
+
+
+class RegionSpec(_Model):
+    region: str
+    web_nodes: int = Field(2, ge=1, le=25)
+    instance_type: str = Field("g6-standard-2", pattern=r"^g\d-[a-z0-9-]+$")
+    image: str = Field("linode/ubuntu24.04", pattern=r"^(linode|private)/[a-z0-9.\-/]+$")
+
+    @rule("region")
+    def _known_region(self, path: str) -> Iterable[Problem]:
+        if self.region not in LINODE_REGIONS:
+            hint = difflib.get_close_matches(self.region, list(LINODE_REGIONS), n=1)
+            problem = f"{self.region!r} is not a Linode region"
+            if hint:
+                problem += f"; did you mean {hint[0]!r}?"
+            yield Problem(f"{path}region", problem, self.region, ", ".join(sorted(LINODE_REGIONS)))
+
+
+class NodeBalancerSpec(_Model):
+    algorithm: Literal["roundrobin", "leastconn", "source"] = "roundrobin"
+    check: Literal["connection", "http", "http_body"] = "connection"
+    check_interval: int = Field(10, ge=2, le=3600)
+    check_timeout: int = Field(5, ge=1, le=30)
+    check_attempts: int = Field(3, ge=1, le=30)
+    check_passive: bool = True
+    check_path: str = Field("/healthz", pattern=r"^/")
+    check_body: str = Field('"db_reachable":true', min_length=1)
+
+    @rule("check_interval", "check_timeout")
+    def _timeout_below_interval(self, path: str) -> Iterable[Problem]:
+        if self.check_timeout >= self.check_interval:
+            yield Problem(
+                f"{path}checkTimeout",
+                f"must be below checkInterval ({self.check_interval})",
+                self.check_timeout,
+                f"1 to {min(30, self.check_interval - 1)}",
+            )
+
+
+class DatabaseSpec(_Model):
+    mode: Literal["managed", "self-managed"] = "managed"
+    type: str = Field("g6-dedicated-2", pattern=r"^g\d-[a-z0-9-]+$")
+    cluster_size: Literal[1, 2, 3] = 3
+    replica_type: str = Field("g6-standard-2", pattern=r"^g\d-[a-z0-9-]+$")
+    replica_image: str = Field("linode/ubuntu24.04", pattern=r"^(linode|private)/[a-z0-9.\-/]+$")
+    # A replica that was cut off must find every binlog it missed when it reconnects: a day at least.
+    binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
+    maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
+    maintenance_hour: int = Field(3, ge=0, le=23)
+
+    @property
+    def maintenance_day_number(self) -> int:
+        """Linode numbers weekdays 1 (Monday) to 7 (Sunday)."""
+        return WEEKDAYS.index(self.maintenance_day) + 1
+
+
+class MonitorSpec(_Model):
+    path: str = Field("/healthz", pattern=r"^/")
+    interval: int = Field(60, ge=10, le=3600)
+    timeout: int = Field(5, ge=1, le=10)
+    retries: int = Field(2, ge=0, le=5)
+    consecutive_down: int = Field(2, ge=0, le=10)
+    consecutive_up: int = Field(2, ge=0, le=10)
+    expected_codes: str = Field("200", pattern=_EXPECTED_CODES.pattern)
+
+    @property
+    def worst_case_detection_seconds(self) -> int:
+        """How long a dead origin can go unnoticed: the last good probe can land just before the
+        failure, then `consecutiveDown` intervals must fail, each probe waiting out its timeout on
+        every retry."""
+        return self.interval * max(1, self.consecutive_down) + self.timeout * (self.retries + 1)
+
+    @rule("interval", "timeout")
+    def _timeout_below_interval(self, path: str) -> Iterable[Problem]:
+        if self.timeout >= self.interval:
+            yield Problem(
+                f"{path}timeout",
+                f"must be below interval ({self.interval})",
+                self.timeout,
+                f"1 to {min(10, self.interval - 1)}",
+            )
+
+
+class AlertsSpec(_Model):
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    webhook_url: str | None = Field(None, pattern=r"^https://")
+
+
+class TrafficSpec(_Model):
+    mode: Literal["load-balancer", "dns-failover"] = "load-balancer"
+    account_id: str = Field(pattern=_CLOUDFLARE_ID.pattern)
+    zone_id: str = Field(pattern=_CLOUDFLARE_ID.pattern)
+    monitor: MonitorSpec = MonitorSpec()
+    # Empty means: for each pool, the Cloudflare region nearest its Linode region.
+    check_regions: tuple[Literal[CLOUDFLARE_CHECK_REGIONS], ...] = ()  # type: ignore[valid-type]
+    session_affinity: Literal["none", "cookie", "ip_cookie", "header"] = "none"
+    alerts: AlertsSpec = AlertsSpec()
+
+
+class AccessSpec(_Model):
+    admin_cidrs: tuple[str, ...] = ()
+    ssh_keys: tuple[str, ...] = ()
+
+    @rule("admin_cidrs")
+    def _cidrs_are_networks(self, path: str) -> Iterable[Problem]:
+        for i, cidr in enumerate(self.admin_cidrs):
+            where = f"{path}adminCidrs[{i}]"
+            allowed = "an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0"
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as err:
+                yield Problem(where, f"not a valid CIDR ({err})", cidr, allowed)
+                continue
+            if net.prefixlen == 0:
+                yield Problem(where, "would open SSH to the whole internet", cidr, allowed)
+
+    @rule("ssh_keys")
+    def _keys_are_openssh(self, path: str) -> Iterable[Problem]:
+        for i, key in enumerate(self.ssh_keys):
+            if "PRIVATE KEY" in key:
+                # Never echo it back: it would land in CI logs.
+                yield Problem(f"{path}sshKeys[{i}]", "is a private key; use the public key (the .pub file)",
+                              "(not shown)", "a line such as 'ssh-ed25519 AAAA... you@laptop'")
+            elif not _SSH_KEY.match(key):
+                yield Problem(
+                    f"{path}sshKeys[{i}]",
+                    "not an OpenSSH public key",
+                    key.split(" ", 1)[0][:24],
+                    "a line such as 'ssh-ed25519 AAAA... you@laptop'",
+                )
+
+
+class ObjectivesSpec(_Model):
+    rto_seconds: int = Field(300, ge=30, le=86400)
+    rpo_seconds: int = Field(15, ge=0, le=86400)
+
+
+class StackConfig(_Model):
+    domain: str
+    regions: tuple[RegionSpec, ...]
+    node_balancer: NodeBalancerSpec = NodeBalancerSpec()
+    database: DatabaseSpec = DatabaseSpec()
+    traffic: TrafficSpec
+    access: AccessSpec = AccessSpec()
+    objectives: ObjectivesSpec = ObjectivesSpec()
+
+    @property
+    def primary(self) -> RegionSpec:
+        return self.regions[0]
+
+    def check_regions_for(self, region: str) -> tuple[str, ...]:
+        return self.traffic.check_regions or (nearest_check_region(region),)
+
+    @rule("domain")
+    def _domain_is_fqdn(self, path: str) -> Iterable[Problem]:
+        labels = self.domain.split(".")
+        if (
+            len(self.domain) > 253
+            or len(labels) < 2
+            or not all(_FQDN_LABEL.match(label) for label in labels)
+            or labels[-1].isdigit()
+        ):
+            yield Problem(
+                f"{path}domain", "not a fully qualified domain name", self.domain,
+                "lower-case labels of a-z, 0-9 and '-', separated by dots, such as shop.example.com",
+            )
+
+    @rule("regions")
+    def _regions_form_a_failover_order(self, path: str) -> Iterable[Problem]:
+        ids = [r.region for r in self.regions]
+        if len(ids) < 2:
+            yield Problem(
+                f"{path}regions", "at least two regions are needed for failover", ids,
+                "a list of 2 or more regions, the primary first",
+            )
+        for i, region in enumerate(ids):
+            if region in ids[:i]:
+                yield Problem(
+                    f"{path}regions[{i}].region", f"{region!r} is listed twice", region,
+                    "each region once; the failover order is the list order",
+                )
+
+    @rule("traffic", "objectives")
+    def _detection_fits_rto(self, path: str) -> Iterable[Problem]:
+        m, rto = self.traffic.monitor, self.objectives.rto_seconds
+        worst = m.worst_case_detection_seconds
+        if worst > rto:
+            yield Problem(
+                f"{path}traffic.monitor",
+                f"worst-case failover detection takes {worst} s but objectives.rtoSeconds is "
+                f"{rto} s: lower traffic.monitor.interval, consecutiveDown, timeout or retries, "
+                "or raise objectives.rtoSeconds",
+                f"interval {m.interval} x max(1, consecutiveDown {m.consecutive_down}) + timeout "
+                f"{m.timeout} x (retries {m.retries} + 1) = {worst} s",
+                f"at most {rto} s",
+            )
+
+
+def validate_stack_config(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate `{key: value}` (keys without the namespace) into a StackConfig, or raise
+    ConfigError listing every problem found."""
+    config, problems = _check(StackConfig, raw, "")
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def load_stack_config() -> StackConfig:
+    """Read every `woocommerce-dr:*` key of the running Pulumi stack; raise `pulumi.RunError`
+    (which Pulumi prints without a traceback) listing every problem."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    cfg = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    for full_key in sorted(keys):
+        ns, _, key = full_key.partition(":")
+        if ns == NAMESPACE and key:
+            raw[key] = _parse_config_value(cfg.get(key))
+    try:
+        return validate_stack_config(raw)
+    except ConfigError as err:
+        raise pulumi.RunError(f"invalid stack configuration:\n{err}") from None
+
+
+def _parse_config_value(text: str | None) -> Any:
+    """Pulumi hands structured values over as JSON text and scalars as plain strings."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+# --- validation that keeps going ------------------------------------------------------------------
+#
+# Each field is validated on its own and nested models recursively, so a bad value in one place does
+# not hide problems elsewhere; a model's rules then run over the fields that did validate.
+
+
+def _check(model: type[_Model], raw: Any, path: str) -> tuple[Any, list[Problem]]:
+    """Validate `raw` as `model` at config path `path` (empty, or ending in '.').
+    Returns (instance or None, problems)."""
+    where = path.rstrip(".") or "(stack config)"
+    if not isinstance(raw, Mapping):
+        return None, [Problem(where, "not a mapping of keys", raw, _describe(model))]
+    problems: list[Problem] = []
+    by_alias = {f.alias or name: name for name, f in model.model_fields.items()}
+    for key in raw:
+        if key not in by_alias:
+            problems.append(_unknown_key(f"{path}{key}", key, list(by_alias)))
+
+    valid: dict[str, Any] = {}
+    failed: set[str] = set()
+    for alias, name in by_alias.items():
+        field = model.model_fields[name]
+        if alias not in raw:
+            if field.is_required():
+                problems.append(Problem(f"{path}{alias}", "required key is missing", None, _describe(field.annotation)))
+                failed.add(name)
+            continue
+        value, field_problems = _check_field(field, raw[alias], f"{path}{alias}")
+        problems.extend(field_problems)
+        if value is _INVALID:
+            failed.add(name)
+        else:
+            valid[name] = value
+
+    # Rules read only fields that validated, so a partial, unvalidated instance is enough for them.
+    partial = model.model_construct(**valid)
+    for fields, check in model.rules():
+        if not failed.intersection(fields):
+            problems.extend(check(partial, path))
+    return (None if failed else model.model_validate(valid)), problems
+
+
+_INVALID = object()
+
+
+def _check_field(field: Any, raw: Any, path: str) -> tuple[Any, list[Problem]]:
+    from typing import get_origin
+
+    sub = _model_in(field.annotation)
+    if sub is not None and get_origin(field.annotation) is tuple:
+        if not isinstance(raw, list):
+            return _INVALID, [Problem(path, "not a list", raw, _describe(field.annotation))]
+        items = [_check(sub, item, f"{path}[{i}].") for i, item in enumerate(raw)]
+        problems = [p for _, item_problems in items for p in item_problems]
+        if any(instance is None for instance, _ in items):
+            return _INVALID, problems
+        return tuple(instance for instance, _ in items), problems
+    if sub is not None:
+        instance, problems = _check(sub, raw, f"{path}.")
+        return (_INVALID if instance is None else instance), problems
+    try:
+        return _field_adapter(field).validate_python(raw), []
+    except ValidationError as err:
+        return _INVALID, [_from_pydantic(e, path, field) for e in err.errors()]
+
+
+def _field_adapter(field: Any):
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])
+
+
+def _from_pydantic(error: Mapping[str, Any], path: str, field: Any) -> Problem:
+    index = "".join(f"[{p}]" for p in error["loc"] if isinstance(p, int))
+    if index:
+        from typing import get_args
+
+        item = next(a for a in get_args(field.annotation) if a is not Ellipsis)
+        allowed = _describe(item)
+    else:
+        allowed = _describe(field.annotation, field.metadata)
+    problem = _problem_text(error["type"], error["msg"])
+    got = error.get("input")
+    if error["type"] == "literal_error" and isinstance(got, str):
+        hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.5)
+        problem += f"; did you mean {hint[0]!r}?" if hint else ""
+    return Problem(path + index, problem, got, allowed)
+
+
+def _unknown_key(path: str, key: Any, allowed: list[str]) -> Problem:
+    hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    if not hint:
+        hint = [a for a in allowed if a.lower() == str(key).lower()]
+    problem = "unknown key" + (f"; did you mean {hint[0]!r}?" if hint else "")
+    return Problem(path, problem, key, ", ".join(allowed))
+
+
+def _problem_text(kind: str, msg: str) -> str:
+    return {
+        "greater_than_equal": "out of range",
+        "less_than_equal": "out of range",
+        "greater_than": "out of range",
+        "less_than": "out of range",
+        "literal_error": "not an allowed value",
+        "string_pattern_mismatch": "malformed value",
+        "int_parsing": "not a whole number",
+        "int_type": "not a whole number",
+        "int_from_float": "not a whole number",
+        "bool_parsing": "not true or false",
+        "string_type": "not a string",
+        "model_type": "not a mapping of keys",
+        "dict_type": "not a mapping of keys",
+        "list_type": "not a list",
+        "tuple_type": "not a list",
+        "string_too_short": "must not be empty",
+    }.get(kind, msg[0].lower() + msg[1:])
+
+
+def _model_in(annotation: Any):
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _aliases(model: Any) -> list[str]:
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _describe(annotation: Any, metadata: list[Any] | None = None) -> str:
+    """Human words for what a field accepts."""
+    from typing import get_args, get_origin
+
+    metadata = metadata or []
+    lo = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    hi = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    if lo is not None and hi is not None:
+        return f"{lo} to {hi}"
+    if lo is not None:
+        return f"{lo} or more"
+    if get_origin(annotation) is Literal:
+        return ", ".join(str(a) for a in get_args(annotation))
+    pattern = next((getattr(m, "pattern", None) for m in metadata if getattr(m, "pattern", None)), None)
+    if pattern == _CLOUDFLARE_ID.pattern:
+        return "a 32-character hexadecimal Cloudflare id"
+    if pattern:
+        return f"text matching {pattern}"
+    if annotation is bool:
+        return "true, false"
+    if annotation is int:
+        return "a whole number"
+    model = _model_in(annotation)
+    if model is not None:
+        prefix = "a list of mappings with keys " if get_origin(annotation) is tuple else "a mapping with keys "
+        return prefix + ", ".join(_aliases(model))
+    if get_origin(annotation) is tuple:
+        return "a list of " + _describe(get_args(annotation)[0])
+    return "a string" if annotation is str else str(annotation)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value, default=str)

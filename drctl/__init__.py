@@ -1,0 +1,1 @@
+"""drctl: the woocommerce-dr operations CLI."""

@@ -1,0 +1,33 @@
+"""The drctl command line: one sub-command per DR procedure, kubectl/pulumi conventions
+(`-s/--stack`, `--output json`, `--dry-run`, `--yes`; exit 0 ok, 1 failed or degraded, 2 usage)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from drctl import plan
+
+# Each module adds its sub-command with add_parser(subparsers) and sets `func`.
+COMMANDS = (plan,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drctl",
+        description="Operate a woocommerce-dr deployment: plan, status, promote, failback, watch, drill.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("drctl: interrupted", file=sys.stderr)
+        return 130
