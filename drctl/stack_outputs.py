@@ -1,0 +1,178 @@
+"""The stack-outputs contract: everything drctl needs to know about a deployed stack.
+
+The Pulumi program builds this model and exports it as the single output `drctl`; drctl reads it
+back from `pulumi stack output --json --show-secrets` or from a file (`--outputs FILE`, for tests
+and air-gapped runs). No Pulumi import here: drctl must work on a machine that only has the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
+from pydantic.alias_generators import to_camel
+
+
+class OutputsError(Exception):
+    """The stack outputs cannot be read or do not match the contract; the message is for users."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    @field_serializer("*", mode="wrap", when_used="json")
+    def _reveal(self, value: Any, handler, info) -> Any:
+        # Exported to Pulumi with secrets revealed (the whole output is a Pulumi secret);
+        # anywhere else a SecretStr dumps as '**********'.
+        if isinstance(value, SecretStr):
+            return value.get_secret_value() if (info.context or {}).get("reveal_secrets") else str(value)
+        return handler(value)
+
+
+class NodeBalancerOut(_Model):
+    id: int
+    ipv4: str
+    ipv6: str | None = None
+    hostname: str
+
+
+class WebInstanceOut(_Model):
+    id: int
+    label: str
+    private_ip: str
+
+
+class RegionOut(_Model):
+    region: str
+    role: Literal["primary", "dr"]  # as deployed; after a promotion drctl finds the live roles
+    node_balancer: NodeBalancerOut
+    web_instances: tuple[WebInstanceOut, ...]
+    web_firewall_id: int
+    node_balancer_firewall_id: int
+    pool_id: str | None = None  # load-balancer mode
+
+
+class MonitorOut(_Model):
+    interval: int
+    timeout: int
+    retries: int
+    consecutive_down: int
+    consecutive_up: int
+    expected_codes: str
+
+
+class CloudflareOut(_Model):
+    account_id: str
+    zone_id: str
+    monitor_id: str | None = None
+    load_balancer_id: str | None = None
+    dns_record_ids: tuple[str, ...] = ()  # dns-failover mode: the A (and AAAA) records
+
+
+class PrimaryDatabaseOut(_Model):
+    region: str
+    host: str
+    port: int
+    ca_cert: SecretStr
+    admin_user: str
+    admin_password: SecretStr
+    instance_id: int | None = None  # self-managed mode: the primary's Linode
+
+
+class ReplicaOut(_Model):
+    region: str
+    instance_id: int
+    public_ip: str
+    private_ip: str
+    server_id: int
+    port: int = 3306
+
+
+class DatabaseOut(_Model):
+    mode: Literal["managed", "self-managed"]
+    primary: PrimaryDatabaseOut
+    replicas: tuple[ReplicaOut, ...]
+
+
+class ObjectivesOut(_Model):
+    rto_seconds: int
+    rpo_seconds: int
+    worst_case_detection_seconds: int
+
+
+class StackOutputs(_Model):
+    project: str
+    stack: str
+    domain: str
+    traffic_mode: Literal["load-balancer", "dns-failover"]
+    health_path: str
+    regions: tuple[RegionOut, ...] = Field(min_length=2)  # failover order: primary first
+    monitor: MonitorOut
+    cloudflare: CloudflareOut
+    database: DatabaseOut
+    objectives: ObjectivesOut
+
+    def region(self, region_id: str) -> RegionOut:
+        for r in self.regions:
+            if r.region == region_id:
+                return r
+        raise OutputsError(
+            f"--region: not a region of stack {self.stack!r} "
+            f"(got {region_id!r}; allowed: {', '.join(r.region for r in self.regions)})"
+        )
+
+    def replica(self, region_id: str) -> ReplicaOut:
+        for r in self.database.replicas:
+            if r.region == region_id:
+                return r
+        raise OutputsError(f"region {region_id!r} has no database replica in stack {self.stack!r}")
+
+    def export(self) -> dict[str, Any]:
+        """The JSON-able form the program exports, secrets included (Pulumi keeps it secret)."""
+        return self.model_dump(mode="json", by_alias=True, context={"reveal_secrets": True})
+
+
+def parse_outputs(doc: Any, source: str) -> StackOutputs:
+    """Accept either the whole `pulumi stack output --json` map or just its `drctl` value."""
+    if isinstance(doc, dict) and "drctl" in doc:
+        doc = doc["drctl"]
+    try:
+        return StackOutputs.model_validate(doc)
+    except ValidationError as err:
+        lines = [
+            f"{source}: drctl.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in err.errors(include_url=False)
+        ]
+        raise OutputsError("stack outputs do not match this drctl version:\n" + "\n".join(lines)) from None
+
+
+def load_outputs(stack: str | None = None, outputs_file: str | None = None) -> StackOutputs:
+    """Read the stack outputs from a file or from the Pulumi CLI; raise OutputsError."""
+    if outputs_file:
+        path = Path(outputs_file)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise OutputsError(f"--outputs: cannot read {outputs_file} ({err.strerror})") from None
+        except ValueError as err:
+            raise OutputsError(f"--outputs: {outputs_file} is not JSON ({err})") from None
+        return parse_outputs(doc, outputs_file)
+    if not stack:
+        raise OutputsError("give -s/--stack STACK (reads `pulumi stack output`) or --outputs FILE")
+    if shutil.which("pulumi") is None:
+        raise OutputsError(
+            "-s/--stack needs the Pulumi CLI on PATH to read stack outputs; without it, save them on a "
+            "machine that has it (`pulumi stack output --json --show-secrets -s STACK > outputs.json`) "
+            "and pass --outputs outputs.json"
+        )
+    proc = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    if proc.returncode != 0:
+        raise OutputsError(f"pulumi stack output --stack {stack} failed: {proc.stderr.strip()}")
+    return parse_outputs(json.loads(proc.stdout), f"stack {stack}")
