@@ -294,14 +294,14 @@ def load_stack_config() -> StackConfig:
     for full_key in sorted(keys):
         ns, _, key = full_key.partition(":")
         if ns == NAMESPACE and key:
-            raw[key] = _parse_config_value(cfg.get(key))
+            raw[key] = parse_config_value(cfg.get(key))
     try:
         return validate_stack_config(raw)
     except ConfigError as err:
         raise pulumi.RunError(f"invalid stack configuration:\n{err}") from None
 
 
-def _parse_config_value(text: str | None) -> Any:
+def parse_config_value(text: str | None) -> Any:
     """Pulumi hands structured values over as JSON text and scalars as plain strings."""
     if text is None:
         return None

@@ -67,6 +67,7 @@ class Registration:
     name: str
     parent: str
     custom: bool
+    id: str | Unknown
     inputs: dict[str, Any]  # with Secret / Unknown / ResourceRef markers
     outputs: dict[str, Any] = field(default_factory=dict)
     ignore_changes: tuple[str, ...] = ()
@@ -135,6 +136,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     name=request.name,
                     parent=request.parent,
                     custom=bool(request.custom),
+                    id=response.id or UNKNOWN,
                     inputs=_markers(raw),
                     outputs=_markers(json_format.MessageToDict(response.object, preserving_proto_field_name=True)),
                     ignore_changes=tuple(request.ignoreChanges),

@@ -97,9 +97,8 @@ def render_text(result) -> str:
     lines.append("")
 
     def walk(parent: str, depth: int) -> None:
-        for r in result.resources:
-            if r.parent != parent:
-                continue
+        # Registration order depends on when each resource's inputs resolved; names read better.
+        for r in sorted(result.children(parent), key=lambda r: r.name):
             pad = "    " * depth
             lines.append(f"{pad}+ {r.type}  {r.name}")
             for key, value in sorted(r.inputs.items()):

@@ -75,3 +75,13 @@ def write_stack_file(tmp: Path, stack: str, **changes: Any) -> Path:
     path = tmp / f"Pulumi.{stack}.yaml"
     path.write_text(yaml.safe_dump({"config": stack_mapping(stack, **changes)}, sort_keys=False))
     return path
+
+
+def validate(run: ProgramRun):
+    """The validated StackConfig a run used."""
+    from components.config import parse_config_value, validate_stack_config
+
+    prefix = f"{NS}:"
+    return validate_stack_config(
+        {k[len(prefix):]: parse_config_value(v) for k, v in run.stack.config.items() if k.startswith(prefix)}
+    )
