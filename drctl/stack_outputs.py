@@ -81,6 +81,8 @@ class PrimaryDatabaseOut(_Model):
     admin_user: str
     admin_password: SecretStr
     instance_id: int | None = None  # self-managed mode: the primary's Linode
+    firewall_id: int | None = None  # self-managed mode: fenced by blackholing this firewall
+    managed_database_id: int | None = None  # managed mode: fenced by emptying its allow list
 
 
 class ReplicaOut(_Model):
@@ -90,6 +92,7 @@ class ReplicaOut(_Model):
     private_ip: str
     server_id: int
     port: int = 3306
+    firewall_id: int | None = None
 
 
 class DatabaseOut(_Model):
