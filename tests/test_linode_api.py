@@ -3,7 +3,7 @@
 import pytest
 
 from drctl.linode_api import LinodeAPI, LinodeAPIError, blackhole_rules
-from tests.fake_linode import Fault, FakeLinode
+from tests.fake_linode import FakeLinode, Fault
 
 
 @pytest.fixture
