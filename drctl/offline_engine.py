@@ -10,6 +10,7 @@ import asyncio
 import os
 import runpy
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,12 +118,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(cloud)
         self.registrations: list[Registration] = []
         self.duplicates: list[str] = []
+        # The SDK calls RegisterResource from several threads at once, so two registrations of one
+        # URN can both run before either lands in `self.resources`: claim each URN under a lock.
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
 
     def RegisterResource(self, request):
         urn = self.make_urn(request.parent, request.type, request.name)
-        if urn in self.resources:
-            # Raising here would be swallowed by the SDK's registration task; report after the run.
-            self.duplicates.append(urn)
+        with self._lock:
+            if urn in self._claimed:
+                # Raising here would be swallowed by the SDK's registration task; report after the run.
+                self.duplicates.append(urn)
+            self._claimed.add(urn)
         raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
         response = super().RegisterResource(request)
         secret_outputs = set(request.additionalSecretOutputs)
