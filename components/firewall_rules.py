@@ -1,0 +1,73 @@
+"""Cloud Firewall rules of the web tier, as plain data so they can be read and tested at a glance.
+
+Web nodes take HTTP(S) only from the NodeBalancer's network and SSH only from `access.adminCidrs`;
+NodeBalancers take HTTP(S) only from Cloudflare, so nobody reaches the shop around Cloudflare.
+IPv4 and IPv6 sources go in separate rules, each labelled for what it admits.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# Linode NodeBalancers reach their backends from this network.
+NODEBALANCER_NETWORK = "192.168.255.0/24"
+
+HTTP_PORTS = "80, 443"
+
+# Cloud Firewall caps the rules per direction and the addresses across all rules of one firewall.
+# Checked here so a long adminCidrs list fails the preview with the numbers, not the API mid-`up`.
+MAX_RULES = 25
+MAX_ADDRESSES = 255
+
+
+class FirewallLimitError(ValueError):
+    pass
+
+
+def web_node_inbound(admin_cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    rules = [_rule("http-from-nodebalancer", HTTP_PORTS, [NODEBALANCER_NETWORK], [])]
+    ipv4, ipv6 = _by_family(admin_cidrs)
+    if ipv4:
+        rules.append(_rule("ssh-from-admins-ipv4", "22", ipv4, []))
+    if ipv6:
+        rules.append(_rule("ssh-from-admins-ipv6", "22", [], ipv6))
+    return _within_limits("web node", rules)
+
+
+def nodebalancer_inbound(cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequence[str]) -> list[dict[str, Any]]:
+    rules = []
+    if cloudflare_ipv4:
+        rules.append(_rule("http-from-cloudflare-ipv4", HTTP_PORTS, list(cloudflare_ipv4), []))
+    if cloudflare_ipv6:
+        rules.append(_rule("http-from-cloudflare-ipv6", HTTP_PORTS, [], list(cloudflare_ipv6)))
+    if not rules:
+        # An empty list would leave the NodeBalancer closed to everyone, Cloudflare included.
+        raise FirewallLimitError("Cloudflare's get_ip_ranges returned no ranges; refusing to close the NodeBalancer")
+    return _within_limits("NodeBalancer", rules)
+
+
+def _rule(label: str, ports: str, ipv4: list[str], ipv6: list[str]) -> dict[str, Any]:
+    rule: dict[str, Any] = {"label": label, "action": "ACCEPT", "protocol": "TCP", "ports": ports}
+    if ipv4:
+        rule["ipv4s"] = ipv4
+    if ipv6:
+        rule["ipv6s"] = ipv6
+    return rule
+
+
+def _by_family(cidrs: Iterable[str]) -> tuple[list[str], list[str]]:
+    ipv4 = [c for c in cidrs if ipaddress.ip_network(c).version == 4]
+    ipv6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
+    return ipv4, ipv6
+
+
+def _within_limits(what: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    addresses = sum(len(r.get("ipv4s", ())) + len(r.get("ipv6s", ())) for r in rules)
+    if len(rules) > MAX_RULES or addresses > MAX_ADDRESSES:
+        raise FirewallLimitError(
+            f"the {what} firewall would need {len(rules)} inbound rules with {addresses} addresses "
+            f"(allowed: at most {MAX_RULES} rules and {MAX_ADDRESSES} addresses per Cloud Firewall)"
+        )
+    return rules

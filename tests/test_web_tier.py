@@ -1,0 +1,240 @@
+"""The regional web tier under the mock engine: what each region gets, how it is wired to computed
+values, which health checks and firewall rules it carries, and what it hands to the tiers after it."""
+
+import pytest
+
+from drctl.offline_cloud import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6
+from drctl.offline_engine import UNKNOWN, Secret
+from drctl.plan import render_text
+from tests import harness
+from tests.web_tier_runs import (
+    COMPONENT,
+    FIREWALL,
+    INSTANCE,
+    NB_CONFIG,
+    NB_NODE,
+    NODEBALANCER,
+    PROGRAM,
+    in_region,
+    run_with,
+    web_run,
+)
+
+EXPECTED_NODES = {
+    "prod": {"us-east": 2, "eu-west": 2},
+    "dr-test": {"us-east": 1, "eu-west": 1},
+    "three-regions": {"us-east": 2, "eu-west": 2, "ap-south": 1},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED_NODES))
+def test_each_region_gets_its_configured_number_of_web_nodes(variant):
+    run = web_run(variant)
+    assert {r.name for r in run.of_type(COMPONENT)} == set(EXPECTED_NODES[variant])
+    for region, count in EXPECTED_NODES[variant].items():
+        instances = in_region(run, INSTANCE, region)
+        assert sorted(i.name for i in instances) == [f"{region}-web-{i}" for i in range(count)]
+        assert {i.inputs["region"] for i in instances} == {region}
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED_NODES))
+def test_each_region_gets_one_nodebalancer_with_tcp_configs_for_443_and_80(variant):
+    run = web_run(variant)
+    for region, count in EXPECTED_NODES[variant].items():
+        [nodebalancer] = in_region(run, NODEBALANCER, region)
+        assert nodebalancer.inputs["region"] == region
+        configs = in_region(run, NB_CONFIG, region)
+        assert sorted((c.inputs["port"], c.inputs["protocol"]) for c in configs) == [(80, "tcp"), (443, "tcp")]
+        assert {c.inputs["nodebalancerId"] for c in configs} == {int(nodebalancer.id)}
+        assert len(in_region(run, NB_NODE, region)) == 2 * count
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED_NODES))
+def test_every_web_node_is_a_backend_at_its_computed_private_ip_on_both_ports(variant):
+    run = web_run(variant)
+    for region in EXPECTED_NODES[variant]:
+        configs = {c.inputs["port"]: int(c.id) for c in in_region(run, NB_CONFIG, region)}
+        for instance in in_region(run, INSTANCE, region):
+            for port in (443, 80):
+                node = run.one(NB_NODE, f"{region}-nb-{port}-{instance.name.removeprefix(region + '-')}")
+                assert node.inputs["address"] == f"{instance.outputs['privateIpAddress']}:{port}"
+                assert node.inputs["configId"] == configs[port]
+                assert node.inputs["mode"] == "accept"
+
+
+def test_nodebalancer_checks_default_to_tcp_every_10s_timeout_5s_3_attempts():
+    for config in web_run("dr-test").of_type(NB_CONFIG):
+        assert config.inputs["check"] == "connection"
+        assert config.inputs["checkInterval"] == 10
+        assert config.inputs["checkTimeout"] == 5
+        assert config.inputs["checkAttempts"] == 3
+        assert config.inputs["checkPassive"] is True
+        assert config.inputs["algorithm"] == "roundrobin"
+        assert "checkPath" not in config.inputs and "checkBody" not in config.inputs
+
+
+def test_changed_check_settings_flow_through_to_every_config():
+    run = run_with(nodeBalancer={
+        "algorithm": "leastconn", "check": "http_body", "checkInterval": 20, "checkTimeout": 8,
+        "checkAttempts": 5, "checkPassive": False, "checkPath": "/healthz", "checkBody": '"db_reachable":true',
+    })
+    configs = run.of_type(NB_CONFIG)
+    assert len(configs) == 4
+    for config in configs:
+        assert config.inputs["algorithm"] == "leastconn"
+        assert config.inputs["check"] == "http_body"
+        assert (config.inputs["checkInterval"], config.inputs["checkTimeout"], config.inputs["checkAttempts"]) == (20, 8, 5)
+        assert config.inputs["checkPassive"] is False
+        assert config.inputs["checkPath"] == "/healthz"
+        assert config.inputs["checkBody"] == '"db_reachable":true'
+
+
+def test_web_nodes_have_a_private_ip_tags_and_a_generated_secret_root_password():
+    run = web_run("prod")
+    instance = run.one(INSTANCE, "eu-west-web-1")
+    assert instance.inputs["privateIp"] is True
+    assert instance.inputs["type"] == "g6-standard-2"
+    assert instance.inputs["image"] == "linode/ubuntu24.04"
+    assert instance.inputs["tags"] == ["project:woocommerce-dr", "stack:prod", "region:eu-west", "role:web"]
+    assert instance.inputs["label"] == "prod-eu-west-web-1"
+    password = run.one("random:index/randomPassword:RandomPassword", "eu-west-web-1-root-password")
+    assert instance.inputs["rootPass"] == password.outputs["result"]
+    assert isinstance(instance.inputs["rootPass"], Secret)
+    assert "authorizedKeys" not in instance.inputs  # access.sshKeys is empty in prod
+
+
+def test_ssh_keys_from_config_are_authorized_on_every_web_node():
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDKQ ops@laptop"
+    run = run_with(access={"adminCidrs": [], "sshKeys": [key]})
+    assert [i.inputs["authorizedKeys"] for i in run.of_type(INSTANCE)] == [[key]] * 4
+
+
+def test_web_firewall_drops_by_default_and_admits_http_only_from_the_nodebalancer_network():
+    firewall = web_run("prod").one(FIREWALL, "us-east-web-firewall")
+    assert firewall.inputs["inboundPolicy"] == "DROP"
+    assert firewall.inputs["outboundPolicy"] == "ACCEPT"
+    assert firewall.inputs["inbounds"] == [
+        {"label": "http-from-nodebalancer", "action": "ACCEPT", "protocol": "TCP", "ports": "80, 443",
+         "ipv4s": ["192.168.255.0/24"]},
+    ]
+    assert "outbounds" not in firewall.inputs
+
+
+def test_ssh_is_admitted_only_from_admin_cidrs_one_rule_per_address_family():
+    run = run_with(access={"adminCidrs": ["203.0.113.0/24", "2001:db8::/48", "198.51.100.7/32"], "sshKeys": []})
+    inbounds = run.one(FIREWALL, "eu-west-web-firewall").inputs["inbounds"]
+    assert inbounds[1:] == [
+        {"label": "ssh-from-admins-ipv4", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+         "ipv4s": ["203.0.113.0/24", "198.51.100.7/32"]},
+        {"label": "ssh-from-admins-ipv6", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+         "ipv6s": ["2001:db8::/48"]},
+    ]
+
+
+def test_web_firewall_is_attached_to_every_web_instance_of_its_region():
+    run = web_run("three-regions")
+    for region in EXPECTED_NODES["three-regions"]:
+        firewall = run.one(FIREWALL, f"{region}-web-firewall")
+        ids = sorted(int(i.id) for i in in_region(run, INSTANCE, region))
+        assert sorted(firewall.inputs["linodes"]) == ids
+        assert "nodebalancers" not in firewall.inputs
+
+
+def test_nodebalancer_firewall_admits_only_cloudflare_and_is_attached_through_nodebalancers():
+    run = web_run("prod")
+    firewall = run.one(FIREWALL, "us-east-nb-firewall")
+    nodebalancer = run.one(NODEBALANCER, "us-east-nb")
+    assert firewall.inputs["nodebalancers"] == [int(nodebalancer.id)]
+    assert "linodes" not in firewall.inputs
+    assert firewall.inputs["inboundPolicy"] == "DROP"
+    assert firewall.inputs["inbounds"] == [
+        {"label": "http-from-cloudflare-ipv4", "action": "ACCEPT", "protocol": "TCP", "ports": "80, 443",
+         "ipv4s": list(CLOUDFLARE_IPV4)},
+        {"label": "http-from-cloudflare-ipv6", "action": "ACCEPT", "protocol": "TCP", "ports": "80, 443",
+         "ipv6s": list(CLOUDFLARE_IPV6)},
+    ]
+
+
+def test_no_instance_or_nodebalancer_sets_firewall_id():
+    # firewall_id forces replacement, and a new NodeBalancer IP breaks the Cloudflare origins.
+    run = web_run("prod")
+    assert all("firewallId" not in r.inputs for r in run.of_type(INSTANCE) + run.of_type(NODEBALANCER))
+
+
+def test_origin_certificate_is_for_the_domain_from_a_csr_signed_by_a_generated_key():
+    run = web_run("dr-test")
+    key = run.one("tls:index/privateKey:PrivateKey", "us-east-origin-key")
+    csr = run.one("tls:index/certRequest:CertRequest", "us-east-origin-csr")
+    certificate = run.one("cloudflare:index/originCaCertificate:OriginCaCertificate", "us-east-origin-certificate")
+    assert key.inputs["algorithm"] == "ECDSA"
+    assert csr.inputs["privateKeyPem"] == key.outputs["privateKeyPem"]
+    assert isinstance(csr.inputs["privateKeyPem"], Secret)
+    assert csr.inputs["dnsNames"] == ["dr-test.shop.example.com"]
+    assert certificate.inputs["csr"] == csr.outputs["certRequestPem"]
+    assert certificate.inputs["hostnames"] == ["dr-test.shop.example.com"]
+    assert certificate.inputs["requestType"] == "origin-ecc"
+
+
+def test_every_resource_is_a_child_of_its_region_named_after_it():
+    run = web_run("three-regions")
+    for region in EXPECTED_NODES["three-regions"]:
+        children = run.children(run.one(COMPONENT, region).urn)
+        assert children and all(c.name.startswith(f"{region}-") for c in children)
+    site = run.one("woocommerce-dr:index:WordPressSite", "site")
+    assert len(run.children(site.urn)) == 9  # eight WordPress keys and salts, the admin password
+    parents = {r.urn for r in run.of_type(COMPONENT)} | {site.urn}
+    assert all(r.parent in parents for r in run.resources if r.custom)
+
+
+def test_labels_carry_stack_and_region_so_two_stacks_can_share_an_account():
+    prod, dr_test = web_run("prod"), web_run("dr-test")
+    labels = {r.inputs["label"] for run in (prod, dr_test) for r in run.of_type(NODEBALANCER) + run.of_type(FIREWALL)}
+    assert {"prod-us-east", "dr-test-eu-west", "prod-us-east-web", "dr-test-us-east-nb"} <= labels
+    assert len(labels) == 12
+
+
+def test_outputs_give_the_traffic_tier_and_drctl_the_computed_addresses():
+    run = web_run("prod")
+    nodebalancer = run.one(NODEBALANCER, "eu-west-nb")
+    web = run.outputs["web"]["eu-west"]
+    assert web["nodeBalancer"] == {
+        "id": nodebalancer.id, "ipv4": nodebalancer.outputs["ipv4"],
+        "ipv6": nodebalancer.outputs["ipv6"], "hostname": nodebalancer.outputs["hostname"],
+    }
+    instance = run.one(INSTANCE, "eu-west-web-0")
+    assert web["webNodes"][0] == {
+        "id": instance.id, "label": "prod-eu-west-web-0",
+        "privateIp": instance.outputs["privateIpAddress"], "publicIpv4": instance.outputs["ipv4s"][0],
+    }
+    assert web["firewalls"] == {
+        "webNodes": run.one(FIREWALL, "eu-west-web-firewall").id,
+        "nodeBalancer": run.one(FIREWALL, "eu-west-nb-firewall").id,
+    }
+    assert isinstance(run.outputs["wordpressAdminPassword"], Secret)
+
+
+def test_a_region_without_a_database_endpoint_is_refused():
+    # The test program makes endpoints for the configured regions only; give the web tier one more.
+    from components.config import validate_stack_config
+    from components.web_tier import build_web_tiers
+
+    config = validate_stack_config(harness.raw_config("prod"))
+    with pytest.raises(Exception, match="no database endpoint for region"):
+        build_web_tiers(config, {})
+
+
+def test_the_plan_shows_the_web_tier_with_secrets_hidden():
+    run = run_with(stack="dr-test", preview=True)
+    plan = render_text(run)
+    assert "woocommerce-dr:index:RegionalWebTier  us-east" in plan
+    assert "checkInterval: 10" in plan and "checkTimeout: 5" in plan and "checkAttempts: 3" in plan
+    assert "db-password" not in plan and "BEGIN CERTIFICATE" not in plan
+    instance = run.one(INSTANCE, "us-east-web-0")
+    assert instance.inputs["metadatas"][0]["userData"] == Secret(UNKNOWN)
+    assert 'metadatas: [{"userData": "[secret]"}]' in plan
+
+
+def test_a_region_lacking_a_capability_stops_the_web_tier_before_any_resource():
+    result = harness.run("prod", program=PROGRAM, region_capabilities={"eu-west": ("Linodes", "Metadata")})
+    assert "region 'eu-west' lacks NodeBalancers, Cloud Firewall" in result.error
+    assert result.resources == []
