@@ -100,7 +100,7 @@ def decode_user_data(encoded: str) -> str:
 
 def cloud_config(node: WebNode) -> str:
     doc: dict[str, Any] = yaml.safe_load((TEMPLATES / "cloud-config.yaml").read_text())
-    doc["write_files"] = [*_settings_files(node), *_static_files()]
+    doc["write_files"] = [*settings_files(node), *_static_files()]
     return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120)
 
 
@@ -108,7 +108,7 @@ def _static_files() -> list[dict[str, str]]:
     return [_file(path, (TEMPLATES / template).read_text(), owner, mode) for template, path, owner, mode in STATIC_FILES]
 
 
-def _settings_files(node: WebNode) -> list[dict[str, str]]:
+def settings_files(node: WebNode) -> list[dict[str, str]]:
     db = node.database
     ca_file = f"{ETC}/database-ca.pem"
     database = {
