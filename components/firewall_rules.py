@@ -22,7 +22,7 @@ MAX_RULES = 25
 MAX_ADDRESSES = 255
 
 
-class FirewallLimitError(ValueError):
+class FirewallRuleError(ValueError):
     pass
 
 
@@ -44,7 +44,7 @@ def nodebalancer_inbound(cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequen
         rules.append(_rule("http-from-cloudflare-ipv6", HTTP_PORTS, [], list(cloudflare_ipv6)))
     if not rules:
         # An empty list would leave the NodeBalancer closed to everyone, Cloudflare included.
-        raise FirewallLimitError("Cloudflare's get_ip_ranges returned no ranges; refusing to close the NodeBalancer")
+        raise FirewallRuleError("Cloudflare's get_ip_ranges returned no ranges; refusing to close the NodeBalancer")
     return _within_limits("NodeBalancer", rules)
 
 
@@ -66,7 +66,7 @@ def _by_family(cidrs: Iterable[str]) -> tuple[list[str], list[str]]:
 def _within_limits(what: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     addresses = sum(len(r.get("ipv4s", ())) + len(r.get("ipv6s", ())) for r in rules)
     if len(rules) > MAX_RULES or addresses > MAX_ADDRESSES:
-        raise FirewallLimitError(
+        raise FirewallRuleError(
             f"the {what} firewall would need {len(rules)} inbound rules with {addresses} addresses "
             f"(allowed: at most {MAX_RULES} rules and {MAX_ADDRESSES} addresses per Cloud Firewall)"
         )

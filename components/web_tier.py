@@ -205,9 +205,12 @@ class RegionalWebTier(pulumi.ComponentResource):
         ranges = cloudflare.get_ip_ranges()
         try:
             web_rules = firewall_rules.web_node_inbound(access.admin_cidrs)
+        except firewall_rules.FirewallRuleError as err:
+            raise pulumi.RunError(f"woocommerce-dr:access.adminCidrs: {err}") from None
+        try:
             nodebalancer_rules = firewall_rules.nodebalancer_inbound(ranges.ipv4_cidrs or [], ranges.ipv6_cidrs or [])
-        except firewall_rules.FirewallLimitError as err:
-            raise pulumi.RunError(f"woocommerce-dr:regions: {self.region}: {err}") from None
+        except firewall_rules.FirewallRuleError as err:
+            raise pulumi.RunError(f"Cloudflare IP ranges for the {self.region} NodeBalancer: {err}") from None
         web = linode.Firewall(
             f"{name}-web-firewall", label=_label("firewall", stack, self.region, "web"),
             inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=web_rules,

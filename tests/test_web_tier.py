@@ -238,3 +238,19 @@ def test_a_region_lacking_a_capability_stops_the_web_tier_before_any_resource():
     result = harness.run("prod", program=PROGRAM, region_capabilities={"eu-west": ("Linodes", "Metadata")})
     assert "region 'eu-west' lacks NodeBalancers, Cloud Firewall" in result.error
     assert result.resources == []
+
+
+def test_more_admin_cidrs_than_a_cloud_firewall_holds_fail_the_preview_with_the_numbers():
+    cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(300)]
+    result = harness.run(harness.stack_file("prod", access={"adminCidrs": cidrs, "sshKeys": []}), program=PROGRAM)
+    assert result.error == (
+        "woocommerce-dr:access.adminCidrs: the web node firewall would need 2 inbound rules with 301 addresses "
+        "(allowed: at most 25 rules and 255 addresses per Cloud Firewall)"
+    )
+
+
+def test_an_empty_cloudflare_range_list_is_refused_instead_of_closing_the_nodebalancer():
+    from components.firewall_rules import FirewallRuleError, nodebalancer_inbound
+
+    with pytest.raises(FirewallRuleError, match="returned no ranges"):
+        nodebalancer_inbound([], [])
