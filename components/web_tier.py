@@ -109,26 +109,28 @@ class RegionalWebTier(pulumi.ComponentResource):
         self.public_ipv4s = [i.ipv4s.apply(_public_ipv4) for i in instances]
         self.web_firewall_id = web_firewall.id
         self.nodebalancer_firewall_id = nodebalancer_firewall.id
-        self.register_outputs(self.outputs)
+        self.register_outputs({**self.outputs, "publicIpv4s": self.public_ipv4s})
 
     @property
     def outputs(self) -> dict[str, Any]:
-        """The region's public outputs, camelCase as in the stack outputs."""
+        """This region's part of the drctl stack-outputs contract (`drctl.stack_outputs.RegionOut`,
+        camelCase), less what other tiers add: the region's role and its load-balancer pool."""
         return {
             "region": self.region,
             "nodeBalancer": {
-                "id": self.nodebalancer_id,
+                "id": self.nodebalancer_id.apply(int),
                 "ipv4": self.nodebalancer_ipv4,
                 "ipv6": self.nodebalancer_ipv6,
                 "hostname": self.nodebalancer_hostname,
             },
-            "webNodes": [
-                {"id": node_id, "label": label, "privateIp": private_ip, "publicIpv4": public_ipv4}
-                for node_id, label, private_ip, public_ipv4 in zip(
-                    self.instance_ids, self.instance_labels, self.private_ips, self.public_ipv4s, strict=True
+            "webInstances": [
+                {"id": instance_id.apply(int), "label": label, "privateIp": private_ip}
+                for instance_id, label, private_ip in zip(
+                    self.instance_ids, self.instance_labels, self.private_ips, strict=True
                 )
             ],
-            "firewalls": {"webNodes": self.web_firewall_id, "nodeBalancer": self.nodebalancer_firewall_id},
+            "webFirewallId": self.web_firewall_id.apply(int),
+            "nodeBalancerFirewallId": self.nodebalancer_firewall_id.apply(int),
         }
 
     # --- origin TLS ----------------------------------------------------------------------------------

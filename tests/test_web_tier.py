@@ -198,19 +198,32 @@ def test_outputs_give_the_traffic_tier_and_drctl_the_computed_addresses():
     nodebalancer = run.one(NODEBALANCER, "eu-west-nb")
     web = run.outputs["web"]["eu-west"]
     assert web["nodeBalancer"] == {
-        "id": nodebalancer.id, "ipv4": nodebalancer.outputs["ipv4"],
+        "id": int(nodebalancer.id), "ipv4": nodebalancer.outputs["ipv4"],
         "ipv6": nodebalancer.outputs["ipv6"], "hostname": nodebalancer.outputs["hostname"],
     }
     instance = run.one(INSTANCE, "eu-west-web-0")
-    assert web["webNodes"][0] == {
-        "id": instance.id, "label": "prod-eu-west-web-0",
-        "privateIp": instance.outputs["privateIpAddress"], "publicIpv4": instance.outputs["ipv4s"][0],
+    assert web["webInstances"][0] == {
+        "id": int(instance.id), "label": "prod-eu-west-web-0", "privateIp": instance.outputs["privateIpAddress"],
     }
-    assert web["firewalls"] == {
-        "webNodes": run.one(FIREWALL, "eu-west-web-firewall").id,
-        "nodeBalancer": run.one(FIREWALL, "eu-west-nb-firewall").id,
-    }
+    assert web["webFirewallId"] == int(run.one(FIREWALL, "eu-west-web-firewall").id)
+    assert web["nodeBalancerFirewallId"] == int(run.one(FIREWALL, "eu-west-nb-firewall").id)
     assert isinstance(run.outputs["wordpressAdminPassword"], Secret)
+
+
+def test_outputs_fit_the_drctl_stack_outputs_contract():
+    from drctl.stack_outputs import RegionOut
+
+    for region, web in web_run("three-regions").outputs["web"].items():
+        role = "primary" if region == "us-east" else "dr"
+        assert RegionOut.model_validate({**web, "role": role}).region == region
+
+
+def test_public_ipv4s_for_the_database_allow_lists_are_the_instances_public_addresses():
+    run = web_run("prod")
+    for region in ("us-east", "eu-west"):
+        instances = sorted(in_region(run, INSTANCE, region), key=lambda i: i.name)
+        expected = [next(ip for ip in i.outputs["ipv4s"] if not ip.startswith("192.168.")) for i in instances]
+        assert run.outputs["webPublicIpv4s"][region] == expected
 
 
 def test_a_region_without_a_database_endpoint_is_refused():
@@ -221,6 +234,18 @@ def test_a_region_without_a_database_endpoint_is_refused():
     config = validate_stack_config(harness.raw_config("prod"))
     with pytest.raises(Exception, match="no database endpoint for region"):
         build_web_tiers(config, {})
+
+
+def test_a_region_given_another_regions_database_is_refused():
+    from components.config import validate_stack_config
+    from components.endpoints import DatabaseEndpoint
+    from components.web_tier import RegionalWebTierArgs
+
+    config = validate_stack_config(harness.raw_config("prod"))
+    eu_west = DatabaseEndpoint(region="eu-west", role="replica", host="db", port=3306, ca_cert_pem="CA",
+                               user="woocommerce", password="secret")
+    with pytest.raises(ValueError, match="the web tier in us-east was given the database endpoint of eu-west"):
+        RegionalWebTierArgs.from_config(config, config.regions[0], eu_west, site=None)
 
 
 def test_the_plan_shows_the_web_tier_with_secrets_hidden():

@@ -26,4 +26,5 @@ endpoints = {
 web = build_web_tiers(config, endpoints)
 
 pulumi.export("web", {region: tier.outputs for region, tier in web.regions.items()})
+pulumi.export("webPublicIpv4s", {region: tier.public_ipv4s for region, tier in web.regions.items()})
 pulumi.export("wordpressAdminPassword", web.site.admin_password)
