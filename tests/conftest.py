@@ -17,3 +17,7 @@ def dr_test_run():
 @pytest.fixture(scope="session")
 def three_region_run():
     return harness.run_ok(harness.three_regions())
+
+
+# Real MariaDB servers for the replication tests (and later drctl tests): see tests/mariadb.py.
+from tests.mariadb import mariadb_ca, mariadb_pair, mariadb_server, mariadb_trio  # noqa: E402, F401
