@@ -430,10 +430,11 @@ class GtidSet:
                 if _TAG.match(part):
                     tag = part.lower()
                     continue
-                start, _, end = part.partition("-")
-                if not start.isdigit() or (end and not end.isdigit()):
+                start, dash, end = part.partition("-")
+                end = end if dash else start
+                if not (start.isdigit() and end.isdigit() and 0 < int(start) <= int(end)):
                     raise ValueError(f"not a GTID set: {member!r} (bad interval {part!r})")
-                found.setdefault((uuid.lower(), tag), []).append((int(start), int(end or start)))
+                found.setdefault((uuid.lower(), tag), []).append((int(start), int(end)))
         return cls({key: _merge(spans) for key, spans in found.items() if spans})
 
     def __str__(self) -> str:
@@ -531,12 +532,9 @@ class MariaDBGtidPos:
     def __bool__(self) -> bool:
         return bool(self.domains)
 
-    def __len__(self) -> int:
-        return sum(seq for _server, seq in self.domains.values())
-
     def __sub__(self, other: MariaDBGtidPos) -> MariaDBGtidPos:
-        """The part of this position `other` has not reached: per domain where this is further
-        ahead, this domain's last GTID (its length is then not a count; use `transactions_beyond`)."""
+        """The part of this position `other` has not reached: for each domain where this one is
+        further ahead, this one's last GTID there (count them with `transactions_beyond`)."""
         return MariaDBGtidPos({d: sn for d, sn in self.domains.items() if sn[1] > other.seq(d)})
 
     def seq(self, domain: int) -> int:

@@ -231,9 +231,10 @@ def bootstrap_replica(config: BootstrapConfig, log: Log = _print) -> int:
     return EXIT_OK
 
 
-def wait_for_source(source: SourceConfig, timeout: float, log: Log, poll: float = 5):
+def wait_for_source(source: SourceConfig, timeout: float, log: Log):
     """An admin connection to the source, retrying until `timeout`: the primary may still be
     installing. Raises TimeoutError naming the last error (never the password)."""
+    poll = min(5.0, max(0.2, timeout / 10))
     deadline = time.monotonic() + timeout
     while True:
         try:

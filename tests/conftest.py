@@ -20,4 +20,11 @@ def three_region_run():
 
 
 # Real MariaDB servers for the replication tests (and later drctl tests): see tests/mariadb.py.
-from tests.mariadb import mariadb_ca, mariadb_pair, mariadb_server, mariadb_trio  # noqa: E402, F401
+from tests.mariadb import (  # noqa: E402, F401
+    mariadb_ca,
+    mariadb_cluster,
+    mariadb_pair,
+    mariadb_server,
+    mariadb_template,
+    mariadb_trio,
+)
