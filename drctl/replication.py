@@ -715,6 +715,21 @@ HEARTBEAT_EVENT_DDL = (
 )
 
 
+def enabled_events(conn) -> list[tuple[str, str]]:
+    """(schema, name) of every event that would run on this server."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS WHERE STATUS = 'ENABLED' "
+                    "ORDER BY EVENT_SCHEMA, EVENT_NAME")
+        return [(str(a), str(b)) for a, b in cur.fetchall()]
+
+
+def disable_event_on_replica_sql(dialect: Dialect, schema: str, name: str) -> str:
+    """The state replication itself gives events that arrive from a source: present, not running.
+    (A dump creates them enabled; on a replica they would write transactions of its own.)"""
+    keyword = "SLAVE" if dialect.is_mariadb else "REPLICA"
+    return f"ALTER EVENT {_quote_name(schema)}.{_quote_name(name)} DISABLE ON {keyword}"
+
+
 def install_heartbeat(conn, with_event: bool) -> None:
     """Create the heartbeat table (idempotent) and, with `with_event`, the event that writes it every
     second (the server's event_scheduler must be ON). Run on the primary only: replicas get both
@@ -782,6 +797,10 @@ def _gtid_text(value: Any) -> str:
     if isinstance(value, bytes):
         value = value.decode()
     return str(value or "").replace("\n", "")
+
+
+def _quote_name(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _decimal(value: float) -> str:

@@ -296,9 +296,16 @@ def seed(config: BootstrapConfig, local, dialect: r.Dialect, admin, source_diale
     log(f"seeding {', '.join(databases)}")
     if r.replica_status(local, dialect) is not None:
         r.stop_replica(local, dialect)
+    # The dump creates the source's events enabled; with the scheduler running they would write
+    # here (the heartbeat event every second) and each write would be an errant transaction.
+    r._execute(local, r.Statement("SET GLOBAL event_scheduler = OFF"))
     with lifted_super_read_only(local, dialect):
         r.reset_gtids(local, dialect)
         run_seed(dump_command(dialect, source, databases), load_command(dialect, config), source.admin.password)
+        with _no_binlog(local):
+            for schema, name in r.enabled_events(local):
+                r._execute(local, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
+    r._execute(local, r.Statement("SET GLOBAL event_scheduler = ON"))
 
 
 def dump_command(dialect: r.Dialect, source: SourceConfig, databases: Sequence[str]) -> list[str]:

@@ -189,3 +189,11 @@ def test_heartbeat_table_keeps_the_schema_the_web_tier_reads():
 def test_replication_module_imports_no_pulumi():
     source = Path(r.__file__).read_text()
     assert "pulumi" not in source.replace("PyMySQL", "")
+
+
+@pytest.mark.parametrize(("dialect", "sql"), [
+    (r.Dialect.MYSQL_80, "ALTER EVENT `drctl`.`drctl_heartbeat_writer` DISABLE ON REPLICA"),
+    (r.Dialect.MARIADB, "ALTER EVENT `drctl`.`drctl_heartbeat_writer` DISABLE ON SLAVE"),
+])
+def test_events_copied_by_a_dump_are_disabled_as_replication_would(dialect, sql):
+    assert r.disable_event_on_replica_sql(dialect, "drctl", "drctl_heartbeat_writer") == sql

@@ -5,6 +5,7 @@ replication account lacks a privilege."""
 import contextlib
 import dataclasses
 import json
+import time
 
 import pymysql
 import pytest
@@ -55,7 +56,7 @@ def test_replica_is_seeded_and_replicates_with_verified_tls(servers, tmp_path):
     config = replica_config(tmp_path, primary, replica)
     messages = []
 
-    assert boot.run(config, log=messages.append) == boot.EXIT_OK
+    assert boot.run(config, log=messages.append) == boot.EXIT_OK, status_file(config)["problem"]
 
     assert replica.query("SELECT id, total FROM woocommerce.wp_wc_orders ORDER BY id") == [(1, 100), (2, 200)]
     primary.execute("INSERT INTO woocommerce.wp_wc_orders VALUES (3, 300)")
@@ -161,8 +162,12 @@ def test_self_managed_primary_then_replica_with_a_replication_only_account(serve
                    "requiredPrivileges": ["REPLICATION SLAVE"]},
         "waitForSourceSeconds": 5,
     })
-    assert boot.run(config, log=lambda _m: None) == boot.EXIT_OK
-    with contextlib.closing(replica.connect()) as conn:
-        status = r.replica_status(conn, MARIADB)
-        assert status.source_user == "replicator"
-        assert r.heartbeat_lag(conn) is not None
+    assert boot.run(config, log=lambda _m: None) == boot.EXIT_OK, status_file(config)["problem"]
+    time.sleep(1.2)  # a few heartbeats: each must arrive from the primary, none be written here
+    with contextlib.closing(primary.connect()) as p, contextlib.closing(replica.connect()) as s:
+        status = r.replica_status(s, MARIADB)
+        assert status.source_user == "replicator" and status.replicating
+        assert r.heartbeat_lag(s) is not None
+        assert r.compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB)).errant_count == 0
+        assert r.enabled_events(s) == []  # the dumped heartbeat event is present but does not run here
+        assert r.enabled_events(p) == [("drctl", "drctl_heartbeat_writer")]
