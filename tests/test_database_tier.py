@@ -21,18 +21,6 @@ ACCESS = "linode:index/databaseAccessControls:DatabaseAccessControls"
 INSTANCE = "linode:index/instance:Instance"
 FIREWALL = "linode:index/firewall:Firewall"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-WIRED = REPO_ROOT / "tests" / "programs" / "database" / "__main__.py"
-
-
-@pytest.fixture(scope="module")
-def wired_prod():
-    """prod's database tier next to stand-in web nodes with computed addresses."""
-    return harness.run_ok("prod", program=WIRED)
-
-
-@pytest.fixture(scope="module")
-def wired_dr_test():
-    return harness.run_ok("dr-test", program=WIRED)
 
 
 def cloud_config(instance) -> dict:

@@ -7,6 +7,7 @@ import pulumi_linode as linode
 
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
+from components.heartbeat import heartbeat_writer_files
 
 config = load_stack_config()
 web = {
@@ -30,3 +31,5 @@ pulumi.export("endpoints", {
     for region, e in database.endpoints().items()
 })
 pulumi.export("database", database.outputs())
+if database.needs_web_heartbeat:
+    pulumi.export("heartbeatFiles", heartbeat_writer_files(database.endpoints()[config.primary.region]))
