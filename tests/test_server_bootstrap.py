@@ -43,17 +43,19 @@ def status_file(config) -> dict:
         return json.load(f)
 
 
-def shop_on(primary):
+def managed_like(tmp_path, primary, replica, admin_privileges="ALL PRIVILEGES ON *.*") -> boot.BootstrapConfig:
+    """A primary holding two orders and a managed-style admin account (`akmadmin`, which also
+    replicates); the replica's config to follow it."""
     primary.execute("CREATE DATABASE woocommerce",
                     "CREATE TABLE woocommerce.wp_wc_orders (id BIGINT PRIMARY KEY, total INT)",
                     "INSERT INTO woocommerce.wp_wc_orders VALUES (1, 100), (2, 200)")
+    primary.create_user("akmadmin", "admin-pw", admin_privileges)
+    return replica_config(tmp_path, primary, replica)
 
 
 def test_replica_is_seeded_and_replicates_with_verified_tls(servers, tmp_path):
     primary, replica = servers
-    shop_on(primary)
-    primary.create_user("akmadmin", "admin-pw", "ALL PRIVILEGES ON *.*")
-    config = replica_config(tmp_path, primary, replica)
+    config = managed_like(tmp_path, primary, replica)
     messages = []
 
     assert boot.run(config, log=messages.append) == boot.EXIT_OK, status_file(config)["problem"]
@@ -78,9 +80,8 @@ def test_replica_is_seeded_and_replicates_with_verified_tls(servers, tmp_path):
 
 def test_the_local_application_account_reads_but_cannot_write(servers, tmp_path):
     primary, replica = servers
-    shop_on(primary)
-    primary.create_user("akmadmin", "admin-pw", "ALL PRIVILEGES ON *.*")
-    assert boot.run(replica_config(tmp_path, primary, replica), log=lambda _m: None) == boot.EXIT_OK
+    config = managed_like(tmp_path, primary, replica)
+    assert boot.run(config, log=lambda _m: None) == boot.EXIT_OK
 
     assert replica.query("SELECT COUNT(*) FROM woocommerce.wp_wc_orders", "woocommerce", "app-pw") == [(2,)]
     assert replica.query("SELECT state FROM drctl_local.replica_state", "woocommerce", "app-pw") == [("replicating",)]
@@ -91,9 +92,7 @@ def test_the_local_application_account_reads_but_cannot_write(servers, tmp_path)
 
 def test_missing_replication_client_is_reported_and_nothing_is_configured(servers, tmp_path):
     primary, replica = servers
-    shop_on(primary)
-    primary.create_user("akmadmin", "admin-pw", "SELECT, REPLICATION SLAVE, CREATE, INSERT ON *.*")
-    config = replica_config(tmp_path, primary, replica)
+    config = managed_like(tmp_path, primary, replica, "SELECT, REPLICATION SLAVE, CREATE, INSERT ON *.*")
 
     assert boot.run(config, log=lambda _m: None) == boot.EXIT_REFUSED
 
@@ -127,9 +126,7 @@ def test_an_unreachable_source_fails_after_the_wait_with_the_reason(servers, tmp
 
 def test_running_again_when_replicating_changes_nothing(servers, tmp_path):
     primary, replica = servers
-    shop_on(primary)
-    primary.create_user("akmadmin", "admin-pw", "ALL PRIVILEGES ON *.*")
-    config = replica_config(tmp_path, primary, replica)
+    config = managed_like(tmp_path, primary, replica)
     assert boot.run(config, log=lambda _m: None) == boot.EXIT_OK
     messages = []
     assert boot.run(config, log=messages.append) == boot.EXIT_OK
