@@ -256,6 +256,10 @@ def check_source(config: BootstrapConfig, admin, local_dialect: r.Dialect) -> r.
     source_dialect = r.detect_dialect(admin)
     if source_dialect.is_mariadb != local_dialect.is_mariadb:
         raise Refused(f"the source runs {source_dialect.value} but this replica runs {local_dialect.value}")
+    if not source_dialect.is_mariadb:
+        gtid_mode = str(r._scalar(admin, "SELECT @@GLOBAL.gtid_mode"))
+        if gtid_mode != "ON":
+            raise Refused(f"the source runs with gtid_mode={gtid_mode}: auto-positioned replication needs ON")
     source_id = int(r._scalar(admin, "SELECT @@GLOBAL.server_id"))
     if source_id == config.server_id:
         raise Refused(f"the source's server_id is {source_id}, the same as this replica's: events would be "

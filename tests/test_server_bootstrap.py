@@ -168,3 +168,46 @@ def test_self_managed_primary_then_replica_with_a_replication_only_account(serve
         assert r.compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB)).errant_count == 0
         assert r.enabled_events(s) == []  # the dumped heartbeat event is present but does not run here
         assert r.enabled_events(p) == [("drctl", "drctl_heartbeat_writer")]
+
+
+class _AnsweringConnection:
+    """A stand-in for a MySQL 8 source (no MySQL server package exists here): canned answers."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def cursor(self):
+        conn = self
+
+        class Cursor:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute(self, sql, params=None):
+                self.rows = conn.answers[sql]
+
+            def fetchone(self):
+                return self.rows[0]
+
+            def fetchall(self):
+                return self.rows
+
+        return Cursor()
+
+
+def test_a_mysql_source_without_gtids_is_refused(tmp_path):
+    source = _AnsweringConnection({
+        "SELECT VERSION()": [("8.0.40",)],
+        "SELECT @@GLOBAL.gtid_mode": [("OFF_PERMISSIVE",)],
+    })
+    config = boot.BootstrapConfig.from_dict({
+        "role": "replica", "region": "eu-west", "serverId": 2, "statusFile": str(tmp_path / "s.json"),
+        "socket": "/nonexistent", "admin": {"name": "drctl", "password": "x"}, "app": {"name": "w", "password": "y"},
+        "source": {"host": "db", "port": 3306, "caFile": "/ca.pem", "admin": {"name": "a", "password": "b"},
+                   "replication": {"name": "a", "password": "b"}},
+    })
+    with pytest.raises(boot.Refused, match="gtid_mode=OFF_PERMISSIVE"):
+        boot.check_source(config, source, r.Dialect.MYSQL_80)
