@@ -21,3 +21,7 @@ class DatabaseEndpoint:
     user: pulumi.Input[str]
     password: pulumi.Input[str]  # secret Output
     database: str = "woocommerce"
+    # Set when `host` is a name only this stack knows (the MySQL Linodes' certificates name the
+    # server, because its IP exists only after the certificate is made): clients map `host` to this
+    # IP (an /etc/hosts line) and verify the certificate by name. None: `host` is in public DNS.
+    address: pulumi.Input[str] | None = None

@@ -75,6 +75,7 @@ def _instance(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     a, b = _n(name, 200, 20), _n(name + "b", 250, 1)
     return {
         "id": str(_n(name, 9_000_000, 40_000_000)),
+        "ipAddress": f"172.105.{a}.{b}",
         "ipv4s": [f"172.105.{a}.{b}", f"192.168.{a}.{b}"] if inputs.get("privateIp") else [f"172.105.{a}.{b}"],
         "privateIpAddress": f"192.168.{a}.{b}" if inputs.get("privateIp") else None,
         "ipv6": f"2600:3c03::f03c:94ff:fe{a:02x}:{b:02x}/128",
@@ -124,6 +125,7 @@ _COMPUTED = {
     "linode:index/nodeBalancerNode:NodeBalancerNode": lambda n, i: {"id": str(_n(n, 900_000, 100_000)), "status": "UP"},
     "linode:index/firewall:Firewall": lambda n, i: {"id": str(_n(n, 900_000, 100_000)), "status": "enabled"},
     "linode:index/databaseMysqlV2:DatabaseMysqlV2": _mysql,
+    "linode:index/databaseAccessControls:DatabaseAccessControls": lambda n, i: {"id": str(_n(n, 900_000, 100_000))},
     "random:index/randomPassword:RandomPassword": _random_password,
     "tls:index/privateKey:PrivateKey": lambda n, i: {
         "privateKeyPem": _pem("PRIVATE KEY", n), "publicKeyPem": _pem("PUBLIC KEY", n),

@@ -17,3 +17,26 @@ def dr_test_run():
 @pytest.fixture(scope="session")
 def three_region_run():
     return harness.run_ok(harness.three_regions())
+
+
+@pytest.fixture(scope="session")
+def wired_prod():
+    """prod's database tier next to stand-in web nodes with computed addresses
+    (tests/programs/database)."""
+    return harness.run_ok("prod", program=harness.PROGRAMS / "database" / "__main__.py")
+
+
+@pytest.fixture(scope="session")
+def wired_dr_test():
+    return harness.run_ok("dr-test", program=harness.PROGRAMS / "database" / "__main__.py")
+
+
+# Real MariaDB servers for the replication tests (and later drctl tests): see tests/mariadb.py.
+from tests.mariadb import (  # noqa: E402, F401
+    mariadb_ca,
+    mariadb_cluster,
+    mariadb_pair,
+    mariadb_server,
+    mariadb_template,
+    mariadb_trio,
+)

@@ -17,6 +17,7 @@ from drctl.offline_engine import ProgramRun, run_program
 from drctl.stack_files import REPO_ROOT, StackFile, config_from_mapping, project_name
 
 NS = "woocommerce-dr"
+PROGRAMS = REPO_ROOT / "tests" / "programs"
 
 
 @cache

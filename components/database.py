@@ -1,0 +1,457 @@
+"""The database tier: a MySQL primary in the primary region and a live replica in every other.
+
+- managed mode: the primary is a Linode Managed Database (`linode.DatabaseMysqlV2`, in-region HA
+  with `clusterSize` nodes); its allow-list lives in `linode.DatabaseAccessControls`.
+- self-managed mode: the primary is a MySQL 8 Linode too, set up by the same bootstrap code.
+
+Managed databases have no cross-region replicas (DESIGN §2), so each replica is a MySQL 8 Linode
+that replicates from the primary with GTID auto-positioning over verified TLS, set up on first boot
+by `drctl.server_bootstrap` (shipped in its user data, see mysql_cloud_init.py).
+
+TLS: our Linodes' server certificates come from a CA made here (`pulumi_tls`) and name the server as
+`mysql-<region>.<stack>.<project>.internal`, not its IP, because the IP exists only after the
+certificate is in the user data. Clients map that name to the IP (`DatabaseEndpoint.address`;
+/etc/hosts on the replicas) and verify the certificate by name.
+
+Accounts: the managed admin (`akmadmin`) in managed mode, or `drctl` (all privileges) on our own
+servers; `replicator` (REPLICATION SLAVE only, self-managed primary); `woocommerce` (the shop's own
+schema) for the web nodes, created on each replica locally, outside its binary log.
+
+The web tier and this tier need each other's computed values (web nodes need the database host,
+the allow-list needs the web nodes' IPs), so the web nodes' addresses come in as Inputs
+(`WebClients`), which __main__ can fill from the web tier after building both.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_linode as linode
+import pulumi_random as random
+import pulumi_tls as tls
+
+from components import mysql_cloud_init as ci
+from components.config import DatabaseSpec, StackConfig
+from components.endpoints import DatabaseEndpoint
+from components.tags import tags
+from drctl import replication
+
+MYSQL_PORT = 3306
+APP_USER, APP_DATABASE = "woocommerce", "woocommerce"
+ADMIN_USER = "drctl"
+REPLICATION_USER = "replicator"
+# Web nodes reach the database over the region's private network (Linode private IPv4 range).
+PRIVATE_NETWORK_ACCOUNT_HOST = "192.168.%"
+SELF_MANAGED_BINLOG_SECONDS = 7 * 86400
+CERT_HOURS = 10 * 365 * 24  # replacing a database server's certificate means rebuilding it
+
+
+@dataclass(frozen=True)
+class WebClients:
+    """One region's web nodes as the database must admit them: public IPs reach a managed database,
+    private IPs reach our MySQL Linodes in the same region."""
+
+    public_ips: pulumi.Input[Sequence[str]]
+    private_ips: pulumi.Input[Sequence[str]]
+
+
+@dataclass(frozen=True)
+class DatabaseTierArgs:
+    spec: DatabaseSpec
+    regions: tuple[str, ...]  # failover order: the first is the primary's region
+    admin_cidrs: tuple[str, ...]
+    ssh_keys: tuple[str, ...]
+    web_clients: Mapping[str, WebClients]  # region -> its web nodes; every configured region
+
+    @classmethod
+    def from_config(cls, config: StackConfig, web_clients: Mapping[str, WebClients]) -> DatabaseTierArgs:
+        return cls(
+            spec=config.database,
+            regions=tuple(r.region for r in config.regions),
+            admin_cidrs=config.access.admin_cidrs,
+            ssh_keys=config.access.ssh_keys,
+            web_clients=web_clients,
+        )
+
+    @property
+    def primary_region(self) -> str:
+        return self.regions[0]
+
+    @property
+    def replica_regions(self) -> tuple[str, ...]:
+        return self.regions[1:]
+
+
+@dataclass(frozen=True)
+class ReplicaServer:
+    region: str
+    server_id: int
+    host: str  # the name its certificate carries
+    instance_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+
+
+class DatabaseTier(pulumi.ComponentResource):
+    mode: str
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    ca_cert_pem: pulumi.Output[str]  # secret; the primary's CA
+    admin_user: pulumi.Output[str]
+    admin_password: pulumi.Output[str]  # secret
+    address: pulumi.Output[str] | None  # self-managed: the primary's public IP (its name is private)
+    server_ca_cert_pem: pulumi.Output[str]  # CA of our MySQL Linodes (replicas, self-managed primary)
+    replicas: dict[str, ReplicaServer]
+
+    def __init__(self, name: str, args: DatabaseTierArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("woocommerce-dr:index:DatabaseTier", name, None, opts)
+        unknown = sorted(set(args.web_clients) - set(args.regions))
+        missing = sorted(set(args.regions) - set(args.web_clients))
+        if unknown or missing:
+            raise ValueError(f"web_clients must name every configured region (missing {missing}, unknown {unknown})")
+        self._name, self._args = name, args
+        self.mode = args.spec.mode
+        child = pulumi.ResourceOptions(parent=self)
+
+        self._app_password = _password(f"{name}-app-password", child)
+        self._admin_password = _password(f"{name}-admin-password", child)
+        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            f"{name}-ca", private_key_pem=ca_key.private_key_pem, is_ca_certificate=True,
+            validity_period_hours=CERT_HOURS, allowed_uses=["cert_signing", "crl_signing"],
+            subject={"common_name": f"{pulumi.get_project()} {pulumi.get_stack()} MySQL CA"}, opts=child,
+        )
+        self._ca_key, self._ca = ca_key, ca
+        self.server_ca_cert_pem = ca.cert_pem
+
+        if self.mode == "managed":
+            self._managed_primary(args.spec)
+        else:
+            self._self_managed_primary(args)
+
+        self.replicas = {
+            region: self._replica(region, args.regions.index(region) + 1) for region in args.replica_regions
+        }
+        self._firewalls: dict[str, linode.Firewall] = {}
+        self._admit_clients()
+
+        self.register_outputs({
+            "mode": self.mode,
+            "host": self.host,
+            "port": self.port,
+            "caCert": self.ca_cert_pem,
+            "adminUser": self.admin_user,
+            "adminPassword": self.admin_password,
+            "serverCaCert": self.server_ca_cert_pem,
+            "replicas": self._replica_outputs(),
+        })
+
+    # --- the primary ---------------------------------------------------------------------------
+    def _managed_primary(self, spec: DatabaseSpec) -> None:
+        db = linode.DatabaseMysqlV2(
+            f"{self._name}-primary",
+            label=_label(f"{pulumi.get_project()}-{pulumi.get_stack()}-mysql", 32),
+            engine_id="mysql/8",
+            region=self._args.primary_region,
+            type=spec.type,
+            cluster_size=spec.cluster_size,
+            updates={
+                "day_of_week": spec.maintenance_day_number,
+                "hour_of_day": spec.maintenance_hour,
+                "duration": 4,
+                "frequency": "weekly",
+            },
+            engine_config_binlog_retention_period=spec.binlog_retention_seconds,
+            engine_config_mysql_sql_require_primary_key=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._database = db
+        self.host = db.host_primary
+        self.port = db.port
+        self.address = None
+        # The API hands the CA over base64-encoded; clients want PEM.
+        self.ca_cert_pem = pulumi.Output.secret(db.ca_cert.apply(lambda b64: base64.b64decode(b64).decode()))
+        self.admin_user = db.root_username
+        self.admin_password = pulumi.Output.secret(db.root_password)
+        self._replication = _SourceAccess(
+            host=db.host_primary, port=db.port, ca_pem=self.ca_cert_pem, hosts={},
+            admin_user=db.root_username, admin_password=self.admin_password,
+            replication_user=db.root_username, replication_password=self.admin_password,
+            # The managed admin is the only account there: it must both replicate and read status.
+            required_privileges=replication.REPLICATION_PRIVILEGES,
+        )
+        self._primary_endpoint = DatabaseEndpoint(
+            region=self._args.primary_region, role="primary", host=db.host_primary, port=db.port,
+            ca_cert_pem=self.ca_cert_pem, user=db.root_username, password=self.admin_password,
+        )
+
+    def _self_managed_primary(self, args: DatabaseTierArgs) -> None:
+        region = args.primary_region
+        replication_password = _password(f"{self._name}-replication-password", pulumi.ResourceOptions(parent=self))
+        host = server_name(region)
+        server_tls = self._server_tls(region, host)
+        settings = ci.mysql_settings(
+            "primary", region=region, server_id=1,
+            binlog_expire_seconds=max(SELF_MANAGED_BINLOG_SECONDS, args.spec.binlog_retention_seconds),
+        )
+        bootstrap = pulumi.Output.all(self._admin_password.result, self._app_password.result,
+                                      replication_password.result).apply(
+            lambda pw: {
+                "role": "primary", "region": region, "serverId": 1, "statusFile": ci.STATUS_FILES["primary"],
+                "socket": ci.SOCKET,
+                "admin": {"name": ADMIN_USER, "password": pw[0], "host": "%"},
+                "app": {"name": APP_USER, "password": pw[1], "host": PRIVATE_NETWORK_ACCOUNT_HOST},
+                "appDatabase": APP_DATABASE,
+                "replication": {"name": REPLICATION_USER, "password": pw[2], "host": "%"},
+                "heartbeatEvent": True,
+            })
+        text = pulumi.Output.all(server_tls, bootstrap).apply(
+            lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1]))
+        instance = self._instance(region, "primary", text)
+        self._primary_instance = instance
+        self.host = pulumi.Output.from_input(host)
+        self.port = pulumi.Output.from_input(MYSQL_PORT)
+        self.address = _public_ipv4(instance)
+        self.ca_cert_pem = pulumi.Output.secret(self._ca.cert_pem)
+        self.admin_user = pulumi.Output.from_input(ADMIN_USER)
+        self.admin_password = pulumi.Output.secret(self._admin_password.result)
+        self._replication = _SourceAccess(
+            host=self.host, port=self.port, ca_pem=self.ca_cert_pem, hosts={host: _public_ipv4(instance)},
+            admin_user=self.admin_user, admin_password=self.admin_password,
+            replication_user=pulumi.Output.from_input(REPLICATION_USER),
+            replication_password=pulumi.Output.secret(replication_password.result),
+            required_privileges=("REPLICATION SLAVE",),
+        )
+        self._primary_endpoint = DatabaseEndpoint(
+            region=region, role="primary", host=host, port=MYSQL_PORT, ca_cert_pem=self.ca_cert_pem,
+            user=APP_USER, password=pulumi.Output.secret(self._app_password.result),
+            address=instance.private_ip_address,
+        )
+
+    # --- replicas ------------------------------------------------------------------------------
+    def _replica(self, region: str, server_id: int) -> ReplicaServer:
+        host = server_name(region)
+        src = self._replication
+        settings = ci.mysql_settings(
+            "replica", region=region, primary_region=self._args.primary_region, server_id=server_id,
+            binlog_expire_seconds=max(SELF_MANAGED_BINLOG_SECONDS, self._args.spec.binlog_retention_seconds),
+        )
+        hosts = pulumi.Output.all(**src.hosts) if src.hosts else pulumi.Output.from_input({})
+        bootstrap = pulumi.Output.all(
+            self._admin_password.result, self._app_password.result, src.host, src.port, src.admin_user,
+            src.admin_password, src.replication_user, src.replication_password,
+        ).apply(lambda v: {
+            "role": "replica", "region": region, "serverId": server_id, "statusFile": ci.STATUS_FILES["replica"],
+            "socket": ci.SOCKET,
+            "admin": {"name": ADMIN_USER, "password": v[0], "host": "%"},
+            "app": {"name": APP_USER, "password": v[1], "host": PRIVATE_NETWORK_ACCOUNT_HOST},
+            "appDatabase": APP_DATABASE,
+            "source": {
+                "host": v[2], "port": int(v[3]), "caFile": ci.SOURCE_CA,
+                "admin": {"name": v[4], "password": v[5]},
+                "replication": {"name": v[6], "password": v[7]},
+                "requiredPrivileges": list(src.required_privileges),
+            },
+        })
+        text = pulumi.Output.all(self._server_tls(region, host), bootstrap, src.ca_pem, hosts).apply(
+            lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1], source_ca_pem=v[2], hosts=v[3]))
+        instance = self._instance(region, "replica", text)
+        return ReplicaServer(region=region, server_id=server_id, host=host, instance_id=instance.id,
+                             public_ip=_public_ipv4(instance), private_ip=instance.private_ip_address)
+
+    # --- shared pieces -------------------------------------------------------------------------
+    def _server_tls(self, region: str, host: str) -> pulumi.Output[ci.ServerTls]:
+        child = pulumi.ResourceOptions(parent=self)
+        key = tls.PrivateKey(f"{self._name}-{region}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        csr = tls.CertRequest(f"{self._name}-{region}-csr", private_key_pem=key.private_key_pem,
+                              subject={"common_name": host}, dns_names=[host], opts=child)
+        cert = tls.LocallySignedCert(
+            f"{self._name}-{region}-cert", cert_request_pem=csr.cert_request_pem,
+            ca_private_key_pem=self._ca_key.private_key_pem, ca_cert_pem=self._ca.cert_pem,
+            validity_period_hours=CERT_HOURS, allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=child,
+        )
+        return pulumi.Output.all(self._ca.cert_pem, cert.cert_pem, key.private_key_pem).apply(
+            lambda v: ci.ServerTls(ca_cert_pem=v[0], cert_pem=v[1], key_pem=v[2]))
+
+    def _instance(self, region: str, role: str, cloud_config: pulumi.Output[str]) -> linode.Instance:
+        child = pulumi.ResourceOptions(parent=self)
+        root = _password(f"{self._name}-{role}-{region}-root", child)
+        user_data = pulumi.Output.secret(cloud_config.apply(ci.user_data))
+        return linode.Instance(
+            f"{self._name}-{role}-{region}",
+            label=_label(f"{pulumi.get_project()}-{pulumi.get_stack()}-mysql-{region}", 64),
+            region=region,
+            type=self._args.spec.type if role == "primary" else self._args.spec.replica_type,
+            image=self._args.spec.replica_image,
+            private_ip=True,
+            root_pass=root.result,
+            authorized_keys=list(self._args.ssh_keys) or None,
+            tags=tags(region, f"database-{role}"),
+            metadatas=[linode.InstanceMetadataArgs(user_data=user_data)],
+            # User data runs on first boot only, and the provider rebuilds an instance whose user
+            # data changed: a template edit must never wipe a database server.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["metadatas"]),
+        )
+
+    def _admit_clients(self) -> None:
+        """Who may reach MySQL: the primary region's web nodes and every replica; each replica
+        also admits its own region's web nodes and the other database servers (failback,
+        repointing after a promotion). SSH only from access.adminCidrs. Never the whole internet."""
+        args = self._args
+        # region -> public IP of the MySQL Linode there
+        servers = {region: r.public_ip for region, r in self.replicas.items()}
+        primary_web = args.web_clients[args.primary_region]
+        if self.mode == "managed":
+            linode.DatabaseAccessControls(
+                f"{self._name}-allow-list", database_id=self._database.id.apply(int), database_type="mysql",
+                allow_lists=_cidrs(primary_web.public_ips, list(servers.values())),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        else:
+            self._firewall(args.primary_region, self._primary_instance.id,
+                           _cidrs(primary_web.private_ips, list(servers.values())))
+            servers[args.primary_region] = _public_ipv4(self._primary_instance)
+        for region, replica in self.replicas.items():
+            peers = [ip for other, ip in servers.items() if other != region]
+            self._firewall(region, replica.instance_id, _cidrs(args.web_clients[region].private_ips, peers))
+
+    def _firewall(self, region: str, instance_id: pulumi.Output[str],
+                  mysql_sources: pulumi.Output[list[str]]) -> linode.Firewall:
+        admin = self._args.admin_cidrs
+        inbounds = mysql_sources.apply(lambda cidrs: firewall_rules(cidrs, admin))
+        firewall = linode.Firewall(
+            f"{self._name}-{region}-firewall",
+            label=_label(f"{pulumi.get_stack()}-mysql-{region}", 32),
+            inbound_policy="DROP",
+            outbound_policy="ACCEPT",
+            inbounds=inbounds,
+            linodes=[instance_id.apply(int)],
+            tags=tags(region, "database-firewall"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._firewalls[region] = firewall
+        return firewall
+
+    def _replica_outputs(self) -> dict:
+        return {
+            region: {"instanceId": r.instance_id, "publicIp": r.public_ip, "privateIp": r.private_ip,
+                     "serverId": r.server_id, "host": r.host, "firewallId": self._firewalls[region].id}
+            for region, r in self.replicas.items()
+        }
+
+    # --- for the web tier ----------------------------------------------------------------------
+    @property
+    def needs_web_heartbeat(self) -> bool:
+        """True when a primary-region web node must run the heartbeat writer (components/heartbeat.py):
+        a managed database runs no event scheduler of ours."""
+        return self.mode == "managed"
+
+    def endpoints(self) -> dict[str, DatabaseEndpoint]:
+        """Region -> where its web nodes connect: the primary in the primary region, the local
+        replica (read-only until promoted) elsewhere."""
+        found = {self._args.primary_region: self._primary_endpoint}
+        app_password = pulumi.Output.secret(self._app_password.result)
+        for region, replica in self.replicas.items():
+            found[region] = DatabaseEndpoint(
+                region=region, role="replica", host=replica.host, port=MYSQL_PORT,
+                ca_cert_pem=self.server_ca_cert_pem, user=APP_USER, password=app_password,
+                address=replica.private_ip,
+            )
+        return found
+
+    def outputs(self) -> dict:
+        """The stack output for drctl (the contract model of the traffic issue will type it)."""
+        return {
+            "mode": self.mode,
+            "primary": {
+                "region": self._args.primary_region, "host": self.host, "address": self.address,
+                "port": self.port, "caCert": self.ca_cert_pem, "adminUser": self.admin_user,
+                "adminPassword": self.admin_password,
+                # self-managed: the Linode and its Cloud Firewall, which drctl uses to fence it
+                "instanceId": self._primary_instance.id if self.mode == "self-managed" else None,
+                "firewallId": self._firewalls[self._args.primary_region].id if self.mode == "self-managed" else None,
+            },
+            "serverCaCert": self.server_ca_cert_pem,
+            "replicaAdminUser": ADMIN_USER,
+            "replicaAdminPassword": pulumi.Output.secret(self._admin_password.result),
+            "replicas": self._replica_outputs(),
+            "heartbeat": "web-node timer" if self.needs_web_heartbeat else "event scheduler",
+        }
+
+
+@dataclass(frozen=True)
+class _SourceAccess:
+    """How a replica reaches and logs in to the primary."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[int]
+    ca_pem: pulumi.Input[str]
+    hosts: Mapping[str, pulumi.Input[str]]  # name -> IP lines for /etc/hosts
+    admin_user: pulumi.Input[str]
+    admin_password: pulumi.Input[str]
+    replication_user: pulumi.Input[str]
+    replication_password: pulumi.Input[str]
+    required_privileges: tuple[str, ...]
+
+
+def server_name(region: str) -> str:
+    """The name a MySQL Linode's certificate carries: unique per stack, in the private-use
+    `.internal` domain so it can never collide with a public name."""
+    stack = re.sub(r"[^a-z0-9-]+", "-", pulumi.get_stack().lower()).strip("-")
+    project = re.sub(r"[^a-z0-9-]+", "-", pulumi.get_project().lower()).strip("-")
+    return f"mysql-{region}.{stack}.{project}.internal"
+
+
+def host_cidrs(ips: Sequence[str]) -> list[str]:
+    """Single hosts as /32 (/128) networks, sorted and unique. Anything that is not one address is
+    refused, so an allow-list can never widen to a network, let alone 0.0.0.0/0."""
+    cidrs = set()
+    for ip in ips:
+        address = ipaddress.ip_address(str(ip).strip())  # raises on a network or garbage
+        cidrs.add(f"{address}/{address.max_prefixlen}")
+    return sorted(cidrs, key=lambda c: (ipaddress.ip_network(c).version, ipaddress.ip_network(c)))
+
+
+def firewall_rules(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[dict]:
+    """Inbound rules: MySQL from `mysql_cidrs`, SSH from `admin_cidrs`; no rule when a list is empty
+    (the firewall's DROP policy then applies)."""
+    rules = []
+    for label, port, cidrs in (("mysql-from-clients", "3306", mysql_cidrs), ("ssh-from-admins", "22", admin_cidrs)):
+        v4 = [c for c in cidrs if ipaddress.ip_network(c).version == 4]
+        v6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
+        if v4 or v6:
+            rule = {"label": label, "action": "ACCEPT", "protocol": "TCP", "ports": port}
+            if v4:
+                rule["ipv4s"] = v4
+            if v6:
+                rule["ipv6s"] = v6
+            rules.append(rule)
+    return rules
+
+
+def _public_ipv4(instance: linode.Instance) -> pulumi.Output[str]:
+    """The instance's public IPv4 (`ipv4s` holds the private one too; `ip_address` is deprecated)."""
+    return instance.ipv4s.apply(lambda ips: next(ip for ip in ips if not ipaddress.ip_address(ip).is_private))
+
+
+def _cidrs(web_ips: pulumi.Input[Sequence[str]], server_ips: Sequence[pulumi.Input[str]]) -> pulumi.Output[list[str]]:
+    return pulumi.Output.all(web_ips, *server_ips).apply(lambda v: host_cidrs([*v[0], *v[1:]]))
+
+
+
+def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
+    # Letters and digits only: the passwords land in my.cnf-style files, JSON and PHP config.
+    return random.RandomPassword(name, length=40, special=False, opts=opts)
+
+
+def _label(text: str, limit: int) -> str:
+    """A Linode label: at most `limit` characters, no trailing or doubled separators."""
+    label = re.sub(r"[^a-zA-Z0-9-]+", "-", text)
+    label = re.sub(r"-{2,}", "-", label)[:limit]
+    return label.strip("-")

@@ -1,0 +1,817 @@
+"""MySQL/MariaDB replication: the one implementation of its SQL, status parsing and GTID arithmetic.
+
+Used in three places, so they cannot drift apart: on the database Linodes (cloud-init ships this file
+to set up each replica), by `drctl` (status, promote, failback) and by the tests. It therefore imports
+nothing but the standard library and PyMySQL, which Ubuntu packages as `python3-pymysql`; keep it
+compatible with PyMySQL 1.0 (Ubuntu 24.04) and Python 3.11.
+
+Functions take an open PyMySQL connection (autocommit, see `connect`) and the server's `Dialect`
+(`detect_dialect`). Three dialects are spoken:
+
+- MySQL 8.0.23 to 8.1: `CHANGE REPLICATION SOURCE TO`, `START REPLICA`, `SHOW REPLICA STATUS`,
+  `RESET MASTER`;
+- MySQL 8.2 and later (8.4 LTS, 9.x): the same, but `RESET BINARY LOGS AND GTIDS` and
+  `SHOW BINARY LOG STATUS` (the MASTER forms are gone in 8.4);
+- MariaDB 10.5 and later (10.11 LTS): `CHANGE MASTER TO ... MASTER_USE_GTID = slave_pos`,
+  `START SLAVE`, `SHOW SLAVE STATUS`, domain-server-sequence GTIDs, and `read_only` without
+  `super_read_only`.
+
+Secrets (passwords) travel as statement parameters, never inside the SQL text, and server errors that
+could echo a statement back are redacted before they are raised.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# --- servers and dialects -------------------------------------------------------------------------
+
+
+class ReplicationError(Exception):
+    """A replication step failed; the message is for people and never contains a password."""
+
+
+class UnsupportedServer(ReplicationError):
+    """A server version this module cannot drive safely."""
+
+
+class Dialect(enum.Enum):
+    MYSQL_80 = "mysql-8.0"  # 8.0.23 to 8.1
+    MYSQL_84 = "mysql-8.4"  # 8.2 and later, including 8.4 LTS and 9.x
+    MARIADB = "mariadb"  # 10.5 and later, including 10.11 LTS
+
+    @property
+    def is_mariadb(self) -> bool:
+        return self is Dialect.MARIADB
+
+
+@dataclass(frozen=True)
+class ServerVersion:
+    text: str  # as SELECT VERSION() answered
+    dialect: Dialect
+    numbers: tuple[int, int, int]
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+
+
+def parse_version(text: str) -> ServerVersion:
+    """'8.0.36-0ubuntu0.24.04.1', '8.4.3', '10.11.6-MariaDB-0+deb12u1-log' -> ServerVersion."""
+    match = _VERSION.match(text.strip())
+    if not match:
+        raise UnsupportedServer(f"cannot read the server version {text!r}")
+    numbers = (int(match[1]), int(match[2]), int(match[3]))
+    if "mariadb" in text.lower():
+        # 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR and added the REPLICA syntax used here.
+        if numbers < (10, 5, 0):
+            raise UnsupportedServer(f"MariaDB {text} is too old: 10.5 or later is needed (10.11 LTS is tested)")
+        return ServerVersion(text, Dialect.MARIADB, numbers)
+    if numbers < (8, 0, 23):
+        # CHANGE REPLICATION SOURCE TO and its SOURCE_* options arrived in 8.0.23.
+        raise UnsupportedServer(f"MySQL {text} is too old: 8.0.23 or later is needed")
+    if numbers < (8, 2, 0):
+        return ServerVersion(text, Dialect.MYSQL_80, numbers)
+    return ServerVersion(text, Dialect.MYSQL_84, numbers)
+
+
+def server_version(conn) -> ServerVersion:
+    return parse_version(str(_scalar(conn, "SELECT VERSION()")))
+
+
+def detect_dialect(conn) -> Dialect:
+    return server_version(conn).dialect
+
+
+def connect(
+    host: str | None = None,
+    port: int = 3306,
+    user: str = "root",
+    password: str = "",
+    *,
+    ssl_ca: str | None = None,
+    unix_socket: str | None = None,
+    database: str | None = None,
+    connect_timeout: float = 10,
+):
+    """An autocommit PyMySQL connection. With `ssl_ca`, TLS is required and the server's certificate
+    must chain to that CA *and* name `host`: the same verification the replicas use."""
+    import pymysql
+
+    kwargs: dict[str, Any] = {
+        "user": user,
+        "password": password,
+        "autocommit": True,
+        "connect_timeout": connect_timeout,
+        "charset": "utf8mb4",
+        "database": database,
+    }
+    if unix_socket:
+        kwargs["unix_socket"] = unix_socket
+    else:
+        kwargs.update(host=host, port=port)
+    if ssl_ca:
+        kwargs.update(ssl_ca=ssl_ca, ssl_verify_cert=True, ssl_verify_identity=True)
+    return pymysql.connect(**kwargs)
+
+
+# --- statements -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statement:
+    """SQL text with `%s` placeholders and the values PyMySQL quotes into them. Secrets live in
+    `params` only, so the text can be logged and compared in tests."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+    secret_params: frozenset[int] = frozenset()  # indexes into params that must never be shown
+
+    def redact(self, message: str) -> str:
+        for i in self.secret_params:
+            value = str(self.params[i])
+            if value:
+                message = message.replace(value, "********")
+        return message
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a replica replicates from. TLS is not optional: the replica checks the source's
+    certificate against `ssl_ca` and the certificate must name `host`."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    ssl_ca: str  # path of the CA certificate file on the replica
+    connect_retry: int = 10  # seconds between reconnection attempts
+    retry_count: int = 86400  # attempts before the IO thread gives up: ten days at 10 s
+    heartbeat_period: float = 2.0  # the source sends a heartbeat when idle this long
+
+    def __repr__(self) -> str:  # dataclass repr would print the password
+        return f"Source(host={self.host!r}, port={self.port}, user={self.user!r}, ssl_ca={self.ssl_ca!r})"
+
+
+def change_source_statement(dialect: Dialect, source: Source) -> Statement:
+    """The statement that points a replica at `source` with GTID auto-positioning over verified TLS."""
+    _check_port(source.port)
+    if dialect.is_mariadb:
+        # MariaDB has no MASTER_RETRY_COUNT in CHANGE MASTER (it is the master_retry_count option).
+        sql = (
+            "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = {port}, MASTER_USER = %s, "
+            "MASTER_PASSWORD = %s, MASTER_SSL = 1, MASTER_SSL_CA = %s, "
+            "MASTER_SSL_VERIFY_SERVER_CERT = 1, MASTER_USE_GTID = slave_pos, "
+            "MASTER_CONNECT_RETRY = {retry}, MASTER_HEARTBEAT_PERIOD = {heartbeat}"
+        )
+    else:
+        sql = (
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST = %s, SOURCE_PORT = {port}, SOURCE_USER = %s, "
+            "SOURCE_PASSWORD = %s, SOURCE_SSL = 1, SOURCE_SSL_CA = %s, "
+            "SOURCE_SSL_VERIFY_SERVER_CERT = 1, SOURCE_AUTO_POSITION = 1, "
+            "SOURCE_CONNECT_RETRY = {retry}, SOURCE_RETRY_COUNT = {count}, "
+            "SOURCE_HEARTBEAT_PERIOD = {heartbeat}"
+        )
+    sql = sql.format(
+        port=int(source.port),
+        retry=int(source.connect_retry),
+        count=int(source.retry_count),
+        heartbeat=_decimal(source.heartbeat_period),
+    )
+    return Statement(sql, (source.host, source.user, source.password, source.ssl_ca), frozenset({2}))
+
+
+def start_replica_sql(dialect: Dialect) -> str:
+    return "START SLAVE" if dialect.is_mariadb else "START REPLICA"
+
+
+def stop_replica_sql(dialect: Dialect) -> str:
+    return "STOP SLAVE" if dialect.is_mariadb else "STOP REPLICA"
+
+
+def reset_replica_sql(dialect: Dialect) -> str:
+    """Forget the source entirely (used when promoting): RESET ... ALL."""
+    return "RESET SLAVE ALL" if dialect.is_mariadb else "RESET REPLICA ALL"
+
+
+def replica_status_sql(dialect: Dialect) -> str:
+    return "SHOW SLAVE STATUS" if dialect.is_mariadb else "SHOW REPLICA STATUS"
+
+
+def reset_gtids_sql(dialect: Dialect) -> tuple[str, ...]:
+    """Empty the binary logs and the executed-GTID history, so a seed can install the source's.
+    Only ever on a fresh replica: it discards the server's own transaction history."""
+    if dialect is Dialect.MYSQL_84:
+        return ("RESET BINARY LOGS AND GTIDS",)
+    if dialect is Dialect.MYSQL_80:
+        return ("RESET MASTER",)
+    return ("RESET MASTER", "SET GLOBAL gtid_slave_pos = ''")
+
+
+def binary_log_status_sql(dialect: Dialect) -> str:
+    return "SHOW BINARY LOG STATUS" if dialect is Dialect.MYSQL_84 else "SHOW MASTER STATUS"
+
+
+def change_source(conn, dialect: Dialect, source: Source) -> None:
+    _execute(conn, change_source_statement(dialect, source))
+
+
+def start_replica(conn, dialect: Dialect) -> None:
+    _execute(conn, Statement(start_replica_sql(dialect)))
+
+
+def stop_replica(conn, dialect: Dialect) -> None:
+    _execute(conn, Statement(stop_replica_sql(dialect)))
+
+
+def reset_gtids(conn, dialect: Dialect) -> None:
+    for sql in reset_gtids_sql(dialect):
+        _execute(conn, Statement(sql))
+
+
+# --- replica status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One row of SHOW REPLICA STATUS / SHOW SLAVE STATUS, read by column name.
+
+    `io_thread` is 'Yes', 'No' or 'Connecting'. GTID fields are text as the server printed them:
+    MySQL's `Retrieved_Gtid_Set`/`Executed_Gtid_Set` (uuid:interval sets), MariaDB's `Gtid_IO_Pos`
+    (domain-server-sequence; MariaDB has no executed set in the row, see `executed_gtids`)."""
+
+    dialect: Dialect
+    io_thread: str
+    sql_thread: str
+    source_host: str
+    source_port: int
+    source_user: str
+    source_server_id: int | None
+    seconds_behind: int | None  # the server's own estimate; lag from the heartbeat is the truth
+    last_io_errno: int
+    last_io_error: str
+    last_sql_errno: int
+    last_sql_error: str
+    retrieved_gtids: str
+    executed_gtids: str | None
+    auto_position: bool  # MySQL Auto_Position=1, MariaDB Using_Gtid=Slave_Pos
+    ssl_allowed: str
+    ssl_verify_server_cert: bool
+    io_state: str
+    sql_state: str
+
+    @property
+    def io_running(self) -> bool:
+        return self.io_thread == "Yes"
+
+    @property
+    def sql_running(self) -> bool:
+        return self.sql_thread == "Yes"
+
+    @property
+    def replicating(self) -> bool:
+        return self.io_running and self.sql_running
+
+    def problems(self) -> list[str]:
+        """Why this replica is not replicating, one line each (empty when it is)."""
+        found = []
+        if not self.io_running:
+            detail = f": error {self.last_io_errno}: {self.last_io_error}" if self.last_io_errno else ""
+            found.append(f"IO thread {self.io_thread}{detail}")
+        if not self.sql_running:
+            detail = f": error {self.last_sql_errno}: {self.last_sql_error}" if self.last_sql_errno else ""
+            found.append(f"SQL thread {self.sql_thread}{detail}")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ioRunning": self.io_thread,
+            "sqlRunning": self.sql_thread,
+            "sourceHost": self.source_host,
+            "sourcePort": self.source_port,
+            "secondsBehindSource": self.seconds_behind,
+            "lastIoError": self.last_io_error,
+            "lastSqlError": self.last_sql_error,
+            "retrievedGtids": self.retrieved_gtids,
+            "executedGtids": self.executed_gtids,
+            "autoPosition": self.auto_position,
+        }
+
+
+# Column names per dialect: MySQL 8.0.22+ says Source/Replica, MariaDB keeps Master/Slave.
+_COLUMNS = {
+    "mysql": {
+        "io_thread": "Replica_IO_Running",
+        "sql_thread": "Replica_SQL_Running",
+        "source_host": "Source_Host",
+        "source_port": "Source_Port",
+        "source_user": "Source_User",
+        "source_server_id": "Source_Server_Id",
+        "seconds_behind": "Seconds_Behind_Source",
+        "ssl_allowed": "Source_SSL_Allowed",
+        "ssl_verify_server_cert": "Source_SSL_Verify_Server_Cert",
+        "io_state": "Replica_IO_State",
+        "sql_state": "Replica_SQL_Running_State",
+        "retrieved_gtids": "Retrieved_Gtid_Set",
+    },
+    "mariadb": {
+        "io_thread": "Slave_IO_Running",
+        "sql_thread": "Slave_SQL_Running",
+        "source_host": "Master_Host",
+        "source_port": "Master_Port",
+        "source_user": "Master_User",
+        "source_server_id": "Master_Server_Id",
+        "seconds_behind": "Seconds_Behind_Master",
+        "ssl_allowed": "Master_SSL_Allowed",
+        "ssl_verify_server_cert": "Master_SSL_Verify_Server_Cert",
+        "io_state": "Slave_IO_State",
+        "sql_state": "Slave_SQL_Running_State",
+        "retrieved_gtids": "Gtid_IO_Pos",
+    },
+}
+
+
+def parse_replica_status(dialect: Dialect, row: Mapping[str, Any]) -> ReplicaStatus:
+    """Parse one status row given as {column name: value}; unknown columns are ignored, so a server
+    adding columns does not break it, and a missing one it needs fails loudly."""
+    names = _COLUMNS["mariadb" if dialect.is_mariadb else "mysql"]
+
+    def col(key: str) -> Any:
+        column = names[key]
+        if column not in row:
+            raise ReplicationError(f"replica status has no column {column!r} (is this a {dialect.value} server?)")
+        return row[column]
+
+    if dialect.is_mariadb:
+        auto_position = str(row.get("Using_Gtid", "No")).lower() in ("slave_pos", "current_pos")
+        executed = None
+    else:
+        auto_position = _int(row.get("Auto_Position")) == 1
+        executed = _gtid_text(row.get("Executed_Gtid_Set"))
+    return ReplicaStatus(
+        dialect=dialect,
+        io_thread=str(col("io_thread")),
+        sql_thread=str(col("sql_thread")),
+        source_host=str(col("source_host") or ""),
+        source_port=_int(col("source_port")) or 0,
+        source_user=str(col("source_user") or ""),
+        source_server_id=_int(col("source_server_id")),
+        seconds_behind=_int(col("seconds_behind")),
+        last_io_errno=_int(row.get("Last_IO_Errno")) or 0,
+        last_io_error=str(row.get("Last_IO_Error") or ""),
+        last_sql_errno=_int(row.get("Last_SQL_Errno")) or 0,
+        last_sql_error=str(row.get("Last_SQL_Error") or ""),
+        retrieved_gtids=_gtid_text(col("retrieved_gtids")),
+        executed_gtids=executed,
+        auto_position=auto_position,
+        ssl_allowed=str(col("ssl_allowed") or ""),
+        ssl_verify_server_cert=str(col("ssl_verify_server_cert")) in ("Yes", "1"),
+        io_state=str(col("io_state") or ""),
+        sql_state=str(col("sql_state") or ""),
+    )
+
+
+def replica_status(conn, dialect: Dialect) -> ReplicaStatus | None:
+    """The server's replica status, or None when it is not configured as a replica."""
+    rows = _dict_rows(conn, replica_status_sql(dialect))
+    return parse_replica_status(dialect, rows[0]) if rows else None
+
+
+def wait_until_replicating(conn, dialect: Dialect, timeout: float = 60, poll: float = 0.25) -> ReplicaStatus:
+    """Wait until both replication threads run; raise ReplicationError with the server's own errors
+    when they do not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = replica_status(conn, dialect)
+        if status is None:
+            raise ReplicationError("the server is not configured as a replica")
+        if status.replicating:
+            return status
+        # A thread that stopped with an error will not recover by itself; a connecting one may.
+        if time.monotonic() >= deadline or status.last_sql_errno or (
+            status.io_thread == "No" and status.last_io_errno
+        ):
+            raise ReplicationError("replication is not running: " + "; ".join(status.problems()))
+        time.sleep(poll)
+
+
+# --- GTIDs ----------------------------------------------------------------------------------------
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TAG = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class GtidSet:
+    """A MySQL GTID set such as '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,
+    ...:tag:1-3' as a normalised map {(uuid, tag): ((start, end), ...)} with merged, sorted,
+    inclusive intervals. Tags (MySQL 8.3+) are kept; the untagged tag is ''."""
+
+    intervals: Mapping[tuple[str, str], tuple[tuple[int, int], ...]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> GtidSet:
+        found: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for member in (text or "").replace("\n", "").split(","):
+            member = member.strip()
+            if not member:
+                continue
+            uuid, *parts = member.split(":")
+            if not _UUID.match(uuid):
+                raise ValueError(f"not a GTID set: {member!r} (bad server uuid)")
+            tag = ""
+            for part in parts:
+                part = part.strip()
+                if _TAG.match(part):
+                    tag = part.lower()
+                    continue
+                start, dash, end = part.partition("-")
+                end = end if dash else start
+                if not (start.isdigit() and end.isdigit() and 0 < int(start) <= int(end)):
+                    raise ValueError(f"not a GTID set: {member!r} (bad interval {part!r})")
+                found.setdefault((uuid.lower(), tag), []).append((int(start), int(end)))
+        return cls({key: _merge(spans) for key, spans in found.items() if spans})
+
+    def __str__(self) -> str:
+        by_uuid: dict[str, list[str]] = {}
+        for (uuid, tag), spans in sorted(self.intervals.items()):
+            text = ":".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+            by_uuid.setdefault(uuid, []).append(f"{tag}:{text}" if tag else text)
+        return ",".join(f"{uuid}:{':'.join(parts)}" for uuid, parts in by_uuid.items())
+
+    def __bool__(self) -> bool:
+        return bool(self.intervals)
+
+    def __len__(self) -> int:
+        """How many transactions the set holds."""
+        return sum(b - a + 1 for spans in self.intervals.values() for a, b in spans)
+
+    def __or__(self, other: GtidSet) -> GtidSet:
+        keys = set(self.intervals) | set(other.intervals)
+        return GtidSet({k: _merge([*self.intervals.get(k, ()), *other.intervals.get(k, ())]) for k in keys})
+
+    def __sub__(self, other: GtidSet) -> GtidSet:
+        result = {}
+        for key, spans in self.intervals.items():
+            remaining = _subtract(spans, other.intervals.get(key, ()))
+            if remaining:
+                result[key] = remaining
+        return GtidSet(result)
+
+    def issubset(self, other: GtidSet) -> bool:
+        return not (self - other)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GtidSet) and dict(self.intervals) == dict(other.intervals)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def _subtract(spans: Sequence[tuple[int, int]], minus: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    result = []
+    for a, b in spans:
+        pieces = [(a, b)]
+        for c, d in minus:
+            next_pieces = []
+            for x, y in pieces:
+                if d < x or c > y:
+                    next_pieces.append((x, y))
+                    continue
+                if x < c:
+                    next_pieces.append((x, c - 1))
+                if d < y:
+                    next_pieces.append((d + 1, y))
+            pieces = next_pieces
+        result.extend(pieces)
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class MariaDBGtidPos:
+    """A MariaDB GTID position such as '0-1-100,1-2-50': per replication domain, the last
+    transaction (server id, sequence number). Sequence numbers grow within a domain, so 'has every
+    transaction of' is a per-domain comparison of sequence numbers."""
+
+    domains: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # domain -> (server_id, seq)
+
+    @classmethod
+    def parse(cls, text: str | None) -> MariaDBGtidPos:
+        found: dict[int, tuple[int, int]] = {}
+        for member in (text or "").replace("\n", "").split(","):
+            member = member.strip()
+            if not member:
+                continue
+            parts = member.split("-")
+            if len(parts) != 3 or not all(p.isdigit() for p in parts):
+                raise ValueError(f"not a MariaDB GTID position: {member!r}")
+            domain, server, seq = (int(p) for p in parts)
+            if domain in found:
+                raise ValueError(f"not a MariaDB GTID position: domain {domain} appears twice")
+            found[domain] = (server, seq)
+        return cls(found)
+
+    def __str__(self) -> str:
+        return ",".join(f"{d}-{s}-{n}" for d, (s, n) in sorted(self.domains.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.domains)
+
+    def __sub__(self, other: MariaDBGtidPos) -> MariaDBGtidPos:
+        """The part of this position `other` has not reached: for each domain where this one is
+        further ahead, this one's last GTID there (count them with `transactions_beyond`)."""
+        return MariaDBGtidPos({d: sn for d, sn in self.domains.items() if sn[1] > other.seq(d)})
+
+    def seq(self, domain: int) -> int:
+        return self.domains.get(domain, (0, 0))[1]
+
+    def transactions_beyond(self, other: MariaDBGtidPos) -> int:
+        """How many transactions this position has that `other` lacks, summed over domains."""
+        return sum(max(0, sn[1] - other.seq(d)) for d, sn in self.domains.items())
+
+    def issubset(self, other: MariaDBGtidPos) -> bool:
+        return not (self - other)
+
+
+Gtids = GtidSet | MariaDBGtidPos
+
+
+def parse_gtids(dialect: Dialect, text: str | None) -> Gtids:
+    return MariaDBGtidPos.parse(text) if dialect.is_mariadb else GtidSet.parse(text)
+
+
+def executed_gtids(conn, dialect: Dialect) -> Gtids:
+    """Every transaction this server has applied or written: MySQL @@gtid_executed; MariaDB
+    @@gtid_current_pos (its own binlog on a primary, the replicated position on a replica)."""
+    variable = "@@GLOBAL.gtid_current_pos" if dialect.is_mariadb else "@@GLOBAL.gtid_executed"
+    return parse_gtids(dialect, str(_scalar(conn, f"SELECT {variable}") or ""))
+
+
+@dataclass(frozen=True)
+class GtidComparison:
+    """What a replica lacks of its source (`missing`, to apply before it may be promoted) and what it
+    has that the source never had (`errant`, to reconcile before it may rejoin)."""
+
+    missing: str
+    missing_count: int
+    errant: str
+    errant_count: int
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.missing_count and not self.errant_count
+
+
+def compare_gtids(source: Gtids, replica: Gtids) -> GtidComparison:
+    if isinstance(source, GtidSet) and isinstance(replica, GtidSet):
+        missing, errant = source - replica, replica - source
+        return GtidComparison(str(missing), len(missing), str(errant), len(errant))
+    if isinstance(source, MariaDBGtidPos) and isinstance(replica, MariaDBGtidPos):
+        return GtidComparison(
+            str(source - replica), source.transactions_beyond(replica),
+            str(replica - source), replica.transactions_beyond(source),
+        )
+    raise TypeError("cannot compare GTIDs of two different dialects")
+
+
+def wait_for_gtids(conn, dialect: Dialect, gtids: Gtids, timeout: float) -> bool:
+    """Block until this server has applied `gtids` (True) or `timeout` seconds passed (False)."""
+    if dialect.is_mariadb:
+        result = _scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (str(gtids), float(timeout)))
+        return result == 0
+    result = _scalar(conn, "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (str(gtids), float(timeout)))
+    return result == 0
+
+
+# --- privileges -----------------------------------------------------------------------------------
+
+REPLICATION_PRIVILEGES = ("REPLICATION SLAVE", "REPLICATION CLIENT")
+
+# MariaDB 10.5+ shows some privileges under new names.
+_SYNONYMS = {
+    "REPLICATION REPLICA": "REPLICATION SLAVE",
+    "BINLOG MONITOR": "REPLICATION CLIENT",
+}
+_GLOBAL_GRANT = re.compile(r"^GRANT\s+(?P<privs>.+?)\s+ON\s+\*\.\*\s+TO\s", re.IGNORECASE | re.DOTALL)
+
+
+def global_privileges(grants: Iterable[str]) -> set[str]:
+    """Global privileges (ON *.*) named in SHOW GRANTS lines, upper-case, synonyms resolved;
+    'ALL PRIVILEGES' stays as such."""
+    found: set[str] = set()
+    for line in grants:
+        match = _GLOBAL_GRANT.match(line.strip())
+        if not match:
+            continue
+        for priv in match["privs"].split(","):
+            name = " ".join(priv.split()).upper()
+            found.add(_SYNONYMS.get(name, name))
+    return found
+
+
+def missing_privileges(grants: Iterable[str], required: Sequence[str] = REPLICATION_PRIVILEGES) -> tuple[str, ...]:
+    """The `required` global privileges the SHOW GRANTS lines do not give, in `required`'s order."""
+    have = global_privileges(grants)
+    if "ALL PRIVILEGES" in have or "ALL" in have:
+        return ()
+    return tuple(p for p in required if _SYNONYMS.get(p.upper(), p.upper()) not in have)
+
+
+def show_grants(conn) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SHOW GRANTS")
+        return [str(row[0]) for row in cur.fetchall()]
+
+
+def check_grants(conn, required: Sequence[str] = REPLICATION_PRIVILEGES) -> tuple[str, ...]:
+    """Which of `required` the connected user lacks (empty: all present)."""
+    return missing_privileges(show_grants(conn), required)
+
+
+# --- read-only fencing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadOnlyState:
+    read_only: bool
+    super_read_only: bool | None  # None: the server has no such setting (MariaDB)
+
+    @property
+    def fenced(self) -> bool:
+        """No application write can land: on MySQL even accounts with SUPER are held off."""
+        return self.read_only and self.super_read_only is not False
+
+
+def read_only_state(conn, dialect: Dialect) -> ReadOnlyState:
+    if dialect.is_mariadb:
+        return ReadOnlyState(bool(_int(_scalar(conn, "SELECT @@GLOBAL.read_only"))), None)
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.read_only, @@GLOBAL.super_read_only")
+        ro, sro = cur.fetchone()
+    return ReadOnlyState(bool(_int(ro)), bool(_int(sro)))
+
+
+def set_read_only(conn, dialect: Dialect, on: bool) -> ReadOnlyState:
+    """Fence (on) or open (off) a server, then read the state back and raise if it did not stick."""
+    if dialect.is_mariadb:
+        statements = [f"SET GLOBAL read_only = {'ON' if on else 'OFF'}"]
+    elif on:
+        # super_read_only=ON implies read_only=ON and also stops accounts with SUPER.
+        statements = ["SET GLOBAL super_read_only = ON"]
+    else:
+        statements = ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
+    for sql in statements:
+        _execute(conn, Statement(sql))
+    state = read_only_state(conn, dialect)
+    if state.fenced != on or (not on and state.read_only):
+        raise ReplicationError(f"read-only state did not change as asked (now {state})")
+    return state
+
+
+def set_super_read_only(conn, dialect: Dialect, on: bool) -> None:
+    """Lift or restore only super_read_only (no-op on MariaDB), leaving read_only as it is: how an
+    administrator writes locally on a replica while applications stay locked out."""
+    if not dialect.is_mariadb:
+        _execute(conn, Statement(f"SET GLOBAL super_read_only = {'ON' if on else 'OFF'}"))
+
+
+# --- heartbeat ------------------------------------------------------------------------------------
+#
+# One row, rewritten every second on the primary and replicated like any order. On a replica,
+# now() minus the row's time is the lag as the data sees it, which stays true when
+# Seconds_Behind_Source does not (it reads 0 while the IO thread is silently stalled). The web tier's
+# /healthz reads the same table: keep the schema. Both ends need synchronised clocks (NTP).
+
+HEARTBEAT_SCHEMA = "drctl"
+HEARTBEAT_TABLE = "drctl.drctl_heartbeat"
+HEARTBEAT_EVENT = "drctl.drctl_heartbeat_writer"
+
+HEARTBEAT_DDL = (
+    "CREATE DATABASE IF NOT EXISTS drctl",
+    "CREATE TABLE IF NOT EXISTS drctl.drctl_heartbeat "
+    "(id TINYINT NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL) ENGINE=InnoDB",
+)
+HEARTBEAT_WRITE = "INSERT INTO drctl.drctl_heartbeat (id, ts) VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6)"
+# UNIX_TIMESTAMP of a TIMESTAMP column reads its UTC value directly: no time-zone or DST ambiguity.
+HEARTBEAT_LAG = "SELECT UNIX_TIMESTAMP(NOW(6)) - UNIX_TIMESTAMP(ts) FROM drctl.drctl_heartbeat WHERE id = 1"
+HEARTBEAT_EVENT_DDL = (
+    f"CREATE EVENT IF NOT EXISTS {HEARTBEAT_EVENT} ON SCHEDULE EVERY 1 SECOND "
+    f"ON COMPLETION PRESERVE ENABLE DO {HEARTBEAT_WRITE}"
+)
+
+
+def enabled_events(conn) -> list[tuple[str, str]]:
+    """(schema, name) of every event that would run on this server."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS WHERE STATUS = 'ENABLED' "
+                    "ORDER BY EVENT_SCHEMA, EVENT_NAME")
+        return [(str(a), str(b)) for a, b in cur.fetchall()]
+
+
+def disable_event_on_replica_sql(dialect: Dialect, schema: str, name: str) -> str:
+    """The state replication itself gives events that arrive from a source: present, not running.
+    (A dump creates them enabled; on a replica they would write transactions of its own.)"""
+    keyword = "SLAVE" if dialect.is_mariadb else "REPLICA"
+    return f"ALTER EVENT {_quote_name(schema)}.{_quote_name(name)} DISABLE ON {keyword}"
+
+
+def install_heartbeat(conn, with_event: bool) -> None:
+    """Create the heartbeat table (idempotent) and, with `with_event`, the event that writes it every
+    second (the server's event_scheduler must be ON). Run on the primary only: replicas get both
+    through replication, the event arriving disabled there, as a replica's events are."""
+    for sql in HEARTBEAT_DDL:
+        _execute(conn, Statement(sql))
+    write_heartbeat(conn)
+    if with_event:
+        _execute(conn, Statement(HEARTBEAT_EVENT_DDL))
+
+
+def write_heartbeat(conn) -> None:
+    _execute(conn, Statement(HEARTBEAT_WRITE))
+
+
+def heartbeat_lag(conn) -> float | None:
+    """Seconds since the primary last wrote the heartbeat, as this server has it; None when it has
+    no heartbeat row yet."""
+    try:
+        value = _scalar(conn, HEARTBEAT_LAG)
+    except Exception as err:  # a missing table means "no heartbeat yet"
+        if _errno(err) in (1146, 1049):  # no such table / database
+            return None
+        raise
+    return None if value is None else float(value)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _execute(conn, statement: Statement) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement.sql, statement.params or None)
+    except Exception as err:
+        if not statement.secret_params:
+            raise
+        # The server may quote the statement back ("near '...'"): never let a password through.
+        raise ReplicationError(statement.redact(f"{statement.sql.split(' TO ')[0]} failed: {err}")) from None
+
+
+def _scalar(conn, sql: str, params: Sequence[Any] | None = None) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _dict_rows(conn, sql: str) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    return int(value)
+
+
+def _gtid_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value or "").replace("\n", "")
+
+
+def _quote_name(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _decimal(value: float) -> str:
+    return f"{float(value):.3f}".rstrip("0").rstrip(".")
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"not a TCP port: {port}")
+
+
+def _errno(err: Exception) -> int | None:
+    args = getattr(err, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
