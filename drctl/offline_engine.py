@@ -73,7 +73,6 @@ class Registration:
     outputs: dict[str, Any] = field(default_factory=dict)
     ignore_changes: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
-    id: str = ""  # the provider-assigned id ("" in preview)
 
     def plain(self, key: str) -> Any:
         """An input with secret markers removed: what the provider would receive."""
@@ -149,7 +148,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     outputs=_markers(json_format.MessageToDict(response.object, preserving_proto_field_name=True)),
                     ignore_changes=tuple(request.ignoreChanges),
                     depends_on=tuple(request.dependencies),
-                    id=response.id,
                 )
             )
         return response

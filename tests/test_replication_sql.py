@@ -10,7 +10,7 @@ import pytest
 from drctl import replication as r
 
 FIXTURES = Path(__file__).parent / "fixtures" / "replica_status"
-SOURCE = r.Source(host="a1.akamaidb.net", port=11876, user="akmadmin", password="s3cr'et",  # noqa: S106
+SOURCE = r.Source(host="a1.akamaidb.net", port=11876, user="akmadmin", password="s3cr'et",
                   ssl_ca="/etc/mysql/woocommerce-dr/source-ca.pem")
 
 
