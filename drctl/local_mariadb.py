@@ -225,13 +225,14 @@ class MariaDBServer:
 
 
 def replicate(replica: MariaDBServer, source: MariaDBServer, user: str = "repl", password: str = "repl-pw",  # noqa: S107 -- a throwaway local server
-              timeout: float = 20) -> replication.ReplicaStatus:
+              timeout: float = 20, *, port: int | None = None) -> replication.ReplicaStatus:
     """Point `replica` at `source` with the project's replication code (verified TLS, GTID) and wait
-    until both threads run. The account must exist on `source` (see `create_user`)."""
+    until both threads run. The account must exist on `source` (see `create_user`). `port`: reach
+    the source through another port (a proxy in front of it) instead of its own."""
     with contextlib.closing(replica.connect()) as conn:
         dialect = replication.detect_dialect(conn)
         replication.change_source(conn, dialect, replication.Source(
-            host=source.host, port=source.port, user=user, password=password, ssl_ca=source.tls.ca,
+            host=source.host, port=port or source.port, user=user, password=password, ssl_ca=source.tls.ca,
             connect_retry=1, heartbeat_period=1,
         ))
         replication.start_replica(conn, dialect)
