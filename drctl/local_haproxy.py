@@ -131,18 +131,21 @@ class RuntimeAPI:
         if admin is None or (admin & 0x09) != forced:
             raise HAProxyError(f"{backend}/{server} did not change to {state} (admin state {admin})")
 
-    def pause_frontend(self, frontend: str) -> None:
-        """Stop accepting connections on the frontend's port: clients hang until they time out,
-        as they do against a firewall that drops packets."""
-        self._frontend("disable", frontend)
+    def add_acl_entry(self, acl_file: str | Path, entry: str) -> None:
+        """Add an entry to a file-backed ACL (`acl ... -f FILE` in the configuration), in memory."""
+        self._silent(f"add acl {acl_file} {entry}", f"add {entry} to ACL {acl_file}")
 
-    def resume_frontend(self, frontend: str) -> None:
-        self._frontend("enable", frontend)
+    def clear_acl(self, acl_file: str | Path) -> None:
+        self._silent(f"clear acl {acl_file}", f"clear ACL {acl_file}")
 
-    def _frontend(self, verb: str, frontend: str) -> None:
-        answer = self.command(f"{verb} frontend {frontend}").strip()
-        if answer and "is already" not in answer:
-            raise HAProxyError(f"HAProxy refused to {verb} frontend {frontend}: {answer}")
+    def shutdown_sessions(self, backend: str, server: str) -> None:
+        """Cut every established connection through a server."""
+        self._silent(f"shutdown sessions server {backend}/{server}", f"cut the sessions of {backend}/{server}")
+
+    def _silent(self, line: str, what: str) -> None:
+        answer = self.command(line).strip()
+        if answer and not answer.lower().startswith("done"):
+            raise HAProxyError(f"HAProxy refused to {what}: {answer}")
 
 
 class HAProxyProcess:

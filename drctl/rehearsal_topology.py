@@ -32,11 +32,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from drctl import order_writer, replication
-from drctl.haproxy_backend import CLOUDFLARE, DATABASE_SERVER, HAProxyBackend, database_path, nodebalancer
+from drctl.haproxy_backend import (
+    CLOUDFLARE,
+    DATABASE_SERVER,
+    HAProxyLinode,
+    HAProxyTraffic,
+    LocalIds,
+    blackhole_acl,
+    database_path,
+    nodebalancer,
+)
 from drctl.local_haproxy import HAProxyProcess
 from drctl.local_mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, free_port, make_template, replicate
 from drctl.stack_files import REPO_ROOT, load_stack_file
@@ -125,6 +135,73 @@ def expected_status_regex(expected_codes: str) -> str:
     return "^(" + "|".join(p.replace("x", "[0-9]") for p in parts) + ")$"
 
 
+@dataclass(frozen=True)
+class RegionPorts:
+    """Where one region's stand-ins listen."""
+
+    name: str
+    nb_port: int  # the NodeBalancer (HAProxy nb-<region>)
+    origins: dict[str, int]  # web node name -> its shop origin's port
+    db_port: int  # the path to the database (HAProxy db-<region>)
+    database_port: int  # the database server itself
+
+
+def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int, regions: Sequence[RegionPorts]) -> str:
+    """One haproxy configuration with every proxy of the topology, named as drctl/haproxy_backend.py
+    expects; `regions` in failover order. The blackhole ACL files go beside the runtime socket
+    and must exist (empty) when haproxy starts: `haproxy_files()`."""
+    s = spec
+    lines = [
+        "global",
+        f"  stats socket {socket_path} mode 600 level admin",
+        "  maxconn 512",
+        "defaults",
+        "  timeout connect 1s",
+        "  timeout client 10s",
+        "  timeout server 10s",
+        "",
+        f"listen {CLOUDFLARE}",
+        f"  bind {HOST}:{cloudflare_port}",
+        "  mode http",
+        "  option httpchk",
+        f"  http-check send meth GET uri {s.health_path} ver HTTP/1.1 hdr Host {s.domain}",
+        f"  http-check expect rstatus {expected_status_regex(s.expected_codes)}",
+        f"  timeout check {s.monitor_timeout_ms}ms",
+        f"  default-server inter {s.monitor_interval_ms}ms fall {s.monitor_fall} rise {s.monitor_rise}",
+    ]
+    lines += [f"  server {r.name} {HOST}:{r.nb_port} check{' backup' if i else ''}" for i, r in enumerate(regions)]
+    for r in regions:
+        lines += [
+            "",
+            f"listen {nodebalancer(r.name)}",
+            f"  bind {HOST}:{r.nb_port}",
+            "  mode tcp",
+            "  balance roundrobin",
+            # A blackhole: connections from a listed source are held unanswered until they time out
+            # (silent-drop would not do on loopback, where the kernel resets the client at once).
+            "  tcp-request inspect-delay 30s",
+            f"  tcp-request content accept if !{{ src -f {blackhole_acl(socket_path.parent, r.name)} }}",
+            "  tcp-request content reject if WAIT_END",
+            f"  timeout check {s.nb_timeout_ms}ms",
+            # NodeBalancers have no tunable rise (DESIGN §2): one good check brings a node back.
+            f"  default-server inter {s.nb_interval_ms}ms fall {s.nb_attempts} rise 1",
+            *(f"  server {name} {HOST}:{port} check" for name, port in r.origins.items()),
+            "",
+            f"listen {database_path(r.name)}",
+            f"  bind {HOST}:{r.db_port}",
+            "  mode tcp",
+            f"  server {DATABASE_SERVER} {HOST}:{r.database_port}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_files(directory: Path, regions: Sequence[str]) -> None:
+    """The empty ACL files the configuration reads."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for region in regions:
+        blackhole_acl(directory, region).touch()
+
+
 @dataclass
 class _Region:
     name: str
@@ -144,7 +221,8 @@ class LocalTopology:
         self.ca: LocalCA | None = None
         self.databases: MariaDBCluster | None = None
         self.haproxy: HAProxyProcess | None = None
-        self.backend: HAProxyBackend | None = None
+        self.traffic: HAProxyTraffic | None = None
+        self.linode: HAProxyLinode | None = None
         self.regions: dict[str, _Region] = {}
         self.cloudflare_port = free_port()
 
@@ -169,10 +247,12 @@ class LocalTopology:
             origins = {f"web-{n + 1}": free_port() for n in range(self.spec.web_nodes)}
             self.regions[region] = _Region(region, server, free_port(), free_port(), origins, {})
         self._prepare_primary(self.regions[self.spec.regions[0]].database)
+        haproxy_files(self.dir / "haproxy", self.spec.regions)
         self.haproxy = HAProxyProcess(self.dir / "haproxy", self.haproxy_config(), self.dir / "haproxy" / "api.sock")
         self.haproxy.start()
-        self.backend = HAProxyBackend(self.haproxy.api, self.spec.regions,
-                                      {r.name: tuple(r.origins) for r in self.regions.values()})
+        self.traffic = HAProxyTraffic(self.haproxy.api, self.spec.regions)
+        self.linode = HAProxyLinode(self.haproxy.api, self.spec.regions,
+                                    {r.name: tuple(r.origins) for r in self.regions.values()}, self.dir / "haproxy")
         for region in self.spec.regions[1:]:
             self._replicate_from_primary(region)
         for region in self.regions.values():
@@ -250,60 +330,24 @@ class LocalTopology:
 
     # --- HAProxy -----------------------------------------------------------------------------------
     def haproxy_config(self) -> str:
-        s = self.spec
-        lines = [
-            "global",
-            f"  stats socket {self.dir / 'haproxy' / 'api.sock'} mode 600 level admin",
-            "  maxconn 512",
-            "defaults",
-            "  timeout connect 1s",
-            "  timeout client 10s",
-            "  timeout server 10s",
-            "",
-            f"listen {CLOUDFLARE}",
-            f"  bind {HOST}:{self.cloudflare_port}",
-            "  mode http",
-            "  option httpchk",
-            f"  http-check send meth GET uri {s.health_path} ver HTTP/1.1 hdr Host {s.domain}",
-            f"  http-check expect rstatus {expected_status_regex(s.expected_codes)}",
-            f"  timeout check {s.monitor_timeout_ms}ms",
-            f"  default-server inter {s.monitor_interval_ms}ms fall {s.monitor_fall} rise {s.monitor_rise}",
-        ]
-        for i, region in enumerate(s.regions):
-            lines.append(f"  server {region} {HOST}:{self.regions[region].nb_port} check{' backup' if i else ''}")
-        for region in self.regions.values():
-            lines += [
-                "",
-                f"listen {nodebalancer(region.name)}",
-                f"  bind {HOST}:{region.nb_port}",
-                "  mode tcp",
-                "  balance roundrobin",
-                f"  timeout check {s.nb_timeout_ms}ms",
-                # NodeBalancers have no tunable rise (DESIGN §2): one good check brings a node back.
-                f"  default-server inter {s.nb_interval_ms}ms fall {s.nb_attempts} rise 1",
-                *(f"  server {name} {HOST}:{port} check" for name, port in region.origins.items()),
-                "",
-                f"listen {database_path(region.name)}",
-                f"  bind {HOST}:{region.db_port}",
-                "  mode tcp",
-                f"  server {DATABASE_SERVER} {HOST}:{region.database.port}",
-            ]
-        return "\n".join(lines) + "\n"
+        return haproxy_config(self.spec, self.dir / "haproxy" / "api.sock", self.cloudflare_port, [
+            RegionPorts(r.name, r.nb_port, r.origins, r.db_port, r.database.port) for r in self.regions.values()])
 
     def wait_until_serving(self, region: str, timeout: float) -> None:
         """Until every pool passes its monitor and `region` takes the traffic."""
         deadline = time.monotonic() + timeout
+        state = None
         while time.monotonic() < deadline:
-            health = self.backend.pool_health()
-            if all(health.values()) and self.backend.serving_region() == region:
+            state = self.traffic.state()
+            if all(r.healthy for r in state.regions.values()) and state.serving == region:
                 return
             for r in self.regions.values():
                 for name, process in r.processes.items():
                     if process.poll() is not None:
                         raise TopologyError(f"shop origin {r.name}-{name} exited with {process.returncode}")
             time.sleep(0.05)
-        raise TopologyError(f"the rehearsal topology did not come up within {timeout:.0f} s "
-                            f"(pools: {self.backend.pool_health()}, serving: {self.backend.serving_region()})")
+        details = "; ".join(r.detail for r in state.regions.values()) if state else "no state read"
+        raise TopologyError(f"the rehearsal topology did not come up within {timeout:.0f} s ({details})")
 
     # --- what the drill sees -----------------------------------------------------------------------
     def order_sink(self) -> order_writer.HttpOrderSink:
@@ -311,23 +355,24 @@ class LocalTopology:
         return order_writer.HttpOrderSink(HOST, self.cloudflare_port, self.spec.domain)
 
     def outputs(self) -> StackOutputs:
-        """This topology in the stack-outputs contract. Ids are small local numbers: region i's
-        NodeBalancer is 100+i, its web nodes 200+10i+n, its firewalls 300+i (web), 400+i
-        (NodeBalancer) and 500+i (database); its database Linode 600+i."""
+        """This topology in the stack-outputs contract, with the local ids of `LocalIds`."""
         s = self.spec
         regions, replicas = [], []
         for i, name in enumerate(s.regions):
-            r = self.regions[name]
+            r, ids = self.regions[name], LocalIds(i)
             regions.append({
                 "region": name, "role": "primary" if i == 0 else "dr",
-                "nodeBalancer": {"id": 100 + i, "ipv4": HOST, "hostname": f"{nodebalancer(name)}.rehearsal.invalid"},
-                "webInstances": [{"id": 200 + 10 * i + n, "label": f"{name}-{node}", "privateIp": HOST}
+                "nodeBalancer": {"id": ids.nodebalancer, "ipv4": HOST,
+                                 "hostname": f"{nodebalancer(name)}.rehearsal.invalid"},
+                "webInstances": [{"id": ids.web_instance(n), "label": node, "privateIp": HOST}
                                  for n, node in enumerate(r.origins)],
-                "webFirewallId": 300 + i, "nodeBalancerFirewallId": 400 + i, "poolId": name,
+                "webFirewallId": ids.web_firewall, "nodeBalancerFirewallId": ids.nodebalancer_firewall,
+                "poolId": name,
             })
             if i:
-                replicas.append({"region": name, "instanceId": 600 + i, "publicIp": HOST, "privateIp": HOST,
-                                 "serverId": r.database.server_id, "port": r.db_port, "firewallId": 500 + i})
+                replicas.append({"region": name, "instanceId": ids.database_instance, "publicIp": HOST,
+                                 "privateIp": HOST, "serverId": r.database.server_id, "port": r.db_port,
+                                 "firewallId": ids.database_firewall})
         primary = self.regions[s.regions[0]]
         return StackOutputs.model_validate({
             "project": s.project, "stack": f"{s.stack}-rehearsal", "domain": s.domain,
@@ -342,7 +387,8 @@ class LocalTopology:
                 "mode": "self-managed",
                 "primary": {"region": s.regions[0], "host": HOST, "port": primary.db_port,
                             "caCert": Path(self.ca.ca).read_text(), "adminUser": ADMIN_USER,
-                            "adminPassword": self._passwords[ADMIN_USER], "instanceId": 600, "firewallId": 500},
+                            "adminPassword": self._passwords[ADMIN_USER],
+                            "instanceId": LocalIds(0).database_instance, "firewallId": LocalIds(0).database_firewall},
                 "replicas": replicas,
             },
             "objectives": {"rtoSeconds": s.rto_seconds, "rpoSeconds": s.rpo_seconds,
