@@ -263,21 +263,21 @@ class Watchdog:
         if self.metrics and not (isinstance(err, CloudflareRateLimited) and not err.sent):
             self.metrics.api_errors.labels(kind=err.kind).inc()
 
-    def _alert(self, kind: str, **details: Any) -> None:
+    def _alert(self, name: str, **details: Any) -> None:
         if not self.alerter.configured:
             return
         if self.settings.dry_run:  # a dry run has no effects outside this process
-            self.log.emit("alert_skipped", kind=kind, dry_run=True)
+            self.log.emit("alert_skipped", alert=name, dry_run=True)
             return
-        event = {"event": kind, "stack": self.stack, "domain": self.domain,
+        event = {"event": name, "stack": self.stack, "domain": self.domain,
                  "at": datetime.fromtimestamp(self.wall(), UTC).isoformat(timespec="seconds"), **details}
         failures = self.alerter.send(event)
         if self.metrics:
-            self.metrics.alerts.labels(kind=kind).inc()
+            self.metrics.alerts.labels(kind=name).inc()
             if failures:
                 self.metrics.alert_failures.inc(len(failures))
         for failure in failures:
-            self.log.emit("alert_failed", kind=kind, error=failure)
+            self.log.emit("alert_failed", alert=name, error=failure)
 
     def _changed(self, topic: str, value: Any) -> bool:
         if topic in self._logged and self._logged[topic] == value:
