@@ -149,7 +149,7 @@ class _TLSServer(ThreadingHTTPServer):
         self.context, self.sni = context, sni
         super().__init__(address, handler)
 
-    def get_request(self):  # noqa: ANN201 - socketserver's signature
+    def get_request(self):
         sock, addr = super().get_request()
         sock.settimeout(5)
         try:
