@@ -102,6 +102,7 @@ class FakeCloudflare:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms delayed-ACK stall
 
             def log_message(self, *args: Any) -> None:  # keep pytest output clean
                 pass
