@@ -219,17 +219,10 @@ class CloudflareApi:
                         operation=operation, status=getattr(err, "status_code", None),
                     ) from None
                 self.sleep(self._backoff(attempt))
-            except cloudflare.AuthenticationError as err:
+            except (cloudflare.AuthenticationError, cloudflare.PermissionDeniedError) as err:
                 raise CloudflarePermissionError(
-                    f"{operation}: Cloudflare rejected the API token (401{_codes_text(err)}): check that "
-                    f"{ENV_TOKEN} holds a valid, unexpired token with {permission} permission",
-                    operation=operation, status=401, codes=_codes(err),
-                ) from None
-            except cloudflare.PermissionDeniedError as err:
-                raise CloudflarePermissionError(
-                    f"{operation}: the API token lacks the {permission} permission for this zone "
-                    f"(403{_codes_text(err)}); edit the token in the Cloudflare dashboard to add it",
-                    operation=operation, status=403, codes=_codes(err),
+                    _permission_message(operation, permission, err), operation=operation,
+                    status=err.status_code, codes=_codes(err),
                 ) from None
             except cloudflare.APIStatusError as err:
                 raise CloudflareRejected(
@@ -267,13 +260,18 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
+def _permission_message(operation: str, permission: str, err: cloudflare.APIStatusError) -> str:
+    codes = _codes(err)
+    status = f"{err.status_code}{', Cloudflare error ' + ', '.join(map(str, codes)) if codes else ''}"
+    if err.status_code == 401:
+        return (f"{operation}: Cloudflare rejected the API token ({status}): check that {ENV_TOKEN} holds a "
+                f"valid, unexpired token with {permission} permission")
+    return (f"{operation}: the API token lacks the {permission} permission for this zone ({status}); "
+            "edit the token in the Cloudflare dashboard to add it")
+
+
 def _codes(err: cloudflare.APIError) -> tuple[int, ...]:
     return tuple(e.code for e in getattr(err, "errors", []) or [] if isinstance(e.code, int))
-
-
-def _codes_text(err: cloudflare.APIError) -> str:
-    codes = _codes(err)
-    return f", Cloudflare error {', '.join(map(str, codes))}" if codes else ""
 
 
 def _describe(err: cloudflare.APIError) -> str:

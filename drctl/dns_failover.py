@@ -126,3 +126,9 @@ def require_dns_mode(outputs: StackOutputs) -> None:
     if not outputs.cloudflare.dns_record_ids:
         raise OutputsError(f"stack {outputs.stack!r}: drctl.cloudflare.dnsRecordIds is empty, "
                            "no DNS record to repoint")
+    # The contract lists the A record, then the AAAA record: every region must be able to take both.
+    if len(outputs.cloudflare.dns_record_ids) > 1:
+        missing = [r.region for r in outputs.regions if not r.node_balancer.ipv6]
+        if missing:
+            raise OutputsError(f"stack {outputs.stack!r} has an AAAA record but the NodeBalancer of "
+                               f"{', '.join(missing)} has no IPv6 address to point it at")

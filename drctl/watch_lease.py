@@ -95,6 +95,7 @@ class NoLease:
 class FileLease(NoLease):
     path: str = ""
     _fd: int | None = field(default=None, init=False)
+    _other: str | None = field(default=None, init=False)
 
     def refresh(self) -> LeaseState:
         if self._fd is None:
@@ -102,16 +103,16 @@ class FileLease(NoLease):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                other = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                self._other = os.read(fd, 200).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                return LeaseState(False, other)
+                return self.state()
             os.ftruncate(fd, 0)
             os.write(fd, f"{self.holder}\n".encode())
             self._fd = fd
         return self.state()
 
     def state(self) -> LeaseState:
-        return LeaseState(True, self.holder) if self._fd is not None else LeaseState(False, None)
+        return LeaseState(True, self.holder) if self._fd is not None else LeaseState(False, self._other)
 
     def fence(self) -> Fence | None:
         return Fence() if self._fd is not None else None

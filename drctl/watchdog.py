@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -118,7 +118,7 @@ class Watchdog:
     def run(self, stop: threading.Event) -> None:
         """Cycle every `interval` seconds (fixed rate) until `stop` is set."""
         self.log.emit("start", regions=[r.region for r in self.regions], holder=self.lease.holder,
-                      **{k: v for k, v in vars(self.settings).items()})
+                      **asdict(self.settings))
         next_start = self.clock()
         while not stop.is_set():
             try:

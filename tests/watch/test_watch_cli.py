@@ -219,3 +219,12 @@ def test_service_loop_fails_over_serves_metrics_and_releases_the_lease_on_sigter
     assert shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
     assert [e["event"] for e in lines][-1] == "stop"
     assert shop.fake.find(name="_drctl-watch.shop.example.test") == []
+
+
+def test_a_region_without_ipv6_for_the_aaaa_record_is_refused_at_start(tmp_path, capsys, monkeypatch):
+    doc = outputs_doc(list(REGIONS[:2]), ["a" * 32, "b" * 32])
+    doc["drctl"]["regions"][1]["nodeBalancer"]["ipv6"] = None
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = run_cli(["watch", "--outputs", str(path)], capsys)
+    assert code == 2 and "eu-west has no IPv6 address" in err

@@ -65,12 +65,17 @@ def test_two_watcher_loops_running_together_write_once(shop: Shop):
     assert sum(len(shop.events(wd, "switch")) for wd in watchdogs) == 1
 
 
-def test_a_dead_holder_is_replaced_after_its_lease_expires(shop: Shop):
-    wall = Wall()
-    w1 = shop.watchdog("--holder-id", "w1", "--lease-ttl", "120", wall=wall)
-    w2 = shop.watchdog("--holder-id", "w2", "--lease-ttl", "120", wall=wall)
+def holder_and_standby(shop: Shop, wall: Wall):
+    """w1 takes a 120 s lease, w2 finds it taken."""
+    w1, w2 = (shop.watchdog("--holder-id", name, "--lease-ttl", "120", wall=wall) for name in ("w1", "w2"))
     w1.run_cycle()
     w2.run_cycle()
+    return w1, w2
+
+
+def test_a_dead_holder_is_replaced_after_its_lease_expires(shop: Shop):
+    wall = Wall()
+    _, w2 = holder_and_standby(shop, wall)
     # w1 dies without a word. Until its lease (120 s) and the clock-skew allowance (10 s) run out,
     # w2 only observes, even with the primary down.
     shop.origin("us-east").healthy = False
@@ -86,10 +91,7 @@ def test_a_dead_holder_is_replaced_after_its_lease_expires(shop: Shop):
 
 def test_a_holder_that_stops_cleanly_hands_over_within_a_quarter_ttl(shop: Shop):
     wall = Wall()
-    w1 = shop.watchdog("--holder-id", "w1", "--lease-ttl", "120", wall=wall)
-    w2 = shop.watchdog("--holder-id", "w2", "--lease-ttl", "120", wall=wall)
-    w1.run_cycle()
-    w2.run_cycle()
+    w1, w2 = holder_and_standby(shop, wall)
     w1.close()
     assert lease_holders(shop) == []
     wall.now += 30
