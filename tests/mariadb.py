@@ -211,7 +211,7 @@ class MariaDBServer:
             cur.execute(f"GRANT {privileges} TO %s@%s", (name, host))
 
 
-def replicate(replica: MariaDBServer, source: MariaDBServer, user: str = "repl", password: str = "repl-pw",  # noqa: S107 -- a throwaway test server
+def replicate(replica: MariaDBServer, source: MariaDBServer, user: str = "repl", password: str = "repl-pw",
               timeout: float = 20) -> replication.ReplicaStatus:
     """Point `replica` at `source` with the project's replication code (verified TLS, GTID) and wait
     until both threads run. The account must exist on `source` (see `create_user`)."""
