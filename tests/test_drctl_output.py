@@ -215,3 +215,21 @@ def test_the_preview_checks_what_it_knows_and_leaves_computed_values_to_the_appl
     run = harness.run(stack, preview=True)
     assert run.error is None
     assert isinstance(run.outputs["drctl"], Secret)
+
+
+def test_a_computed_value_of_the_wrong_type_fails_the_apply_naming_where(monkeypatch):
+    from components.web_tier import RegionalWebTier
+
+    shaped = RegionalWebTier.outputs.fget
+
+    def nodebalancer_id_as_an_address(tier):
+        outputs = shaped(tier)
+        outputs["nodeBalancer"]["id"] = tier.nodebalancer_ipv4
+        return outputs
+
+    monkeypatch.setattr(RegionalWebTier, "outputs", property(nodebalancer_id_as_an_address))
+    assert harness.run("dr-test", preview=True).error is None  # a first preview cannot know the value
+    assert harness.run("dr-test").error.splitlines()[1:] == [
+        f"drctl.regions.{i}.nodeBalancer.id: Input should be a valid integer, unable to parse string as an integer"
+        for i in (0, 1)
+    ]

@@ -87,17 +87,22 @@ def test_a_writable_database_answers_200_as_primary(healthz):
                                "replica_lag_seconds": None, "replica_state": None, "replica_problem": None}
 
 
+def get_while_schema_exists(healthz, database, schema, *statements):
+    """/healthz while `schema`, filled by `statements`, exists on the server (dropped afterwards)."""
+    database.sql(f"CREATE DATABASE {schema}", *statements)
+    try:
+        return healthz.get()
+    finally:
+        database.sql(f"DROP DATABASE {schema}")
+
+
 def test_a_read_only_database_is_a_replica_with_the_heartbeats_age_as_lag(healthz, database, read_only):
-    database.sql(
-        "CREATE DATABASE drctl",
+    response = get_while_schema_exists(
+        healthz, database, "drctl",
         "CREATE TABLE drctl.drctl_heartbeat (id TINYINT PRIMARY KEY, ts TIMESTAMP(6))",
         "INSERT INTO drctl.drctl_heartbeat VALUES (1, NOW(6) - INTERVAL 3 SECOND)",
         "GRANT SELECT ON drctl.drctl_heartbeat TO 'woocommerce'@'127.0.0.1'",
     )
-    try:
-        response = healthz.get()
-    finally:
-        database.sql("DROP DATABASE drctl")
     assert response.status == 200
     body = response.json()
     assert (body["db_role"], body["db_reachable"]) == ("replica", True)
@@ -221,17 +226,13 @@ def test_a_replica_whose_setup_failed_answers_503(primary_and_read_only_replica,
 
 
 def test_a_replica_problem_never_shows_the_nodes_own_password(healthz, database, read_only):
-    database.sql(
-        "CREATE DATABASE drctl_local",
+    response = get_while_schema_exists(
+        healthz, database, "drctl_local",
         "CREATE TABLE drctl_local.replica_state (id TINYINT PRIMARY KEY, state VARCHAR(32), problem TEXT, "
         "updated_at TIMESTAMP(6))",
         f"INSERT INTO drctl_local.replica_state VALUES (1, 'failed', 'login failed with {PASSWORD}', NOW(6))",  # noqa: S608 -- constants
         "GRANT SELECT ON drctl_local.* TO 'woocommerce'@'127.0.0.1'",
     )
-    try:
-        response = healthz.get()
-    finally:
-        database.sql("DROP DATABASE drctl_local")
     assert response.status == 503
     assert response.json()["replica_problem"] == "login failed with ********"
     assert PASSWORD not in response.body
