@@ -83,6 +83,9 @@ class PrimaryDatabaseOut(_Model):
     instance_id: int | None = None  # self-managed mode: the primary's Linode
     firewall_id: int | None = None  # self-managed mode: fenced by blackholing this firewall
     managed_database_id: int | None = None  # managed mode: fenced by emptying its allow list
+    # Self-managed mode: `host` is the name the server's certificate carries, known only to this
+    # stack; connect to this public IP and verify the certificate against `host`.
+    address: str | None = None
 
 
 class ReplicaOut(_Model):
@@ -93,12 +96,23 @@ class ReplicaOut(_Model):
     server_id: int
     port: int = 3306
     firewall_id: int | None = None
+    # The name the replica's certificate carries (mysql-<region>.<stack>.<project>.internal): connect
+    # to `public_ip`, verify against this name and `DatabaseOut.server_ca_cert`.
+    host: str | None = None
 
 
 class DatabaseOut(_Model):
     mode: Literal["managed", "self-managed"]
     primary: PrimaryDatabaseOut
     replicas: tuple[ReplicaOut, ...]
+    # Our MySQL Linodes (every replica, and the primary in self-managed mode) share one CA and one
+    # administrator account (`drctl`, all privileges), which promote and failback log in with.
+    server_ca_cert: SecretStr | None = None
+    replica_admin_user: str | None = None
+    replica_admin_password: SecretStr | None = None
+    # Who writes the replication heartbeat on the primary: its own event scheduler (self-managed),
+    # or a systemd timer on the primary region's first web node (managed).
+    heartbeat: Literal["event scheduler", "web-node timer"] | None = None
 
 
 class ObjectivesOut(_Model):
