@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drctl import plan, watch
+from drctl import plan, rehearse, watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, watch)
+COMMANDS = (plan, watch, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from drctl.drill_faults import FaultInjector
 from drctl.drill_report import DrillReport, acknowledged_by
 from drctl.order_writer import OrderSink, OrderWriter, Write
+from drctl.probe import DOWN, UP, HealthTracker, ProbeResult
 from drctl.stack_outputs import StackOutputs
 from drctl.traffic_backends import TrafficBackend
 
@@ -84,10 +85,16 @@ class Drill:
                  faults: FaultInjector, sink: OrderSink, options: DrillOptions, *, kind: str = "drill",
                  objectives_note: str = "", say: Callable[[str], None] = print,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 hooks: dict[str, Callable[[], None]] | None = None):
+                 hooks: dict[str, Callable[[], None]] | None = None,
+                 origin_probe: Callable[[], ProbeResult] | None = None):
         self.outputs, self.runbook, self.traffic, self.faults = outputs, runbook, traffic, faults
         self.sink, self.options, self.say, self.clock, self.sleep = sink, options, say, clock, sleep
         self.hooks = hooks or {}  # "before-fault", "after-promotion": tests and the benchmark look in here
+        # drctl watch's HTTPS probe of the primary region's NodeBalancer, with the monitor's fall/rise:
+        # shows when the fault became visible from outside, and that the region answers again at the end.
+        self.origin_probe = origin_probe
+        monitor = outputs.monitor
+        self._tracker = HealthTracker(fall=max(1, monitor.consecutive_down), rise=max(1, monitor.consecutive_up))
         self.primary = outputs.regions[0].region
         self.target = options.target or outputs.regions[1].region
         outputs.region(self.target)  # refuse a region the stack does not have, before anything starts
@@ -182,16 +189,21 @@ class Drill:
         self._pause(self.options.settle_seconds)
 
     def _detect(self) -> None:
-        """Until the load balancer (or the DNS) stops sending traffic to the primary region."""
+        """Until the load balancer (or the DNS) stops sending traffic to the primary region; the
+        origin probe meanwhile says when the failure became visible at the NodeBalancer."""
         fault_at = self._times["fault"]
         deadline = time.monotonic() + max(self.outputs.objectives.rto_seconds, self.options.poll_seconds * 3)
         while True:
             self._check_stop()
+            self._probe_origin(DOWN, "origin down")
             state = self.traffic.state()
             if state.serving != self.primary:
                 self._times["detected"] = self.clock()
                 self.report.log("detection", "ok", f"traffic left {self.primary} (now: {state.serving or 'no region'})",
                                 self._times["detected"] - fault_at)
+                if self.origin_probe is not None and "origin down" not in self._times:
+                    self.report.log("origin probe", "info", f"{self.primary}'s NodeBalancer still answers: the "
+                                                            "fault is in the load balancer, not the region")
                 return
             if time.monotonic() > deadline:
                 detail = state.regions.get(self.primary)
@@ -205,9 +217,12 @@ class Drill:
         self._promoted = True
         self._promotion_mode = (detail or {}).get("mode")
         self._times["promoted"] = self.clock()
+        # The new primary took writes from the moment the runbook made it writable, which may be
+        # before promote returned (it then moves traffic and verifies).
+        self._times["writable"] = (detail or {}).get("writableAt") or self._times["promoted"]
 
     def _verify_target(self) -> None:
-        first = self._wait_for_write(self.target, since=self._times["promoted"] - 1e-3,
+        first = self._wait_for_write(self.target, since=self._times["writable"] - 1e-3,
                                      timeout=self.max_write_outage, what=f"an order in {self.target}")
         # Every order the old primary acknowledged before the switch, looked up in the new primary.
         acknowledged = acknowledged_by(self.writer.snapshot(), self.primary, first.finished)
@@ -228,6 +243,12 @@ class Drill:
         first = self._wait_for_write(self.primary, since=self._times["failed_back"] - 1e-3,
                                      timeout=self.max_write_outage, what=f"an order in {self.primary} after failback")
         self.report.log("verify", "ok", f"orders land in {self.primary} again (first: #{first.seq} via {first.server})")
+        if self.origin_probe is not None:
+            deadline = time.monotonic() + self.max_write_outage
+            while not self._probe_origin(UP, "origin up"):
+                if time.monotonic() > deadline:
+                    raise StopDrill(f"{self.primary}'s NodeBalancer does not answer its health check after failback")
+                self._pause(self.options.poll_seconds)
         self._pause(self.options.settle_seconds)
 
     # --- the restore path and the verdict ---------------------------------------------------------
@@ -258,12 +279,14 @@ class Drill:
     def _final_checks(self) -> None:
         writes = self.writer.snapshot() if self.writer else []
         t = self._times
-        self.report.measure_writes(writes, promoted_at=t.get("promoted"), promotion_started=t.get("promotion"),
+        self.report.measure_writes(writes, promoted_at=t.get("writable"), promotion_started=t.get("promotion"),
                                    fault_at=t.get("fault"), detected_at=t.get("detected"),
                                    present_after_promotion=self._present_after_promotion,
                                    checked_before=t.get("checked_before"))
-        if self.report.aborted is not None or self.writer is None:
+        if self.writer is None:  # refused before anything changed
             return
+        if self.report.aborted is not None:  # no verdict on objectives, but say where things stand
+            return self._check_back_home()
         m, o = self.report.measured, self.report.objectives
         self.report.check("RTO within objective", m.get("rtoSeconds") is not None and m["rtoSeconds"] <= o["rtoSeconds"],
                           f"{m.get('rtoSeconds')} s measured, objective {o['rtoSeconds']} s")
@@ -311,6 +334,21 @@ class Drill:
         detail = fn()
         self.report.log(name, "ok", detail, self.clock() - started)
         return detail
+
+    def _probe_origin(self, wanted: str, mark: str) -> bool:
+        """One probe of the primary's NodeBalancer; log (once) when it reaches `wanted`."""
+        if self.origin_probe is None:
+            return False
+        result = self.origin_probe()
+        self._tracker.observe(result.ok, time.monotonic())
+        if self._tracker.state != wanted:
+            return False
+        if mark not in self._times:
+            self._times[mark] = self.clock()
+            since = self._times["fault"] if wanted == DOWN else self._times["failed_back"]
+            self.report.log("origin probe", "ok", f"{self.primary}'s NodeBalancer {'down' if wanted == DOWN else 'up'} "
+                                                  f"({result.describe()})", self._times[mark] - since)
+        return True
 
     def _hook(self, name: str) -> None:
         if name in self.hooks:

@@ -6,8 +6,8 @@ new primary acknowledged. RPO is what was lost: orders acknowledged (by the old 
 first write on the new one) that the new primary does not have after promotion, counted exactly by
 sequence number, and as time, the span from the last order the new primary kept to the last one it
 lost. The breakdown splits the outage the way an operator can act on it: detection (fault to
-traffic leaving the region), promotion (the runbook's promote), traffic switch (promotion done to
-the first order written in the new region).
+traffic leaving the region), promotion (promote started to the new primary writable), traffic
+switch (writable to the first order acknowledged there).
 
 Reports hold no secret: passwords and tokens never enter a step's detail (the runbook's details
 are built without them), and the report only prints what the drill put in.
@@ -188,7 +188,7 @@ class DrillReport:
             f"{self.primary}; promoted {self.target}, then failed back to {self.primary}.",
         ]
         if self.aborted:
-            lines += ["", f"**Stopped early:** {self.aborted}"]
+            lines += ["", f"**Stopped early:** {_cell(self.aborted)}"]
         if o.get("note"):
             lines += ["", o["note"]]
         lines += [
@@ -201,9 +201,8 @@ class DrillReport:
             "", "## Where the outage went", "",
             "| phase | seconds |", "|---|---|",
             f"| detection (fault to traffic leaving {self.primary}) | {_show(m.get('detectionSeconds'))} |",
-            f"| promotion ({self.target}'s database made primary) | {_show(m.get('promotionSeconds'))} |",
-            f"| traffic switch (promotion done to first order in {self.target}) | "
-            f"{_show(m.get('trafficSwitchSeconds'))} |",
+            f"| promotion (promote started to {self.target}'s database writable) | {_show(m.get('promotionSeconds'))} |",
+            f"| traffic switch ({self.target} writable to its first order) | {_show(m.get('trafficSwitchSeconds'))} |",
             f"| fault to first order in {self.target} | {_show(m.get('faultToFirstNewWriteSeconds'))} |",
             "", "## Orders", "",
             f"{self.writer.get('attempted', 0)} attempted, {self.writer.get('acknowledged', 0)} acknowledged, "
@@ -214,12 +213,12 @@ class DrillReport:
         lines += ["", "## Checks", ""]
         lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks] or ["- none ran"]
         lines += ["", "## Restored", ""]
-        lines += [f"- {item}" for item in self.restored] or ["- nothing needed restoring"]
+        lines += [f"- {_cell(item)}" for item in self.restored] or ["- nothing needed restoring"]
         lines += ["", "## Step log", "", "| time (UTC) | step | status | seconds | detail |", "|---|---|---|---|---|"]
         for s in self.steps:
             detail = s.detail if isinstance(s.detail, str) else json.dumps(s.detail, default=str) if s.detail else ""
             lines.append(f"| {_iso(s.at)[11:23]} | {s.name} | {s.status} | {_show(_round(s.seconds))} | "
-                         f"{detail.replace('|', '/')} |")
+                         f"{_cell(detail)} |")
         return "\n".join(lines) + "\n"
 
     def write(self, directory: Path) -> tuple[Path, Path]:
@@ -228,6 +227,11 @@ class DrillReport:
         json_path.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
         md_path.write_text(self.markdown(), encoding="utf-8")
         return json_path, md_path
+
+
+def _cell(text: str) -> str:
+    """One line, safe inside a Markdown table (the runbook's messages span several lines)."""
+    return " / ".join(line.strip() for line in str(text).splitlines() if line.strip()).replace("|", "/")
 
 
 def _verdict(report: DrillReport, name: str) -> str:

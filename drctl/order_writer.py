@@ -18,6 +18,7 @@ create an errant transaction there.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
@@ -25,8 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from drctl import replication
 
 SCHEMA = "drctl_drill"
 ORDERS_DDL = (
@@ -117,50 +116,40 @@ class HttpOrderSink:
         pass
 
 
-@dataclass(frozen=True)
-class DatabaseEndpoint:
-    region: str
-    host: str
-    port: int
-    user: str
-    password: str
-    ssl_ca: str
-
-    def __repr__(self) -> str:  # the dataclass repr would print the password
-        return f"DatabaseEndpoint({self.region}, {self.host}:{self.port}, user={self.user!r})"
-
-
 class DatabaseOrderSink:
-    """Orders straight into the first database (in failover order) that accepts writes. Each writer
-    thread keeps its own connections; a connection that failed is dropped and made again."""
+    """Orders straight into the first database (in failover order) that accepts writes. `targets`
+    are (region, connect) pairs, `connect` opening an autocommit connection to that region's
+    database (the runbook's `topology.connect`, verified TLS). Each writer thread keeps its own
+    connections; one that failed is dropped and made again on the next order."""
 
-    def __init__(self, endpoints: Sequence[DatabaseEndpoint], connect_timeout: float = 2.0):
-        self.endpoints, self.connect_timeout = list(endpoints), connect_timeout
+    def __init__(self, targets: Sequence[tuple[str, Callable[[], Any]]]):
+        self.targets = list(targets)
         self._local = threading.local()
 
     def write(self, seq: int) -> tuple[str, str]:
         conns = self._local.__dict__.setdefault("conns", {})
         reasons = []
-        for ep in self.endpoints:
+        for region, connect in self.targets:
             try:
-                conn = conns.get(ep.region)
+                conn = conns.get(region)
                 if conn is None:
-                    conn = conns[ep.region] = replication.connect(
-                        ep.host, ep.port, ep.user, ep.password, ssl_ca=ep.ssl_ca, connect_timeout=self.connect_timeout)
-                insert_order(conn, seq, ep.region)
-                return ep.region, f"{ep.host}:{ep.port}"
+                    conn = conns[region] = connect()
+                insert_order(conn, seq, region)
+                return region, f"{region} database"
             except OrderRejected as err:
-                reasons.append(f"{ep.region}: {err}")
+                reasons.append(f"{region}: {err}")
             except Exception as err:  # unreachable, killed, fenced by a firewall: try the next region
-                stale = conns.pop(ep.region, None)
+                stale = conns.pop(region, None)
                 if stale is not None:
-                    stale.close()
-                reasons.append(f"{ep.region}: {type(err).__name__}")
+                    with contextlib.suppress(Exception):
+                        stale.close()
+                reasons.append(f"{region}: {type(err).__name__}")
         raise OrderRejected("; ".join(reasons))
 
     def close(self) -> None:
         for conn in self._local.__dict__.get("conns", {}).values():
-            conn.close()
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 class OrderWriter:

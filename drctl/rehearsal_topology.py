@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ from drctl.haproxy_backend import (
 from drctl.local_haproxy import HAProxyProcess
 from drctl.local_mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, free_port, make_template, replicate
 from drctl.stack_files import REPO_ROOT, load_stack_file
-from drctl.stack_outputs import StackOutputs
+from drctl.stack_outputs import StackOutputs, parse_outputs
 
 DEFAULT_TIME_SCALE = 0.02  # a 60 s monitor interval becomes 1.2 s
 MIN_CHECK_MS = 50  # HAProxy checks faster than this only burn the two cores
@@ -146,10 +146,13 @@ class RegionPorts:
     database_port: int  # the database server itself
 
 
-def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int, regions: Sequence[RegionPorts]) -> str:
+def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int, regions: Sequence[RegionPorts],
+                   tls_pem: Path) -> str:
     """One haproxy configuration with every proxy of the topology, named as drctl/haproxy_backend.py
     expects; `regions` in failover order. The blackhole ACL files go beside the runtime socket
-    and must exist (empty) when haproxy starts: `haproxy_files()`."""
+    and must exist (empty) when haproxy starts: `haproxy_files()`. The NodeBalancers speak TLS
+    with the certificate and key in `tls_pem` (as the web nodes do behind the real ones), so
+    Cloudflare's checks, and drctl's own probes (drctl/probe.py), reach them over HTTPS."""
     s = spec
     lines = [
         "global",
@@ -167,14 +170,17 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
         f"  http-check send meth GET uri {s.health_path} ver HTTP/1.1 hdr Host {s.domain}",
         f"  http-check expect rstatus {expected_status_regex(s.expected_codes)}",
         f"  timeout check {s.monitor_timeout_ms}ms",
+        # HAProxy waits min(timeout connect, 1 s) between retries of a refused connection: scaled too.
+        f"  timeout connect {s.monitor_timeout_ms}ms",
         f"  default-server inter {s.monitor_interval_ms}ms fall {s.monitor_fall} rise {s.monitor_rise}",
     ]
-    lines += [f"  server {r.name} {HOST}:{r.nb_port} check{' backup' if i else ''}" for i, r in enumerate(regions)]
+    lines += [f"  server {r.name} {HOST}:{r.nb_port} check ssl verify none sni str({s.domain}){' backup' if i else ''}"
+              for i, r in enumerate(regions)]
     for r in regions:
         lines += [
             "",
             f"listen {nodebalancer(r.name)}",
-            f"  bind {HOST}:{r.nb_port}",
+            f"  bind {HOST}:{r.nb_port} ssl crt {tls_pem}",
             "  mode tcp",
             "  balance roundrobin",
             # A blackhole: connections from a listed source are held unanswered until they time out
@@ -183,6 +189,7 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
             f"  tcp-request content accept if !{{ src -f {blackhole_acl(socket_path.parent, r.name)} }}",
             "  tcp-request content reject if WAIT_END",
             f"  timeout check {s.nb_timeout_ms}ms",
+            f"  timeout connect {s.nb_timeout_ms}ms",
             # NodeBalancers have no tunable rise (DESIGN §2): one good check brings a node back.
             f"  default-server inter {s.nb_interval_ms}ms fall {s.nb_attempts} rise 1",
             *(f"  server {name} {HOST}:{port} check" for name, port in r.origins.items()),
@@ -190,16 +197,28 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
             f"listen {database_path(r.name)}",
             f"  bind {HOST}:{r.db_port}",
             "  mode tcp",
-            f"  server {DATABASE_SERVER} {HOST}:{r.database_port}",
+            # A killed server is refused at once, as by a machine whose mysqld died (HAProxy would
+            # otherwise retry for seconds on the client's behalf).
+            "  retries 0",
+            f"  timeout connect {s.nb_timeout_ms}ms",
+            # Replication and pooled connections sit idle for long; a firewall does not cut them.
+            "  timeout client 1h",
+            "  timeout server 1h",
+            f"  server {DATABASE_SERVER} {HOST}:{r.database_port} check inter {s.nb_interval_ms}ms fall 1 rise 1",
         ]
     return "\n".join(lines) + "\n"
 
 
-def haproxy_files(directory: Path, regions: Sequence[str]) -> None:
-    """The empty ACL files the configuration reads."""
+def haproxy_files(directory: Path, regions: Sequence[str], ca: LocalCA) -> Path:
+    """The files the configuration reads: empty blackhole ACLs, and the NodeBalancers' certificate
+    and key in one PEM (returned)."""
     directory.mkdir(parents=True, exist_ok=True)
     for region in regions:
         blackhole_acl(directory, region).touch()
+    pem = directory / "nodebalancer.pem"
+    pem.touch(mode=0o600)
+    pem.write_text(Path(ca.cert).read_text() + Path(ca.key).read_text())
+    return pem
 
 
 @dataclass
@@ -247,7 +266,7 @@ class LocalTopology:
             origins = {f"web-{n + 1}": free_port() for n in range(self.spec.web_nodes)}
             self.regions[region] = _Region(region, server, free_port(), free_port(), origins, {})
         self._prepare_primary(self.regions[self.spec.regions[0]].database)
-        haproxy_files(self.dir / "haproxy", self.spec.regions)
+        self._tls_pem = haproxy_files(self.dir / "haproxy", self.spec.regions, self.ca)
         self.haproxy = HAProxyProcess(self.dir / "haproxy", self.haproxy_config(), self.dir / "haproxy" / "api.sock")
         self.haproxy.start()
         self.traffic = HAProxyTraffic(self.haproxy.api, self.spec.regions)
@@ -297,6 +316,22 @@ class LocalTopology:
     def start_database(self, region: str) -> None:
         self.regions[region].database.start()
 
+    def region_down(self, region: str) -> tuple[str, str, Callable[[], None]]:
+        """The whole region dies at once: its database and its shop origins are killed (SIGKILL).
+        Returns what was done, what undoing does, and the undo (restart them, data kept): the
+        drill's `region-down` fault."""
+        r = self.regions[region]
+        r.database.kill()
+        for name in list(r.processes):
+            self.stop_origin(region, name, kill=True)
+
+        def bring_back() -> None:
+            r.database.start()
+            for name in r.origins:
+                self.start_origin(region, name)
+        return (f"{region}: database and {len(r.origins)} shop origins killed",
+                f"{region}: database and shop origins restarted (data kept)", bring_back)
+
     # --- the shop origins --------------------------------------------------------------------------
     def start_origin(self, region: str, name: str) -> None:
         r = self.regions[region]
@@ -331,7 +366,8 @@ class LocalTopology:
     # --- HAProxy -----------------------------------------------------------------------------------
     def haproxy_config(self) -> str:
         return haproxy_config(self.spec, self.dir / "haproxy" / "api.sock", self.cloudflare_port, [
-            RegionPorts(r.name, r.nb_port, r.origins, r.db_port, r.database.port) for r in self.regions.values()])
+            RegionPorts(r.name, r.nb_port, r.origins, r.db_port, r.database.port) for r in self.regions.values()],
+            self._tls_pem)
 
     def wait_until_serving(self, region: str, timeout: float) -> None:
         """Until every pool passes its monitor and `region` takes the traffic."""
@@ -374,7 +410,8 @@ class LocalTopology:
                                  "privateIp": HOST, "serverId": r.database.server_id, "port": r.db_port,
                                  "firewallId": ids.database_firewall})
         primary = self.regions[s.regions[0]]
-        return StackOutputs.model_validate({
+        ca_pem = Path(self.ca.ca).read_text()
+        return parse_outputs({
             "project": s.project, "stack": f"{s.stack}-rehearsal", "domain": s.domain,
             "trafficMode": "load-balancer", "healthPath": s.health_path,
             "regions": regions,
@@ -385,15 +422,19 @@ class LocalTopology:
             "cloudflare": {"accountId": s.account_id, "zoneId": s.zone_id, "loadBalancerId": CLOUDFLARE},
             "database": {
                 "mode": "self-managed",
+                # One CA signs every server, and the servers share this machine: the CA paths the
+                # servers use for replication are the file itself.
                 "primary": {"region": s.regions[0], "host": HOST, "port": primary.db_port,
-                            "caCert": Path(self.ca.ca).read_text(), "adminUser": ADMIN_USER,
+                            "caCert": ca_pem, "caPath": self.ca.ca, "adminUser": ADMIN_USER,
                             "adminPassword": self._passwords[ADMIN_USER],
                             "instanceId": LocalIds(0).database_instance, "firewallId": LocalIds(0).database_firewall},
-                "replicas": replicas,
+                "replicas": replicas, "serverCaCert": ca_pem, "serverCaPath": self.ca.ca,
+                "replicaAdminUser": ADMIN_USER, "replicaAdminPassword": self._passwords[ADMIN_USER],
+                "heartbeat": "event scheduler",
             },
             "objectives": {"rtoSeconds": s.rto_seconds, "rpoSeconds": s.rpo_seconds,
                            "worstCaseDetectionSeconds": s.worst_case_detection_seconds},
-        })
+        }, "the rehearsal topology")  # parse_outputs: errors name fields, never values (passwords)
 
     def replication_credentials(self) -> tuple[str, str]:
         """The replication account (user, password), for failback's CHANGE MASTER."""

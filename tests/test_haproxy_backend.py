@@ -16,7 +16,8 @@ from drctl.drill_faults import FaultInjector
 from drctl.haproxy_backend import HAProxyLinode, HAProxyTraffic, LocalIds
 from drctl.linode_api import LinodeAPIError
 from drctl.local_haproxy import HAProxyProcess
-from drctl.local_mariadb import free_port
+from drctl.local_mariadb import LocalCA, free_port
+from drctl.probe import HttpsProbe
 from drctl.rehearsal_topology import RegionPorts, RehearsalSpec, haproxy_config, haproxy_files
 from drctl.stack_outputs import StackOutputs
 from tests.binaries import need
@@ -62,7 +63,7 @@ def _echo_server():
 
 @pytest.fixture(scope="module")
 def haproxy(tmp_path_factory):
-    need("haproxy")
+    need("haproxy", "openssl")
     spec = RehearsalSpec.from_stack("dr-test", time_scale=0.01)  # monitor every 0.6 s, nodes every 0.1 s
     servers, listeners, ports = [], [], []
     for region in REGIONS:
@@ -73,8 +74,8 @@ def haproxy(tmp_path_factory):
         listeners.append(_echo_server())
         ports.append(RegionPorts(region, free_port(), origins, free_port(), listeners[-1].getsockname()[1]))
     directory = tmp_path_factory.mktemp("haproxy")
-    haproxy_files(directory, REGIONS)
-    process = HAProxyProcess(directory, haproxy_config(spec, directory / "api.sock", free_port(), ports),
+    pem = haproxy_files(directory, REGIONS, LocalCA.create(directory / "ca"))
+    process = HAProxyProcess(directory, haproxy_config(spec, directory / "api.sock", free_port(), ports, pem),
                              directory / "api.sock")
     process.start()
     try:
@@ -133,7 +134,9 @@ def outputs() -> StackOutputs:
 
 
 def test_traffic_goes_to_the_primary_pool_while_it_is_healthy(backend):
-    traffic, _, _ = backend
+    traffic, _, ports = backend
+    probe = HttpsProbe("dr-test.shop.example.com", "/healthz", timeout=2, port=ports[0].nb_port)
+    assert probe("127.0.0.1").ok  # the NodeBalancer speaks TLS, as Cloudflare's origin does
     state = traffic.state()
     assert (state.mode, state.serving, state.order) == ("haproxy", "us-east", REGIONS)
     assert all(r.enabled and r.healthy for r in state.regions.values())
@@ -171,10 +174,8 @@ def test_a_blackholed_nodebalancer_hangs_connections_and_fails_its_pool(backend)
     original = linode.firewall_rules(fw)
     linode.set_firewall_rules(fw, {**original, "inbound": [], "inbound_policy": "DROP"})
     wait_for(lambda: traffic.state().serving == "eu-west")
-    with socket.create_connection(("127.0.0.1", ports[0].nb_port), timeout=0.3) as s:
-        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-        with pytest.raises(TimeoutError):
-            s.recv(1)  # nothing answers, not even a reset: the NodeBalancer is cut off
+    probe = HttpsProbe("dr-test.shop.example.com", "/healthz", timeout=0.3, port=ports[0].nb_port)
+    assert probe("127.0.0.1").error == "timed out after 0.3 s"  # not even a reset: the NodeBalancer is cut off
     linode.set_firewall_rules(fw, original)
     wait_for(lambda: traffic.state().serving == "us-east")
     assert linode.firewall_rules(fw) == original
