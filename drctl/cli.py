@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drctl import plan, rehearse, watch
+from drctl import drill_command, plan, rehearse, watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, watch, rehearse)
+COMMANDS = (plan, watch, drill_command, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,6 +60,10 @@ class DrillRunbook(Protocol):
 
     def health(self) -> Health: ...
 
+    def prepare(self) -> None:
+        """Make the orders table exist on the primary (idempotent)."""
+        ...
+
     def promote(self, region: str) -> dict[str, Any]: ...
 
     def failback(self, region: str) -> dict[str, Any]: ...
@@ -156,9 +160,8 @@ class Drill:
         return self.report
 
     # --- steps -------------------------------------------------------------------------------------
-    def _preflight(self) -> None:
-        started = self.clock()
-        health = self.runbook.health()
+    def preflight_problems(self, health: Health) -> list[str]:
+        """Why this stack is not fit for a drill now (empty: it is)."""
         rpo = self.outputs.objectives.rpo_seconds
         problems = list(health.problems)
         if not health.healthy and not problems:
@@ -169,6 +172,12 @@ class Drill:
             problems.append(f"replica lag {health.lag_seconds:.1f} s exceeds objectives.rpoSeconds {rpo} s")
         if health.primary not in (None, self.primary):
             problems.append(f"the primary database is in {health.primary}, not {self.primary}: fail back first")
+        return problems
+
+    def _preflight(self) -> None:
+        started = self.clock()
+        health = self.runbook.health()
+        problems = self.preflight_problems(health)
         took = self.clock() - started
         if problems and not self.options.force:
             self.report.log("preflight", "failed", "; ".join(problems), took)
@@ -178,9 +187,11 @@ class Drill:
             self.report.log("preflight", "ok", f"FORCED past: {'; '.join(problems)}", took)
         else:
             lag = f"{health.lag_seconds:.2f} s" if health.lag_seconds is not None else "n/a"
-            self.report.log("preflight", "ok", f"healthy, replica lag {lag} (objective {rpo} s)", took)
+            self.report.log("preflight", "ok", f"healthy, replica lag {lag} "
+                                               f"(objective {self.outputs.objectives.rpo_seconds} s)", took)
 
     def _start_writer(self) -> None:
+        self.runbook.prepare()
         self.writer = OrderWriter(self.sink, rate=self.options.writer_rate, threads=self.options.writer_threads,
                                   clock=self.clock).start()
         first = self._wait_for_write(self.primary, since=0.0, timeout=max(30.0, self.options.settle_seconds),

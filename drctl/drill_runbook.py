@@ -98,8 +98,8 @@ class RunbookAdapter:
         with session(self.rb.server(region)) as conn:
             return order_writer.orders_present(conn, seqs)
 
-    def create_orders_table(self) -> None:
-        """On the current primary; replication carries it to the others."""
+    def prepare(self) -> None:
+        """The orders table on the current primary; replication carries it to the others."""
         primary = discover(self.rb.servers).primary
         if primary is None:
             raise RunbookStepFailed("no single writable primary to create drctl_drill.orders on")

@@ -62,9 +62,8 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
     `export_dir`: where failback exports the dead primary's discarded transactions (default: the
     topology's own directory, removed with it)."""
     with LocalTopology(spec, template=template) as topo:
-        outputs = topo.outputs()
-        rb = Runbook(outputs=outputs, state_dir=topo.dir / "state", say=lambda line: say(f"      {line.strip()}"),
-                     traffic_factory=lambda: topo.traffic, linode_factory=lambda: topo.linode)
+        rb = local_runbook(topo, say)
+        outputs = rb.outputs
         runbook = RunbookAdapter(rb, accept_data_loss=unplanned, discard_errant=unplanned,
                                  catch_up_timeout=30.0, traffic_timeout=30.0,
                                  export_dir=export_dir or topo.dir / "errant")
@@ -85,6 +84,13 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
                                     acceptDataLoss=unplanned, discardErrant=unplanned)
         report = drill.run()
         return RehearsalResult(report, drill.writer.snapshot() if drill.writer else [])
+
+
+def local_runbook(topo: LocalTopology, say: Callable[[str], None]) -> Runbook:
+    """The runbook on the topology: its stack outputs, its HAProxy stand-ins for Cloudflare and the
+    Linode API, journals in its own directory."""
+    return Runbook(outputs=topo.outputs(), state_dir=topo.dir / "state", say=lambda line: say(f"      {line.strip()}"),
+                   traffic_factory=lambda: topo.traffic, linode_factory=lambda: topo.linode)
 
 
 def objectives_note(spec: RehearsalSpec, unplanned: bool) -> str:
