@@ -134,6 +134,10 @@ class DrillReport:
         if fault_at is None:
             return
         out = outage(writes, self.primary, self.target, since=fault_at)
+        if promoted_at and out.first_new:
+            # The runbook notes the promotion done after its step returns; orders may land between
+            # read-only going off and that note. Writable no later than the first order it took.
+            promoted_at = min(promoted_at, out.first_new.finished)
         m: dict[str, Any] = {
             "rtoSeconds": _round(out.rto_seconds),
             "lastWriteOldPrimary": _write(out.last_old),

@@ -53,7 +53,7 @@ class RehearsalResult:
 
 def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "nodes-reject",
              template: Path | None = None, say: Callable[[str], None] = print, settle_seconds: float = 1.0,
-             writer_rate: float | None = 200.0, max_write_outage: float | None = None,
+             writer_rate: float | None = 200.0, writer_threads: int = 2, max_write_outage: float | None = None,
              sink_wrapper: Callable[[OrderSink], OrderSink] | None = None,
              hooks: dict[str, Callable[[LocalTopology], None]] | None = None,
              export_dir: Path | None = None) -> RehearsalResult:
@@ -74,7 +74,8 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
         sink = topo.order_sink()
         options = DrillOptions(
             fault=REGION_DOWN if unplanned else fault, max_duration=MAX_SECONDS, max_write_outage=max_write_outage,
-            settle_seconds=settle_seconds, poll_seconds=0.05, writer_rate=writer_rate, writer_threads=2,
+            settle_seconds=settle_seconds, poll_seconds=0.05, writer_rate=writer_rate,
+            writer_threads=writer_threads,
         )
         drill = Drill(outputs, runbook, topo.traffic, faults, sink_wrapper(sink) if sink_wrapper else sink, options,
                       kind="rehearsal", objectives_note=objectives_note(spec, unplanned), say=say,
