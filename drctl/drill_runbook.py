@@ -1,5 +1,5 @@
-"""The drill's hold on the runbook: the same `promote` and `failback` code paths an operator runs
-(drctl/promote.py, drctl/failback.py), and the same view of the servers (drctl/topology.py).
+"""The drill's hold on the runbook: the same `status`, `promote` and `failback` code paths an
+operator runs (drctl/status.py, drctl/promote.py, drctl/failback.py).
 
 A drill promotes and fails back on purpose, within minutes: the anti-flapping block period would
 refuse the second drill of the day, so the drill's own promotions run with a block period of zero
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drctl import order_writer
+from drctl import order_writer, status
 from drctl.drill import Health
 from drctl.failback import FailbackOptions, failback
 from drctl.promote import PromoteOptions, RunResult, promote
 from drctl.runbook import Runbook
-from drctl.topology import compare, connect, discover, session
+from drctl.topology import connect, discover, session
 
 
 class RunbookStepFailed(Exception):
@@ -37,30 +37,13 @@ class RunbookAdapter:
     export_dir: Path | None = None
 
     def health(self) -> Health:
-        """The verdict `drctl status` gives the databases: one primary, every replica replicating and
-        missing nothing but what is in flight; lag is the worst replica's, from the heartbeat."""
-        topo = discover(self.rb.servers)
-        problems = []
-        primaries = topo.primaries
-        if len(primaries) != 1:
-            problems.append(f"{len(primaries)} writable primaries ({', '.join(p.region for p in primaries) or 'none'})")
-        primary = topo.primary
-        lags = []
-        for state in topo.states.values():
-            if not state.reachable:
-                problems.append(state.error or f"{state.region}: unreachable")
-            elif state.role == "replica":
-                problems += [f"{state.region}: {p}" for p in state.replica.problems()]
-                if state.heartbeat_lag is not None:
-                    lags.append(state.heartbeat_lag)
-                diff = compare(primary, state) if primary is not None else None
-                if diff is not None and diff.errant_count:
-                    problems.append(f"{state.region}: {diff.errant_count} errant transaction(s) ({diff.errant})")
-            elif state.role == "fenced":
-                problems.append(f"{state.region}: read-only without a source (fenced)")
-        replicas = [s for s in topo.states.values() if s.role == "replica"]
-        return Health(healthy=not problems, lag_seconds=max(lags) if len(lags) == len(replicas) and lags else None,
-                      problems=tuple(problems), primary=primary.region if primary else None)
+        """`drctl status`'s verdict (traffic, NodeBalancer nodes, every database), and the worst
+        replica lag from the heartbeat."""
+        doc = status.collect(self.rb)
+        verdict = doc["verdict"]
+        lags = [r["database"].get("lagSeconds") for r in doc["regions"] if r["database"].get("role") == "replica"]
+        return Health(healthy=verdict["healthy"], lag_seconds=max(lags) if lags and None not in lags else None,
+                      problems=tuple(verdict["problems"]), primary=doc["primary"])
 
     def promote(self, region: str) -> dict[str, Any]:
         result = promote(self.rb, PromoteOptions(region=region, yes=True, block_seconds=0,

@@ -20,6 +20,7 @@ from drctl.local_mariadb import LocalCA, free_port
 from drctl.probe import HttpsProbe
 from drctl.rehearsal_topology import RegionPorts, RehearsalSpec, haproxy_config, haproxy_files
 from drctl.stack_outputs import StackOutputs
+from drctl.traffic_backends import TrafficBackend
 from tests.binaries import need
 
 pytestmark = pytest.mark.integration
@@ -137,6 +138,7 @@ def test_traffic_goes_to_the_primary_pool_while_it_is_healthy(backend):
     traffic, _, ports = backend
     probe = HttpsProbe("dr-test.shop.example.com", "/healthz", timeout=2, port=ports[0].nb_port)
     assert probe("127.0.0.1").ok  # the NodeBalancer speaks TLS, as Cloudflare's origin does
+    assert isinstance(traffic, TrafficBackend)  # the runbook's Protocol
     state = traffic.state()
     assert (state.mode, state.serving, state.order) == ("haproxy", "us-east", REGIONS)
     assert all(r.enabled and r.healthy for r in state.regions.values())
