@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
-import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from drctl import local_binaries
+from drctl import local_binaries, local_processes
 
 SERVER_STATES = ("ready", "drain", "maint")
 
@@ -170,29 +168,17 @@ class HAProxyProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config_path)],
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise HAProxyError(f"haproxy exited with {self.process.returncode} while starting:\n{self.log_tail()}")
-            try:
-                self.api.command("show info")
-                return
-            except HAProxyError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise HAProxyError(f"haproxy did not answer within {timeout} s:\n{self.log_tail()}") from None
-                time.sleep(0.05)
+        local_processes.wait_until_ready(self.process, self._answers, timeout, "haproxy", self.log_path, HAProxyError)
+
+    def _answers(self) -> bool:
+        try:
+            self.api.command("show info")
+            return True
+        except HAProxyError:
+            return False
 
     def stop(self, timeout: float = 10) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        local_processes.terminate(self.process, timeout)
         self.process = None
 
     @property
@@ -200,7 +186,4 @@ class HAProxyProcess:
         return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return local_processes.log_tail(self.log_path, lines)

@@ -19,18 +19,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
 
-from drctl import local_binaries, replication
+from drctl import local_binaries, local_processes, replication
 
 HOST = "127.0.0.1"
 
@@ -148,40 +146,24 @@ class MariaDBServer:
             *self.extra_args,
         ]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise LocalServerError(
-                    f"{self} exited with {self.process.returncode} while starting:\n{self.log_tail()}")
-            try:
-                self.connect().close()
-                return
-            except pymysql.err.OperationalError:
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise LocalServerError(f"{self} did not answer within {timeout} s:\n{self.log_tail()}") from None
-                time.sleep(0.05)
+        local_processes.wait_until_ready(self.process, self._answers, timeout, repr(self), self.error_log,
+                                         LocalServerError)
+
+    def _answers(self) -> bool:
+        try:
+            self.connect().close()
+            return True
+        except pymysql.err.OperationalError:
+            return False
 
     def stop(self, timeout: float = 30) -> None:
         """Clean shutdown (SIGTERM); SIGKILL if it does not exit within `timeout`."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        local_processes.terminate(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:
         """Crash the server (SIGKILL): what a dead region looks like to its peers."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        local_processes.kill(self.process)
         self.process = None
 
     @property
@@ -189,10 +171,7 @@ class MariaDBServer:
         return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.error_log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no error log)"
+        return local_processes.log_tail(self.error_log, lines)
 
     # --- access --------------------------------------------------------------------------------
     def connect(self, user: str = "root", password: str = "", database: str | None = None,

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from drctl import order_writer, replication
+from drctl import local_processes, order_writer, replication
 from drctl.haproxy_backend import (
     CLOUDFLARE,
     DATABASE_SERVER,
@@ -351,17 +351,10 @@ class LocalTopology:
     def stop_origin(self, region: str, name: str, kill: bool = True) -> None:
         """SIGKILL (a dead web node) or SIGTERM (a clean stop)."""
         process = self.regions[region].processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
         if kill:
-            process.kill()
+            local_processes.kill(process)
         else:
-            process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            local_processes.terminate(process, 5)
 
     # --- HAProxy -----------------------------------------------------------------------------------
     def haproxy_config(self) -> str:
