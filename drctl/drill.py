@@ -328,10 +328,19 @@ class Drill:
                           + (f" (first: {unaccounted[:10]})" if unaccounted else ""))
 
     def _check_back_home(self) -> None:
-        try:
-            state, health = self.traffic.state(), self.runbook.health()
-        except Exception as err:
-            return self.report.check("back to normal after failback", False, _describe(err))
+        """Traffic and replication back as before the drill. A monitor needs up to its worst-case
+        detection time to see the returned region healthy again, so this waits that long at most."""
+        deadline = time.monotonic() + max(self.outputs.objectives.worst_case_detection_seconds,
+                                          3 * self.options.poll_seconds)
+        while True:
+            try:
+                state, health = self.traffic.state(), self.runbook.health()
+            except Exception as err:
+                return self.report.check("back to normal after failback", False, _describe(err))
+            settled = state.serving == self.primary and health.healthy and health.primary == self.primary
+            if settled or time.monotonic() > deadline:
+                break
+            self.sleep(self.options.poll_seconds)
         self.report.check("traffic back in the primary region", state.serving == self.primary,
                           f"serving: {state.serving or 'no region'}")
         self.report.check("replication healthy after failback", health.healthy and health.primary == self.primary,

@@ -41,8 +41,8 @@ from drctl.runbook import (
     fail,
     printer,
     runbook_from_args,
+    seconds,
 )
-from drctl.runbook import _seconds as seconds  # the runbook's own parser, so the flags read alike
 from drctl.stack_outputs import OutputsError
 from drctl.traffic_backends import TrafficError
 

@@ -119,7 +119,7 @@ class HAProxyTraffic:
         return TrafficState(
             mode=self.mode, serving=serving, order=(*self.regions[first:], *self.regions[:first]),
             regions={r: RegionTraffic(r, enabled=r not in self._disabled,
-                                      healthy=pools[r].up and pools[r].check_passed,
+                                      healthy=pools[r].checked_up,
                                       detail=f"pool {r}: {pools[r].status} ({pools[r].check_status or 'no check yet'})")
                      for r in self.regions},
         )

@@ -46,9 +46,12 @@ class ServerStat:
         return self.status.startswith("UP") or self.status == "no check"
 
     @property
-    def check_passed(self) -> bool:
-        """The last health check succeeded (L4OK, L6OK, L7OK)."""
-        return self.check_status.endswith("OK")
+    def checked_up(self) -> bool:
+        """Up in HAProxy's view, and a health check has run: HAProxy takes a server for up before
+        its first check (check status INI), which Cloudflare's monitor would not. After leaving
+        maintenance HAProxy keeps the server up with its last check's result until the next check:
+        up is what counts."""
+        return self.up and self.check_status not in ("", "INI")
 
     @property
     def in_maintenance(self) -> bool:
