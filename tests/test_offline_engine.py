@@ -67,3 +67,9 @@ def test_missing_capability_is_reported_by_the_region_invoke():
         args = {"id": "eu-west"}
 
     assert cloud.call(Args())["capabilities"] == ["Linodes"]
+
+
+def test_provider_declared_secret_outputs_print_as_secret_even_before_they_are_known():
+    result = harness.run_ok("prod", preview=True, program=PROGRAMS / "wiring" / "__main__.py")
+    password = result.one("random:index/randomPassword:RandomPassword", "demo-root")
+    assert isinstance(password.outputs["result"], Secret)
