@@ -27,6 +27,7 @@ POLICY_DIR = REPO_ROOT / "policy"
 if str(POLICY_DIR) not in sys.path:
     sys.path.insert(0, str(POLICY_DIR))
 
+import firewall_rules  # noqa: E402, F401  (re-exported for the tests of port parsing)
 import woocommerce_dr_policies as pack  # noqa: E402
 
 _SIG = "4dabf18193072939515e22adb298388d"
