@@ -18,7 +18,6 @@ from drctl.stack_files import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 SETUP_ACTION = REPO_ROOT / ".github" / "actions" / "pulumi-setup" / "action.yml"
-CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml"))
 
 # The inputs of pulumi/actions v6 and v7 (v7 changed only the Node runtime), from the action's
@@ -53,7 +52,7 @@ def pulumi_steps(workflow: dict) -> list[dict]:
 
 
 def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", schema, *map(str, files)],
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, files)],
                           capture_output=True, text=True, timeout=60)
 
 
