@@ -70,7 +70,9 @@ def test_a_violation_comes_back_as_a_mandatory_diagnostic_with_description_and_f
     )
 
 
-@pytest.mark.parametrize("run_name", ["prod_run", "dr_test_run", "three_region_run", "prod_preview_run"])
+@pytest.mark.parametrize(
+    "run_name", ["prod_run", "dr_test_run", "three_region_run", "prod_preview_run", "dr_test_preview_run"],
+)
 def test_the_real_stacks_pass_the_running_pack(analyzer, run_name, request):
     run = request.getfixturevalue(run_name)
     diagnostics = [
