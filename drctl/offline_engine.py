@@ -251,6 +251,10 @@ def run_program(
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    # The SDK tracks pending Output tasks in a process-wide set; a failed run leaves tasks of this
+    # loop there, and the next run would wait on them after the loop is closed.
+    with settings.SETTINGS.lock:
+        settings.SETTINGS.outputs.clear()
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()

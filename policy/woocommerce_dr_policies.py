@@ -76,7 +76,7 @@ def nodebalancer_health_checks(props, args, report):
     if passive is not UNKNOWN and passive is not True:
         # Required explicitly, not left to the API default, so a changed default cannot turn it off.
         report(f"NodeBalancer config '{args.name}' has checkPassive {_shown(passive)}: set check_passive=True "
-               "(woocommerce-dr:nodeBalancer.checkPassive: true) so a node failing live requests leaves "
+               "(components/web_tier.py always does) so a node failing live requests leaves "
                "rotation between active checks.")
 
 

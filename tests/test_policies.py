@@ -67,7 +67,7 @@ def test_a_missing_check_is_refused_because_linode_defaults_to_none():
 def test_passive_checks_off_is_refused():
     assert violations(HEALTH, pack.NODEBALANCER_CONFIG, nb_config(checkPassive=False), name="cfg") == [
         "NodeBalancer config 'cfg' has checkPassive False: set check_passive=True "
-        "(woocommerce-dr:nodeBalancer.checkPassive: true) so a node failing live requests leaves rotation "
+        "(components/web_tier.py always does) so a node failing live requests leaves rotation "
         "between active checks."
     ]
 
