@@ -156,3 +156,15 @@ def test_the_command_refuses_a_fault_with_unplanned():
     proc = subprocess.run([sys.executable, "-m", "drctl", "rehearse", "--unplanned", "--fault", "pool-disable"],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=30, check=False)
     assert proc.returncode == 2 and "--unplanned kills the whole region" in proc.stderr
+
+
+def test_ctrl_c_after_the_promotion_still_fails_back(spec, mariadb_template):
+    def interrupt(_topo):
+        raise KeyboardInterrupt
+
+    report = rehearse(spec, template=mariadb_template, say=lambda _: None,
+                      hooks={"after-promotion": interrupt}).report
+    assert report.aborted == "interrupted (Ctrl-C)"
+    assert report.restored == ["node web-2 back to accept", "node web-1 back to accept",
+                               f"failed back: {PRIMARY} is primary again"]
+    assert all(c.passed for c in report.checks) and len(report.checks) == 2
