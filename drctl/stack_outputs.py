@@ -73,13 +73,22 @@ class CloudflareOut(_Model):
     dns_record_ids: tuple[str, ...] = ()  # dns-failover mode: the A (and AAAA) records
 
 
+# Where the database servers keep the CA certificates they verify their source with (cloud-init
+# writes them; components/mysql_cloud_init.py TLS_DIR): CHANGE REPLICATION SOURCE names a file on the
+# replica, so repointing needs these paths, not the certificates.
+SERVER_CA_PATH = "/etc/mysql/woocommerce-dr/ca.pem"
+PRIMARY_CA_PATH = "/etc/mysql/woocommerce-dr/source-ca.pem"
+
+
 class PrimaryDatabaseOut(_Model):
     region: str
-    host: str
+    host: str  # the name its certificate carries (managed: the API's host_primary)
     port: int
     ca_cert: SecretStr
     admin_user: str
     admin_password: SecretStr
+    address: str | None = None  # self-managed: the public IPv4 drctl connects to (host is a private name)
+    ca_path: str = PRIMARY_CA_PATH  # where the replicas keep ca_cert
     instance_id: int | None = None  # self-managed mode: the primary's Linode
     firewall_id: int | None = None  # self-managed mode: fenced by blackholing this firewall
     managed_database_id: int | None = None  # managed mode: fenced by emptying its allow list
@@ -93,12 +102,18 @@ class ReplicaOut(_Model):
     server_id: int
     port: int = 3306
     firewall_id: int | None = None
+    admin_user: str = "drctl"  # drctl logs in with it, and other servers replicate from it once promoted
+    admin_password: SecretStr | None = None
+    address: str | None = None  # what drctl connects to; public_ip when unset
+    name: str | None = None  # the name its certificate carries (and its peers' /etc/hosts resolve)
 
 
 class DatabaseOut(_Model):
     mode: Literal["managed", "self-managed"]
     primary: PrimaryDatabaseOut
     replicas: tuple[ReplicaOut, ...]
+    replica_ca_cert: SecretStr | None = None  # the CA of the replicas' (and a self-managed primary's) certificates
+    replica_ca_path: str = SERVER_CA_PATH  # where every database Linode keeps replica_ca_cert
 
 
 class ObjectivesOut(_Model):
