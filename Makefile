@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test lint clean
+.PHONY: plan plan-dr-test test lint bench-watch clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(VENV)/.dev  ## the whole test suite
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
+
+bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
+	$(PY) bench/watch_policy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

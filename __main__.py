@@ -6,9 +6,14 @@ import pulumi
 from components import preflight
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
+from components.drctl_output import drctl_document, drctl_output
+from components.heartbeat import heartbeat_writer_files
+from components.traffic import RegionOrigin, Traffic
+from components.web_tier import build_web_tiers
 
 config = load_stack_config()
 preflight.check_regions(config)
+primary = config.primary.region
 
 # The database admits each region's web nodes, and the web nodes need the database's endpoints: the
 # web nodes' addresses reach the database tier as deferred Outputs, resolved once the web tier exists.
@@ -17,12 +22,19 @@ database = DatabaseTier("db", DatabaseTierArgs.from_config(config, web_clients={
     region: WebClients(public_ips=public, private_ips=private)
     for region, ((public, _), (private, _)) in web_addresses.items()
 }))
-# Until the web tier lands (issue 3) no web node exists, so none is admitted.
-for (_, admit_public), (_, admit_private) in web_addresses.values():
-    admit_public(pulumi.Output.from_input([]))
-    admit_private(pulumi.Output.from_input([]))
+endpoints = database.endpoints()
+web = build_web_tiers(config, endpoints, heartbeat_writer=(
+    heartbeat_writer_files(endpoints[primary]) if database.needs_web_heartbeat else None))
+for region, ((_, admit_public), (_, admit_private)) in web_addresses.items():
+    admit_public(pulumi.Output.all(*web.regions[region].public_ipv4s))
+    admit_private(pulumi.Output.all(*web.regions[region].private_ips))
 
+traffic = Traffic("traffic", config, origins=[
+    RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
+])
+
+pulumi.export("drctl", drctl_output(drctl_document(config, web, database, traffic)))
 pulumi.export("url", f"https://{config.domain}")
-pulumi.export("regions", [r.region for r in config.regions])
-pulumi.export("worstCaseDetectionSeconds", config.traffic.monitor.worst_case_detection_seconds)
-pulumi.export("database", database.outputs())
+pulumi.export("primaryNodeBalancerIp", web.regions[primary].nodebalancer_ipv4)
+pulumi.export("nodeBalancerIps", {region: tier.nodebalancer_ipv4 for region, tier in web.regions.items()})
+pulumi.export("wordpressAdminPassword", web.site.admin_password)

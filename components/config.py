@@ -177,19 +177,18 @@ class TrafficSpec(_Model):
 class AccessSpec(_Model):
     admin_cidrs: tuple[str, ...] = ()
     ssh_keys: tuple[str, ...] = ()
+    # Where `drctl watch` (the DNS-failover watchdog, on a Linode in a third region) probes the
+    # NodeBalancers from, around Cloudflare: their firewalls admit these on 80/443 as well.
+    watchdog_cidrs: tuple[str, ...] = ()
 
     @rule("admin_cidrs")
-    def _cidrs_are_networks(self, path: str) -> Iterable[Problem]:
-        for i, cidr in enumerate(self.admin_cidrs):
-            where = f"{path}adminCidrs[{i}]"
-            allowed = "an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0"
-            try:
-                net = ipaddress.ip_network(cidr, strict=True)
-            except ValueError as err:
-                yield Problem(where, f"not a valid CIDR ({err})", cidr, allowed)
-                continue
-            if net.prefixlen == 0:
-                yield Problem(where, "would open SSH to the whole internet", cidr, allowed)
+    def _admin_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
+        yield from _networks(self.admin_cidrs, f"{path}adminCidrs", "would open SSH to the whole internet")
+
+    @rule("watchdog_cidrs")
+    def _watchdog_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
+        yield from _networks(self.watchdog_cidrs, f"{path}watchdogCidrs",
+                             "would open the NodeBalancers to the whole internet, around Cloudflare")
 
     @rule("ssh_keys")
     def _keys_are_openssh(self, path: str) -> Iterable[Problem]:
@@ -205,6 +204,19 @@ class AccessSpec(_Model):
                     key.split(" ", 1)[0][:24],
                     "a line such as 'ssh-ed25519 AAAA... you@laptop'",
                 )
+
+
+def _networks(cidrs: tuple[str, ...], where: str, whole_internet: str) -> Iterable[Problem]:
+    """Each entry a network in CIDR notation, none of them everything."""
+    allowed = "an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0"
+    for i, cidr in enumerate(cidrs):
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as err:
+            yield Problem(f"{where}[{i}]", f"not a valid CIDR ({err})", cidr, allowed)
+            continue
+        if net.prefixlen == 0:
+            yield Problem(f"{where}[{i}]", whole_internet, cidr, allowed)
 
 
 class ObjectivesSpec(_Model):

@@ -338,12 +338,13 @@ class DatabaseTier(pulumi.ComponentResource):
         self._firewalls[region] = firewall
         return firewall
 
-    def _replica_outputs(self) -> dict:
-        return {
-            region: {"instanceId": r.instance_id, "publicIp": r.public_ip, "privateIp": r.private_ip,
-                     "serverId": r.server_id, "host": r.host, "firewallId": self._firewalls[region].id}
+    def _replica_outputs(self) -> list[dict]:
+        return [
+            {"region": region, "instanceId": r.instance_id.apply(int), "publicIp": r.public_ip,
+             "privateIp": r.private_ip, "serverId": r.server_id, "port": MYSQL_PORT, "host": r.host,
+             "firewallId": self._firewalls[region].id.apply(int)}
             for region, r in self.replicas.items()
-        }
+        ]
 
     # --- for the web tier ----------------------------------------------------------------------
     @property
@@ -366,21 +367,26 @@ class DatabaseTier(pulumi.ComponentResource):
         return found
 
     def outputs(self) -> dict:
-        """The stack output for drctl (the contract model of the traffic issue will type it)."""
+        """This tier's part of the drctl stack-outputs contract (`drctl.stack_outputs.DatabaseOut`,
+        camelCase): where the primary and every replica are, how to log in, and what fences them."""
+        managed = self.mode == "managed"
+        primary_region = self._args.primary_region
         return {
             "mode": self.mode,
             "primary": {
-                "region": self._args.primary_region, "host": self.host, "address": self.address,
+                "region": primary_region, "host": self.host, "address": self.address,
                 "port": self.port, "caCert": self.ca_cert_pem, "adminUser": self.admin_user,
                 "adminPassword": self.admin_password,
-                # self-managed: the Linode and its Cloud Firewall, which drctl uses to fence it
-                "instanceId": self._primary_instance.id if self.mode == "self-managed" else None,
-                "firewallId": self._firewalls[self._args.primary_region].id if self.mode == "self-managed" else None,
+                # What drctl fences a lost primary with: the managed database's allow-list, or the
+                # self-managed Linode's Cloud Firewall.
+                "managedDatabaseId": self._database.id.apply(int) if managed else None,
+                "instanceId": None if managed else self._primary_instance.id.apply(int),
+                "firewallId": None if managed else self._firewalls[primary_region].id.apply(int),
             },
-            "serverCaCert": self.server_ca_cert_pem,
+            "replicas": self._replica_outputs(),
+            "serverCaCert": pulumi.Output.secret(self.server_ca_cert_pem),
             "replicaAdminUser": ADMIN_USER,
             "replicaAdminPassword": pulumi.Output.secret(self._admin_password.result),
-            "replicas": self._replica_outputs(),
             "heartbeat": "web-node timer" if self.needs_web_heartbeat else "event scheduler",
         }
 

@@ -1,7 +1,8 @@
 """Cloud Firewall rules of the web tier, as plain data so they can be read and tested at a glance.
 
 Web nodes take HTTP(S) only from the NodeBalancer's network and SSH only from `access.adminCidrs`;
-NodeBalancers take HTTP(S) only from Cloudflare, so nobody reaches the shop around Cloudflare.
+NodeBalancers take HTTP(S) only from Cloudflare, so nobody reaches the shop around Cloudflare, and
+from `access.watchdogCidrs`, where `drctl watch` probes each region's /healthz directly.
 IPv4 and IPv6 sources go in separate rules, each labelled for what it admits.
 """
 
@@ -36,7 +37,9 @@ def web_node_inbound(admin_cidrs: Sequence[str]) -> list[dict[str, Any]]:
     return _within_limits("web node", rules)
 
 
-def nodebalancer_inbound(cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequence[str]) -> list[dict[str, Any]]:
+def nodebalancer_inbound(
+    cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequence[str], watchdog_cidrs: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     rules = []
     if cloudflare_ipv4:
         rules.append(_rule("http-from-cloudflare-ipv4", HTTP_PORTS, list(cloudflare_ipv4), []))
@@ -45,6 +48,11 @@ def nodebalancer_inbound(cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequen
     if not rules:
         # An empty list would leave the NodeBalancer closed to everyone, Cloudflare included.
         raise FirewallRuleError("Cloudflare's get_ip_ranges returned no ranges; refusing to close the NodeBalancer")
+    ipv4, ipv6 = _by_family(watchdog_cidrs)
+    if ipv4:
+        rules.append(_rule("http-from-watchdog-ipv4", HTTP_PORTS, ipv4, []))
+    if ipv6:
+        rules.append(_rule("http-from-watchdog-ipv6", HTTP_PORTS, [], ipv6))
     return _within_limits("NodeBalancer", rules)
 
 

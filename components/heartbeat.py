@@ -3,14 +3,13 @@
 Replicas measure lag as now() minus the time in `drctl.drctl_heartbeat`, which must be rewritten on
 the primary every second. A self-managed primary does that with its own event scheduler. A managed
 database runs no event of ours, so a systemd timer on one web node of the primary region writes it
-instead. The web tier adds, on that node only:
+instead. When `database.needs_web_heartbeat` is true, __main__ passes
 
-    files = heartbeat_writer_files(database.endpoints()[primary_region])   # Output[list[dict]]
-    cloud-config: write_files += files; packages += HEARTBEAT_WRITER_PACKAGES;
-                  runcmd += HEARTBEAT_WRITER_RUNCMD
+    build_web_tiers(..., heartbeat_writer=heartbeat_writer_files(endpoints[primary_region]))
 
-when `database.needs_web_heartbeat` is true. The SQL is drctl's (`drctl.replication`), so the writer,
-the replicas' lag reader and /healthz agree on the table.
+and the web tier adds these files, HEARTBEAT_WRITER_PACKAGES and HEARTBEAT_WRITER_RUNCMD to the
+primary region's first node only. The SQL is drctl's (`drctl.replication`), so the writer, the
+replicas' lag reader and /healthz agree on the table.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import base64
 import gzip
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ STATIC_FILES = (
     ("woocommerce-dr-wp-cron.timer", "/etc/systemd/system/woocommerce-dr-wp-cron.timer", "root:root", "0644"),
     ("woocommerce-dr.php", f"{SHARE}/woocommerce-dr.php", "root:root", "0644"),
     ("healthz.php", f"{SHARE}/healthz.php", "root:root", "0644"),
+    ("create-database.php", f"{SHARE}/create-database.php", "root:root", "0644"),
     ("db.php", f"{SHARE}/db.php", "root:root", "0644"),
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),
     ("nginx-site.conf", "/etc/nginx/sites-available/woocommerce", "root:root", "0644"),
@@ -62,6 +63,9 @@ class DatabaseSettings:
     password: str
     database: str
     ca_pem: str
+    # The IP behind `host` when `host` is a name only this stack knows (our MySQL Linodes'
+    # certificates name the server): an /etc/hosts line, so TLS is verified against the name.
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,16 @@ class SiteAdmin:
 
 
 @dataclass(frozen=True)
+class ExtraService:
+    """Something one node runs besides the shop (the managed-mode heartbeat writer of
+    components/heartbeat.py): files to write, packages it needs, commands that start it."""
+
+    files: tuple[Mapping[str, Any], ...]
+    packages: tuple[str, ...] = ()
+    runcmd: tuple[Sequence[str], ...] = ()
+
+
+@dataclass(frozen=True)
 class WebNode:
     region: str
     domain: str
@@ -84,6 +98,7 @@ class WebNode:
     origin_private_key_pem: str
     run_cron: bool
     site_admin: SiteAdmin | None = None  # set on the one node that runs `wp core install`
+    services: tuple[ExtraService, ...] = ()
 
 
 def user_data(node: WebNode) -> str:
@@ -101,6 +116,14 @@ def decode_user_data(encoded: str) -> str:
 def cloud_config(node: WebNode) -> str:
     doc: dict[str, Any] = yaml.safe_load((TEMPLATES / "cloud-config.yaml").read_text())
     doc["write_files"] = [*settings_files(node), *_static_files()]
+    starts = []
+    for service in node.services:
+        doc["write_files"] += [dict(f) for f in service.files]
+        doc["packages"] += [p for p in service.packages if p not in doc["packages"]]
+        starts += [list(command) for command in service.runcmd]
+    # Before the site's bootstrap, which can wait a long time for the database: a service such as
+    # the heartbeat writer must not wait for WordPress.
+    doc["runcmd"] = starts + doc["runcmd"]
     return "#cloud-config\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120)
 
 
@@ -134,6 +157,8 @@ def settings_files(node: WebNode) -> list[dict[str, str]]:
         _file("/etc/ssl/woocommerce-dr/origin.pem", node.origin_certificate_pem, "root:root", "0644"),
         _file("/etc/ssl/woocommerce-dr/origin.key", node.origin_private_key_pem, "root:root", "0600"),
     ]
+    if db.address:
+        files.append({"path": "/etc/hosts", "content": f"{db.address} {db.host}\n", "append": True})
     if node.site_admin:
         admin = node.site_admin
         admin_env = {

@@ -22,6 +22,7 @@ import pulumi_tls as tls
 from components import firewall_rules, web_node
 from components.config import AccessSpec, NodeBalancerSpec, RegionSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
+from components.heartbeat import HEARTBEAT_WRITER_PACKAGES, HEARTBEAT_WRITER_RUNCMD
 from components.tags import tags
 from components.wordpress_site import WordPressSite
 
@@ -44,15 +45,22 @@ class RegionalWebTierArgs:
     access: AccessSpec
     database: DatabaseEndpoint
     site: WordPressSite
+    # Primary region only, when the database runs no heartbeat event of its own (managed mode):
+    # the writer's cloud-init files (`components.heartbeat.heartbeat_writer_files`, a secret Output)
+    # for the region's first node.
+    heartbeat_writer: pulumi.Input[list[dict]] | None = None
 
     @classmethod
     def from_config(
-        cls, config: StackConfig, region: RegionSpec, database: DatabaseEndpoint, site: WordPressSite
+        cls, config: StackConfig, region: RegionSpec, database: DatabaseEndpoint, site: WordPressSite,
+        heartbeat_writer: pulumi.Input[list[dict]] | None = None,
     ) -> RegionalWebTierArgs:
         if database.region != region.region:
             raise ValueError(f"the web tier in {region.region} was given the database endpoint of {database.region}")
-        return cls(region=region, primary=region.region == config.primary.region, domain=config.domain,
-                   node_balancer=config.node_balancer, access=config.access, database=database, site=site)
+        primary = region.region == config.primary.region
+        return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
+                   access=config.access, database=database, site=site,
+                   heartbeat_writer=heartbeat_writer if primary else None)
 
 
 @dataclass(frozen=True)
@@ -63,14 +71,19 @@ class WebTiers:
     regions: dict[str, RegionalWebTier]
 
 
-def build_web_tiers(config: StackConfig, endpoints: Mapping[str, DatabaseEndpoint]) -> WebTiers:
-    """One RegionalWebTier per configured region, each using `endpoints[region]`."""
+def build_web_tiers(
+    config: StackConfig, endpoints: Mapping[str, DatabaseEndpoint],
+    heartbeat_writer: pulumi.Input[list[dict]] | None = None,
+) -> WebTiers:
+    """One RegionalWebTier per configured region, each using `endpoints[region]`. `heartbeat_writer`
+    (when the database tier needs one) goes to the primary region's first node only."""
     missing = [r.region for r in config.regions if r.region not in endpoints]
     if missing:
         raise pulumi.RunError(f"no database endpoint for region(s) {', '.join(missing)}: the web tier needs one per region")
     site = WordPressSite("site", config.domain)
     tiers = {
-        r.region: RegionalWebTier(r.region, RegionalWebTierArgs.from_config(config, r, endpoints[r.region], site))
+        r.region: RegionalWebTier(r.region, RegionalWebTierArgs.from_config(
+            config, r, endpoints[r.region], site, heartbeat_writer=heartbeat_writer))
         for r in config.regions
     }
     return WebTiers(site=site, regions=tiers)
@@ -210,9 +223,12 @@ class RegionalWebTier(pulumi.ComponentResource):
         except firewall_rules.FirewallRuleError as err:
             raise pulumi.RunError(f"woocommerce-dr:access.adminCidrs: {err}") from None
         try:
-            nodebalancer_rules = firewall_rules.nodebalancer_inbound(ranges.ipv4_cidrs or [], ranges.ipv6_cidrs or [])
+            nodebalancer_rules = firewall_rules.nodebalancer_inbound(
+                ranges.ipv4_cidrs or [], ranges.ipv6_cidrs or [], access.watchdog_cidrs)
         except firewall_rules.FirewallRuleError as err:
-            raise pulumi.RunError(f"Cloudflare IP ranges for the {self.region} NodeBalancer: {err}") from None
+            raise pulumi.RunError(
+                f"Cloudflare IP ranges and woocommerce-dr:access.watchdogCidrs for the {self.region} NodeBalancer: {err}"
+            ) from None
         web = linode.Firewall(
             f"{name}-web-firewall", label=_label("firewall", stack, self.region, "web"),
             inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=web_rules,
@@ -233,32 +249,43 @@ def _user_data(
     database password, the WordPress keys and the origin private key."""
     db, site = args.database, args.site
     installs_site = args.primary and index == 0
+    # The same node as the site install: exactly one writer, in the primary region.
+    writes_heartbeat = installs_site and args.heartbeat_writer is not None
 
     def render(values: dict[str, Any]) -> str:
         admin = None
         if installs_site:
             admin = web_node.SiteAdmin(user=site.admin_user, email=site.admin_email,
                                        password=values["admin_password"], title=args.domain)
+        services = ()
+        if writes_heartbeat:
+            services = (web_node.ExtraService(files=tuple(values["heartbeat_files"]),
+                                              packages=HEARTBEAT_WRITER_PACKAGES, runcmd=HEARTBEAT_WRITER_RUNCMD),)
         return web_node.user_data(web_node.WebNode(
             region=args.region.region,
             domain=args.domain,
             database=web_node.DatabaseSettings(
                 host=values["host"], port=values["port"], user=values["user"], password=values["password"],
-                database=db.database, ca_pem=values["ca"],
+                database=db.database, ca_pem=values["ca"], address=values.get("address"),
             ),
             wordpress_keys=values["keys"],
             origin_certificate_pem=values["certificate"],
             origin_private_key_pem=values["private_key"],
             run_cron=index == 0,  # WordPress cron on exactly one node per region
             site_admin=admin,
+            services=services,
         ))
 
     inputs: dict[str, Any] = {
         "host": db.host, "port": db.port, "user": db.user, "password": db.password, "ca": db.ca_cert_pem,
         "keys": site.keys, "certificate": certificate, "private_key": private_key,
     }
+    if db.address is not None:
+        inputs["address"] = db.address
     if installs_site:
         inputs["admin_password"] = site.admin_password
+    if writes_heartbeat:
+        inputs["heartbeat_files"] = args.heartbeat_writer
     return pulumi.Output.secret(pulumi.Output.all(**inputs).apply(render))
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drctl import plan
+from drctl import plan, watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan,)
+COMMANDS = (plan, watch)
 
 
 def build_parser() -> argparse.ArgumentParser:

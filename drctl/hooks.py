@@ -14,7 +14,8 @@ A hook is an executable run without a shell, with the operation described in its
     DRCTL_RESULT      post hooks only: success | failed
 
 A failing pre-hook aborts the operation before anything changes; a failing post-hook is reported
-but cannot undo what is done.
+but cannot undo what is done. Hooks do not inherit drctl's API tokens (CLOUDFLARE_*, LINODE_TOKEN):
+a hook that needs one gets it from its own configuration.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ import subprocess
 from collections.abc import Mapping
 
 HOOK_TIMEOUT_SECONDS = 120
+_SECRET_PREFIXES = ("CLOUDFLARE_", "LINODE_TOKEN")
+
+
+def hook_environment(env: Mapping[str, str]) -> dict[str, str]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_SECRET_PREFIXES)}
+    return {**inherited, **env}
 
 
 class HookFailed(Exception):
@@ -37,7 +44,7 @@ def run_hooks(commands: list[str], env: Mapping[str, str], timeout: float = HOOK
     for command in commands:
         argv = shlex.split(command)
         try:
-            proc = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
+            proc = subprocess.run(argv, env=hook_environment(env), capture_output=True, text=True,
                                   timeout=timeout, check=False)
         except FileNotFoundError:
             raise HookFailed(f"hook {argv[0]!r} not found") from None

@@ -4,17 +4,20 @@ Cloud-init ships this file with `drctl/replication.py` to every database Linode 
 MySQL is up (components/templates/db-setup.sh). Config comes from a JSON file that cloud-init wrote
 (mode 0600, it holds passwords). Two roles:
 
-- primary (self-managed mode only): create the application, replication and admin accounts and the
-  heartbeat table and event. The admin account is created last: a replica waits until it can log in
-  with it, so by then everything else exists.
-- replica: check first, then act. Wait for the source; refuse (exit 3) if the replication account
-  lacks a privilege, naming it, or if the server ids collide; seed with a consistent dump; point the
-  server at the source with GTID auto-positioning over verified TLS; start; check both threads run.
+- primary (self-managed mode only): create the shop's schema, the application, replication and admin
+  accounts and the heartbeat table and event. The admin account is created last: a replica waits
+  until it can log in with it, so by then everything else exists.
+- replica: create this server's own accounts first, so the region's web nodes can read the outcome
+  whatever it is. Then check, then act: wait for the source; refuse (exit 3) if the replication
+  account lacks a privilege, naming it, or if the server ids collide; seed with a consistent dump;
+  point the server at the source with GTID auto-positioning over verified TLS; start; check both
+  threads run.
 
 Every outcome is written to the status file (`/var/lib/drctl/replica-status.json` on replicas) and,
-on replicas, to the local table `drctl_local.replica_state`, which the region's /healthz reads. Local
-writes on a replica are kept out of its binary log (`sql_log_bin=0`) so they never become errant
-transactions that would block a later failback.
+on replicas, to the local table `drctl_local.replica_state`, which the region's /healthz reads, with
+every password of the config blanked out of the problem text. Local writes on a replica are kept out
+of its binary log (`sql_log_bin=0`) so they never become errant transactions that would block a
+later failback.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from drctl import replication as r
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
 
-SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_schema", "drctl_local"})
+LOCAL_SCHEMA = "drctl_local"  # this server's own state, never replicated
+SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_schema", LOCAL_SCHEMA})
 LOCAL_STATE_DDL = (
     "CREATE DATABASE IF NOT EXISTS drctl_local",
     "CREATE TABLE IF NOT EXISTS drctl_local.replica_state (id TINYINT NOT NULL PRIMARY KEY, "
@@ -84,6 +88,17 @@ class BootstrapConfig:
     heartbeat_event: bool = False  # primary only: write the heartbeat with the event scheduler
     wait_for_source_seconds: float = 1800
     replication_timeout_seconds: float = 120
+
+    def redact(self, text: str) -> str:
+        """`text` with every password of this config blanked: what reaches status files, logs and
+        (through drctl_local.replica_state) the region's /healthz."""
+        accounts = [self.admin, self.app, self.replication]
+        if self.source is not None:
+            accounts += [self.source.admin, self.source.replication]
+        passwords = {a.password for a in accounts if a is not None} | {self.local_password}
+        for password in sorted(filter(None, passwords), key=len, reverse=True):
+            text = text.replace(password, "********")
+        return text
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BootstrapConfig:
@@ -160,7 +175,10 @@ def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
         raise ValueError("a primary's config needs 'replication' (the account replicas log in with)")
     conn = _local(config)
     dialect = r.detect_dialect(conn)
-    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON `{config.app_database}`.*")
+    # `wp core install` on the primary region's first web node needs the schema to exist.
+    r._execute(conn, r.Statement(
+        f"CREATE DATABASE IF NOT EXISTS {r._quote_name(config.app_database)} CHARACTER SET utf8mb4"))
+    ensure_app_account(conn, config)
     ensure_account(conn, config.replication, privileges="REPLICATION SLAVE ON *.*")
     r.install_heartbeat(conn, with_event=config.heartbeat_event)
     # Last, because replicas take a working admin login as "the primary is ready".
@@ -172,6 +190,16 @@ def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
     })
     log(f"primary ready ({r.server_version(conn).text}, server id {config.server_id})")
     return EXIT_OK
+
+
+def ensure_app_account(conn, config: BootstrapConfig) -> None:
+    """The web nodes' account: everything on the shop's schema (`wp core install` creates its
+    tables), and reading what /healthz reports, the heartbeat and this server's replica state. The
+    same on every server, so a server that changes role later (failback) answers /healthz fully."""
+    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r._quote_name(config.app_database)}.*")
+    for schema in (r.HEARTBEAT_SCHEMA, LOCAL_SCHEMA):
+        r._execute(conn, r.Statement(f"GRANT SELECT ON {r._quote_name(schema)}.* TO %s@%s",
+                                     (config.app.name, config.app.host)))
 
 
 def ensure_account(conn, account: Account, privileges: str, grant_option: bool = False) -> None:
@@ -198,6 +226,8 @@ def bootstrap_replica(config: BootstrapConfig, log: Log = _print) -> int:
     reporter = _Reporter(config, log)
     local = _local(config)
     dialect = r.detect_dialect(local)
+    # First, so the web nodes can log in and read whatever this run reports, a refusal included.
+    ensure_local_accounts(config, local, dialect)
     reporter.attach(local, dialect)
 
     current = r.replica_status(local, dialect)
@@ -211,7 +241,6 @@ def bootstrap_replica(config: BootstrapConfig, log: Log = _print) -> int:
         admin = wait_for_source(source, config.wait_for_source_seconds, log)
         source_dialect = check_source(config, admin, dialect)
         seed(config, local, dialect, admin, source_dialect, log, reporter)
-        ensure_local_accounts(config, local, dialect)
         r.change_source(local, dialect, r.Source(
             host=source.host, port=source.port, user=source.replication.name,
             password=source.replication.password, ssl_ca=source.ca_file,
@@ -219,12 +248,12 @@ def bootstrap_replica(config: BootstrapConfig, log: Log = _print) -> int:
         r.start_replica(local, dialect)
         status = r.wait_until_replicating(local, dialect, timeout=config.replication_timeout_seconds)
     except Refused as refusal:
-        reporter.report("refused", str(refusal), missing_privileges=refusal.missing_privileges)
-        log(f"refused: {refusal}")
+        problem = reporter.report("refused", str(refusal), missing_privileges=refusal.missing_privileges)
+        log(f"refused: {problem}")
         return EXIT_REFUSED
     except (r.ReplicationError, SeedError, TimeoutError) as err:
-        reporter.report("failed", str(err))
-        log(f"failed: {err}")
+        problem = reporter.report("failed", str(err))
+        log(f"failed: {problem}")
         return EXIT_FAILED
     reporter.report("replicating", "", status=status)
     log(f"replicating from {source.host}:{source.port}")
@@ -362,9 +391,7 @@ def ensure_local_accounts(config: BootstrapConfig, local, dialect: r.Dialect) ->
     application schemas only), and they must not enter the binary log (sql_log_bin=0): a replica's
     own transaction would be errant and block a later failback."""
     with lifted_super_read_only(local, dialect), _no_binlog(local):
-        ensure_account(local, config.app, privileges=f"ALL PRIVILEGES ON `{config.app_database}`.*")
-        r._execute(local, r.Statement("GRANT SELECT ON drctl_local.* TO %s@%s", (config.app.name, config.app.host)))
-        r._execute(local, r.Statement("GRANT SELECT ON drctl.* TO %s@%s", (config.app.name, config.app.host)))
+        ensure_app_account(local, config)
         ensure_account(local, config.admin, privileges="ALL PRIVILEGES ON *.*", grant_option=True)
 
 
@@ -403,7 +430,9 @@ class _Reporter:
         self.conn, self.dialect = conn, dialect
 
     def report(self, state: str, problem: str, status: r.ReplicaStatus | None = None,
-               missing_privileges: Sequence[str] = ()) -> None:
+               missing_privileges: Sequence[str] = ()) -> str:
+        """Record `state`; returns the problem text as recorded (passwords blanked)."""
+        problem = self.config.redact(problem)
         source = self.config.source
         doc: dict[str, Any] = {
             "state": state, "role": "replica", "region": self.config.region, "serverId": self.config.server_id,
@@ -417,7 +446,8 @@ class _Reporter:
             try:
                 self._write_table(state, problem)
             except Exception as err:  # the file already says it; never hide the real state
-                self.log(f"could not record the state in drctl_local.replica_state: {err}")
+                self.log(f"could not record the state in drctl_local.replica_state: {self.config.redact(str(err))}")
+        return problem
 
     def _write_table(self, state: str, problem: str) -> None:
         with lifted_super_read_only(self.conn, self.dialect), _no_binlog(self.conn):

@@ -73,25 +73,27 @@ class CloudflareOut(_Model):
     dns_record_ids: tuple[str, ...] = ()  # dns-failover mode: the A (and AAAA) records
 
 
-# Where the database servers keep the CA certificates they verify their source with (cloud-init
-# writes them; components/mysql_cloud_init.py TLS_DIR): CHANGE REPLICATION SOURCE names a file on the
-# replica, so repointing needs these paths, not the certificates.
+# Where the database Linodes keep the CA certificates they verify a source with (cloud-init writes
+# them: components/mysql_cloud_init.py). CHANGE REPLICATION SOURCE names a file on the replica, so
+# repointing a server at a new primary needs these paths, not only the certificates.
 SERVER_CA_PATH = "/etc/mysql/woocommerce-dr/ca.pem"
 PRIMARY_CA_PATH = "/etc/mysql/woocommerce-dr/source-ca.pem"
 
 
 class PrimaryDatabaseOut(_Model):
     region: str
-    host: str  # the name its certificate carries (managed: the API's host_primary)
+    host: str
     port: int
     ca_cert: SecretStr
     admin_user: str
     admin_password: SecretStr
-    address: str | None = None  # self-managed: the public IPv4 drctl connects to (host is a private name)
-    ca_path: str = PRIMARY_CA_PATH  # where the replicas keep ca_cert
     instance_id: int | None = None  # self-managed mode: the primary's Linode
     firewall_id: int | None = None  # self-managed mode: fenced by blackholing this firewall
     managed_database_id: int | None = None  # managed mode: fenced by emptying its allow list
+    # Self-managed mode: `host` is the name the server's certificate carries, known only to this
+    # stack; connect to this public IP and verify the certificate against `host`.
+    address: str | None = None
+    ca_path: str = PRIMARY_CA_PATH  # where the replicas keep `ca_cert`
 
 
 class ReplicaOut(_Model):
@@ -102,18 +104,24 @@ class ReplicaOut(_Model):
     server_id: int
     port: int = 3306
     firewall_id: int | None = None
-    admin_user: str = "drctl"  # drctl logs in with it, and other servers replicate from it once promoted
-    admin_password: SecretStr | None = None
-    address: str | None = None  # what drctl connects to; public_ip when unset
-    name: str | None = None  # the name its certificate carries (and its peers' /etc/hosts resolve)
+    # The name the replica's certificate carries (mysql-<region>.<stack>.<project>.internal): connect
+    # to `public_ip`, verify against this name and `DatabaseOut.server_ca_cert`.
+    host: str | None = None
 
 
 class DatabaseOut(_Model):
     mode: Literal["managed", "self-managed"]
     primary: PrimaryDatabaseOut
     replicas: tuple[ReplicaOut, ...]
-    replica_ca_cert: SecretStr | None = None  # the CA of the replicas' (and a self-managed primary's) certificates
-    replica_ca_path: str = SERVER_CA_PATH  # where every database Linode keeps replica_ca_cert
+    # Our MySQL Linodes (every replica, and the primary in self-managed mode) share one CA and one
+    # administrator account (`drctl`, all privileges), which promote and failback log in with.
+    server_ca_cert: SecretStr | None = None
+    replica_admin_user: str | None = None
+    replica_admin_password: SecretStr | None = None
+    # Who writes the replication heartbeat on the primary: its own event scheduler (self-managed),
+    # or a systemd timer on the primary region's first web node (managed).
+    heartbeat: Literal["event scheduler", "web-node timer"] | None = None
+    server_ca_path: str = SERVER_CA_PATH  # where every database Linode keeps `server_ca_cert`
 
 
 class ObjectivesOut(_Model):

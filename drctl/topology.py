@@ -79,17 +79,17 @@ def servers_from_outputs(outputs: StackOutputs) -> dict[str, DbServer]:
             managed_database_id=p.managed_database_id,
         )
     }
-    replica_ca = db.replica_ca_cert.get_secret_value() if db.replica_ca_cert else None
-    if replica_ca is None and db.mode == "self-managed":
-        replica_ca = p.ca_cert.get_secret_value()  # one CA signs every server of a self-managed stack
+    server_ca = db.server_ca_cert.get_secret_value() if db.server_ca_cert else None
+    if server_ca is None and db.mode == "self-managed":
+        server_ca = p.ca_cert.get_secret_value()  # one CA signs every server of a self-managed stack
+    password = db.replica_admin_password.get_secret_value() if db.replica_admin_password else None
     for rep in db.replicas:
-        host = rep.address or rep.public_ip
         found[rep.region] = DbServer(
-            region=rep.region, deployed_role="replica", host=host, port=rep.port,
-            tls_name=rep.name if rep.name and rep.name != host else None, peer_host=rep.name or host,
-            user=rep.admin_user, password=rep.admin_password.get_secret_value() if rep.admin_password else None,
-            ca_pem=replica_ca, peer_ca_path=db.replica_ca_path, server_id=rep.server_id,
-            instance_id=rep.instance_id, firewall_id=rep.firewall_id,
+            region=rep.region, deployed_role="replica", host=rep.public_ip, port=rep.port,
+            tls_name=rep.host if rep.host and rep.host != rep.public_ip else None, peer_host=rep.host or rep.public_ip,
+            user=db.replica_admin_user or "drctl", password=password, ca_pem=server_ca,
+            peer_ca_path=db.server_ca_path, server_id=rep.server_id, instance_id=rep.instance_id,
+            firewall_id=rep.firewall_id,
         )
     order = [reg.region for reg in outputs.regions]
     return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))

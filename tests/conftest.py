@@ -39,4 +39,5 @@ from tests.mariadb import (  # noqa: E402, F401
     mariadb_server,
     mariadb_template,
     mariadb_trio,
+    primary_and_read_only_replica,
 )

@@ -211,7 +211,7 @@ class MariaDBServer:
             cur.execute(f"GRANT {privileges} TO %s@%s", (name, host))
 
 
-def replicate(replica: MariaDBServer, source: MariaDBServer, user: str = "repl", password: str = "repl-pw",  # noqa: S107 -- a throwaway test server
+def replicate(replica: MariaDBServer, source: MariaDBServer, user: str = "repl", password: str = "repl-pw",
               timeout: float = 20) -> replication.ReplicaStatus:
     """Point `replica` at `source` with the project's replication code (verified TLS, GTID) and wait
     until both threads run. The account must exist on `source` (see `create_user`)."""
@@ -302,3 +302,10 @@ def mariadb_pair(mariadb_ca, mariadb_template) -> Iterator[tuple[MariaDBServer, 
 def mariadb_trio(mariadb_ca, mariadb_template) -> Iterator[tuple[MariaDBServer, MariaDBServer, MariaDBServer]]:
     with cluster(mariadb_ca, 3, mariadb_template) as (a, b, c):
         yield a, b, c
+
+
+@pytest.fixture
+def primary_and_read_only_replica(mariadb_cluster) -> tuple[MariaDBServer, MariaDBServer]:
+    """Two servers, the second started read-only as a replica's my.cnf has it; nothing replicates
+    until a test runs the replica's bootstrap (drctl.server_bootstrap)."""
+    return mariadb_cluster.add(), mariadb_cluster.add(extra_args=("--read-only",))

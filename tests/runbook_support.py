@@ -178,11 +178,11 @@ def outputs_doc(servers: dict[str, MariaDBServer], *, rpo_seconds: int = 60, tra
                         "instanceId": 900, "firewallId": DB_FIREWALL_IDS[primary_region]},
             "replicas": [
                 {"region": g, "instanceId": 900 + i, "publicIp": s.host, "privateIp": s.host, "serverId": s.server_id,
-                 "port": s.port, "firewallId": DB_FIREWALL_IDS[g], "adminUser": ADMIN_USER,
-                 "adminPassword": ADMIN_PASSWORD}
+                 "port": s.port, "firewallId": DB_FIREWALL_IDS[g]}
                 for i, (g, s) in enumerate(servers.items()) if g != primary_region
             ],
-            "replicaCaCert": ca_pem, "replicaCaPath": str(ca),
+            "serverCaCert": ca_pem, "serverCaPath": str(ca), "replicaAdminUser": ADMIN_USER,
+            "replicaAdminPassword": ADMIN_PASSWORD, "heartbeat": "event scheduler",
         },
         "objectives": {"rtoSeconds": 300, "rpoSeconds": rpo_seconds, "worstCaseDetectionSeconds": 120},
     }}

@@ -48,7 +48,7 @@ def test_defaults_follow_the_seed():
     assert (m.path, m.interval, m.timeout, m.retries, m.consecutive_down, m.consecutive_up, m.expected_codes) == (
         "/healthz", 60, 5, 2, 2, 2, "200")
     assert (c.objectives.rto_seconds, c.objectives.rpo_seconds) == (300, 15)
-    assert c.access.admin_cidrs == () and c.access.ssh_keys == ()
+    assert c.access.admin_cidrs == () and c.access.ssh_keys == () and c.access.watchdog_cidrs == ()
 
 
 def test_config_is_frozen():
@@ -197,6 +197,21 @@ def test_admin_cidrs_must_be_networks():
         "allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)",
         "woocommerce-dr:access.adminCidrs[2]: not a valid CIDR ('not-a-cidr' does not appear to be an IPv4 or IPv6 "
         "network) (got 'not-a-cidr'; allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)",
+    ]
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_watchdog_cidrs_never_the_whole_internet(cidr):
+    assert problems(access={"watchdogCidrs": ["198.51.100.7/32", cidr]}) == [
+        f"woocommerce-dr:access.watchdogCidrs[1]: would open the NodeBalancers to the whole internet, around "
+        f"Cloudflare (got {cidr!r}; allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)"
+    ]
+
+
+def test_watchdog_cidrs_must_be_networks():
+    assert problems(access={"watchdogCidrs": ["198.51.100.7/24"]}) == [
+        "woocommerce-dr:access.watchdogCidrs[0]: not a valid CIDR (198.51.100.7/24 has host bits set) (got "
+        "'198.51.100.7/24'; allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)"
     ]
 
 

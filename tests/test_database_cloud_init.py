@@ -17,8 +17,9 @@ INSTANCE = "linode:index/instance:Instance"
 
 
 def user_data_texts(run) -> dict[str, str]:
+    """The MySQL Linodes' cloud-configs (the web nodes' are tested in test_web_node_cloud_init)."""
     return {i.name: base64.b64decode(unwrap(i.inputs["metadatas"])[0]["userData"]).decode()
-            for i in run.of_type(INSTANCE)}
+            for i in run.of_type(INSTANCE) if any(t.startswith("role:database-") for t in i.inputs["tags"])}
 
 
 @pytest.mark.integration

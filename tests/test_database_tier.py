@@ -90,9 +90,18 @@ def test_allow_list_admits_no_eu_web_node_and_never_a_network(wired_prod):
     assert all(ipaddress.ip_network(c).num_addresses == 1 for c in access.inputs["allowLists"])
 
 
-def test_until_the_web_tier_lands_only_the_replica_is_admitted(prod_run):
+def test_the_program_admits_the_web_tiers_computed_primary_region_nodes(prod_run):
+    # __main__ hands the web tier's addresses to the database tier through deferred Outputs.
     (access,) = prod_run.of_type(ACCESS)
-    assert access.inputs["allowLists"] == [f"{public_ip(prod_run.one(INSTANCE, 'db-replica-eu-west'))}/32"]
+    web = [public_ip(prod_run.one(INSTANCE, f"us-east-web-{i}")) for i in range(2)]
+    replica = public_ip(prod_run.one(INSTANCE, "db-replica-eu-west"))
+    assert sorted(access.inputs["allowLists"]) == sorted(f"{ip}/32" for ip in [*web, replica])
+
+
+def test_the_program_opens_each_mysql_linode_to_its_regions_web_tier(dr_test_run):
+    for region in ("us-east", "eu-west"):
+        web = dr_test_run.one(INSTANCE, f"{region}-web-0").outputs["privateIpAddress"]
+        assert f"{web}/32" in mysql_rule(dr_test_run.one(FIREWALL, f"db-{region}-firewall"))["ipv4s"]
 
 
 # --- replicas -------------------------------------------------------------------------------------
@@ -154,8 +163,8 @@ def test_database_user_data_is_not_rewritten_by_later_deploys(prod_run):
 
 def test_replica_firewall_admits_only_its_regions_web_nodes_on_3306(wired_prod):
     firewall = wired_prod.one(FIREWALL, "db-eu-west-firewall")
-    replica = wired_prod.outputs["database"]["replicas"]["eu-west"]
-    assert firewall.inputs["linodes"] == [int(replica["instanceId"])] == [int(wired_prod.one(INSTANCE, "db-replica-eu-west").id)]
+    (replica,) = wired_prod.outputs["database"]["replicas"]
+    assert firewall.inputs["linodes"] == [replica["instanceId"]] == [int(wired_prod.one(INSTANCE, "db-replica-eu-west").id)]
     assert firewall.inputs["inboundPolicy"] == "DROP"
     eu_web = sorted(f"{wired_prod.one(INSTANCE, f'web-eu-west-{i}').outputs['privateIpAddress']}/32" for i in range(2))
     assert sorted(mysql_rule(firewall)["ipv4s"]) == eu_web
@@ -246,28 +255,49 @@ def test_every_password_is_secret(request, run_name):
     for instance in run.of_type(INSTANCE):
         assert isinstance(instance.inputs["rootPass"], Secret)
         assert isinstance(instance.inputs["metadatas"][0]["userData"], Secret)  # holds passwords
-    database = run.outputs["database"]
-    assert isinstance(database["primary"]["adminPassword"], Secret)
-    assert isinstance(database["primary"]["caCert"], Secret)
-    assert isinstance(database["replicaAdminPassword"], Secret)
 
 
-def test_outputs_name_primary_and_replicas(prod_run):
-    (db,) = prod_run.of_type(MYSQL)
-    replica = prod_run.one(INSTANCE, "db-replica-eu-west")
-    out = prod_run.outputs["database"]
+@pytest.mark.parametrize("run_name", ["wired_prod", "wired_dr_test"])
+def test_the_tiers_outputs_keep_credentials_secret(request, run_name):
+    database = request.getfixturevalue(run_name).outputs["database"]
+    for secret in (database["primary"]["adminPassword"], database["primary"]["caCert"],
+                   database["replicaAdminPassword"], database["serverCaCert"]):
+        assert isinstance(secret, Secret)
+
+
+def test_outputs_name_primary_and_replicas(wired_prod):
+    (db,) = wired_prod.of_type(MYSQL)
+    replica = wired_prod.one(INSTANCE, "db-replica-eu-west")
+    out = wired_prod.outputs["database"]
     assert out["mode"] == "managed"
     assert out["primary"]["host"] == db.outputs["hostPrimary"] and out["primary"]["port"] == 11876
     assert unwrap(out["primary"]["adminUser"]) == "akmadmin"
-    firewall_id = out["replicas"]["eu-west"].pop("firewallId")
-    assert firewall_id and out["replicas"] == {"eu-west": {
-        "instanceId": out["replicas"]["eu-west"]["instanceId"], "publicIp": public_ip(replica),
-        "privateIp": replica.outputs["privateIpAddress"], "serverId": 2,
-        "host": "mysql-eu-west.prod.woocommerce-dr.internal",
-    }}
-    assert out["replicas"]["eu-west"]["instanceId"].isdigit()
+    assert out["primary"]["managedDatabaseId"] == int(db.id)
     assert out["primary"]["instanceId"] is None  # managed: no Linode to fence
+    assert out["replicas"] == [{
+        "region": "eu-west", "instanceId": int(replica.id), "publicIp": public_ip(replica),
+        "privateIp": replica.outputs["privateIpAddress"], "serverId": 2, "port": 3306,
+        "host": "mysql-eu-west.prod.woocommerce-dr.internal",
+        "firewallId": int(wired_prod.one(FIREWALL, "db-eu-west-firewall").id),
+    }]
     assert out["heartbeat"] == "web-node timer"
+
+
+@pytest.mark.parametrize("run_name", ["wired_prod", "wired_dr_test"])
+def test_outputs_fit_the_drctl_stack_outputs_contract(request, run_name):
+    from drctl.stack_outputs import DatabaseOut
+
+    out = DatabaseOut.model_validate(unwrap(request.getfixturevalue(run_name).outputs["database"]))
+    assert [r.region for r in out.replicas] == ["eu-west"]
+    assert out.replica_admin_user == "drctl"
+
+
+def test_self_managed_outputs_name_the_primary_linode_drctl_fences(wired_dr_test):
+    primary = wired_dr_test.outputs["database"]["primary"]
+    assert primary["instanceId"] == int(wired_dr_test.one(INSTANCE, "db-primary-us-east").id)
+    assert primary["firewallId"] == int(wired_dr_test.one(FIREWALL, "db-us-east-firewall").id)
+    assert primary["address"] == public_ip(wired_dr_test.one(INSTANCE, "db-primary-us-east"))
+    assert primary["managedDatabaseId"] is None
 
 
 def test_endpoints_per_region(wired_prod):
@@ -296,6 +326,5 @@ def test_the_plan_shows_no_secret(capsys):
     for stack in ("prod", "dr-test"):
         assert main(["plan", "-s", stack, "-o", "json"]) == 0
         out = capsys.readouterr().out
-        database = json.loads(out)["outputs"]["database"]
         assert "BEGIN" not in out
-        assert database["primary"]["adminPassword"] == database["replicaAdminPassword"] == "[secret]"
+        assert json.loads(out)["outputs"]["drctl"] == "[secret]"  # the database's part is in there

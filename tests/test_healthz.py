@@ -1,14 +1,21 @@
 """/healthz run for real: the web node's healthz.php under PHP's built-in server (php-cli, php-mysql)
 against a MariaDB started here that requires TLS, with the settings file cloud-init would write."""
 
+import dataclasses
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from components import web_node
 from components.config import NodeBalancerSpec
-from tests.php_healthz_support import CertificateAuthority, Healthz, MariaDB
+from drctl import replication as r
+from drctl import server_bootstrap as boot
+from tests import replica_setups
+from tests.binaries import require
+from tests.php_healthz_support import TEMPLATES, CertificateAuthority, Healthz, MariaDB
 
 pytestmark = pytest.mark.integration
 
@@ -77,20 +84,25 @@ def test_a_writable_database_answers_200_as_primary(healthz):
     response = healthz.get()
     assert response.status == 200
     assert response.json() == {"region": "eu-west", "db_role": "primary", "db_reachable": True,
-                               "replica_lag_seconds": None}
+                               "replica_lag_seconds": None, "replica_state": None, "replica_problem": None}
+
+
+def get_while_schema_exists(healthz, database, schema, *statements):
+    """/healthz while `schema`, filled by `statements`, exists on the server (dropped afterwards)."""
+    database.sql(f"CREATE DATABASE {schema}", *statements)
+    try:
+        return healthz.get()
+    finally:
+        database.sql(f"DROP DATABASE {schema}")
 
 
 def test_a_read_only_database_is_a_replica_with_the_heartbeats_age_as_lag(healthz, database, read_only):
-    database.sql(
-        "CREATE DATABASE drctl",
+    response = get_while_schema_exists(
+        healthz, database, "drctl",
         "CREATE TABLE drctl.drctl_heartbeat (id TINYINT PRIMARY KEY, ts TIMESTAMP(6))",
         "INSERT INTO drctl.drctl_heartbeat VALUES (1, NOW(6) - INTERVAL 3 SECOND)",
         "GRANT SELECT ON drctl.drctl_heartbeat TO 'woocommerce'@'127.0.0.1'",
     )
-    try:
-        response = healthz.get()
-    finally:
-        database.sql("DROP DATABASE drctl")
     assert response.status == 200
     body = response.json()
     assert (body["db_role"], body["db_reachable"]) == ("replica", True)
@@ -131,7 +143,7 @@ def test_wrong_credentials_answer_503_without_naming_them(tmp_path, database, tl
         log = server.stop()
     assert response.status == 503
     assert response.json() == {"region": "eu-west", "db_role": None, "db_reachable": False,
-                               "replica_lag_seconds": None}
+                               "replica_lag_seconds": None, "replica_state": None, "replica_problem": None}
     assert "healthz: database check failed (mysqli_sql_exception 1045)" in log
     assert WRONG_PASSWORD not in log + response.body
 
@@ -149,3 +161,115 @@ def test_a_stopped_database_answers_503(tmp_path_factory, tmp_path, tls):
     assert before.status == 200
     assert after.status == 503
     assert after.json()["db_reachable"] is False
+
+
+# --- a replica's own setup state, as the real database bootstrap leaves it --------------------------
+
+def replica_healthz(tmp_path, replica) -> Healthz:
+    """/healthz of a web node in the replica's region, logging in as the bootstrap's app account."""
+    return Healthz(settings(tmp_path, replica.port, Path(replica.tls.ca), password=replica_setups.APP_PASSWORD))
+
+
+def get_once(healthz: Healthz):
+    try:
+        return healthz.get()
+    finally:
+        healthz.stop()
+
+
+def passwords_in(text: str) -> list[str]:
+    return [p for p in (replica_setups.ADMIN_PASSWORD, replica_setups.APP_PASSWORD, replica_setups.DRCTL_PASSWORD)
+            if p in text]
+
+
+def test_a_replicating_replica_answers_200_with_its_state_and_the_heartbeats_age(
+        primary_and_read_only_replica, tmp_path):
+    primary, replica = primary_and_read_only_replica
+    config = replica_setups.managed_like(tmp_path, primary, replica)
+    with primary.connect() as conn:
+        r.install_heartbeat(conn, with_event=False)
+    assert boot.run(config, log=lambda _m: None) == boot.EXIT_OK
+
+    response = get_once(replica_healthz(tmp_path, replica))
+    assert response.status == 200
+    body = response.json()
+    assert (body["db_role"], body["db_reachable"], body["replica_state"], body["replica_problem"]) == (
+        "replica", True, "replicating", None)
+    assert body["replica_lag_seconds"] is not None  # the bootstrap's grants let the app account read it
+
+
+def test_a_replica_that_refused_answers_503_and_says_why_without_a_password(
+        primary_and_read_only_replica, tmp_path):
+    primary, replica = primary_and_read_only_replica
+    config = replica_setups.managed_like(tmp_path, primary, replica, "SELECT, REPLICATION SLAVE ON *.*")
+    assert boot.run(config, log=lambda _m: None) == boot.EXIT_REFUSED
+
+    response = get_once(replica_healthz(tmp_path, replica))
+    assert response.status == 503
+    body = response.json()
+    assert (body["db_role"], body["replica_state"]) == ("replica", "refused")
+    assert "'akmadmin' lacks REPLICATION CLIENT" in body["replica_problem"]
+    assert body["db_reachable"] is False  # nothing was seeded: the shop's schema is not there
+    assert passwords_in(response.body) == []
+
+
+def test_a_replica_whose_setup_failed_answers_503(primary_and_read_only_replica, tmp_path):
+    primary, replica = primary_and_read_only_replica
+    config = dataclasses.replace(replica_setups.replica_config(tmp_path, primary, replica), wait_for_source_seconds=1)
+    assert boot.run(config, log=lambda _m: None) == boot.EXIT_FAILED  # no admin account on the source
+
+    response = get_once(replica_healthz(tmp_path, replica))
+    assert response.status == 503
+    assert response.json()["replica_state"] == "failed"
+    assert "not reachable as 'akmadmin'" in response.json()["replica_problem"]
+    assert passwords_in(response.body) == []
+
+
+def test_a_replica_problem_never_shows_the_nodes_own_password(healthz, database, read_only):
+    response = get_while_schema_exists(
+        healthz, database, "drctl_local",
+        "CREATE TABLE drctl_local.replica_state (id TINYINT PRIMARY KEY, state VARCHAR(32), problem TEXT, "
+        "updated_at TIMESTAMP(6))",
+        f"INSERT INTO drctl_local.replica_state VALUES (1, 'failed', 'login failed with {PASSWORD}', NOW(6))",  # noqa: S608 -- constants
+        "GRANT SELECT ON drctl_local.* TO 'woocommerce'@'127.0.0.1'",
+    )
+    assert response.status == 503
+    assert response.json()["replica_problem"] == "login failed with ********"
+    assert PASSWORD not in response.body
+
+
+def test_a_replica_without_a_recorded_state_is_judged_by_its_database_alone(healthz, read_only):
+    # Set up by drctl after a failback, say: no bootstrap ran there, which says nothing against it.
+    response = healthz.get()
+    assert response.status == 200
+    assert response.json()["replica_state"] is None
+
+
+# --- the installing node's first step ---------------------------------------------------------------
+
+def test_the_installing_node_creates_the_shops_schema_then_healthz_answers_200(tmp_path, database, tls):
+    database.sql("GRANT ALL ON shop.* TO 'woocommerce'@'127.0.0.1'")
+    etc = settings(tmp_path, database.port, tls[0].cert)
+    values = json.loads((etc / "database.json").read_text())
+    (etc / "database.json").write_text(json.dumps({**values, "database": "shop"}))
+    healthz = Healthz(etc)
+    try:
+        before = healthz.get()
+        for _ in range(2):  # idempotent: the bootstrap retries it until the database answers
+            subprocess.run([require("php"), str(TEMPLATES / "create-database.php")], check=True,
+                           env={"WOOCOMMERCE_DR_ETC": str(etc)}, capture_output=True)
+        after = healthz.get()
+    finally:
+        healthz.stop()
+        database.sql("DROP DATABASE IF EXISTS shop")
+    assert (before.status, before.json()["db_reachable"]) == (503, False)
+    assert (after.status, after.json()["db_reachable"]) == (200, True)
+
+
+def test_creating_the_schema_fails_without_naming_host_or_account(tmp_path, database, tls):
+    etc = settings(tmp_path, database.port, tls[0].cert, password=WRONG_PASSWORD)
+    proc = subprocess.run([require("php"), str(TEMPLATES / "create-database.php")],
+                          env={"WOOCOMMERCE_DR_ETC": str(etc)}, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "create-database: failed (mysqli_sql_exception 1045)"
+    assert "woocommerce" not in proc.stdout + proc.stderr and WRONG_PASSWORD not in proc.stdout + proc.stderr

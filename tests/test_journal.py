@@ -108,3 +108,10 @@ def test_a_failing_hook_is_reported_with_its_output(tmp_path):
 def test_a_missing_hook_is_reported(tmp_path):
     with pytest.raises(HookFailed, match="not found"):
         run_hooks([str(tmp_path / "nope")], {})
+
+
+def test_hooks_do_not_inherit_api_tokens(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "cf-secret")
+    monkeypatch.setenv("LINODE_TOKEN", "linode-secret")
+    hook = _script(tmp_path, "env.sh", 'echo "${CLOUDFLARE_API_TOKEN:-none} ${LINODE_TOKEN:-none} $DRCTL_PHASE"\n')
+    assert run_hooks([hook], {"DRCTL_PHASE": "pre"}) == ["none none pre"]

@@ -12,45 +12,20 @@ import pytest
 
 from drctl import replication as r
 from drctl import server_bootstrap as boot
+from tests.replica_setups import managed_like, replica_config
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
 
 
 @pytest.fixture
-def servers(mariadb_cluster):
-    """A primary and a replica started read-only, as the replica's my.cnf has it."""
-    return mariadb_cluster.add(), mariadb_cluster.add(extra_args=("--read-only",))
-
-
-def replica_config(tmp_path, primary, replica, *, replication_user="akmadmin",
-                   required=r.REPLICATION_PRIVILEGES, server_id=2) -> boot.BootstrapConfig:
-    admin = {"name": "akmadmin", "password": "admin-pw", "host": "127.0.0.1"}
-    repl = admin if replication_user == "akmadmin" else {"name": replication_user, "password": "repl-pw"}
-    return boot.BootstrapConfig.from_dict({
-        "role": "replica", "region": "eu-west", "serverId": server_id,
-        "statusFile": str(tmp_path / "replica-status.json"), "socket": replica.socket,
-        "admin": {"name": "drctl", "password": "drctl-pw", "host": "127.0.0.1"},
-        "app": {"name": "woocommerce", "password": "app-pw", "host": "127.0.0.1"},
-        "source": {"host": primary.host, "port": primary.port, "caFile": primary.tls.ca,
-                   "admin": admin, "replication": repl, "requiredPrivileges": list(required)},
-        "waitForSourceSeconds": 5, "replicationTimeoutSeconds": 20,
-    })
+def servers(primary_and_read_only_replica):
+    return primary_and_read_only_replica
 
 
 def status_file(config) -> dict:
     with open(config.status_file) as f:
         return json.load(f)
-
-
-def managed_like(tmp_path, primary, replica, admin_privileges="ALL PRIVILEGES ON *.*") -> boot.BootstrapConfig:
-    """A primary holding two orders and a managed-style admin account (`akmadmin`, which also
-    replicates); the replica's config to follow it."""
-    primary.execute("CREATE DATABASE woocommerce",
-                    "CREATE TABLE woocommerce.wp_wc_orders (id BIGINT PRIMARY KEY, total INT)",
-                    "INSERT INTO woocommerce.wp_wc_orders VALUES (1, 100), (2, 200)")
-    primary.create_user("akmadmin", "admin-pw", admin_privileges)
-    return replica_config(tmp_path, primary, replica)
 
 
 def test_replica_is_seeded_and_replicates_with_verified_tls(servers, tmp_path):
@@ -104,6 +79,14 @@ def test_missing_replication_client_is_reported_and_nothing_is_configured(server
         assert r.replica_status(conn, MARIADB) is None  # never half-configured
     assert ("woocommerce",) not in replica.query("SHOW DATABASES")
     assert replica.query("SELECT state, problem FROM drctl_local.replica_state") == [("refused", doc["problem"])]
+    # The region's web nodes can still log in and read why (their /healthz says so).
+    assert replica.query("SELECT state FROM drctl_local.replica_state", "woocommerce", "app-pw") == [("refused",)]
+
+
+def test_no_password_reaches_the_recorded_problem(tmp_path, mariadb_server):
+    config = replica_config(tmp_path, mariadb_server, mariadb_server)
+    text = "dump failed: Access denied (using password admin-pw), drctl-pw, app-pw"
+    assert config.redact(text) == "dump failed: Access denied (using password ********), ********, ********"
 
 
 def test_a_colliding_server_id_is_refused(servers, tmp_path):
@@ -144,6 +127,13 @@ def test_self_managed_primary_then_replica_with_a_replication_only_account(serve
         "heartbeatEvent": True,
     })
     assert boot.run(primary_config, log=lambda _m: None) == boot.EXIT_OK
+    # What `wp core install` on the primary region's first web node does: tables in the shop's schema.
+    with (contextlib.closing(primary.connect("woocommerce", "app-pw", database="woocommerce")) as app,
+          app.cursor() as cur):
+        cur.execute("CREATE TABLE wp_options (option_id BIGINT PRIMARY KEY, option_value LONGTEXT)")
+        cur.execute("CREATE INDEX autoload ON wp_options (option_id)")
+        cur.execute("INSERT INTO wp_options VALUES (1, 'https://shop.example.com')")
+        cur.execute("SELECT COUNT(*) FROM drctl.drctl_heartbeat")
     grants = [row[0] for row in primary.query("SHOW GRANTS FOR replicator@127.0.0.1")]
     assert r.global_privileges(grants) == {"REPLICATION SLAVE"}  # that and nothing else
     assert "REQUIRE SSL" in " ".join(grants)

@@ -155,6 +155,23 @@ def test_nodebalancer_firewall_admits_only_cloudflare_and_is_attached_through_no
     ]
 
 
+def test_the_dns_failover_watchdog_may_probe_the_nodebalancers_directly():
+    run = run_with(access={"watchdogCidrs": ["198.51.100.7/32", "2001:db8:7::/64"]})
+    for region in ("us-east", "eu-west"):
+        inbounds = run.one(FIREWALL, f"{region}-nb-firewall").inputs["inbounds"]
+        assert [r["label"] for r in inbounds] == ["http-from-cloudflare-ipv4", "http-from-cloudflare-ipv6",
+                                                  "http-from-watchdog-ipv4", "http-from-watchdog-ipv6"]
+        assert inbounds[2:] == [
+            {"label": "http-from-watchdog-ipv4", "action": "ACCEPT", "protocol": "TCP", "ports": "80, 443",
+             "ipv4s": ["198.51.100.7/32"]},
+            {"label": "http-from-watchdog-ipv6", "action": "ACCEPT", "protocol": "TCP", "ports": "80, 443",
+             "ipv6s": ["2001:db8:7::/64"]},
+        ]
+        # The web nodes still take HTTP(S) from their NodeBalancer only.
+        web = run.one(FIREWALL, f"{region}-web-firewall").inputs["inbounds"]
+        assert [r["label"] for r in web] == ["http-from-nodebalancer"]
+
+
 def test_no_instance_or_nodebalancer_sets_firewall_id():
     # firewall_id forces replacement, and a new NodeBalancer IP breaks the Cloudflare origins.
     run = web_run("prod")

@@ -1,5 +1,5 @@
 """The database tier next to stand-in web nodes (plain Linodes with computed IPs), the way __main__
-will wire it to the web tier: the allow-lists and firewalls must carry the web nodes' computed
+wires it to the web tier: the allow-lists and firewalls must carry the web nodes' computed
 addresses, and each region's endpoint must reach the web side."""
 
 import pulumi
