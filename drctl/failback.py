@@ -343,7 +343,7 @@ def dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "failback", help="return the primary role to a region whose old primary rejoins first",
-        description=__doc__.split("\n\n")[1] + "\n\n" + __doc__.split("\n\n")[2].split("\n")[0] + " ...",
+        description=__doc__.split("\n", 1)[1].strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(p)

@@ -661,7 +661,7 @@ def _execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step]
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "promote", help="make a region's replica the primary (planned or after losing the primary)",
-        description=__doc__.split("\n\n")[1] + "\n\n" + __doc__.split("\n\n")[2],
+        description=__doc__.split("\n", 1)[1].strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(p)

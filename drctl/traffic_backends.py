@@ -18,8 +18,9 @@ Every backend method raises `TrafficError` with a message for people (never a to
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -104,6 +105,149 @@ def wait_until_serving(backend: TrafficBackend, region: str, timeout: float, *, 
         sleep(poll)
 
 
+
+# --- Cloudflare load balancer ---------------------------------------------------------------------
+
+
+@dataclass
+class CloudflareLoadBalancer:
+    api: Any  # drctl.cloudflare_api.CloudflareApi
+    zone_id: str
+    account_id: str
+    load_balancer_id: str
+    pools: dict[str, str]  # region -> pool id, in the stack's region order
+    mode: str = "load-balancer"
+
+    @classmethod
+    def from_outputs(cls, outputs: Any, api: Any) -> CloudflareLoadBalancer:
+        cf = outputs.cloudflare
+        pools = {r.region: r.pool_id for r in outputs.regions if r.pool_id}
+        if not cf.load_balancer_id or len(pools) != len(outputs.regions):
+            raise TrafficError(f"stack {outputs.stack!r} is in load-balancer mode but its outputs lack the load "
+                               "balancer id or a region's pool id")
+        return cls(api, cf.zone_id, cf.account_id, cf.load_balancer_id, pools)
+
+    def state(self) -> TrafficState:
+        with _cloudflare_errors():
+            lb = self.api.get_load_balancer(self.zone_id, self.load_balancer_id)
+            regions, usable = {}, {}
+            for region, pool_id in self.pools.items():
+                pool = self.api.get_pool(self.account_id, pool_id)
+                health = self.api.pool_health(self.account_id, pool_id)
+                enabled = pool.serviceable
+                detail = f"pool {pool.name or pool_id}: {health.detail}" + ("" if enabled else ", origins disabled")
+                regions[region] = RegionTraffic(region, enabled, health.healthy, detail)
+                usable[pool_id] = enabled and health.healthy is not False
+        by_pool = {v: k for k, v in self.pools.items()}
+        order = tuple(by_pool[p] for p in lb.default_pools if p in by_pool)
+        serving_pool = next((p for p in lb.default_pools if usable.get(p)), lb.fallback_pool)
+        detail = f"steering off: the first healthy pool serves; fallback {by_pool.get(lb.fallback_pool or '', '-')}"
+        return TrafficState(self.mode, by_pool.get(serving_pool or ""), order, regions, detail)
+
+    def route_to(self, region: str) -> TrafficChange:
+        pool_id = self._pool(region)
+        with _cloudflare_errors():
+            _, enabled = self.api.set_origins_enabled(self.account_id, pool_id, True)
+            lb = self.api.get_load_balancer(self.zone_id, self.load_balancer_id)
+            wanted = [pool_id, *(p for p in lb.default_pools if p != pool_id)]
+            if list(lb.default_pools) == wanted and lb.fallback_pool == pool_id:
+                moved = False
+            else:
+                self.api.set_pool_order(self.zone_id, self.load_balancer_id, wanted, fallback_pool=pool_id)
+                moved = True
+        by_pool = {v: k for k, v in self.pools.items()}
+        order = ", ".join(by_pool.get(p, p) for p in wanted)
+        what = f"load balancer pool order {order} (fallback {region})" if moved else f"{region}'s pool already first"
+        return TrafficChange(moved or enabled, what + (f"; {region}'s origins enabled" if enabled else ""))
+
+    def set_region_enabled(self, region: str, enabled: bool) -> TrafficChange:
+        pool_id = self._pool(region)
+        with _cloudflare_errors():
+            _, changed = self.api.set_origins_enabled(self.account_id, pool_id, enabled)
+        state = "enabled" if enabled else "disabled"
+        return TrafficChange(changed, f"{region}: pool origins {state}" + ("" if changed else " already"))
+
+    def _pool(self, region: str) -> str:
+        if region not in self.pools:
+            raise TrafficError(f"no load-balancer pool for region {region!r}")
+        return self.pools[region]
+
+
+# --- Cloudflare DNS records -----------------------------------------------------------------------
+
+
+@dataclass
+class CloudflareDns:
+    failover: Any  # drctl.dns_failover.DnsFailover
+    mode: str = "dns-failover"
+
+    @classmethod
+    def from_outputs(cls, outputs: Any, api: Any) -> CloudflareDns:
+        from drctl.dns_failover import DnsFailover
+        from drctl.stack_outputs import OutputsError
+
+        try:
+            return cls(DnsFailover.from_outputs(outputs, api))
+        except OutputsError as err:
+            raise TrafficError(str(err)) from None
+
+    def state(self) -> TrafficState:
+        with _cloudflare_errors():
+            records = self.failover.read()
+        serving = records.region
+        pointed = records.by_type()
+        regions = {}
+        for r in self.failover.regions:
+            types = [t for t, region in pointed.items() if region == r.region]
+            detail = ", ".join(f"{t} record -> {r.address_for(t)}" for t in types)
+            regions[r.region] = RegionTraffic(r.region, None, None, detail)
+        split = len(set(pointed.values())) > 1
+        detail = "records point at different regions: " + str(pointed) if split else ""
+        order = tuple(r.region for r in self.failover.regions)
+        return TrafficState(self.mode, serving, order, regions, detail)
+
+    def route_to(self, region: str) -> TrafficChange:
+        with _cloudflare_errors():
+            current = self.failover.read()
+            _, done = self.failover.point_to(region, current)
+        if done is None:
+            return TrafficChange(False, f"DNS records already point at {region}")
+        return TrafficChange(True, f"DNS records repointed to {region} ({len(done.patches)} record(s))")
+
+    def set_region_enabled(self, region: str, enabled: bool) -> TrafficChange:
+        """DNS has no per-region switch: only "not where the records point" can be assured."""
+        with _cloudflare_errors():
+            serving = self.failover.read().region
+        if enabled or serving != region:
+            return TrafficChange(False, f"dns-failover: the records point at {serving}, not at {region}"
+                                 if not enabled else f"dns-failover: {region} takes traffic when the records point there")
+        raise TrafficError(f"dns-failover mode has no per-region switch and the records point at {region}: traffic "
+                           "leaves it when they are repointed (the promotion's traffic step)")
+
+
+@contextlib.contextmanager
+def _cloudflare_errors() -> Iterator[None]:
+    """Turn the Cloudflare layer's errors into TrafficError (its messages are already for people)."""
+    from drctl.cloudflare_api import CloudflareApiError
+
+    try:
+        yield
+    except CloudflareApiError as err:
+        raise TrafficError(str(err)) from None
+
+
 def backend_for(outputs: Any) -> TrafficBackend:
-    """The backend for the stack's traffic mode, with the Cloudflare client from the environment."""
-    raise TrafficError(f"no Cloudflare traffic backend in this build for mode {outputs.traffic_mode!r}")
+    """The backend for the stack's traffic mode, with the Cloudflare client from the environment
+    (CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL)."""
+    from drctl.cloudflare_api import ENV_TOKEN, LB_WRITE, POOLS_WRITE, CloudflareApi, CloudflareApiError
+
+    try:
+        api = CloudflareApi.from_env()
+    except CloudflareApiError as err:
+        if outputs.traffic_mode == "load-balancer":
+            raise TrafficError(f"{ENV_TOKEN} is not set: export an API token with {LB_WRITE} on the shop's zone "
+                               f"and {POOLS_WRITE}") from None
+        raise TrafficError(str(err)) from None
+    if outputs.traffic_mode == "load-balancer":
+        return CloudflareLoadBalancer.from_outputs(outputs, api)
+    return CloudflareDns.from_outputs(outputs, api)

@@ -14,18 +14,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import cloudflare
 import pymysql
 
 from drctl import replication as r
+from drctl.cloudflare_api import CloudflareApi
 from drctl.linode_api import LinodeAPI
 from drctl.runbook import Runbook
 from drctl.stack_outputs import parse_outputs
-from drctl.traffic_backends import RegionTraffic, TrafficChange, TrafficState
+from drctl.traffic_backends import CloudflareLoadBalancer, RegionTraffic, TrafficBackend, TrafficChange, TrafficState
+from tests.fake_cloudflare import FakeCloudflare
+from tests.fake_linode import FakeLinode
 from tests.mariadb import MariaDBServer
 
 REGIONS = ("us-east", "eu-west", "ap-south")
+ACCOUNT, ZONE, LB = "acct", "zone", "lb"
 ADMIN_USER, ADMIN_PASSWORD = "drctl", "drctl-admin-pw"
 APP_USER, APP_PASSWORD = "woocommerce", "app-pw"
 DB_FIREWALL_IDS = {"us-east": 301, "eu-west": 302, "ap-south": 303}
@@ -69,6 +75,43 @@ def order_ids(server: MariaDBServer) -> set[int]:
 def app_insert(server: MariaDBServer, order_id: int) -> None:
     with contextlib.closing(server.connect(APP_USER, APP_PASSWORD, tls=False)) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO shop.orders (id, total) VALUES (%s, %s)", (order_id, order_id * 10))
+
+
+class Cloud:
+    """The Linode and Cloudflare fakes for a shop in these regions, reached the way drctl reaches the
+    real APIs: tokens and base URLs from the environment (set them with `env()`)."""
+
+    def __init__(self, regions: tuple[str, ...]):
+        self.regions = regions
+        self.linode = FakeLinode()
+        self.cloudflare = FakeCloudflare()
+
+    def __enter__(self) -> Cloud:
+        self.linode.__enter__()
+        self.cloudflare.start()
+        for i, region in enumerate(self.regions):
+            self.linode.add_nodebalancer(100 + i, (80, 443), [("web-0", f"192.168.{i}.10"), ("web-1", f"192.168.{i}.11")])
+            self.cloudflare.add_pool(ACCOUNT, f"pool-{region}", region, [(f"{region}-nodebalancer", f"192.0.2.{10 + i}")])
+        pools = [f"pool-{g}" for g in self.regions]
+        self.cloudflare.add_load_balancer(ZONE, LB, "shop.example.com", pools, pools[-1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cloudflare.stop()
+        self.linode.__exit__(*exc)
+
+    def env(self) -> dict[str, str]:
+        return {"LINODE_TOKEN": self.linode.token, "DRCTL_LINODE_BASE_URL": self.linode.base_url,
+                "CLOUDFLARE_API_TOKEN": self.cloudflare.token, "DRCTL_CLOUDFLARE_BASE_URL": self.cloudflare.base_url}
+
+    def serving(self) -> str | None:
+        pool = self.cloudflare.serving_pool(LB)
+        return pool.removeprefix("pool-") if pool else None
+
+    def load_balancer(self) -> TrafficBackend:
+        api = CloudflareApi(cloudflare.Cloudflare(api_token=self.cloudflare.token, base_url=self.cloudflare.base_url,
+                                                  max_retries=0), sleep=lambda _: None)
+        return CloudflareLoadBalancer(api, ZONE, ACCOUNT, LB, {g: f"pool-{g}" for g in self.regions})
 
 
 class FakeTraffic:
@@ -145,6 +188,14 @@ class Shop:
         return self.servers[region]
 
 
+def paper_servers(directory: Path) -> dict[str, Any]:
+    """Stand-ins for database servers, for outputs of tests that never connect to one."""
+    ca = directory / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    return {g: SimpleNamespace(host=f"198.51.100.{i + 1}", port=3306, server_id=i + 1, tls=SimpleNamespace(ca=str(ca)))
+            for i, g in enumerate(REGIONS)}
+
+
 def outputs_doc(servers: dict[str, MariaDBServer], *, rpo_seconds: int = 60, traffic_mode: str = "load-balancer",
                 mode: str = "self-managed") -> dict[str, Any]:
     """The drctl stack output for these servers (the primary is the first region)."""
@@ -168,8 +219,8 @@ def outputs_doc(servers: dict[str, MariaDBServer], *, rpo_seconds: int = 60, tra
         "regions": [region_out(i, g) for i, g in enumerate(regions)],
         "monitor": {"interval": 60, "timeout": 5, "retries": 2, "consecutiveDown": 2, "consecutiveUp": 2,
                     "expectedCodes": "200"},
-        "cloudflare": {"accountId": "acct", "zoneId": "zone", "monitorId": "mon",
-                       "loadBalancerId": "lb" if traffic_mode == "load-balancer" else None,
+        "cloudflare": {"accountId": ACCOUNT, "zoneId": ZONE, "monitorId": "mon",
+                       "loadBalancerId": LB if traffic_mode == "load-balancer" else None,
                        "dnsRecordIds": [] if traffic_mode == "load-balancer" else ["rec-a"]},
         "database": {
             "mode": mode,
