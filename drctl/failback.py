@@ -71,6 +71,8 @@ def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
     else:
         journal, _ = rb.open_journal("failback", params, opts.abandon_journal)
     plan = journal.detail("assess") if journal is not None else None
+    if plan is not None:
+        rb.say("  = read every server and decide (done in an earlier run)")
     if plan is None:
         try:
             plan = assess(rb, opts)

@@ -391,6 +391,7 @@ def estimate_loss(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerSt
         executed = str(r.executed_gtids(conn, dialect))
         binlog = str(r.binlog_state(conn)) if dialect.is_mariadb else ""
         age = r.heartbeat_lag(conn)
+        measured_at = rb.clock()
     mine = ServerState(server, dialect=dialect, executed=executed, binlog_state=binlog, heartbeat_lag=age)
     ahead: dict[str, int] = {}
     for region in others:
@@ -421,7 +422,7 @@ def estimate_loss(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerSt
     return {
         "unappliedLost": lost_unapplied, "unappliedLostGtids": str(pending) if lost_unapplied else "",
         "pendingApplied": pending_ok, "recoverFrom": ahead, "dataAgeSeconds": age, "rpoSeconds": rpo,
-        "exceedsRpo": exceeds, "summary": "; ".join(parts),
+        "exceedsRpo": exceeds, "measuredAt": measured_at, "summary": "; ".join(parts),
     }
 
 
@@ -519,6 +520,8 @@ def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
     else:
         journal, _ = rb.open_journal("promote", params, opts.abandon_journal)
     plan = journal.detail("assess") if journal is not None else None
+    if plan is not None:
+        rb.say("  = read every server and decide (done in an earlier run)")
     blocked = None
     if plan is None:
         try:
