@@ -113,8 +113,11 @@ def assess(rb: Runbook, opts: FailbackOptions) -> dict[str, Any]:
     target = topo[opts.to]
     fenced = fencing.FenceStore(rb.state_dir / FENCES_FILE).get(opts.to)
     if not target.reachable and not fenced:
-        raise Refused(f"the database in {opts.to} does not answer and drctl holds no network fence of it to lift: "
+        raise Refused(f"drctl cannot read the database in {opts.to} and holds no network fence of it to lift: "
                       f"{target.error}")
+    if target.reachable:
+        with session(rb.server(opts.to)) as conn:
+            check_can_follow(conn, rb.server(opts.to))
     repoint = [s.region for s in topo.states.values() if s.region not in (opts.to, primary.region)
                and s.role == "replica"] + [primary.region]
     return {"mode": "failback", "from": primary.region, "to": opts.to, "liftFence": sorted(fenced),
@@ -172,7 +175,24 @@ def lift_fence(rb: Runbook, region: str) -> dict[str, Any]:
 
 def fence_rejoining(rb: Runbook, region: str) -> dict[str, Any]:
     with session(rb.server(region)) as conn:
+        check_can_follow(conn, rb.server(region))
         return fencing.fence_sql(conn, r.detect_dialect(conn))
+
+
+# Any of these lets an account run CHANGE REPLICATION SOURCE / START REPLICA.
+FOLLOW_PRIVILEGES = frozenset({"SUPER", "REPLICATION_SLAVE_ADMIN", "REPLICATION SLAVE ADMIN", "ALL PRIVILEGES", "ALL"})
+
+
+def check_can_follow(conn, server: DbServer) -> None:
+    """Refuse before any change when drctl's account there may not make the server a replica (a
+    Linode Managed Database's admin account, for one, has no such privilege)."""
+    if r.global_privileges(r.show_grants(conn)) & FOLLOW_PRIVILEGES:
+        return
+    what = "a Linode Managed Database" if server.managed else f"the server in {server.region}"
+    raise Refused(f"{server.user!r} on {what} may not make it a replica (it needs REPLICATION_SLAVE_ADMIN or "
+                  "SUPER), so it cannot rejoin and take the primary role back this way. Rebuild the primary "
+                  "there from the current one instead (for a managed database: a new cluster seeded from a dump "
+                  "of the current primary), then redeploy")
 
 
 def check_errant(rb: Runbook, journal: Journal, target: str, current: str, opts: FailbackOptions) -> dict[str, Any]:

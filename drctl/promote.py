@@ -324,7 +324,7 @@ def assess(rb: Runbook, opts: PromoteOptions, topo: Topology) -> dict[str, Any]:
     rb.server(region)
     t = topo[region]
     if not t.reachable:
-        raise Refused(f"the database in {region} does not answer, so it cannot be promoted: {t.error}")
+        raise Refused(f"drctl cannot read the database in {region}, so it cannot be promoted: {t.error}")
     if len(topo.primaries) > 1:
         names = ", ".join(s.region for s in topo.primaries)
         raise Refused(f"more than one writable primary ({names}): a split brain. Fence all but one by hand "

@@ -12,8 +12,9 @@ import pytest
 from drctl import replication as r
 from drctl.failback import FailbackOptions, failback
 from drctl.promote import PromoteOptions, promote
+from drctl.runbook import Refused
 from drctl.status import collect
-from tests.runbook_support import REGIONS, Cloud, Shop, app_insert, order_ids, wait_caught_up
+from tests.runbook_support import ADMIN_PASSWORD, REGIONS, Cloud, Shop, app_insert, order_ids, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
@@ -63,6 +64,7 @@ def test_failback_refuses_errant_orders_and_the_export_names_each_one(mariadb_pa
     assert all(t["tables"] == ["shop.orders"] for t in data)
     assert "### INSERT INTO `shop`.`orders`" in data[0]["rows"] and "###   @1=4" in data[0]["rows"]
     assert export["complete"] and export["dataTransactions"] == 2
+    assert ADMIN_PASSWORD not in Path(result.export).read_text()
     assert {t["gtid"] for t in data} <= set(_expand(export["errantGtids"]))
     with contextlib.closing(shop["us-east"].connect()) as conn:  # fenced while it waits for a decision
         assert r.read_only_state(conn, MARIADB).read_only
@@ -141,3 +143,18 @@ def _expand(ranges: str) -> list[str]:
         b = last.split("-")[2] if last else a
         found += [f"{d}-{s}-{n}" for n in range(int(a), int(b) + 1)]
     return found
+
+
+def test_a_server_whose_account_may_not_follow_a_source_is_refused_up_front(mariadb_pair, tmp_path, cloud):
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
+    rb = shop.runbook(cloud.load_balancer())
+    promote(rb, PromoteOptions(region="eu-west", yes=True))
+    with contextlib.closing(shop["us-east"].connect()) as conn, r.without_binlog(conn), conn.cursor() as cur:
+        cur.execute("REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'drctl'@'127.0.0.1'")
+        # Reads everything, changes no replication: like a managed database's admin account.
+        cur.execute("GRANT SELECT, RELOAD, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'drctl'@'127.0.0.1'")
+
+    with pytest.raises(Refused, match=r"'drctl' on the server in us-east may not make it a replica \(it needs "
+                                      r"REPLICATION_SLAVE_ADMIN or SUPER\)"):
+        failback(rb, FailbackOptions(to="us-east", yes=True))
+    assert cloud.serving() == "eu-west"

@@ -21,6 +21,7 @@ from drctl.promote import PromoteOptions, promote
 from drctl.runbook import Refused
 from tests.fake_linode import Fault
 from tests.runbook_support import (
+    ADMIN_PASSWORD,
     LB,
     REGIONS,
     Cloud,
@@ -234,6 +235,7 @@ def test_a_crash_mid_promote_then_a_rerun_completes_without_repeating_finished_s
     assert names == ["assess", "fence-primary", "catch-up", "promote", "repoint", "switch-traffic", "verify", "record"]
     assert all(s["status"] == "done" for s in doc["steps"]) and doc["outcome"] == "done"
     assert next(s for s in doc["steps"] if s["name"] == "fence-primary") == before["fence-primary"]  # not re-run
+    assert ADMIN_PASSWORD not in journal.read_text() + out + err
     assert cloud.serving() == "eu-west" and source_port(shop["us-east"]) == shop["eu-west"].port
 
 
@@ -251,6 +253,14 @@ def test_dry_run_prints_every_step_and_changes_nothing(mariadb_pair, tmp_path, c
     assert source_port(shop["eu-west"]) == shop["us-east"].port and not read_only(shop["us-east"])
     assert cloud.cloudflare.writes() == [] and cloud.linode.writes() == []
     assert not (tmp_path / "state-cli").exists()  # not even a journal
+
+    code = cli.main(["promote", "--outputs", str(shop.outputs_file), "--region", "eu-west", "--dry-run", "-o", "json"])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)  # stdout holds the document only; progress went to stderr
+    assert (code, doc["outcome"], doc["mode"], doc["from"]) == (0, "dry-run", "planned", "us-east")
+    assert [s["name"] for s in doc["steps"]] == ["fence-primary", "catch-up", "promote", "repoint", "switch-traffic",
+                                                 "verify", "record"]
+    assert "> promote eu-west" in captured.err
 
 
 def test_promote_without_yes_refuses_as_a_usage_error(tmp_path, monkeypatch, capsys):

@@ -26,7 +26,6 @@ def shop(mariadb_trio, tmp_path, cloud, monkeypatch):
     for key, value in {**cloud.env(), "DRCTL_STATE_DIR": str(tmp_path / "state")}.items():
         monkeypatch.setenv(key, value)
     built = Shop.build(list(mariadb_trio), tmp_path, cloud.linode)
-    time.sleep(1.1)  # a heartbeat from the event, so lag is measured
     wait_caught_up(built["us-east"], built["eu-west"], built["ap-south"])
     return built
 
