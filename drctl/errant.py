@@ -153,7 +153,7 @@ def decode_rows(server: DbServer, dialect: r.Dialect, transactions: list[ErrantT
     if client is None:
         return (f"rows not decoded: {'mariadb-binlog' if dialect.is_mariadb else 'mysqlbinlog'} is not installed "
                 "here (statements and tables are listed from the server)")
-    if server.tls_name:
+    if server.tls_name and dialect.is_mariadb:
         return "rows not decoded: the server is reached by an address its certificate does not name"
     with tempfile.TemporaryDirectory(prefix="drctl-binlog-") as tmp:
         ca = Path(tmp) / "ca.pem"
@@ -163,8 +163,9 @@ def decode_rows(server: DbServer, dialect: r.Dialect, transactions: list[ErrantT
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             escaped = (server.password or "").replace("\\", "\\\\").replace('"', '\\"')
             f.write(f'[client]\npassword="{escaped}"\n')
+        # MySQL: by CA alone when reached by address (see failback.by_address).
         tls = ["--ssl", f"--ssl-ca={ca}", "--ssl-verify-server-cert"] if dialect.is_mariadb else \
-            [f"--ssl-ca={ca}", "--ssl-mode=VERIFY_IDENTITY"]
+            [f"--ssl-ca={ca}", "--ssl-mode=VERIFY_CA" if server.tls_name else "--ssl-mode=VERIFY_IDENTITY"]
         for t in transactions:
             argv = [client, f"--defaults-extra-file={cnf}", "--read-from-remote-server", f"--host={server.host}",
                     f"--port={server.port}", f"--user={server.user}", *tls, f"--start-position={t.start}",

@@ -29,7 +29,7 @@ from drctl import replication as r
 from drctl import server_bootstrap as boot
 from drctl.journal import Journal, Step
 from drctl.linode_api import LinodeAPIError
-from drctl.promote import Aborted, RunResult, Switchover, _execute, report, wait_for
+from drctl.promote import Aborted, RunResult, Switchover, _execute, refusals_reported, report, wait_for
 from drctl.runbook import (
     FENCES_FILE,
     Refused,
@@ -287,7 +287,7 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
         config = boot.SourceConfig(host=source.host, port=source.port, ca_file=str(ca),
                                    admin=boot.Account(source.user, source.password or ""),
                                    replication=boot.Account(source.user, source.password or ""))
-        dump = boot.dump_command(dialect, config, databases)
+        dump = by_address(boot.dump_command(dialect, config, databases), source)
         load = load_command(dialect, server, str(target_ca))
         if r.replica_status(conn, dialect) is not None:
             r.stop_replica(conn, dialect)
@@ -321,7 +321,16 @@ def load_command(dialect: r.Dialect, server: DbServer, ca_file: str) -> list[str
               "--init-command=SET SESSION sql_log_bin = 0", f"--ssl-ca={ca_file}"]
     if dialect.is_mariadb:
         return ["mariadb", *common, "--ssl", "--ssl-verify-server-cert"]
-    return ["mysql", *common, "--ssl-mode=VERIFY_IDENTITY"]
+    return by_address(["mysql", *common, "--ssl-mode=VERIFY_IDENTITY"], server)
+
+
+def by_address(argv: list[str], server: DbServer) -> list[str]:
+    """MySQL's clients check a certificate's name against --host; a server reached by an address its
+    certificate does not carry (our Linodes: the name is private to the stack) is checked against
+    the stack's own CA instead, which signs nothing but the stack's database servers."""
+    if not server.tls_name:
+        return argv
+    return ["--ssl-mode=VERIFY_CA" if a == "--ssl-mode=VERIFY_IDENTITY" else a for a in argv]
 
 
 def catch_up(rb: Runbook, target: str, current: str, opts: FailbackOptions) -> dict[str, Any]:
@@ -386,4 +395,5 @@ def run(args: argparse.Namespace) -> int:
         skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
         abandon_journal=args.abandon_journal, export_dir=args.export_dir,
     )
-    return checked_run("failback", args, lambda rb: report(failback(rb, opts), args))
+    return checked_run("failback", args, lambda rb: report(refusals_reported(
+        lambda: failback(rb, opts), RunResult("failback", opts.to, journal=str(rb.journal_path))), args))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ from drctl.runbook import (
     add_change_arguments,
     add_common_arguments,
     checked_run,
+    seconds,
 )
 from drctl.topology import DbServer, ServerState, Topology, compare, discover, session
 from drctl.traffic_backends import wait_until_serving
@@ -672,7 +674,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_change_arguments(p)
     p.add_argument("--accept-data-loss", action="store_true",
                    help="unplanned: promote although transactions may be lost beyond objectives.rpoSeconds")
-    p.add_argument("--apply-timeout", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--apply-timeout", type=seconds, default=60.0, metavar="SECONDS",
                    help="unplanned: longest wait for the replica to apply its relay log (default 60)")
     p.add_argument("--force", action="store_true",
                    help="promote within the block period after the last promotion, or a replica with errant transactions")
@@ -689,7 +691,17 @@ def run(args: argparse.Namespace) -> int:
         traffic_timeout=args.traffic_timeout, skip_traffic=args.skip_traffic,
         pre_hooks=args.pre_hook, post_hooks=args.post_hook, abandon_journal=args.abandon_journal,
     )
-    return checked_run("promote", args, lambda rb: report(promote(rb, opts), args))
+    return checked_run("promote", args, lambda rb: report(refusals_reported(
+        lambda: promote(rb, opts), RunResult("promote", opts.region, journal=str(rb.journal_path))), args))
+
+
+def refusals_reported(run: Callable[[], RunResult], refused: RunResult) -> RunResult:
+    """A refusal before any change becomes a result too, so `-o json` always prints a document."""
+    try:
+        return run()
+    except (Refused, JournalError) as err:
+        refused.outcome, refused.message = "refused", str(err)
+        return refused
 
 
 def report(result: RunResult, args: argparse.Namespace) -> int:

@@ -1060,7 +1060,7 @@ def binlog_files(conn) -> list[str]:
 
 
 def binlog_events(conn, file: str, limit: int | None = None) -> list[BinlogEvent]:
-    """SHOW BINLOG EVENTS of one file: over SQL, so it works on servers drctl cannot log in to."""
+    """SHOW BINLOG EVENTS of one file: over SQL, so no access to the server's files is needed."""
     sql = "SHOW BINLOG EVENTS IN %s" + (f" LIMIT {int(limit)}" if limit else "")
     with conn.cursor() as cur:
         cur.execute(sql, (file,))

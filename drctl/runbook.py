@@ -9,7 +9,6 @@ build one with the traffic backend of your choice and call `promote.promote(...)
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -177,9 +176,9 @@ def add_change_arguments(p: argparse.ArgumentParser) -> None:
                    help="executable run before any change; failing aborts (repeatable; see drctl/hooks.py)")
     p.add_argument("--post-hook", action="append", default=[], metavar="CMD",
                    help="executable run after the operation, DRCTL_RESULT=success|failed (repeatable)")
-    p.add_argument("--catch-up-timeout", type=_seconds, default=300.0, metavar="SECONDS",
+    p.add_argument("--catch-up-timeout", type=seconds, default=300.0, metavar="SECONDS",
                    help="longest wait for a server to apply the transactions it must have (default 300)")
-    p.add_argument("--traffic-timeout", type=_seconds, default=120.0, metavar="SECONDS",
+    p.add_argument("--traffic-timeout", type=seconds, default=120.0, metavar="SECONDS",
                    help="longest wait for traffic to reach the new primary's region (default 120)")
     p.add_argument("--skip-traffic", action="store_true",
                    help="leave traffic alone (you move it yourself); drctl says so in its report")
@@ -187,7 +186,7 @@ def add_change_arguments(p: argparse.ArgumentParser) -> None:
                    help="start afresh although an unfinished operation is recorded in the journal")
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -243,6 +242,3 @@ def checked_run(command: str, args: argparse.Namespace, body: Callable[[Runbook]
         fail(command, f"refused: {err}")
         return EXIT_FAILED
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

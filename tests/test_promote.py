@@ -303,3 +303,16 @@ def test_a_failing_pre_hook_aborts_before_any_change(mariadb_pair, tmp_path, clo
     assert result.outcome == "refused"
     assert result.message == f"pre-hook failed, nothing was changed: hook {str(hook)!r} exited 4: pager is down for eu-west"
     assert not read_only(shop["us-east"]) and source_port(shop["eu-west"]) == shop["us-east"].port
+
+
+def test_a_refusal_is_a_json_document_too(tmp_path, monkeypatch, capsys):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(outputs_doc(paper_servers(tmp_path))))
+    history = tmp_path / "state" / "runbook-test" / "promotions.json"
+    history.parent.mkdir(parents=True)
+    history.write_text(json.dumps([{"at": time.time() - 60, "from": "us-east", "to": "eu-west"}]))
+    monkeypatch.setenv("DRCTL_STATE_DIR", str(tmp_path / "state"))
+    code = cli.main(["promote", "--outputs", str(outputs), "--region", "us-east", "--yes", "-o", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["outcome"] == "refused"
+    assert doc["message"].startswith("the last promotion (us-east -> eu-west) was 60 s ago, within the 3600 s block")
