@@ -186,8 +186,8 @@ def decode_rows(server: DbServer, dialect: r.Dialect, transactions: list[ErrantT
 
 def examine(conn, server: DbServer, dialect: r.Dialect, primary_region: str, diff: r.GtidComparison) -> ErrantReport:
     transactions, complete = find_transactions(conn, dialect, diff.errant, diff.errant_count)
-    report = ErrantReport(server.region, primary_region, dialect.value, diff.errant, diff.errant_count,
-                          transactions, complete)
+    report = ErrantReport(server.region, primary_region, dialect.value, diff.errant,
+                          max(diff.errant_count, len(transactions)), transactions, complete)
     if not complete:
         report.notes.append(f"only {len(transactions)} of {diff.errant_count} errant transaction(s) were found in "
                             "the binary logs (purged, or beyond the scan limit): treat the rest as shop data")

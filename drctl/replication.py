@@ -670,31 +670,39 @@ class GtidRange:
     server_id: int
     first: int
     last: int
+    exact: bool = True  # False: some of first..last are errant, at least one (see mariadb_errant)
 
     def __str__(self) -> str:
         head = f"{self.domain}-{self.server_id}-{self.first}"
         return head if self.first == self.last else f"{head}..{self.domain}-{self.server_id}-{self.last}"
 
     def __len__(self) -> int:
-        return self.last - self.first + 1
+        return self.last - self.first + 1 if self.exact else 1
 
     def __contains__(self, gtid: tuple[int, int, int]) -> bool:
         d, s, n = gtid
         return d == self.domain and s == self.server_id and self.first <= n <= self.last
 
 
-def mariadb_errant(source_state: MariaDBGtidState, replica_state: MariaDBGtidState) -> list[GtidRange]:
+def mariadb_errant(source_state: MariaDBGtidState, replica_state: MariaDBGtidState,
+                   replica_server_id: int | None = None) -> list[GtidRange]:
     """The replica's transactions its source never had. Per (domain, server): the replica's GTIDs
-    beyond the source's last one of that server. A server the source has no entry for (its binary
-    log was reset by a reseed) counts only beyond the source's position in the domain, so a reseeded
-    primary does not make every older GTID look errant."""
+    beyond the source's last one of that server. When the source has none of that server's:
+    - the replica's own server id: everything it wrote itself is errant (a write on a replica);
+      where it starts is unknown without reading the binary log, so the range starts at 1 and
+      counts as one transaction (at least);
+    - another server: errant only beyond the source's position in the domain, so a source whose
+      binary log was reset (a reseed) does not make every older GTID look errant."""
     source_pos = source_state.position()
     found = []
     for (d, s), n in sorted(replica_state.last.items()):
         known = source_state.last.get((d, s))
-        if known is not None and n > known:
-            found.append(GtidRange(d, s, known + 1, n))
-        elif known is None and n > source_pos.seq(d):
+        if known is not None:
+            if n > known:
+                found.append(GtidRange(d, s, known + 1, n))
+        elif s == replica_server_id:
+            found.append(GtidRange(d, s, 1, n, exact=False))
+        elif n > source_pos.seq(d):
             found.append(GtidRange(d, s, source_pos.seq(d) + 1, n))
     return found
 
@@ -704,7 +712,8 @@ def binlog_state(conn) -> MariaDBGtidState:
 
 
 def compare_histories(dialect: Dialect, source_executed: str, replica_executed: str,
-                      source_binlog_state: str = "", replica_binlog_state: str = "") -> GtidComparison:
+                      source_binlog_state: str = "", replica_binlog_state: str = "",
+                      replica_server_id: int | None = None) -> GtidComparison:
     """What a replica misses of its source and what it has that the source never had. MySQL: set
     arithmetic on gtid_executed. MariaDB: missing from the positions (gtid_current_pos), errant
     from the binary-log states (a position alone cannot tell a diverged history from a shorter one)."""
@@ -712,7 +721,8 @@ def compare_histories(dialect: Dialect, source_executed: str, replica_executed: 
     if not dialect.is_mariadb:
         return compare_gtids(source, replica)
     assert isinstance(source, MariaDBGtidPos) and isinstance(replica, MariaDBGtidPos)
-    errant = mariadb_errant(MariaDBGtidState.parse(source_binlog_state), MariaDBGtidState.parse(replica_binlog_state))
+    errant = mariadb_errant(MariaDBGtidState.parse(source_binlog_state), MariaDBGtidState.parse(replica_binlog_state),
+                            replica_server_id)
     return GtidComparison(
         str(source - replica), source.transactions_beyond(replica),
         ",".join(map(str, errant)), sum(len(e) for e in errant),
@@ -725,7 +735,8 @@ def compare_servers(source_conn, replica_conn, dialect: Dialect) -> GtidComparis
         return str(executed_gtids(conn, dialect)), str(binlog_state(conn)) if dialect.is_mariadb else ""
 
     (source, source_state), (replica, replica_state) = history(source_conn), history(replica_conn)
-    return compare_histories(dialect, source, replica, source_state, replica_state)
+    replica_id = int(_scalar(replica_conn, "SELECT @@GLOBAL.server_id"))
+    return compare_histories(dialect, source, replica, source_state, replica_state, replica_id)
 
 
 def retrieved_not_applied(conn, dialect: Dialect, status: ReplicaStatus | None = None) -> tuple[Gtids, int]:

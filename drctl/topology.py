@@ -204,7 +204,7 @@ def compare(source: ServerState, replica: ServerState) -> r.GtidComparison | Non
         return None
     assert source.dialect is not None
     return r.compare_histories(source.dialect, source.executed, replica.executed,
-                               source.binlog_state, replica.binlog_state)
+                               source.binlog_state, replica.binlog_state, replica.server_id)
 
 
 @dataclass(frozen=True)

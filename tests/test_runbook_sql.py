@@ -82,10 +82,12 @@ def test_a_reseeded_primary_without_old_entries_makes_nothing_errant():
     assert r.mariadb_errant(reseeded, replica) == []
 
 
-def test_a_replica_written_to_locally_is_errant():
-    primary = r.MariaDBGtidState.parse("0-1-100")
+def test_a_replica_written_to_locally_is_errant_even_once_the_primary_moved_on():
+    primary = r.MariaDBGtidState.parse("0-1-140")  # its sequence passed the replica's local write
     replica = r.MariaDBGtidState.parse("0-1-100,0-3-101")
-    assert [str(g) for g in r.mariadb_errant(primary, replica)] == ["0-3-101"]
+    found = r.mariadb_errant(primary, replica, replica_server_id=3)
+    assert [str(g) for g in found] == ["0-3-1..0-3-101"]  # somewhere in there: the binary log says where
+    assert len(found[0]) == 1 and (0, 3, 101) in found[0]
 
 
 def test_mysql_errant_transactions_are_set_arithmetic():
