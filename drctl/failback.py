@@ -273,6 +273,7 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
         for sql in r.HEARTBEAT_DDL:  # the copy carries the GTID position only with a database in it
             r._execute(src, r.Statement(sql))
         databases = [d for d in boot._databases(src) if d not in boot.SYSTEM_SCHEMAS]
+        source_state = r.binlog_state(src) if dialect.is_mariadb else None
     dump_client, load_client = ("mariadb-dump", "mariadb") if dialect.is_mariadb else ("mysqldump", "mysql")
     missing = [c for c in (dump_client, load_client) if shutil.which(c) is None]
     if missing:
@@ -305,10 +306,14 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
             if dialect.is_mariadb:
                 # The copy set gtid_slave_pos; the binlog starts from the same point, so servers that
                 # later replicate from this one find their position in it.
-                # (Read first: SET GLOBAL gtid_binlog_state = @@GLOBAL.gtid_slave_pos hangs MariaDB 10.11.)
+                # The source's per-server history up to the copy, so errant checks against this server
+                # still know every server's transactions. (Values are read and sent back: SET GLOBAL
+                # gtid_binlog_state = @@GLOBAL.gtid_slave_pos hangs MariaDB 10.11.)
                 copied = r.MariaDBGtidPos.parse(str(r._scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
-                r.rewind_gtid_history(conn, dialect, r.MariaDBGtidState(
-                    {(d, s): n for d, (s, n) in copied.domains.items()}))
+                assert source_state is not None
+                history = {pair: n for pair, n in source_state.last.items() if n <= copied.seq(pair[0])}
+                history.update({(d, s): n for d, (s, n) in copied.domains.items()})
+                r.rewind_gtid_history(conn, dialect, r.MariaDBGtidState(history))
             with r.without_binlog(conn):
                 for schema, name in r.enabled_events(conn):
                     r._execute(conn, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))

@@ -176,7 +176,7 @@ class Switchover:
                                         f"(at most {self.catch_up_timeout:.0f} s; on timeout {s} is opened again)",
                  self.catch_up),
             *promotion_steps(self.rb, self.journal, t, self.repoint, self.traffic_timeout, self.skip_traffic,
-                             self.prefix, demoted=s),
+                             self.prefix, self.catch_up_timeout),
         ]
 
     def fence_primary(self) -> dict[str, Any]:
@@ -211,10 +211,9 @@ class Switchover:
 
 
 def promotion_steps(rb: Runbook, journal: Journal, target: str, repoint: list[str], traffic_timeout: float,
-                    skip_traffic: bool, prefix: str = "", demoted: str | None = None,
-                    catch_up_timeout: float = 60.0) -> list[Step]:
-    """Promote `target`, repoint `repoint` to it, move traffic, verify: the common tail of every
-    promotion. `demoted`: the old primary when it answers (it is among `repoint`)."""
+                    skip_traffic: bool, prefix: str = "", catch_up_timeout: float = 60.0) -> list[Step]:
+    """Promote `target`, repoint `repoint` to it (the old primary too, when it answers), move
+    traffic, verify: the common tail of every promotion."""
     server = rb.server(target)
 
     def promote_target() -> dict[str, Any]:
@@ -240,7 +239,10 @@ def promotion_steps(rb: Runbook, journal: Journal, target: str, repoint: list[st
         return {"change": change.as_dict(), "serving": state.serving, "order": list(state.order)}
 
     def verify() -> dict[str, Any]:
-        return verify_promotion(rb, target, journal.detail(prefix + "repoint") or {}, demoted)
+        found = verify_promotion(rb, target, journal.detail(prefix + "repoint") or {})
+        for problem in found["problems"]:
+            rb.say(f"    problem: {problem}")
+        return found
 
     steps = [
         Step(prefix + "promote", f"promote {target}: stop and forget replication, read-only off (verified), "
@@ -281,19 +283,22 @@ def repoint_one(rb: Runbook, server: DbServer, new_primary: DbServer, apply_time
         return f"NOT repointed: {err}"
 
 
-def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str], demoted: str | None) -> dict[str, Any]:
-    problems, checks = [], {}
+def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dict[str, Any]:
+    """The promotion stands or falls with the new primary (raises when it is not a writable primary);
+    a server that does not follow it is a problem to report, not a reason to stop."""
     server = rb.server(target)
     with session(server) as conn:
         dialect = r.detect_dialect(conn)
         ro = r.read_only_state(conn, dialect)
         if ro.read_only or r.replica_status(conn, dialect) is not None:
-            problems.append(f"{target} is not a writable primary (read_only={ro.read_only})")
+            raise r.ReplicationError(f"verification failed: {target} is not a writable primary "
+                                     f"(read_only={ro.read_only})")
+        problems = []
         if server.writes_heartbeat_event and r.heartbeat_writer_state(conn) != "ENABLED":
-            problems.append(f"{target}'s heartbeat writer is not enabled")
+            problems.append(f"{target}'s heartbeat writer is not enabled: replica lag cannot be measured")
         r.write_heartbeat(conn)  # a fresh transaction every replica must receive
-        gtids = str(r.executed_gtids(conn, dialect))
-    checks[target] = "writable primary"
+        gtids = r.executed_gtids(conn, dialect)
+    checks = {target: "writable primary"}
     for region, outcome in repointed.items():
         if not outcome.startswith("replicating"):
             problems.append(f"{region}: {outcome}")
@@ -302,19 +307,17 @@ def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str], demote
             with session(rb.server(region)) as conn:
                 status = r.replica_status(conn, dialect)
                 if status is None or not status.replicating:
-                    problems.append(f"{region} does not replicate: {'; '.join(status.problems()) if status else 'no source'}")
-                elif not r.wait_for_gtids(conn, dialect, r.parse_gtids(dialect, gtids), 30):
+                    why = "; ".join(status.problems()) if status else "no source"
+                    problems.append(f"{region} does not replicate from {target}: {why}")
+                elif not r.wait_for_gtids(conn, dialect, gtids, 30):
                     problems.append(f"{region} did not receive {target}'s newest transaction within 30 s")
+                elif not r.read_only_state(conn, dialect).fenced:
+                    problems.append(f"{region} replicates from {target} but is writable")
                 else:
-                    fenced = r.read_only_state(conn, dialect).fenced
-                    checks[region] = "replicating, read-only" if fenced else "replicating, NOT read-only"
-                    if not fenced:
-                        problems.append(f"{region} replicates but is writable")
+                    checks[region] = f"replicating from {target}, read-only"
         except Exception as err:
             problems.append(f"{region}: {err}")
-    if problems:
-        raise r.ReplicationError("verification failed: " + "; ".join(problems))
-    return checks
+    return {"checks": checks, "problems": problems}
 
 
 # --- promote ------------------------------------------------------------------------------------
@@ -643,8 +646,8 @@ def _execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step]
             # An unreachable server cannot be fenced in SQL, which is expected; the other layers matter.
             result.warnings += [f"could not fence: {a['description']}" for a in fenced
                                 if not a["done"] and a["layer"] != "sql"]
-        repointed = journal.detail("repoint") or journal.detail("switch-repoint") or {}
-        result.warnings += [f"{k}: {v}" for k, v in repointed.items() if not v.startswith("replicating")]
+        verified = journal.detail("verify") or journal.detail("switch-verify") or {}
+        result.warnings += verified.get("problems", [])
         if opts.skip_traffic:
             result.warnings.append("traffic was not moved (--skip-traffic): move it to "
                                    f"{plan['to']} yourself")
