@@ -309,8 +309,8 @@ def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dic
                 if status is None or not status.replicating:
                     why = "; ".join(status.problems()) if status else "no source"
                     problems.append(f"{region} does not replicate from {target}: {why}")
-                elif not r.wait_for_gtids(conn, dialect, gtids, 30):
-                    problems.append(f"{region} did not receive {target}'s newest transaction within 30 s")
+                elif not r.wait_for_gtids(conn, dialect, gtids, 20):  # under the connection's read timeout
+                    problems.append(f"{region} did not receive {target}'s newest transaction within 20 s")
                 elif not r.read_only_state(conn, dialect).fenced:
                     problems.append(f"{region} replicates from {target} but is writable")
                 else:
