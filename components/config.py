@@ -99,7 +99,6 @@ class NodeBalancerSpec(_Model):
     check_interval: int = Field(10, ge=2, le=3600)
     check_timeout: int = Field(5, ge=1, le=30)
     check_attempts: int = Field(3, ge=1, le=30)
-    check_passive: bool = True
     check_path: str = Field("/healthz", pattern=r"^/")
     check_body: str = Field('"db_reachable":true', min_length=1)
 

@@ -195,7 +195,7 @@ class RegionalWebTier(pulumi.ComponentResource):
         for port in PORTS:
             config = linode.NodeBalancerConfig(
                 f"{name}-nb-{port}", nodebalancer_id=nodebalancer_id, port=port, protocol="tcp",
-                algorithm=spec.algorithm, **_check_args(spec), opts=self._child,
+                algorithm=spec.algorithm, **_check_args(spec, port), opts=self._child,
             )
             for index, instance in enumerate(instances):
                 linode.NodeBalancerNode(
@@ -293,17 +293,23 @@ def _public_ipv4(addresses: Sequence[str]) -> str | None:
     return next((a for a in addresses if not ipaddress.ip_address(a).is_private), None)
 
 
-def _check_args(spec: NodeBalancerSpec) -> dict[str, Any]:
+def _check_args(spec: NodeBalancerSpec, port: int) -> dict[str, Any]:
+    # An http/http_body check speaks plain HTTP to the node's port; on the 443 passthrough config that
+    # port speaks TLS, so the check would fail on every node and empty the region. There the check
+    # falls back to a TCP connect; the port-80 config (where /healthz is served without redirect)
+    # carries the HTTP check.
+    kind = spec.check if port == 80 else "connection"
     check: dict[str, Any] = {
-        "check": spec.check,
+        "check": kind,
         "check_interval": spec.check_interval,
         "check_timeout": spec.check_timeout,
         "check_attempts": spec.check_attempts,
-        "check_passive": spec.check_passive,
+        # Always on (and required by the policy pack): a node refusing live connections leaves at once.
+        "check_passive": True,
     }
-    if spec.check in ("http", "http_body"):
+    if kind in ("http", "http_body"):
         check["check_path"] = spec.check_path
-    if spec.check == "http_body":
+    if kind == "http_body":
         check["check_body"] = spec.check_body
     return check
 

@@ -158,8 +158,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         from pulumi.runtime.sync_await import _sync_await
 
         state = dict(self.resources[urn].state)
-        for key in secret_outputs & set(state):
-            state[key] = pulumi.Output.secret(state[key])
+        for key in secret_outputs:
+            # In preview the value is not known yet, but it is already known to be secret.
+            state[key] = pulumi.Output.secret(state.get(key, pulumi.output.UNKNOWN))
         obj = _sync_await(rpc.serialize_properties(state, {}))
         return resource_pb2.RegisterResourceResponse(urn=response.urn, id=response.id, object=obj)
 
@@ -250,6 +251,10 @@ def run_program(
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    # The SDK tracks pending Output tasks in a process-wide set; a failed run leaves tasks of this
+    # loop there, and the next run would wait on them after the loop is closed.
+    with settings.SETTINGS.lock:
+        settings.SETTINGS.outputs.clear()
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()

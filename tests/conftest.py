@@ -31,6 +31,17 @@ def wired_dr_test():
     return harness.run_ok("dr-test", program=harness.PROGRAMS / "database" / "__main__.py")
 
 
+@pytest.fixture(scope="session")
+def prod_preview_run():
+    """The prod stack as `pulumi preview` sees it: computed values unknown."""
+    return harness.run_ok("prod", preview=True)
+
+
+@pytest.fixture(scope="session")
+def dr_test_preview_run():
+    return harness.run_ok("dr-test", preview=True)
+
+
 # Real MariaDB servers for the replication tests (and later drctl tests): see tests/mariadb.py.
 from tests.mariadb import (  # noqa: E402, F401
     mariadb_ca,

@@ -67,3 +67,15 @@ def test_missing_capability_is_reported_by_the_region_invoke():
         args = {"id": "eu-west"}
 
     assert cloud.call(Args())["capabilities"] == ["Linodes"]
+
+
+def test_provider_declared_secret_outputs_print_as_secret_even_before_they_are_known():
+    result = harness.run_ok("prod", preview=True, program=PROGRAMS / "wiring" / "__main__.py")
+    password = result.one("random:index/randomPassword:RandomPassword", "demo-root")
+    assert isinstance(password.outputs["result"], Secret)
+
+
+def test_a_run_that_fails_midway_does_not_break_the_next_run():
+    failing = harness.run("prod", program=PROGRAMS / "fails_midway" / "__main__.py")
+    assert failing.error == "the program gave up after creating one resource"
+    assert harness.run_ok("prod", program=PROGRAMS / "wiring" / "__main__.py").outputs["ip"].startswith("45.79.")

@@ -76,17 +76,25 @@ def test_nodebalancer_checks_default_to_tcp_every_10s_timeout_5s_3_attempts():
 def test_changed_check_settings_flow_through_to_every_config():
     run = run_with(nodeBalancer={
         "algorithm": "leastconn", "check": "http_body", "checkInterval": 20, "checkTimeout": 8,
-        "checkAttempts": 5, "checkPassive": False, "checkPath": "/healthz", "checkBody": '"db_reachable":true',
+        "checkAttempts": 5, "checkPath": "/healthz", "checkBody": '"db_reachable":true',
     })
     configs = run.of_type(NB_CONFIG)
     assert len(configs) == 4
     for config in configs:
         assert config.inputs["algorithm"] == "leastconn"
-        assert config.inputs["check"] == "http_body"
         assert (config.inputs["checkInterval"], config.inputs["checkTimeout"], config.inputs["checkAttempts"]) == (20, 8, 5)
-        assert config.inputs["checkPassive"] is False
-        assert config.inputs["checkPath"] == "/healthz"
-        assert config.inputs["checkBody"] == '"db_reachable":true'
+        assert config.inputs["checkPassive"] is True
+
+
+def test_http_checks_go_to_port_80_and_the_tls_port_keeps_a_tcp_check():
+    run = run_with(nodeBalancer={"check": "http_body", "checkPath": "/healthz", "checkBody": '"db_reachable":true'})
+    by_port = {}
+    for config in run.of_type(NB_CONFIG):
+        by_port.setdefault(config.inputs["port"], []).append(config.inputs)
+    for inputs in by_port[80]:
+        assert (inputs["check"], inputs["checkPath"], inputs["checkBody"]) == ("http_body", "/healthz", '"db_reachable":true')
+    for inputs in by_port[443]:
+        assert inputs["check"] == "connection" and "checkPath" not in inputs and "checkBody" not in inputs
 
 
 def test_web_nodes_have_a_private_ip_tags_and_a_generated_secret_root_password():
