@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drctl import plan, watch
+from drctl import failback, plan, promote, status, watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, watch)
+COMMANDS = (plan, status, promote, failback, watch)
 
 
 def build_parser() -> argparse.ArgumentParser:
