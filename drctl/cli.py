@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drctl import drill_command, plan, rehearse, watch
+from drctl import drill_command, failback, plan, promote, rehearse, status, watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, watch, drill_command, rehearse)
+COMMANDS = (plan, status, promote, failback, watch, drill_command, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,10 @@ ENV_BASE_URL = "DRCTL_CLOUDFLARE_BASE_URL"  # a local fake in tests, a proxy whe
 # Token permissions as the Cloudflare dashboard names them, for 401/403 messages.
 DNS_READ = 'zone "DNS Read" (or "DNS Write")'
 DNS_WRITE = 'zone "DNS Write"'
+LB_READ = 'zone "Load Balancers Read" (or "Load Balancers Write")'
+LB_WRITE = 'zone "Load Balancers Write"'
+POOLS_READ = 'account "Load Balancing: Monitors and Pools Read" (or "... Write")'
+POOLS_WRITE = 'account "Load Balancing: Monitors and Pools Write"'
 
 T = TypeVar("T")
 
@@ -114,6 +118,47 @@ class BatchResult:
     posts: tuple[DnsRecord, ...] = ()
 
 
+@dataclass(frozen=True)
+class LoadBalancer:
+    id: str
+    name: str
+    default_pools: tuple[str, ...]  # failover order (steering "off": the first healthy pool serves)
+    fallback_pool: str | None
+    enabled: bool | None
+
+
+@dataclass(frozen=True)
+class PoolOrigin:
+    name: str
+    address: str
+    enabled: bool
+
+    def body(self, **changes: Any) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "enabled": self.enabled, **changes}
+
+
+@dataclass(frozen=True)
+class Pool:
+    id: str
+    name: str
+    enabled: bool
+    origins: tuple[PoolOrigin, ...]
+    minimum_origins: int
+    extra_origin_fields: tuple[dict[str, Any], ...] = ()  # weight, header, ...: kept on every write
+
+    @property
+    def serviceable(self) -> bool:
+        """Enabled, with at least `minimum_origins` enabled origins (health aside)."""
+        return self.enabled and sum(o.enabled for o in self.origins) >= max(1, self.minimum_origins)
+
+
+@dataclass(frozen=True)
+class PoolHealth:
+    pool_id: str
+    healthy: bool | None  # None: no health data (monitor not reporting, pool disabled)
+    detail: str
+
+
 @dataclass
 class CloudflareApi:
     client: cloudflare.Cloudflare
@@ -189,6 +234,51 @@ class CloudflareApi:
             patches=tuple(_record(r) for r in done.patches or ()),
             posts=tuple(_record(r) for r in done.posts or ()),
         )
+
+    # -- load balancer and pools --------------------------------------------------------------
+
+    def get_load_balancer(self, zone_id: str, lb_id: str) -> LoadBalancer:
+        got = self._call(f"read load balancer {lb_id}", LB_READ,
+                         lambda: self.client.load_balancers.get(lb_id, zone_id=zone_id))
+        return LoadBalancer(id=got.id or lb_id, name=got.name or "", default_pools=tuple(got.default_pools or ()),
+                            fallback_pool=got.fallback_pool, enabled=got.enabled)
+
+    def set_pool_order(self, zone_id: str, lb_id: str, default_pools: Iterable[str],
+                       fallback_pool: str | None = None) -> LoadBalancer:
+        """Reorder the load balancer's pools (the first healthy one serves); only these fields change."""
+        kwargs: dict[str, Any] = {"zone_id": zone_id, "default_pools": list(default_pools)}
+        if fallback_pool is not None:
+            kwargs["fallback_pool"] = fallback_pool
+        got = self._call(f"reorder the pools of load balancer {lb_id}", LB_WRITE,
+                         lambda: self.client.load_balancers.edit(lb_id, **kwargs))
+        return LoadBalancer(id=got.id or lb_id, name=got.name or "", default_pools=tuple(got.default_pools or ()),
+                            fallback_pool=got.fallback_pool, enabled=got.enabled)
+
+    def get_pool(self, account_id: str, pool_id: str) -> Pool:
+        got = self._call(f"read pool {pool_id}", POOLS_READ,
+                         lambda: self.client.load_balancers.pools.get(pool_id, account_id=account_id))
+        return _pool(got, pool_id)
+
+    def set_origins_enabled(self, account_id: str, pool_id: str, enabled: bool) -> tuple[Pool, bool]:
+        """Enable or disable every origin of a pool (taking a region in or out of the load
+        balancer); reads first and writes only when something differs. Other origin fields
+        (weight, header) are sent back as read."""
+        pool = self.get_pool(account_id, pool_id)
+        if all(o.enabled == enabled for o in pool.origins) and pool.origins:
+            return pool, False
+        origins = [{**extra, **o.body(enabled=enabled)} for o, extra in zip(pool.origins, pool.extra_origin_fields,
+                                                                            strict=True)]
+        what = "enable" if enabled else "disable"
+        got = self._call(f"{what} the origins of pool {pool_id}", POOLS_WRITE,
+                         lambda: self.client.load_balancers.pools.edit(pool_id, account_id=account_id, origins=origins))
+        return _pool(got, pool_id), True
+
+    def pool_health(self, account_id: str, pool_id: str) -> PoolHealth:
+        """The pool's health as Cloudflare's monitors last saw it: healthy only if every reporting
+        data centre says so."""
+        got = self._call(f"read the health of pool {pool_id}", POOLS_READ,
+                         lambda: self.client.load_balancers.pools.health.get(pool_id, account_id=account_id))
+        return _pool_health(got, pool_id)
 
     # -- the error policy ---------------------------------------------------------------------
 
@@ -266,7 +356,8 @@ def _permission_message(operation: str, permission: str, err: cloudflare.APIStat
     if err.status_code == 401:
         return (f"{operation}: Cloudflare rejected the API token ({status}): check that {ENV_TOKEN} holds a "
                 f"valid, unexpired token with {permission} permission")
-    return (f"{operation}: the API token lacks the {permission} permission for this zone ({status}); "
+    scope = "account" if permission.startswith("account") else "zone"
+    return (f"{operation}: the API token lacks the {permission} permission for this {scope} ({status}); "
             "edit the token in the Cloudflare dashboard to add it")
 
 
@@ -289,3 +380,34 @@ def _record(r: Any) -> DnsRecord:
         id=r.id, type=r.type, name=r.name, content=str(r.content), proxied=getattr(r, "proxied", None),
         ttl=getattr(r, "ttl", None), comment=getattr(r, "comment", None), created_on=getattr(r, "created_on", None),
     )
+
+
+def _pool(p: Any, pool_id: str) -> Pool:
+    origins, extras = [], []
+    for o in p.origins or ():
+        origins.append(PoolOrigin(name=o.name or "", address=o.address or "", enabled=o.enabled is not False))
+        # Fields drctl does not change go back as read; port stays unset when unset (it drifts otherwise).
+        extras.append({k: v for k, v in o.model_dump(exclude_none=True).items()
+                       if k in ("weight", "header", "port", "virtual_network_id", "flatten_cname")})
+    return Pool(id=p.id or pool_id, name=p.name or "", enabled=p.enabled is not False, origins=tuple(origins),
+                minimum_origins=int(p.minimum_origins or 1), extra_origin_fields=tuple(extras))
+
+
+def _pool_health(h: Any, pool_id: str) -> PoolHealth:
+    # The API keys pop_health by data centre ({"Amsterdam, NL": {"healthy": true, ...}}); the SDK's
+    # model names one POPHealth, so the data centres arrive as its extra fields.
+    pops = getattr(h, "pop_health", None)
+    seen: dict[str, bool] = {}
+    if pops is not None:
+        if getattr(pops, "healthy", None) is not None:
+            seen["(all)"] = bool(pops.healthy)
+        for name, value in (getattr(pops, "model_extra", None) or {}).items():
+            healthy = value.get("healthy") if isinstance(value, dict) else getattr(value, "healthy", None)
+            if healthy is not None:
+                seen[name] = bool(healthy)
+    if not seen:
+        return PoolHealth(pool_id, None, "no health data yet")
+    down = sorted(k for k, v in seen.items() if not v)
+    if not down:
+        return PoolHealth(pool_id, True, f"healthy from {len(seen)} data centre(s)")
+    return PoolHealth(pool_id, False, f"unhealthy from {', '.join(down)}")

@@ -70,6 +70,14 @@ class Journal:
     def done(self, name: str) -> bool:
         return any(s["name"] == name and s["status"] == "done" for s in self.doc["steps"])
 
+    def detail(self, name: str) -> Any:
+        """What a finished step returned (None when it has not finished): later steps, and a
+        resumed run, read earlier results from here instead of asking the servers again."""
+        for s in self.doc.get("steps", []):
+            if s["name"] == name and s["status"] == "done":
+                return s.get("detail")
+        return None
+
     def run(self, steps: Iterable[Step], say: Callable[[str], None]) -> None:
         """Run every step not yet done, recording each; a failing step is recorded and re-raised."""
         for step in steps:
@@ -144,11 +152,13 @@ class PromotionHistory:
                 f"{block_seconds} s block period (--block-seconds); pass --force if this really is a second failure"
             )
 
-    def record(self, from_region: str, to_region: str) -> None:
+    def record(self, from_region: str, to_region: str, **details: Any) -> None:
+        """Add a promotion; `details` (JSON-able, no secrets) ride along, e.g. the GTID position the
+        new primary started from, which failback uses to tell the old primary's own transactions."""
         try:
             entries = json.loads(self.path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             entries = []
-        entries.append({"at": self.clock(), "from": from_region, "to": to_region})
+        entries.append({"at": self.clock(), "from": from_region, "to": to_region, **details})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(entries[-50:], indent=2), encoding="utf-8")

@@ -22,8 +22,10 @@ could echo a statement back are redacted before they are raised.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
+import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,9 +99,14 @@ def connect(
     unix_socket: str | None = None,
     database: str | None = None,
     connect_timeout: float = 10,
+    ssl_ca_pem: str | None = None,
+    tls_name: str | None = None,
+    read_timeout: float | None = None,
 ):
-    """An autocommit PyMySQL connection. With `ssl_ca`, TLS is required and the server's certificate
-    must chain to that CA *and* name `host`: the same verification the replicas use."""
+    """An autocommit PyMySQL connection. With `ssl_ca` (a file) or `ssl_ca_pem` (the PEM text), TLS
+    is required and the server's certificate must chain to that CA *and* name `host` (or `tls_name`
+    when the server is reached by an address its certificate does not carry): the same verification
+    the replicas use."""
     import pymysql
 
     kwargs: dict[str, Any] = {
@@ -114,9 +121,39 @@ def connect(
         kwargs["unix_socket"] = unix_socket
     else:
         kwargs.update(host=host, port=port)
-    if ssl_ca:
+    if read_timeout is not None:
+        kwargs["read_timeout"] = read_timeout
+    if ssl_ca_pem or tls_name:
+        kwargs["ssl"] = tls_context(ssl_ca_pem, ssl_ca, tls_name)
+    elif ssl_ca:
         kwargs.update(ssl_ca=ssl_ca, ssl_verify_cert=True, ssl_verify_identity=True)
     return pymysql.connect(**kwargs)
+
+
+class _NamedTLSContext(ssl.SSLContext):
+    """Checks the certificate against `expected_name` whatever address the socket was opened to
+    (MySQL's own --ssl-verify-server-cert cannot; a server named in /etc/hosts of its peers but
+    reached by IP from an operator's laptop needs it)."""
+
+    expected_name: str | None = None
+
+    def wrap_socket(self, sock, *args: Any, server_hostname: str | None = None, **kwargs: Any):
+        return super().wrap_socket(sock, *args, server_hostname=self.expected_name or server_hostname, **kwargs)
+
+
+def tls_context(ca_pem: str | None, ca_file: str | None = None, name: str | None = None) -> ssl.SSLContext:
+    """A client context that requires a certificate chaining to the CA (PEM text or file) and naming
+    `name` (or the host connected to)."""
+    if not ca_pem and not ca_file:
+        raise ValueError("a CA (PEM text or file) is needed to verify the server")
+    ctx = _NamedTLSContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.expected_name = name
+    if ca_pem:
+        ctx.load_verify_locations(cadata=ca_pem)
+    else:
+        ctx.load_verify_locations(cafile=ca_file)
+    ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)  # as PyMySQL does on Python 3.13
+    return ctx
 
 
 # --- statements -----------------------------------------------------------------------------------
@@ -589,6 +626,136 @@ def compare_gtids(source: Gtids, replica: Gtids) -> GtidComparison:
     raise TypeError("cannot compare GTIDs of two different dialects")
 
 
+@dataclass(frozen=True)
+class MariaDBGtidState:
+    """MariaDB's @@gtid_binlog_state, such as '0-1-100,0-2-150': the last sequence number each server
+    wrote per domain, as this server's binary log has it. Unlike a position it tells whose
+    transactions a server holds, which is what errant detection needs: after a failover the old
+    primary's GTIDs beyond the new primary's last GTID *of that server* are its own, never replicated."""
+
+    last: Mapping[tuple[int, int], int] = field(default_factory=dict)  # (domain, server_id) -> seq
+
+    @classmethod
+    def parse(cls, text: str | None) -> MariaDBGtidState:
+        found: dict[tuple[int, int], int] = {}
+        for member in (text or "").replace("\n", "").split(","):
+            member = member.strip()
+            if not member:
+                continue
+            parts = member.split("-")
+            if len(parts) != 3 or not all(p.isdigit() for p in parts):
+                raise ValueError(f"not a MariaDB GTID state: {member!r}")
+            domain, server, seq = (int(p) for p in parts)
+            found[(domain, server)] = max(seq, found.get((domain, server), 0))
+        return cls(found)
+
+    def __str__(self) -> str:
+        return ",".join(f"{d}-{s}-{n}" for (d, s), n in sorted(self.last.items()))
+
+    def position(self) -> MariaDBGtidPos:
+        """The position this state ends at: per domain, the GTID with the highest sequence number."""
+        best: dict[int, tuple[int, int]] = {}
+        for (d, s), n in self.last.items():
+            if n > best.get(d, (0, 0))[1]:
+                best[d] = (s, n)
+        return MariaDBGtidPos(best)
+
+
+@dataclass(frozen=True)
+class GtidRange:
+    """MariaDB transactions `domain-server-first` to `domain-server-last`, as far as sequence numbers
+    tell (after a fork, a server's own transactions are consecutive)."""
+
+    domain: int
+    server_id: int
+    first: int
+    last: int
+    exact: bool = True  # False: some of first..last are errant, at least one (see mariadb_errant)
+
+    def __str__(self) -> str:
+        head = f"{self.domain}-{self.server_id}-{self.first}"
+        return head if self.first == self.last else f"{head}..{self.domain}-{self.server_id}-{self.last}"
+
+    def __len__(self) -> int:
+        return self.last - self.first + 1 if self.exact else 1
+
+    def __contains__(self, gtid: tuple[int, int, int]) -> bool:
+        d, s, n = gtid
+        return d == self.domain and s == self.server_id and self.first <= n <= self.last
+
+
+def mariadb_errant(source_state: MariaDBGtidState, replica_state: MariaDBGtidState,
+                   replica_server_id: int | None = None) -> list[GtidRange]:
+    """The replica's transactions its source never had. Per (domain, server): the replica's GTIDs
+    beyond the source's last one of that server. When the source has none of that server's:
+    - the replica's own server id: everything it wrote itself is errant (a write on a replica);
+      where it starts is unknown without reading the binary log, so the range starts at 1 and
+      counts as one transaction (at least);
+    - another server: errant only beyond the source's position in the domain, so a source whose
+      binary log was reset (a reseed) does not make every older GTID look errant."""
+    source_pos = source_state.position()
+    found = []
+    for (d, s), n in sorted(replica_state.last.items()):
+        known = source_state.last.get((d, s))
+        if known is not None:
+            if n > known:
+                found.append(GtidRange(d, s, known + 1, n))
+        elif s == replica_server_id:
+            found.append(GtidRange(d, s, 1, n, exact=False))
+        elif n > source_pos.seq(d):
+            found.append(GtidRange(d, s, source_pos.seq(d) + 1, n))
+    return found
+
+
+def binlog_state(conn) -> MariaDBGtidState:
+    return MariaDBGtidState.parse(str(_scalar(conn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
+
+
+def compare_histories(dialect: Dialect, source_executed: str, replica_executed: str,
+                      source_binlog_state: str = "", replica_binlog_state: str = "",
+                      replica_server_id: int | None = None) -> GtidComparison:
+    """What a replica misses of its source and what it has that the source never had. MySQL: set
+    arithmetic on gtid_executed. MariaDB: missing from the positions (gtid_current_pos), errant
+    from the binary-log states (a position alone cannot tell a diverged history from a shorter one)."""
+    source, replica = parse_gtids(dialect, source_executed), parse_gtids(dialect, replica_executed)
+    if not dialect.is_mariadb:
+        return compare_gtids(source, replica)
+    assert isinstance(source, MariaDBGtidPos) and isinstance(replica, MariaDBGtidPos)
+    errant = mariadb_errant(MariaDBGtidState.parse(source_binlog_state), MariaDBGtidState.parse(replica_binlog_state),
+                            replica_server_id)
+    return GtidComparison(
+        str(source - replica), source.transactions_beyond(replica),
+        ",".join(map(str, errant)), sum(len(e) for e in errant),
+    )
+
+
+def compare_servers(source_conn, replica_conn, dialect: Dialect) -> GtidComparison:
+    """compare_histories, read from both servers."""
+    def history(conn) -> tuple[str, str]:
+        return str(executed_gtids(conn, dialect)), str(binlog_state(conn)) if dialect.is_mariadb else ""
+
+    (source, source_state), (replica, replica_state) = history(source_conn), history(replica_conn)
+    replica_id = int(_scalar(replica_conn, "SELECT @@GLOBAL.server_id"))
+    return compare_histories(dialect, source, replica, source_state, replica_state, replica_id)
+
+
+def retrieved_not_applied(conn, dialect: Dialect, status: ReplicaStatus | None = None) -> tuple[Gtids, int]:
+    """What the replica has received from its source (relay log) but not applied yet, and how many
+    transactions that is. MySQL: Retrieved_Gtid_Set minus gtid_executed. MariaDB: Gtid_IO_Pos beyond
+    gtid_slave_pos, per domain."""
+    status = status or replica_status(conn, dialect)
+    if status is None:
+        return parse_gtids(dialect, ""), 0
+    retrieved = parse_gtids(dialect, status.retrieved_gtids)
+    if dialect.is_mariadb:
+        applied = MariaDBGtidPos.parse(str(_scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
+        assert isinstance(retrieved, MariaDBGtidPos)
+        return retrieved, retrieved.transactions_beyond(applied)
+    executed = executed_gtids(conn, dialect)
+    assert isinstance(retrieved, GtidSet) and isinstance(executed, GtidSet)
+    return retrieved, len(retrieved - executed)
+
+
 def wait_for_gtids(conn, dialect: Dialect, gtids: Gtids, timeout: float) -> bool:
     """Block until this server has applied `gtids` (True) or `timeout` seconds passed (False)."""
     if dialect.is_mariadb:
@@ -755,6 +922,161 @@ def heartbeat_lag(conn) -> float | None:
             return None
         raise
     return None if value is None else float(value)
+
+
+def heartbeat_writer_state(conn) -> str | None:
+    """The heartbeat event's status on this server: 'ENABLED' (it writes here: a primary),
+    'SLAVESIDE_DISABLED' / 'DISABLED' (it does not), or None when the server has no such event."""
+    schema, name = HEARTBEAT_EVENT.split(".")
+    with conn.cursor() as cur:
+        cur.execute("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s AND EVENT_NAME = %s",
+                    (schema, name))
+        row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+def stop_heartbeat_writer(conn, dialect: Dialect) -> bool:
+    """Stop this server writing the heartbeat, outside the binary log (no GTID of its own: a fenced or
+    rejoining server must not grow transactions its new source lacks). Run before read_only goes on:
+    MySQL's super_read_only refuses the ALTER. True when an enabled writer was stopped."""
+    if heartbeat_writer_state(conn) != "ENABLED":
+        return False
+    schema, name = HEARTBEAT_EVENT.split(".")
+    with without_binlog(conn):
+        _execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
+    return True
+
+
+def start_heartbeat_writer(conn, dialect: Dialect) -> None:
+    """On a (new) primary: the heartbeat table, its event enabled, and the event scheduler on."""
+    install_heartbeat(conn, with_event=True)
+    _execute(conn, Statement(f"ALTER EVENT {HEARTBEAT_EVENT} ENABLE"))
+    _execute(conn, Statement("SET GLOBAL event_scheduler = ON"))
+
+
+def stop_io_thread_sql(dialect: Dialect) -> str:
+    return "STOP SLAVE IO_THREAD" if dialect.is_mariadb else "STOP REPLICA IO_THREAD"
+
+
+def stop_io_thread(conn, dialect: Dialect) -> None:
+    """Stop receiving from the source and keep applying what arrived (the relay log)."""
+    _execute(conn, Statement(stop_io_thread_sql(dialect)))
+
+
+def promote_sql(dialect: Dialect, was_replica: bool) -> tuple[str, ...]:
+    """What turns a caught-up replica into a primary, before read_only goes off."""
+    if not was_replica:
+        return ()
+    return (stop_replica_sql(dialect), reset_replica_sql(dialect))
+
+
+def promote_to_primary(conn, dialect: Dialect, heartbeat_event: bool) -> ReadOnlyState:
+    """Make this server the primary: forget its source (STOP + RESET ... ALL), open it for writes
+    (verified), and with `heartbeat_event` start writing the heartbeat here. Idempotent. The caller
+    has made sure it applied every transaction it is meant to have."""
+    for sql in promote_sql(dialect, replica_status(conn, dialect) is not None):
+        _execute(conn, Statement(sql))
+    state = set_read_only(conn, dialect, False)
+    if heartbeat_event:
+        start_heartbeat_writer(conn, dialect)
+    return state
+
+
+def rejoin_sql(dialect: Dialect) -> tuple[str, ...]:
+    """Before pointing a server that may have been a primary at a new source: MariaDB starts a
+    replica from gtid_slave_pos, which does not include what the server wrote itself; take its
+    current position (its own binlog included). MySQL's auto-position uses gtid_executed already."""
+    if dialect.is_mariadb:
+        return ("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos",)
+    return ()
+
+
+def repoint(conn, dialect: Dialect, source: Source, timeout: float = 60) -> ReplicaStatus:
+    """Make this server a replica of `source` (GTID auto-position, verified TLS) and wait until both
+    threads run. Works for a replica of another source and for a former primary. The caller has
+    made sure its relay log was applied: changing the source discards it."""
+    if replica_status(conn, dialect) is not None:
+        stop_replica(conn, dialect)
+    for sql in rejoin_sql(dialect):
+        _execute(conn, Statement(sql))
+    change_source(conn, dialect, source)
+    start_replica(conn, dialect)
+    return wait_until_replicating(conn, dialect, timeout=timeout)
+
+
+def rewind_gtid_history_sql(dialect: Dialect, history: Gtids | MariaDBGtidState) -> list[Statement]:
+    """Statements that replace a server's GTID history with `history` (what it should have had),
+    deleting its binary logs. For dropping errant transactions that changed nothing worth keeping
+    (heartbeats): the data stays, the server forgets it ever wrote them."""
+    statements = [Statement(sql) for sql in reset_gtids_sql(dialect)]
+    if dialect.is_mariadb:
+        if not isinstance(history, MariaDBGtidState):
+            raise TypeError("MariaDB needs the binlog state to rewind to")
+        statements += [Statement("SET GLOBAL gtid_binlog_state = %s", (str(history),)),
+                       Statement("SET GLOBAL gtid_slave_pos = %s", (str(history.position()),))]
+    else:
+        statements.append(Statement("SET GLOBAL gtid_purged = %s", (str(history),)))
+    return statements
+
+
+def rewind_gtid_history(conn, dialect: Dialect, history: Gtids | MariaDBGtidState) -> None:
+    if replica_status(conn, dialect) is not None:
+        stop_replica(conn, dialect)
+    for statement in rewind_gtid_history_sql(dialect, history):
+        _execute(conn, statement)
+
+
+@contextlib.contextmanager
+def without_binlog(conn):
+    """This session's statements stay out of the binary log (and so never become GTIDs)."""
+    _execute(conn, Statement("SET SESSION sql_log_bin = 0"))
+    try:
+        yield
+    finally:
+        _execute(conn, Statement("SET SESSION sql_log_bin = 1"))
+
+
+# --- binary log events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinlogEvent:
+    file: str
+    pos: int
+    end_pos: int
+    type: str
+    server_id: int
+    info: str
+
+
+_MARIADB_GTID_EVENT = re.compile(r"^(?:BEGIN\s+)?GTID\s+(\d+)-(\d+)-(\d+)")
+_MYSQL_GTID_EVENT = re.compile(r"GTID_NEXT\s*=\s*'([^']+)'", re.IGNORECASE)
+
+
+def gtid_of_event(dialect: Dialect, event: BinlogEvent) -> str | None:
+    """The GTID a transaction-starting event announces ('0-1-101' or 'uuid:101'), else None."""
+    if event.type != "Gtid":
+        return None
+    if dialect.is_mariadb:
+        match = _MARIADB_GTID_EVENT.match(event.info.strip())
+        return "-".join(match.groups()) if match else None
+    match = _MYSQL_GTID_EVENT.search(event.info)
+    return match[1] if match else None
+
+
+def binlog_files(conn) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        return [str(row[0]) for row in cur.fetchall()]
+
+
+def binlog_events(conn, file: str, limit: int | None = None) -> list[BinlogEvent]:
+    """SHOW BINLOG EVENTS of one file: over SQL, so no access to the server's files is needed."""
+    sql = "SHOW BINLOG EVENTS IN %s" + (f" LIMIT {int(limit)}" if limit else "")
+    with conn.cursor() as cur:
+        cur.execute(sql, (file,))
+        rows = cur.fetchall()
+    return [BinlogEvent(str(r[0]), int(r[1]), int(r[4]), str(r[2]), int(r[3]), str(r[5] or "")) for r in rows]
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -73,6 +73,13 @@ class CloudflareOut(_Model):
     dns_record_ids: tuple[str, ...] = ()  # dns-failover mode: the A (and AAAA) records
 
 
+# Where the database Linodes keep the CA certificates they verify a source with (cloud-init writes
+# them: components/mysql_cloud_init.py). CHANGE REPLICATION SOURCE names a file on the replica, so
+# repointing a server at a new primary needs these paths, not only the certificates.
+SERVER_CA_PATH = "/etc/mysql/woocommerce-dr/ca.pem"
+PRIMARY_CA_PATH = "/etc/mysql/woocommerce-dr/source-ca.pem"
+
+
 class PrimaryDatabaseOut(_Model):
     region: str
     host: str
@@ -86,6 +93,7 @@ class PrimaryDatabaseOut(_Model):
     # Self-managed mode: `host` is the name the server's certificate carries, known only to this
     # stack; connect to this public IP and verify the certificate against `host`.
     address: str | None = None
+    ca_path: str = PRIMARY_CA_PATH  # where the replicas keep `ca_cert`
 
 
 class ReplicaOut(_Model):
@@ -113,6 +121,7 @@ class DatabaseOut(_Model):
     # Who writes the replication heartbeat on the primary: its own event scheduler (self-managed),
     # or a systemd timer on the primary region's first web node (managed).
     heartbeat: Literal["event scheduler", "web-node timer"] | None = None
+    server_ca_path: str = SERVER_CA_PATH  # where every database Linode keeps `server_ca_cert`
 
 
 class ObjectivesOut(_Model):

@@ -3,8 +3,10 @@
 
 Endpoints: DNS records get / list (type, name, name.exact, paging) / create / patch / put / delete
 and the batch endpoint (deletes, patches, puts, posts; all or nothing, like Cloudflare's single
-database transaction). Responses use Cloudflare's envelope (`success`, `errors`, `messages`,
-`result`, `result_info`). Other endpoints (load-balancer pools, ...) plug in with `add_route`.
+database transaction); a zone's load balancer get / patch; an account's pools get / patch and their
+health (`pop_health` keyed by data centre, set by the test with `set_pool_health`). Responses use
+Cloudflare's envelope (`success`, `errors`, `messages`, `result`, `result_info`). Other endpoints
+plug in with `add_route`. `serving_pool` says which pool Cloudflare would send traffic to.
 
 Checks the bearer token (401 otherwise), logs every request (`requests`), and injects faults
 (`fail`: a status with optional Retry-After, or a delay that outlasts the client's timeout;
@@ -81,6 +83,9 @@ class FakeCloudflare:
     faults: list[Fault] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     writes_denied: bool = False
+    load_balancers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pool_healthy: dict[str, bool | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -94,6 +99,13 @@ class FakeCloudflare:
         self.add_route("PATCH", zone + r"/(?P<record_id>[^/]+)", self._patch)
         self.add_route("PUT", zone + r"/(?P<record_id>[^/]+)", self._put)
         self.add_route("DELETE", zone + r"/(?P<record_id>[^/]+)", self._delete)
+        lb = r"/zones/(?P<zone_id>[^/]+)/load_balancers/(?P<lb_id>[^/]+)"
+        self.add_route("GET", lb, self._get_lb)
+        self.add_route("PATCH", lb, self._patch_lb)
+        pool = r"/accounts/(?P<account_id>[^/]+)/load_balancers/pools/(?P<pool_id>[^/]+)"
+        self.add_route("GET", pool, self._get_pool)
+        self.add_route("PATCH", pool, self._patch_pool)
+        self.add_route("GET", pool + "/health", self._pool_health)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -177,6 +189,81 @@ class FakeCloudflare:
 
     def writes(self) -> list[Request]:
         return [r for r in self.log(ok=True) if r.is_write]
+
+    def add_load_balancer(self, zone_id: str, lb_id: str, name: str, default_pools: list[str],
+                          fallback_pool: str) -> None:
+        with self._lock:
+            self.load_balancers[lb_id] = {"id": lb_id, "zone_id": zone_id, "name": name, "enabled": True,
+                                          "default_pools": list(default_pools), "fallback_pool": fallback_pool,
+                                          "steering_policy": "off", "proxied": True}
+
+    def add_pool(self, account_id: str, pool_id: str, name: str, origins: list[tuple[str, str]],
+                 healthy: bool | None = True) -> None:
+        with self._lock:
+            self.pools[pool_id] = {
+                "id": pool_id, "account_id": account_id, "name": name, "enabled": True, "minimum_origins": 1,
+                "origins": [{"name": n, "address": a, "enabled": True, "weight": 1} for n, a in origins],
+            }
+            self.pool_healthy[pool_id] = healthy
+
+    def set_pool_health(self, pool_id: str, healthy: bool | None) -> None:
+        with self._lock:
+            self.pool_healthy[pool_id] = healthy
+
+    def serving_pool(self, lb_id: str) -> str | None:
+        """Where Cloudflare sends traffic with steering "off": the first enabled, healthy pool with an
+        enabled origin in default_pools order, else the fallback pool."""
+        with self._lock:
+            lb = self.load_balancers[lb_id]
+            for pool_id in lb["default_pools"]:
+                pool = self.pools[pool_id]
+                if pool["enabled"] and any(o["enabled"] for o in pool["origins"]) \
+                        and self.pool_healthy.get(pool_id) is not False:
+                    return pool_id
+            return lb["fallback_pool"]
+
+    # -- load balancer and pools -----------------------------------------------------------------
+
+    def _lb(self, zone_id: str, lb_id: str) -> dict[str, Any]:
+        lb = self.load_balancers.get(lb_id)
+        if lb is None or lb["zone_id"] != zone_id:
+            raise ApiFailure(404, 1002, "Load balancer not found")
+        return lb
+
+    def _get_lb(self, zone_id: str, lb_id: str, query: Any, body: Any) -> dict[str, Any]:
+        return json.loads(json.dumps(self._lb(zone_id, lb_id)))
+
+    def _patch_lb(self, zone_id: str, lb_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        lb = self._lb(zone_id, lb_id)
+        for pool_id in [*body.get("default_pools", []), *([body["fallback_pool"]] if "fallback_pool" in body else [])]:
+            if pool_id not in self.pools:
+                raise ApiFailure(400, 1003, f"pool {pool_id} does not exist")
+        lb.update({k: v for k, v in body.items() if k in ("default_pools", "fallback_pool", "enabled")})
+        return json.loads(json.dumps(lb))
+
+    def _pool(self, account_id: str, pool_id: str) -> dict[str, Any]:
+        pool = self.pools.get(pool_id)
+        if pool is None or pool["account_id"] != account_id:
+            raise ApiFailure(404, 1002, "Pool not found")
+        return pool
+
+    def _get_pool(self, account_id: str, pool_id: str, query: Any, body: Any) -> dict[str, Any]:
+        return json.loads(json.dumps(self._pool(account_id, pool_id)))
+
+    def _patch_pool(self, account_id: str, pool_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        pool = self._pool(account_id, pool_id)
+        pool.update({k: v for k, v in body.items() if k in ("origins", "enabled", "minimum_origins")})
+        return json.loads(json.dumps(pool))
+
+    def _pool_health(self, account_id: str, pool_id: str, query: Any, body: Any) -> dict[str, Any]:
+        pool = self._pool(account_id, pool_id)
+        healthy = self.pool_healthy.get(pool_id)
+        if healthy is None:
+            return {"pool_id": pool_id, "pop_health": {}}
+        origins = [{"ip": {"healthy": healthy, "failure_reason": "No failures" if healthy else "TCP timeout"}}
+                   for _ in pool["origins"]]
+        return {"pool_id": pool_id, "pop_health": {"Ashburn, VA": {"healthy": healthy, "origins": origins},
+                                                   "Frankfurt, DE": {"healthy": healthy, "origins": origins}}}
 
     # -- request handling ------------------------------------------------------------------------
 

@@ -46,6 +46,18 @@ def test_a_crash_midway_resumes_without_repeating_finished_steps(tmp_path):
     assert said[:2] == ["  = do fence (done in an earlier run)", "  = do catch-up (done in an earlier run)"]
 
 
+def test_a_resumed_run_reads_what_finished_steps_returned(tmp_path):
+    path = tmp_path / "promote.json"
+    first = Journal(path, "promote", {"region": "eu-west"})
+    first.open()
+    with pytest.raises(RuntimeError):
+        first.run(steps([], fail_at="catch-up"), say=lambda _: None)
+    second = Journal(path, "promote", {"region": "eu-west"})
+    second.open()
+    assert second.detail("fence") == {"ran": "fence"}
+    assert second.detail("catch-up") is None  # failed: nothing to read
+
+
 def test_a_different_operation_is_refused_while_one_is_unfinished(tmp_path):
     path = tmp_path / "ops.json"
     j = Journal(path, "promote", {"region": "eu-west"})
