@@ -15,7 +15,7 @@ COMMANDS = (plan, status, promote, failback, watch, drill_command, rehearse)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drctl",
-        description="Operate a woocommerce-dr deployment: plan, status, promote, failback, watch, drill.",
+        description="Operate a woocommerce-dr deployment: plan, status, promote, failback, watch, drill, rehearse.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
