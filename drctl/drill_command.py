@@ -80,9 +80,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace, Callable[[str], None]], Runbook]
-        = runbook_from_args, origin_port: int = 443) -> int:
+        = runbook_from_args, origin_port: int | None = 443) -> int:
     """`runbook_factory` and `origin_port`: the real clients and HTTPS port by default; tests hand
-    in a runbook wired to local stand-ins."""
+    in a runbook wired to local stand-ins (and no port when their NodeBalancers exist on paper only)."""
     say = printer(args)
     if not args.dry_run and not args.yes:
         fail("drill", "a drill fails over a stack and back: pass --yes to act, or --dry-run to see the plan")
@@ -108,13 +108,14 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
                              catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout)
     primary = outputs.regions[0]
     probe = HttpsProbe(outputs.domain, outputs.health_path, timeout=float(outputs.monitor.timeout),
-                       expected_codes=outputs.monitor.expected_codes, port=origin_port, ca_file=args.origin_ca_file)
+                       expected_codes=outputs.monitor.expected_codes, port=origin_port or 443,
+                       ca_file=args.origin_ca_file)
     options = DrillOptions(fault=args.fault, target=target, max_duration=args.max_duration,
                            max_write_outage=args.max_write_outage, settle_seconds=args.settle, force=args.force,
                            poll_seconds=args.poll, writer_rate=args.writer_rate)
     drill = Drill(outputs, runbook, traffic, FaultInjector(outputs, traffic, linode),
                   DatabaseOrderSink(runbook.order_targets()), options, say=say,
-                  origin_probe=lambda: probe(primary.node_balancer.ipv4))
+                  origin_probe=(lambda: probe(primary.node_balancer.ipv4)) if origin_port else None)
     if args.dry_run:
         return dry_run(drill, runbook, say)
     report_dir = args.report_dir or Path(f"drill-{outputs.stack}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")

@@ -12,6 +12,7 @@ from drctl.drill_command import run
 from drctl.rehearsal_topology import LocalTopology, RehearsalSpec
 from drctl.rehearse import local_runbook
 from tests.binaries import need
+from tests.runbook_support import Cloud, Shop
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +70,24 @@ def test_preflight_refuses_a_stack_whose_replica_is_not_replicating(topology, ca
     assert "eu-west: database IO thread No" in doc["aborted"]
     assert doc["restored"] == [] and [s["step"] for s in doc["steps"]] == ["preflight"]
     assert topology.traffic.state().serving == "us-east"
+
+
+def test_a_drill_through_the_cloudflare_load_balancer_and_the_linode_api(mariadb_pair, tmp_path, capsys):
+    """The real backends (Cloudflare SDK, linode_api4) against the API fakes, the runbook's own test
+    shop for databases: the drill takes the pool out, promotes, puts the pool back, fails back."""
+    regions = ("us-east", "eu-west")
+    with Cloud(regions) as cloud:
+        shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
+        rb = shop.runbook(cloud.load_balancer())
+        args = build_parser().parse_args([
+            "drill", "--outputs", str(shop.outputs_file), "--yes", "--fault", "pool-disable", "--settle", "0.5",
+            "--poll", "0.05", "--writer-rate", "50", "--report-dir", str(tmp_path / "report"), "-o", "json"])
+        code = run(args, runbook_factory=lambda _args, _say: rb, origin_port=None)
+        doc = json.loads(capsys.readouterr().out)
+        assert code == 0, json.dumps(doc, indent=1)
+        assert doc["measured"]["ordersLost"] == 0
+        assert doc["restored"] == ["pool us-east enabled again"]
+        assert cloud.serving() == "us-east"
+        pools = {p["id"]: all(o["enabled"] for o in p["origins"]) for p in cloud.cloudflare.pools.values()}
+        assert pools == {"pool-us-east": True, "pool-eu-west": True}
+        assert {seq for (seq,) in shop["us-east"].query("SELECT seq FROM drctl_drill.orders")} >= {1, 2, 3}
