@@ -2,8 +2,9 @@
 
     drctl drill -s dr-test --fault nodes-reject|pool-disable|firewall-blackhole --yes
                 [--outputs FILE] [--target REGION] [--dry-run] [--force] [--max-duration S]
-                [--max-write-outage S] [--settle S] [--writer-rate N] [--accept-data-loss]
+                [--max-write-outage S] [--settle S] [--poll S] [--writer-rate N] [--accept-data-loss]
                 [--discard-errant] [--report-dir DIR] [-o text|json]
+                [--pre-hook CMD] [--post-hook CMD] [--catch-up-timeout S] [--traffic-timeout S] ...
 
 It changes production-like state (NodeBalancer nodes, Cloudflare pools, Cloud Firewalls, which
 database is primary), so it needs --yes; --dry-run prints the plan, reads the stack's health and
@@ -37,6 +38,7 @@ from drctl.runbook import (
     EXIT_USAGE,
     Runbook,
     UsageError,
+    add_change_arguments,
     add_common_arguments,
     fail,
     printer,
@@ -54,8 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
                    help="how the primary region fails (default nodes-reject)")
     p.add_argument("--target", metavar="REGION", help="the region to promote (default: the second in failover order)")
-    p.add_argument("--yes", action="store_true", help="act (required unless --dry-run)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and the stack's health, change nothing")
+    add_change_arguments(p)  # --dry-run, --yes, hooks, timeouts, --skip-traffic: passed to promote and failback
     p.add_argument("--force", action="store_true", help="drill although preflight finds problems (recorded)")
     p.add_argument("--max-duration", type=seconds, default=1800.0, metavar="SECONDS",
                    help="stop and restore after this long (default 1800)")
@@ -69,10 +70,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--writer-rate", type=float, default=20.0, metavar="N", help="synthetic orders per second (default 20)")
     p.add_argument("--accept-data-loss", action="store_true", help="passed to promote (its RPO gate)")
     p.add_argument("--discard-errant", action="store_true", help="passed to failback")
-    p.add_argument("--catch-up-timeout", type=seconds, default=300.0, metavar="SECONDS",
-                   help="passed to promote and failback (default 300)")
-    p.add_argument("--traffic-timeout", type=seconds, default=120.0, metavar="SECONDS",
-                   help="passed to promote and failback (default 120)")
     p.add_argument("--origin-ca-file", metavar="FILE",
                    help="verify the NodeBalancers' origin certificates against FILE in the origin probe")
     p.add_argument("--report-dir", type=Path, help="where report.json and report.md go")
@@ -105,7 +102,9 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
         fail("drill", f"--fault {args.fault} needs the Linode API: {linode_error}")
         return EXIT_FAILED
     runbook = RunbookAdapter(rb, accept_data_loss=args.accept_data_loss, discard_errant=args.discard_errant,
-                             catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout)
+                             catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout,
+                             skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
+                             abandon_journal=args.abandon_journal)
     primary = outputs.regions[0]
     probe = HttpsProbe(outputs.domain, outputs.health_path, timeout=float(outputs.monitor.timeout),
                        expected_codes=outputs.monitor.expected_codes, port=origin_port or 443,

@@ -11,7 +11,7 @@ gate (`--accept-data-loss` passes through), errant-transaction handling on failb
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ class RunbookAdapter:
     catch_up_timeout: float = 300.0
     traffic_timeout: float = 120.0
     export_dir: Path | None = None
+    skip_traffic: bool = False
+    pre_hooks: list[str] = field(default_factory=list)  # run around the drill's promote and failback
+    post_hooks: list[str] = field(default_factory=list)
+    abandon_journal: bool = False
 
     def health(self) -> Health:
         """`drctl status`'s verdict (traffic, NodeBalancer nodes, every database), and the worst
@@ -47,18 +51,21 @@ class RunbookAdapter:
 
     def promote(self, region: str) -> dict[str, Any]:
         result = promote(self.rb, PromoteOptions(region=region, yes=True, block_seconds=0,
-                                                 accept_data_loss=self.accept_data_loss,
-                                                 catch_up_timeout=self.catch_up_timeout,
-                                                 traffic_timeout=self.traffic_timeout))
+                                                 accept_data_loss=self.accept_data_loss, **self._common()))
         detail = _done(result)
         detail.update(self._timings())
         return detail
 
     def failback(self, region: str) -> dict[str, Any]:
         result = failback(self.rb, FailbackOptions(to=region, yes=True, discard_errant=self.discard_errant,
-                                                   catch_up_timeout=self.catch_up_timeout,
-                                                   traffic_timeout=self.traffic_timeout, export_dir=self.export_dir))
+                                                   export_dir=self.export_dir, **self._common()))
         return _done(result)
+
+    def _common(self) -> dict[str, Any]:
+        """The options promote and failback share, as the drill's command line gave them."""
+        return {"catch_up_timeout": self.catch_up_timeout, "traffic_timeout": self.traffic_timeout,
+                "skip_traffic": self.skip_traffic, "pre_hooks": list(self.pre_hooks),
+                "post_hooks": list(self.post_hooks), "abandon_journal": self.abandon_journal}
 
     def _timings(self) -> dict[str, Any]:
         """When the promoted database became writable, and how long the traffic step took, from the
