@@ -363,12 +363,15 @@ class LocalTopology:
             self._tls_pem)
 
     def wait_until_serving(self, region: str, timeout: float) -> None:
-        """Until every pool passes its monitor and `region` takes the traffic."""
+        """Until every NodeBalancer node and every pool passes its checks and `region` takes the
+        traffic: what `drctl status` calls healthy (one slow origin would fail the drill's preflight)."""
         deadline = time.monotonic() + timeout
         state = None
         while time.monotonic() < deadline:
             state = self.traffic.state()
-            if all(r.healthy for r in state.regions.values()) and state.serving == region:
+            nodes = [s for r in self.spec.regions for s in self.haproxy.api.servers(nodebalancer(r))]
+            if all(r.healthy for r in state.regions.values()) and state.serving == region \
+                    and all(node.checked_up for node in nodes):
                 return
             for r in self.regions.values():
                 for name, process in r.processes.items():

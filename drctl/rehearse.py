@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     except (StackFileError, TopologyError) as err:
         print(f"drctl rehearse: {err}", file=sys.stderr)
         return EXIT_USAGE
-    say(f"rehearsing a {'n unplanned' if args.unplanned else ' planned'} failover of {spec.stack} "
+    say(f"rehearsing {'an unplanned' if args.unplanned else 'a planned'} failover of {spec.stack} "
         f"({' -> '.join(spec.regions)}) on this machine")
     try:
         result = rehearse(spec, unplanned=args.unplanned, fault=args.fault, say=say,
