@@ -6,16 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drctl import failback, plan, promote, status, watch
+from drctl import drill_command, failback, plan, promote, rehearse, status, watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, status, promote, failback, watch)
+COMMANDS = (plan, status, promote, failback, watch, drill_command, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drctl",
-        description="Operate a woocommerce-dr deployment: plan, status, promote, failback, watch, drill.",
+        description="Operate a woocommerce-dr deployment: plan, status, promote, failback, watch, drill, rehearse.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

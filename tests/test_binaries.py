@@ -19,3 +19,12 @@ def test_a_missing_tool_skips_the_test_outside_ci(monkeypatch):
 
 def test_an_installed_tool_is_found_by_path():
     assert require("sh").endswith("/sh")
+
+
+def test_drctl_names_the_debian_package_of_a_missing_server_binary():
+    from drctl.local_binaries import MissingBinary, find
+
+    with pytest.raises(MissingBinary, match=r"needs haproxy-does-not-exist, mariadbd-nope \(apt-get install "
+                                            r"haproxy-does-not-exist mariadbd-nope\)"):
+        find("sh", "mariadbd-nope", "haproxy-does-not-exist")
+    assert MissingBinary(["mariadbd", "mariadb-install-db", "haproxy"]).packages == ["haproxy", "mariadb-server"]
