@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test lint bench-watch clean
+.PHONY: plan plan-dr-test test lint rehearse bench-watch bench-drill clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(VENV)/.dev  ## the whole test suite
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
+
+rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, then unplanned failover of dr-test (MariaDB, HAProxy)
+	$(PY) -m drctl rehearse -s dr-test --planned
+	$(PY) -m drctl rehearse -s dr-test --unplanned
+
+bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
+	$(PY) bench/drill_benchmark.py
 
 bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
 	$(PY) bench/watch_policy.py
