@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
+from components.server_names import longest_domain, name_problem
 
 NAMESPACE = "woocommerce-dr"
 
@@ -241,17 +242,22 @@ class StackConfig(_Model):
 
     @rule("domain")
     def _domain_is_fqdn(self, path: str) -> Iterable[Problem]:
-        labels = self.domain.split(".")
-        if (
-            len(self.domain) > 253
-            or len(labels) < 2
-            or not all(_FQDN_LABEL.match(label) for label in labels)
-            or labels[-1].isdigit()
-        ):
+        if not _is_fqdn(self.domain):
             yield Problem(
                 f"{path}domain", "not a fully qualified domain name", self.domain,
                 "lower-case labels of a-z, 0-9 and '-', separated by dots, such as shop.example.com",
             )
+
+    @rule("domain", "regions")
+    def _database_names_fit_dns(self, path: str) -> Iterable[Problem]:
+        # The MySQL Linodes are published as mysql-<region>.db.<domain> (components/server_names.py).
+        if not _is_fqdn(self.domain):
+            return  # reported once, by _domain_is_fqdn
+        regions = tuple(r.region for r in self.regions)
+        problem = name_problem(self.domain, regions)
+        if problem:
+            yield Problem(f"{path}domain", f"too long: {problem}", self.domain,
+                          f"a domain of at most {longest_domain(regions)} characters with these regions")
 
     @rule("regions")
     def _regions_form_a_failover_order(self, path: str) -> Iterable[Problem]:
@@ -282,6 +288,12 @@ class StackConfig(_Model):
                 f"{m.timeout} x (retries {m.retries} + 1) = {worst} s",
                 f"at most {rto} s",
             )
+
+
+def _is_fqdn(domain: str) -> bool:
+    labels = domain.split(".")
+    return (len(domain) <= 253 and len(labels) >= 2 and all(_FQDN_LABEL.match(label) for label in labels)
+            and not labels[-1].isdigit())
 
 
 def validate_stack_config(raw: Mapping[str, Any]) -> StackConfig:

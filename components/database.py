@@ -9,9 +9,13 @@ that replicates from the primary with GTID auto-positioning over verified TLS, s
 by `drctl.server_bootstrap` (shipped in its user data, see mysql_cloud_init.py).
 
 TLS: our Linodes' server certificates come from a CA made here (`pulumi_tls`) and name the server as
-`mysql-<region>.<stack>.<project>.internal`, not its IP, because the IP exists only after the
-certificate is in the user data. Clients map that name to the IP (`DatabaseEndpoint.address`;
-/etc/hosts on the replicas) and verify the certificate by name.
+`mysql-<region>.db.<domain>` (components/server_names.py), not its IP, because the IP exists only
+after the certificate is in the user data. Each name is published as a DNS-only A record in the
+shop's Cloudflare zone, pointing at the server's public IPv4, so every server resolves every peer
+whatever the topology after `drctl promote` or `failback`. The web nodes map their database's name
+to its private IP instead (`DatabaseEndpoint.address`): they must come in over the private network.
+Publishing the names reveals the servers' addresses, not access: the firewalls still admit MySQL
+from the web nodes and the other database servers only.
 
 Accounts: the managed admin (`akmadmin`) in managed mode, or `drctl` (all privileges) on our own
 servers; `replicator` (REPLICATION SLAVE only, self-managed primary); `woocommerce` (the shop's own
@@ -31,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_cloudflare as cloudflare
 import pulumi_linode as linode
 import pulumi_random as random
 import pulumi_tls as tls
@@ -38,6 +43,7 @@ import pulumi_tls as tls
 from components import mysql_cloud_init as ci
 from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
+from components.server_names import common_name, server_name
 from components.tags import tags
 from drctl import replication
 
@@ -49,6 +55,9 @@ REPLICATION_USER = "replicator"
 PRIVATE_NETWORK_ACCOUNT_HOST = "192.168.%"
 SELF_MANAGED_BINLOG_SECONDS = 7 * 86400
 CERT_HOURS = 10 * 365 * 24  # replacing a database server's certificate means rebuilding it
+# Short, so a server replaced with a new IP is found again within a minute.
+NAME_TTL_SECONDS = 60
+CLOUDFLARE_COMMENT_LIMIT = 100  # characters, on every plan
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class DatabaseTierArgs:
     admin_cidrs: tuple[str, ...]
     ssh_keys: tuple[str, ...]
     web_clients: Mapping[str, WebClients]  # region -> its web nodes; every configured region
+    domain: str  # the servers' names live under it (components/server_names.py)
+    zone_id: str  # the Cloudflare zone the domain is in, where the names are published
 
     @classmethod
     def from_config(cls, config: StackConfig, web_clients: Mapping[str, WebClients]) -> DatabaseTierArgs:
@@ -76,6 +87,8 @@ class DatabaseTierArgs:
             admin_cidrs=config.access.admin_cidrs,
             ssh_keys=config.access.ssh_keys,
             web_clients=web_clients,
+            domain=config.domain,
+            zone_id=config.traffic.zone_id,
         )
 
     @property
@@ -91,7 +104,7 @@ class DatabaseTierArgs:
 class ReplicaServer:
     region: str
     server_id: int
-    host: str  # the name its certificate carries
+    host: str  # the name its certificate carries, published in DNS
     instance_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
     private_ip: pulumi.Output[str]
@@ -104,9 +117,10 @@ class DatabaseTier(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]  # secret; the primary's CA
     admin_user: pulumi.Output[str]
     admin_password: pulumi.Output[str]  # secret
-    address: pulumi.Output[str] | None  # self-managed: the primary's public IP (its name is private)
+    address: pulumi.Output[str] | None  # self-managed: the primary's public IP, where drctl connects
     server_ca_cert_pem: pulumi.Output[str]  # CA of our MySQL Linodes (replicas, self-managed primary)
     replicas: dict[str, ReplicaServer]
+    name_records: dict[str, cloudflare.DnsRecord]  # region -> the A record of its MySQL Linode
 
     def __init__(self, name: str, args: DatabaseTierArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("woocommerce-dr:index:DatabaseTier", name, None, opts)
@@ -116,6 +130,7 @@ class DatabaseTier(pulumi.ComponentResource):
             raise ValueError(f"web_clients must name every configured region (missing {missing}, unknown {unknown})")
         self._name, self._args = name, args
         self.mode = args.spec.mode
+        self.name_records = {}
         child = pulumi.ResourceOptions(parent=self)
 
         self._app_password = _password(f"{name}-app-password", child)
@@ -149,6 +164,7 @@ class DatabaseTier(pulumi.ComponentResource):
             "adminPassword": self.admin_password,
             "serverCaCert": self.server_ca_cert_pem,
             "replicas": self._replica_outputs(),
+            "nameRecordIds": {region: record.id for region, record in self.name_records.items()},
         })
 
     # --- the primary ---------------------------------------------------------------------------
@@ -179,7 +195,7 @@ class DatabaseTier(pulumi.ComponentResource):
         self.admin_user = db.root_username
         self.admin_password = pulumi.Output.secret(db.root_password)
         self._replication = _SourceAccess(
-            host=db.host_primary, port=db.port, ca_pem=self.ca_cert_pem, hosts={},
+            host=db.host_primary, port=db.port, ca_pem=self.ca_cert_pem,
             admin_user=db.root_username, admin_password=self.admin_password,
             replication_user=db.root_username, replication_password=self.admin_password,
             # The managed admin is the only account there: it must both replicate and read status.
@@ -193,7 +209,7 @@ class DatabaseTier(pulumi.ComponentResource):
     def _self_managed_primary(self, args: DatabaseTierArgs) -> None:
         region = args.primary_region
         replication_password = _password(f"{self._name}-replication-password", pulumi.ResourceOptions(parent=self))
-        host = server_name(region)
+        host = server_name(self._args.domain, region)
         server_tls = self._server_tls(region, host)
         settings = ci.mysql_settings(
             "primary", region=region, server_id=1,
@@ -214,6 +230,7 @@ class DatabaseTier(pulumi.ComponentResource):
             lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1]))
         instance = self._instance(region, "primary", text)
         self._primary_instance = instance
+        self._publish(region, "primary", host, instance)
         self.host = pulumi.Output.from_input(host)
         self.port = pulumi.Output.from_input(MYSQL_PORT)
         self.address = _public_ipv4(instance)
@@ -221,7 +238,7 @@ class DatabaseTier(pulumi.ComponentResource):
         self.admin_user = pulumi.Output.from_input(ADMIN_USER)
         self.admin_password = pulumi.Output.secret(self._admin_password.result)
         self._replication = _SourceAccess(
-            host=self.host, port=self.port, ca_pem=self.ca_cert_pem, hosts={host: _public_ipv4(instance)},
+            host=self.host, port=self.port, ca_pem=self.ca_cert_pem,
             admin_user=self.admin_user, admin_password=self.admin_password,
             replication_user=pulumi.Output.from_input(REPLICATION_USER),
             replication_password=pulumi.Output.secret(replication_password.result),
@@ -235,13 +252,12 @@ class DatabaseTier(pulumi.ComponentResource):
 
     # --- replicas ------------------------------------------------------------------------------
     def _replica(self, region: str, server_id: int) -> ReplicaServer:
-        host = server_name(region)
+        host = server_name(self._args.domain, region)
         src = self._replication
         settings = ci.mysql_settings(
             "replica", region=region, primary_region=self._args.primary_region, server_id=server_id,
             binlog_expire_seconds=max(SELF_MANAGED_BINLOG_SECONDS, self._args.spec.binlog_retention_seconds),
         )
-        hosts = pulumi.Output.all(**src.hosts) if src.hosts else pulumi.Output.from_input({})
         bootstrap = pulumi.Output.all(
             self._admin_password.result, self._app_password.result, src.host, src.port, src.admin_user,
             src.admin_password, src.replication_user, src.replication_password,
@@ -258,9 +274,13 @@ class DatabaseTier(pulumi.ComponentResource):
                 "requiredPrivileges": list(src.required_privileges),
             },
         })
-        text = pulumi.Output.all(self._server_tls(region, host), bootstrap, src.ca_pem, hosts).apply(
-            lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1], source_ca_pem=v[2], hosts=v[3]))
-        instance = self._instance(region, "replica", text)
+        text = pulumi.Output.all(self._server_tls(region, host), bootstrap, src.ca_pem).apply(
+            lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1], source_ca_pem=v[2]))
+        # The replica looks its source up by name as soon as it boots: a self-managed primary's
+        # record must exist by then, or the resolver would cache the name as missing.
+        source_record = self.name_records.get(self._args.primary_region)
+        instance = self._instance(region, "replica", text, depends_on=[source_record] if source_record else [])
+        self._publish(region, "replica", host, instance)
         return ReplicaServer(region=region, server_id=server_id, host=host, instance_id=instance.id,
                              public_ip=_public_ipv4(instance), private_ip=instance.private_ip_address)
 
@@ -269,7 +289,7 @@ class DatabaseTier(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         key = tls.PrivateKey(f"{self._name}-{region}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         csr = tls.CertRequest(f"{self._name}-{region}-csr", private_key_pem=key.private_key_pem,
-                              subject={"common_name": host}, dns_names=[host], opts=child)
+                              subject={"common_name": common_name(host)}, dns_names=[host], opts=child)
         cert = tls.LocallySignedCert(
             f"{self._name}-{region}-cert", cert_request_pem=csr.cert_request_pem,
             ca_private_key_pem=self._ca_key.private_key_pem, ca_cert_pem=self._ca.cert_pem,
@@ -279,7 +299,8 @@ class DatabaseTier(pulumi.ComponentResource):
         return pulumi.Output.all(self._ca.cert_pem, cert.cert_pem, key.private_key_pem).apply(
             lambda v: ci.ServerTls(ca_cert_pem=v[0], cert_pem=v[1], key_pem=v[2]))
 
-    def _instance(self, region: str, role: str, cloud_config: pulumi.Output[str]) -> linode.Instance:
+    def _instance(self, region: str, role: str, cloud_config: pulumi.Output[str],
+                  depends_on: Sequence[pulumi.Resource] = ()) -> linode.Instance:
         child = pulumi.ResourceOptions(parent=self)
         root = _password(f"{self._name}-{role}-{region}-root", child)
         user_data = pulumi.Output.secret(cloud_config.apply(ci.user_data))
@@ -296,13 +317,26 @@ class DatabaseTier(pulumi.ComponentResource):
             metadatas=[linode.InstanceMetadataArgs(user_data=user_data)],
             # User data runs on first boot only, and the provider rebuilds an instance whose user
             # data changed: a template edit must never wipe a database server.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["metadatas"]),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["metadatas"], depends_on=list(depends_on)),
+        )
+
+    def _publish(self, region: str, role: str, host: str, instance: linode.Instance) -> None:
+        """The server's name as an A record at its public IPv4. DNS only: Cloudflare proxies HTTP,
+        not MySQL, and a proxied name would resolve to Cloudflare. No AAAA: peers are admitted by
+        IPv4 (`_admit_clients`), and a client trying IPv6 first would wait out a dropped connection."""
+        comment = (f"{pulumi.get_project()} {pulumi.get_stack()}: MySQL {role} in {region}; "
+                   "peers verify its certificate by this name")
+        self.name_records[region] = cloudflare.DnsRecord(
+            f"{self._name}-{region}-dns", zone_id=self._args.zone_id, name=host, type="A",
+            content=_public_ipv4(instance), proxied=False, ttl=NAME_TTL_SECONDS,
+            comment=comment[:CLOUDFLARE_COMMENT_LIMIT], opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _admit_clients(self) -> None:
         """Who may reach MySQL: the primary region's web nodes and every replica; each replica
         also admits its own region's web nodes and the other database servers (failback,
-        repointing after a promotion). SSH only from access.adminCidrs. Never the whole internet."""
+        repointing after a promotion). SSH only from access.adminCidrs. Never the whole internet:
+        the servers' names are in public DNS, so anyone may learn their IPs, not reach them."""
         args = self._args
         # region -> public IP of the MySQL Linode there
         servers = {region: r.public_ip for region, r in self.replicas.items()}
@@ -398,20 +432,11 @@ class _SourceAccess:
     host: pulumi.Input[str]
     port: pulumi.Input[int]
     ca_pem: pulumi.Input[str]
-    hosts: Mapping[str, pulumi.Input[str]]  # name -> IP lines for /etc/hosts
     admin_user: pulumi.Input[str]
     admin_password: pulumi.Input[str]
     replication_user: pulumi.Input[str]
     replication_password: pulumi.Input[str]
     required_privileges: tuple[str, ...]
-
-
-def server_name(region: str) -> str:
-    """The name a MySQL Linode's certificate carries: unique per stack, in the private-use
-    `.internal` domain so it can never collide with a public name."""
-    stack = re.sub(r"[^a-z0-9-]+", "-", pulumi.get_stack().lower()).strip("-")
-    project = re.sub(r"[^a-z0-9-]+", "-", pulumi.get_project().lower()).strip("-")
-    return f"mysql-{region}.{stack}.{project}.internal"
 
 
 def host_cidrs(ips: Sequence[str]) -> list[str]:

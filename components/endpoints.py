@@ -21,7 +21,8 @@ class DatabaseEndpoint:
     user: pulumi.Input[str]
     password: pulumi.Input[str]  # secret Output
     database: str = "woocommerce"
-    # Set when `host` is a name only this stack knows (the MySQL Linodes' certificates name the
-    # server, because its IP exists only after the certificate is made): clients map `host` to this
-    # IP (an /etc/hosts line) and verify the certificate by name. None: `host` is in public DNS.
+    # Set for our MySQL Linodes: their private IP, which clients map `host` to (an /etc/hosts line)
+    # and verify the certificate by name. Their public DNS record points at the public IP, where
+    # the firewall admits only the other database servers; web nodes must come in over the
+    # region's private network. None: a managed database, reached at its public name.
     address: pulumi.Input[str] | None = None

@@ -72,9 +72,10 @@ def shipped_code_files() -> list[dict[str, Any]]:
     ]
 
 
-def cloud_config(*, settings: str, tls: ServerTls, bootstrap: dict[str, Any], source_ca_pem: str | None = None,
-                 hosts: dict[str, str] | None = None) -> str:
-    """The complete #cloud-config text of one MySQL Linode."""
+def cloud_config(*, settings: str, tls: ServerTls, bootstrap: dict[str, Any], source_ca_pem: str | None = None) -> str:
+    """The complete #cloud-config text of one MySQL Linode. No /etc/hosts lines: the servers find
+    each other by the names published in DNS (components/server_names.py), which stay right when
+    drctl changes who replicates from whom."""
     doc = yaml.safe_load((TEMPLATES / "mysql-server.cloud-config.yaml").read_text(encoding="utf-8"))
     files = [
         _file("/etc/mysql/mysql.conf.d/zz-woocommerce-dr.cnf", settings, defer=True),
@@ -88,10 +89,6 @@ def cloud_config(*, settings: str, tls: ServerTls, bootstrap: dict[str, Any], so
     ]
     if source_ca_pem is not None:
         files.append(_file(SOURCE_CA, source_ca_pem, defer=True))
-    if hosts:
-        # Names this stack's certificates use, for servers that are not in public DNS.
-        lines = "".join(f"{ip} {name}\n" for name, ip in sorted(hosts.items()))
-        files.append({"path": "/etc/hosts", "content": lines, "append": True})
     doc["write_files"] = files
     return "#cloud-config\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
 

@@ -63,8 +63,8 @@ class DatabaseSettings:
     password: str
     database: str
     ca_pem: str
-    # The IP behind `host` when `host` is a name only this stack knows (our MySQL Linodes'
-    # certificates name the server): an /etc/hosts line, so TLS is verified against the name.
+    # Our MySQL Linodes: their private IP, as an /etc/hosts line for `host`, so the node connects
+    # over the private network (DNS has the public IP) and verifies TLS against the name.
     address: str | None = None
 
 

@@ -331,8 +331,8 @@ def load_command(dialect: r.Dialect, server: DbServer, ca_file: str) -> list[str
 
 def by_address(argv: list[str], server: DbServer) -> list[str]:
     """MySQL's clients check a certificate's name against --host; a server reached by an address its
-    certificate does not carry (our Linodes: the name is private to the stack) is checked against
-    the stack's own CA instead, which signs nothing but the stack's database servers."""
+    certificate does not carry (drctl reaches our Linodes at the address in the outputs) is checked
+    against the stack's own CA instead, which signs nothing but the stack's database servers."""
     if not server.tls_name:
         return argv
     return ["--ssl-mode=VERIFY_CA" if a == "--ssl-mode=VERIFY_IDENTITY" else a for a in argv]

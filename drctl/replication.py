@@ -132,8 +132,8 @@ def connect(
 
 class _NamedTLSContext(ssl.SSLContext):
     """Checks the certificate against `expected_name` whatever address the socket was opened to
-    (MySQL's own --ssl-verify-server-cert cannot; a server named in /etc/hosts of its peers but
-    reached by IP from an operator's laptop needs it)."""
+    (MySQL's own --ssl-verify-server-cert cannot; drctl reaches a server at the address in the
+    stack outputs while its peers reach it by name)."""
 
     expected_name: str | None = None
 

@@ -90,8 +90,8 @@ class PrimaryDatabaseOut(_Model):
     instance_id: int | None = None  # self-managed mode: the primary's Linode
     firewall_id: int | None = None  # self-managed mode: fenced by blackholing this firewall
     managed_database_id: int | None = None  # managed mode: fenced by emptying its allow list
-    # Self-managed mode: `host` is the name the server's certificate carries, known only to this
-    # stack; connect to this public IP and verify the certificate against `host`.
+    # Self-managed mode: `host` is the name the server's certificate carries (mysql-<region>.db.<domain>,
+    # in DNS for its peers); drctl connects to this public IP and verifies the certificate against `host`.
     address: str | None = None
     ca_path: str = PRIMARY_CA_PATH  # where the replicas keep `ca_cert`
 
@@ -104,8 +104,9 @@ class ReplicaOut(_Model):
     server_id: int
     port: int = 3306
     firewall_id: int | None = None
-    # The name the replica's certificate carries (mysql-<region>.<stack>.<project>.internal): connect
-    # to `public_ip`, verify against this name and `DatabaseOut.server_ca_cert`.
+    # The name the replica's certificate carries (mysql-<region>.db.<domain>), published in DNS:
+    # its peers replicate from it by this name; drctl connects to `public_ip` and verifies against
+    # this name and `DatabaseOut.server_ca_cert`.
     host: str | None = None
 
 

@@ -32,10 +32,10 @@ class DbServer:
 
     region: str
     deployed_role: str  # "primary" | "replica": as deployed, not necessarily now
-    host: str  # what drctl connects to
+    host: str  # what drctl connects to: the address in the outputs, so a DNS problem cannot misdirect drctl
     port: int
     tls_name: str | None  # the name its certificate carries, when `host` is an address it does not carry
-    peer_host: str  # what its peers put in CHANGE REPLICATION SOURCE (their /etc/hosts resolve it)
+    peer_host: str  # what its peers put in CHANGE REPLICATION SOURCE: its name, which the stack publishes in DNS
     user: str
     password: str | None = field(repr=False)
     ca_pem: str | None = field(repr=False)  # verifies it from drctl

@@ -183,6 +183,24 @@ def test_domain_must_be_an_fqdn(domain):
     ]
 
 
+def test_a_domain_too_long_for_the_database_servers_dns_names_is_refused():
+    # A valid name of 237 characters, but mysql-us-east.db.<domain> would not fit DNS's 253.
+    domain = ".".join(["a" * 60] * 3 + ["b" * 42, "example.com"])
+    assert len(domain) == 237
+    assert problems(domain=domain) == [
+        "woocommerce-dr:domain: too long: the database server name mysql-us-east.db.<domain> would be 254 "
+        f"characters, over DNS's 253 (got {domain!r}; allowed: a domain of at most 236 characters with these regions)"
+    ]
+
+
+def test_the_longest_region_decides_how_long_the_domain_may_be():
+    domain = ".".join(["a" * 60] * 3 + ["b" * 41, "example.com"])  # fits us-east and eu-west, not ap-south
+    validate_stack_config(raw_config("prod", domain=domain))
+    regions = [{"region": "us-east"}, {"region": "eu-west"}, {"region": "ap-south"}]
+    (line,) = problems(domain=domain, regions=regions)
+    assert "mysql-ap-south.db.<domain> would be 254 characters" in line and "at most 235 characters" in line
+
+
 @pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
 def test_admin_cidrs_never_the_whole_internet(cidr):
     assert problems(access={"adminCidrs": [cidr]}) == [

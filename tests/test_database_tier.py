@@ -3,45 +3,23 @@ per non-primary region wired to the primary's *computed* host, allow-lists and f
 addresses only, and secrets that stay secret."""
 
 import base64
-import gzip
 import ipaddress
 import json
 
 import pytest
-import yaml
 
 from components import mysql_cloud_init as ci
 from components.database import host_cidrs
 from drctl.offline_engine import Secret, unwrap
 from drctl.stack_files import REPO_ROOT
 from tests import harness
+from tests.mysql_linodes import bootstrap, public_ip, written
 
 MYSQL = "linode:index/databaseMysqlV2:DatabaseMysqlV2"
 ACCESS = "linode:index/databaseAccessControls:DatabaseAccessControls"
 INSTANCE = "linode:index/instance:Instance"
 FIREWALL = "linode:index/firewall:Firewall"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-
-
-def cloud_config(instance) -> dict:
-    text = base64.b64decode(unwrap(instance.inputs["metadatas"])[0]["userData"]).decode()
-    assert text.startswith("#cloud-config\n")
-    return yaml.safe_load(text)
-
-
-def written(instance, path: str) -> str:
-    entry = next(f for f in cloud_config(instance)["write_files"] if f["path"] == path)
-    if entry.get("encoding") == "gz+b64":
-        return gzip.decompress(base64.b64decode(entry["content"])).decode()
-    return entry["content"]
-
-
-def bootstrap(instance) -> dict:
-    return json.loads(written(instance, ci.BOOTSTRAP_CONFIG))
-
-
-def public_ip(registration) -> str:
-    return next(ip for ip in registration.outputs["ipv4s"] if not ip.startswith("192.168."))
 
 
 def mysql_rule(firewall) -> dict | None:
@@ -213,17 +191,13 @@ def test_self_managed_primary_settings(dr_test_run):
     assert "read_only" not in cnf
 
 
-def test_self_managed_replica_reaches_the_primary_by_name_at_its_computed_ip(dr_test_run):
-    primary = dr_test_run.one(INSTANCE, "db-primary-us-east")
+def test_self_managed_replica_reaches_the_primary_by_its_published_name(dr_test_run):
     replica = dr_test_run.one(INSTANCE, "db-replica-eu-west")
     config = bootstrap(replica)
-    assert config["source"]["host"] == "mysql-us-east.dr-test.woocommerce-dr.internal"
+    assert config["source"]["host"] == "mysql-us-east.db.dr-test.shop.example.com"
     assert config["source"]["port"] == 3306
     assert config["source"]["replication"]["name"] == "replicator"
     assert config["source"]["requiredPrivileges"] == ["REPLICATION SLAVE"]
-    hosts = next(f for f in cloud_config(replica)["write_files"] if f["path"] == "/etc/hosts")
-    assert hosts["append"] is True
-    assert hosts["content"] == f"{public_ip(primary)} mysql-us-east.dr-test.woocommerce-dr.internal\n"
 
 
 def test_self_managed_primary_firewall_admits_web_nodes_and_the_replica(wired_dr_test):
@@ -242,7 +216,8 @@ def test_self_managed_replica_firewall_admits_the_primary_for_failback(wired_dr_
 
 def test_server_certificates_name_the_server(dr_test_run):
     csr = dr_test_run.one("tls:index/certRequest:CertRequest", "db-eu-west-csr")
-    assert csr.inputs["dnsNames"] == ["mysql-eu-west.dr-test.woocommerce-dr.internal"]
+    assert csr.inputs["dnsNames"] == ["mysql-eu-west.db.dr-test.shop.example.com"]
+    assert csr.inputs["subject"]["commonName"] == "mysql-eu-west.db.dr-test.shop.example.com"
 
 
 # --- secrets and outputs --------------------------------------------------------------------------
@@ -277,7 +252,7 @@ def test_outputs_name_primary_and_replicas(wired_prod):
     assert out["replicas"] == [{
         "region": "eu-west", "instanceId": int(replica.id), "publicIp": public_ip(replica),
         "privateIp": replica.outputs["privateIpAddress"], "serverId": 2, "port": 3306,
-        "host": "mysql-eu-west.prod.woocommerce-dr.internal",
+        "host": "mysql-eu-west.db.shop.example.com",
         "firewallId": int(wired_prod.one(FIREWALL, "db-eu-west-firewall").id),
     }]
     assert out["heartbeat"] == "web-node timer"
@@ -307,7 +282,7 @@ def test_endpoints_per_region(wired_prod):
     assert endpoints["us-east"]["role"] == "primary"
     assert endpoints["us-east"]["host"] == db.outputs["hostPrimary"] and endpoints["us-east"]["address"] is None
     assert endpoints["eu-west"]["role"] == "replica"
-    assert endpoints["eu-west"]["host"] == "mysql-eu-west.prod.woocommerce-dr.internal"
+    assert endpoints["eu-west"]["host"] == "mysql-eu-west.db.shop.example.com"
     assert endpoints["eu-west"]["address"] == replica.outputs["privateIpAddress"]
     assert endpoints["eu-west"]["user"] == "woocommerce"
     assert all(isinstance(e["password"], Secret) for e in endpoints.values())

@@ -108,7 +108,8 @@ def test_load_balancer_mode_names_the_computed_pools_monitor_and_load_balancer(l
 
 def test_dns_failover_mode_names_the_records_drctl_watch_repoints(dns_run):
     run, out = dns_run, contract(dns_run)
-    assert sorted(out.cloudflare.dns_record_ids) == sorted(r.id for r in run.of_type(DNS))
+    shop = [r.id for r in run.of_type(DNS) if r.inputs["name"] == out.domain]
+    assert len(shop) == 2 and sorted(out.cloudflare.dns_record_ids) == sorted(shop)
     assert out.cloudflare.load_balancer_id is None and out.cloudflare.monitor_id is None
     assert all(r.pool_id is None for r in out.regions)
     assert out.cloudflare.zone_id == harness.validate(run).traffic.zone_id
@@ -125,7 +126,7 @@ def test_every_non_primary_region_has_its_replica_with_computed_addresses(run):
             int(instance.id), instance.outputs["privateIpAddress"], index, 3306)
         assert replica.public_ip in instance.outputs["ipv4s"] and not replica.public_ip.startswith("192.168.")
         assert replica.firewall_id == int(run.one(FIREWALL, f"db-{replica.region}-firewall").id)
-        assert replica.host == f"mysql-{replica.region}.{out.stack}.woocommerce-dr.internal"
+        assert replica.host == f"mysql-{replica.region}.db.{out.domain}"
 
 
 def test_drctl_gets_credentials_for_every_database_server(prod_run, dr_test_run):
@@ -143,7 +144,7 @@ def test_drctl_gets_credentials_for_every_database_server(prod_run, dr_test_run)
         assert out.database.server_ca_cert.get_secret_value().startswith("-----BEGIN CERTIFICATE-----")
     own = dr_test.database.primary
     assert (dr_test.database.mode, own.admin_user, own.host) == (
-        "self-managed", "drctl", "mysql-us-east.dr-test.woocommerce-dr.internal")
+        "self-managed", "drctl", "mysql-us-east.db.dr-test.shop.example.com")
     assert own.instance_id and own.firewall_id and own.address and own.managed_database_id is None
     assert dr_test.database.heartbeat == "event scheduler"
 

@@ -1,7 +1,7 @@
 """The web and database tiers as __main__.py wires them: each web node reaches its region's database
-by the name on the server's certificate (an /etc/hosts line to the computed address where that name
-is private), and in managed mode exactly one primary-region web node writes the replication
-heartbeat."""
+by the name on the server's certificate (for our MySQL Linodes, an /etc/hosts line to the computed
+private address: DNS holds the public one, which their firewalls do not open to web nodes), and in
+managed mode exactly one primary-region web node writes the replication heartbeat."""
 
 import base64
 import subprocess
@@ -53,11 +53,11 @@ def test_managed_primary_is_reached_by_its_public_name_without_a_hosts_line(prod
         assert hosts_lines(node) == []
 
 
-@pytest.mark.parametrize(("run_name", "stack"), [("prod_run", "prod"), ("dr_test_run", "dr-test")])
-def test_replica_regions_reach_their_replica_by_certificate_name_at_its_computed_private_ip(request, run_name, stack):
+@pytest.mark.parametrize(("run_name", "name"), [("prod_run", "mysql-eu-west.db.shop.example.com"),
+                                                ("dr_test_run", "mysql-eu-west.db.dr-test.shop.example.com")])
+def test_replica_regions_reach_their_replica_by_certificate_name_at_its_computed_private_ip(request, run_name, name):
     run = request.getfixturevalue(run_name)
     replica = run.one(INSTANCE, "db-replica-eu-west")
-    name = f"mysql-eu-west.{stack}.woocommerce-dr.internal"
     for node in in_region(run, INSTANCE, "eu-west"):
         assert database_settings(node)["host"] == name
         assert database_settings(node)["user"] == "woocommerce"
@@ -67,8 +67,8 @@ def test_replica_regions_reach_their_replica_by_certificate_name_at_its_computed
 def test_self_managed_primary_is_reached_by_certificate_name_at_its_computed_private_ip(dr_test_run):
     primary = dr_test_run.one(INSTANCE, "db-primary-us-east")
     (node,) = in_region(dr_test_run, INSTANCE, "us-east")
-    assert database_settings(node)["host"] == "mysql-us-east.dr-test.woocommerce-dr.internal"
-    assert hosts_lines(node) == [f"{primary.outputs['privateIpAddress']} mysql-us-east.dr-test.woocommerce-dr.internal"]
+    assert database_settings(node)["host"] == "mysql-us-east.db.dr-test.shop.example.com"
+    assert hosts_lines(node) == [f"{primary.outputs['privateIpAddress']} mysql-us-east.db.dr-test.shop.example.com"]
 
 
 def test_each_region_trusts_its_own_databases_ca(prod_run, dr_test_run):

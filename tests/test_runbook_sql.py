@@ -176,8 +176,8 @@ def test_mysql_clients_check_the_stack_ca_when_a_server_is_reached_by_address():
     from drctl.failback import load_command
     from drctl.topology import DbServer
 
-    by_ip = DbServer("eu-west", "replica", "203.0.113.7", 3306, "mysql-eu-west.prod.woocommerce-dr.internal",
-                     "mysql-eu-west.prod.woocommerce-dr.internal", "drctl", "pw", "pem")
+    by_ip = DbServer("eu-west", "replica", "203.0.113.7", 3306, "mysql-eu-west.db.shop.example.com",
+                     "mysql-eu-west.db.shop.example.com", "drctl", "pw", "pem")
     by_name = DbServer("us-east", "primary", "a1.akamaidb.net", 11876, None, "a1.akamaidb.net", "akmadmin", "pw", "pem")
     assert "--ssl-mode=VERIFY_CA" in load_command(r.Dialect.MYSQL_84, by_ip, "/tmp/ca.pem")
     assert "--ssl-mode=VERIFY_IDENTITY" in load_command(r.Dialect.MYSQL_84, by_name, "/tmp/ca.pem")

@@ -90,12 +90,25 @@ def test_configured_check_regions_apply_to_every_pool():
     assert {tuple(p.inputs["checkRegions"]) for p in run.of_type(POOL)} == {("WNAM", "ENAM")}
 
 
-def test_no_dns_record_in_load_balancer_mode(prod_run, three_region_run):
-    assert prod_run.of_type(DNS) == [] and three_region_run.of_type(DNS) == []
+def shop_records(run):
+    """The records of the shop's own name (the database servers' names live under db.<domain>)."""
+    return [r for r in run.of_type(DNS) if r.inputs["name"] == harness.validate(run).domain]
+
+
+@pytest.mark.parametrize("fixture", ["prod_run", "dr_test_run", "three_region_run"])
+def test_no_dns_record_shares_the_load_balancers_name(request, fixture):
+    # A load balancer hostname shadows a record of the same name. The only records beside it are
+    # the database servers' names, DNS-only (tests/test_database_names.py).
+    run = request.getfixturevalue(fixture)
+    [lb] = run.of_type(LB)
+    records = run.of_type(DNS)
+    assert records and not [r for r in records if r.inputs["name"] == lb.inputs["name"]]
+    domain = harness.validate(run).domain
+    assert all(r.inputs["name"].endswith(f".db.{domain}") and r.inputs["proxied"] is False for r in records)
 
 
 def test_dns_failover_points_a_and_aaaa_at_the_primary_nodebalancer(dns_run):
-    records = {r.inputs["type"]: r for r in dns_run.of_type(DNS)}
+    records = {r.inputs["type"]: r for r in shop_records(dns_run)}
     primary = nodebalancer(dns_run, "us-east")
     assert set(records) == {"A", "AAAA"}
     assert records["A"].inputs["content"] == primary.outputs["ipv4"]
