@@ -539,6 +539,20 @@ def _subtract(spans: Sequence[tuple[int, int]], minus: Sequence[tuple[int, int]]
     return tuple(result)
 
 
+def _mariadb_gtids(text: str | None, what: str) -> list[tuple[int, int, int]]:
+    """The (domain, server_id, seq) members of a MariaDB GTID list such as '0-1-42,1-2-7'."""
+    members = []
+    for member in (text or "").replace("\n", "").split(","):
+        member = member.strip()
+        if not member:
+            continue
+        parts = member.split("-")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"not a MariaDB GTID {what}: {member!r}")
+        members.append(tuple(int(p) for p in parts))
+    return members
+
+
 @dataclass(frozen=True)
 class MariaDBGtidPos:
     """A MariaDB GTID position such as '0-1-100,1-2-50': per replication domain, the last
@@ -550,14 +564,7 @@ class MariaDBGtidPos:
     @classmethod
     def parse(cls, text: str | None) -> MariaDBGtidPos:
         found: dict[int, tuple[int, int]] = {}
-        for member in (text or "").replace("\n", "").split(","):
-            member = member.strip()
-            if not member:
-                continue
-            parts = member.split("-")
-            if len(parts) != 3 or not all(p.isdigit() for p in parts):
-                raise ValueError(f"not a MariaDB GTID position: {member!r}")
-            domain, server, seq = (int(p) for p in parts)
+        for domain, server, seq in _mariadb_gtids(text, "position"):
             if domain in found:
                 raise ValueError(f"not a MariaDB GTID position: domain {domain} appears twice")
             found[domain] = (server, seq)
@@ -638,14 +645,7 @@ class MariaDBGtidState:
     @classmethod
     def parse(cls, text: str | None) -> MariaDBGtidState:
         found: dict[tuple[int, int], int] = {}
-        for member in (text or "").replace("\n", "").split(","):
-            member = member.strip()
-            if not member:
-                continue
-            parts = member.split("-")
-            if len(parts) != 3 or not all(p.isdigit() for p in parts):
-                raise ValueError(f"not a MariaDB GTID state: {member!r}")
-            domain, server, seq = (int(p) for p in parts)
+        for domain, server, seq in _mariadb_gtids(text, "state"):
             found[(domain, server)] = max(seq, found.get((domain, server), 0))
         return cls(found)
 
