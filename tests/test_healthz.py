@@ -15,7 +15,8 @@ from drctl import replication as r
 from drctl import server_bootstrap as boot
 from tests import replica_setups
 from tests.binaries import require
-from tests.php_healthz_support import TEMPLATES, CertificateAuthority, Healthz, MariaDB
+from tests.mariadb import MariaDBServer, TestCA
+from tests.php_healthz_support import TEMPLATES, Healthz
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +25,15 @@ WRONG_PASSWORD = "not-the-password"
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    ca = CertificateAuthority.create(directory, "database-ca")
-    cert, key = ca.issue_server_certificate(directory, "127.0.0.1")
-    return ca, cert, key
+def tls(tmp_path_factory) -> TestCA:
+    return TestCA.create(tmp_path_factory.mktemp("tls"))
 
 
-def shop_database(directory, tls) -> MariaDB:
+def shop_database(directory, tls) -> MariaDBServer:
     """A running server with the shop's database and user, as the database tier sets them up."""
-    server = MariaDB(directory, *tls).start()
-    server.sql(
+    server = MariaDBServer(directory, 1, tls)
+    server.start()
+    server.execute(
         "CREATE DATABASE woocommerce",
         f"CREATE USER 'woocommerce'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL",
         "GRANT ALL ON woocommerce.* TO 'woocommerce'@'127.0.0.1'",
@@ -68,16 +67,16 @@ def settings(tmp_path, port, ca_cert, password=PASSWORD):
 
 @pytest.fixture
 def healthz(tmp_path, database, tls):
-    server = Healthz(settings(tmp_path, database.port, tls[0].cert))
+    server = Healthz(settings(tmp_path, database.port, Path(tls.ca)))
     yield server
     server.stop()
 
 
 @pytest.fixture
 def read_only(database):
-    database.sql("SET GLOBAL read_only = 1")
+    database.execute("SET GLOBAL read_only = 1")
     yield
-    database.sql("SET GLOBAL read_only = 0")
+    database.execute("SET GLOBAL read_only = 0")
 
 
 def test_a_writable_database_answers_200_as_primary(healthz):
@@ -89,11 +88,11 @@ def test_a_writable_database_answers_200_as_primary(healthz):
 
 def get_while_schema_exists(healthz, database, schema, *statements):
     """/healthz while `schema`, filled by `statements`, exists on the server (dropped afterwards)."""
-    database.sql(f"CREATE DATABASE {schema}", *statements)
+    database.execute(f"CREATE DATABASE {schema}", *statements)
     try:
         return healthz.get()
     finally:
-        database.sql(f"DROP DATABASE {schema}")
+        database.execute(f"DROP DATABASE {schema}")
 
 
 def test_a_read_only_database_is_a_replica_with_the_heartbeats_age_as_lag(healthz, database, read_only):
@@ -124,8 +123,8 @@ def test_the_answer_passes_the_nodebalancer_http_body_check_and_is_never_cached(
 
 
 def test_a_server_whose_certificate_is_not_from_the_configured_ca_gets_503(tmp_path, database):
-    other_ca = CertificateAuthority.create(tmp_path, "some-other-ca")
-    server = Healthz(settings(tmp_path, database.port, other_ca.cert))
+    other_ca = TestCA.create(tmp_path / "some-other-ca")
+    server = Healthz(settings(tmp_path, database.port, Path(other_ca.ca)))
     try:
         response = server.get()
     finally:
@@ -136,7 +135,7 @@ def test_a_server_whose_certificate_is_not_from_the_configured_ca_gets_503(tmp_p
 
 
 def test_wrong_credentials_answer_503_without_naming_them(tmp_path, database, tls):
-    server = Healthz(settings(tmp_path, database.port, tls[0].cert, password=WRONG_PASSWORD))
+    server = Healthz(settings(tmp_path, database.port, Path(tls.ca), password=WRONG_PASSWORD))
     try:
         response = server.get()
     finally:
@@ -150,7 +149,7 @@ def test_wrong_credentials_answer_503_without_naming_them(tmp_path, database, tl
 
 def test_a_stopped_database_answers_503(tmp_path_factory, tmp_path, tls):
     server = shop_database(tmp_path_factory.mktemp("stopped"), tls)
-    healthz = Healthz(settings(tmp_path, server.port, tls[0].cert))
+    healthz = Healthz(settings(tmp_path, server.port, Path(tls.ca)))
     try:
         before = healthz.get()
         server.stop()
@@ -248,8 +247,8 @@ def test_a_replica_without_a_recorded_state_is_judged_by_its_database_alone(heal
 # --- the installing node's first step ---------------------------------------------------------------
 
 def test_the_installing_node_creates_the_shops_schema_then_healthz_answers_200(tmp_path, database, tls):
-    database.sql("GRANT ALL ON shop.* TO 'woocommerce'@'127.0.0.1'")
-    etc = settings(tmp_path, database.port, tls[0].cert)
+    database.execute("GRANT ALL ON shop.* TO 'woocommerce'@'127.0.0.1'")
+    etc = settings(tmp_path, database.port, Path(tls.ca))
     values = json.loads((etc / "database.json").read_text())
     (etc / "database.json").write_text(json.dumps({**values, "database": "shop"}))
     healthz = Healthz(etc)
@@ -261,13 +260,13 @@ def test_the_installing_node_creates_the_shops_schema_then_healthz_answers_200(t
         after = healthz.get()
     finally:
         healthz.stop()
-        database.sql("DROP DATABASE IF EXISTS shop")
+        database.execute("DROP DATABASE IF EXISTS shop")
     assert (before.status, before.json()["db_reachable"]) == (503, False)
     assert (after.status, after.json()["db_reachable"]) == (200, True)
 
 
 def test_creating_the_schema_fails_without_naming_host_or_account(tmp_path, database, tls):
-    etc = settings(tmp_path, database.port, tls[0].cert, password=WRONG_PASSWORD)
+    etc = settings(tmp_path, database.port, Path(tls.ca), password=WRONG_PASSWORD)
     proc = subprocess.run([require("php"), str(TEMPLATES / "create-database.php")],
                           env={"WOOCOMMERCE_DR_ETC": str(etc)}, capture_output=True, text=True)
     assert proc.returncode == 1
