@@ -214,6 +214,8 @@ def run_program(
     cloud = OfflineCloud(preview=preview, region_capabilities=region_capabilities)
     monitor = RecordingMonitor(cloud)
     logs: list[tuple[str, str]] = []
+    loops = _LoopTracker()
+    asyncio.set_event_loop_policy(loops)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     settings.set_root_resource(None)
@@ -244,13 +246,29 @@ def run_program(
         cause = err.__cause__ or err
         error = f"{type(cause).__name__}: {cause}" if not isinstance(cause, pulumi.RunError) else str(cause)
     finally:
-        _drain(loop)
+        _drain(loop, loops)
         settings.set_root_resource(None)
     return ProgramRun(stack=stack, preview=preview, resources=monitor.registrations, outputs=outputs,
                       error=error, logs=logs)
 
 
-def _drain(loop: asyncio.AbstractEventLoop) -> None:
+class _LoopTracker(asyncio.DefaultEventLoopPolicy):
+    """Remembers every event loop made during a run. The SDK makes its own beside ours (one per
+    mock-monitor worker thread, one when it finds none in a thread); left to interpreter shutdown,
+    their finalizers run after their sockets are gone and print a traceback at the end of
+    `drctl plan`. Tracked, they are closed with the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: list[asyncio.AbstractEventLoop] = []
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        self.loops.append(loop)
+        return loop
+
+
+def _drain(loop: asyncio.AbstractEventLoop, tracker: _LoopTracker) -> None:
     # The SDK tracks pending Output tasks in a process-wide set; a failed run leaves tasks of this
     # loop there, and the next run would wait on them after the loop is closed.
     with settings.SETTINGS.lock:
@@ -260,8 +278,12 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.close()
+    loop.run_until_complete(loop.shutdown_default_executor())  # joins the mock monitor's threads
     asyncio.set_event_loop(None)
+    for made in tracker.loops:
+        if not made.is_running() and not made.is_closed():
+            made.close()
+    asyncio.set_event_loop_policy(None)
 
 
 async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -79,3 +79,18 @@ def test_a_run_that_fails_midway_does_not_break_the_next_run():
     failing = harness.run("prod", program=PROGRAMS / "fails_midway" / "__main__.py")
     assert failing.error == "the program gave up after creating one resource"
     assert harness.run_ok("prod", program=PROGRAMS / "wiring" / "__main__.py").outputs["ip"].startswith("45.79.")
+
+
+def _open_event_loops():
+    import asyncio
+    import gc
+
+    gc.collect()
+    return {id(o) for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()}
+
+
+def test_a_run_leaves_no_event_loop_open():
+    # An open loop left behind is finalized at interpreter exit, after its sockets, and prints a traceback.
+    before = _open_event_loops()
+    harness.run_ok("dr-test")
+    assert _open_event_loops() - before == set()
