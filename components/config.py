@@ -27,6 +27,9 @@ from components.server_names import longest_domain, name_problem
 
 NAMESPACE = "woocommerce-dr"
 
+# Linode Managed MySQL: engine_config.binlog_retention_period is 600 to 86400 seconds.
+MANAGED_BINLOG_RETENTION_MAX = 86400
+
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _FQDN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -124,6 +127,18 @@ class DatabaseSpec(_Model):
     binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
     maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
     maintenance_hour: int = Field(3, ge=0, le=23)
+
+    @rule("mode", "binlog_retention_seconds")
+    def _managed_binlog_retention(self, path: str) -> Iterable[Problem]:
+        # The managed engine's binlog_retention_period is 600 to 86400 s: the API refuses more, and
+        # it would refuse it half-way through an `up`, after the web tier was created.
+        if self.mode == "managed" and self.binlog_retention_seconds > MANAGED_BINLOG_RETENTION_MAX:
+            yield Problem(
+                f"{path}binlogRetentionSeconds",
+                f"a Linode managed database keeps binlogs at most {MANAGED_BINLOG_RETENTION_MAX} s",
+                self.binlog_retention_seconds,
+                f"{MANAGED_BINLOG_RETENTION_MAX} with mode managed; up to {604800 * 4} with mode self-managed",
+            )
 
     @property
     def maintenance_day_number(self) -> int:

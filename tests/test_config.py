@@ -175,6 +175,13 @@ def test_binlog_retention_covers_a_day():
     ]
 
 
+def test_managed_database_keeps_binlogs_at_most_a_day():
+    assert problems(database={"mode": "managed", "binlogRetentionSeconds": 172800}) == [
+        "woocommerce-dr:database.binlogRetentionSeconds: a Linode managed database keeps binlogs at most "
+        "86400 s (got 172800; allowed: 86400 with mode managed; up to 2419200 with mode self-managed)"
+    ]
+
+
 @pytest.mark.parametrize("domain", ["shop", "-shop.example.com", "Shop.Example.com", "shop..example.com", "10.0.0.1"])
 def test_domain_must_be_an_fqdn(domain):
     assert problems(domain=domain) == [

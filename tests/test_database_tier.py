@@ -40,14 +40,13 @@ def test_managed_primary_is_a_mysql_8_cluster_in_the_primary_region(prod_run):
     assert "allowLists" not in db.inputs  # kept in DatabaseAccessControls
 
 
-def test_maintenance_window_and_binlog_retention_follow_config():
+def test_maintenance_window_and_cluster_size_follow_config():
     stack = harness.stack_file("prod", database={
-        "mode": "managed", "maintenanceDay": "tuesday", "maintenanceHour": 22, "binlogRetentionSeconds": 259200,
-        "clusterSize": 1,
+        "mode": "managed", "maintenanceDay": "tuesday", "maintenanceHour": 22, "clusterSize": 1,
     })
     (db,) = harness.run_ok(stack).of_type(MYSQL)
     assert db.inputs["updates"]["dayOfWeek"] == 2 and db.inputs["updates"]["hourOfDay"] == 22
-    assert db.inputs["engineConfigBinlogRetentionPeriod"] == 259200
+    assert db.inputs["engineConfigBinlogRetentionPeriod"] == 86400
     assert db.inputs["clusterSize"] == 1
 
 
@@ -189,6 +188,14 @@ def test_self_managed_primary_settings(dr_test_run):
                  "enforce_gtid_consistency = ON", "binlog_expire_logs_seconds = 604800", "event_scheduler = ON"):
         assert line in cnf.splitlines()
     assert "read_only" not in cnf
+
+
+def test_self_managed_binlog_retention_beyond_a_week_follows_config():
+    run = harness.run_ok(harness.stack_file("dr-test", database={"mode": "self-managed",
+                                                                "binlogRetentionSeconds": 1209600}))
+    for name in ("db-primary-us-east", "db-replica-eu-west"):
+        cnf = written(run.one(INSTANCE, name), "/etc/mysql/mysql.conf.d/zz-woocommerce-dr.cnf")
+        assert "binlog_expire_logs_seconds = 1209600" in cnf.splitlines(), name
 
 
 def test_self_managed_replica_reaches_the_primary_by_its_published_name(dr_test_run):
