@@ -40,6 +40,7 @@ import pulumi_linode as linode
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components import firewall_rules
 from components import mysql_cloud_init as ci
 from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
@@ -358,7 +359,7 @@ class DatabaseTier(pulumi.ComponentResource):
     def _firewall(self, region: str, instance_id: pulumi.Output[str],
                   mysql_sources: pulumi.Output[list[str]]) -> linode.Firewall:
         admin = self._args.admin_cidrs
-        inbounds = mysql_sources.apply(lambda cidrs: firewall_rules(cidrs, admin))
+        inbounds = mysql_sources.apply(lambda cidrs: firewall_rules.database_inbound(cidrs, admin))
         firewall = linode.Firewall(
             f"{self._name}-{region}-firewall",
             label=_label(f"{pulumi.get_stack()}-mysql-{region}", 32),
@@ -449,23 +450,6 @@ def host_cidrs(ips: Sequence[str]) -> list[str]:
     return sorted(cidrs, key=lambda c: (ipaddress.ip_network(c).version, ipaddress.ip_network(c)))
 
 
-def firewall_rules(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[dict]:
-    """Inbound rules: MySQL from `mysql_cidrs`, SSH from `admin_cidrs`; no rule when a list is empty
-    (the firewall's DROP policy then applies)."""
-    rules = []
-    for label, port, cidrs in (("mysql-from-clients", "3306", mysql_cidrs), ("ssh-from-admins", "22", admin_cidrs)):
-        v4 = [c for c in cidrs if ipaddress.ip_network(c).version == 4]
-        v6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
-        if v4 or v6:
-            rule = {"label": label, "action": "ACCEPT", "protocol": "TCP", "ports": port}
-            if v4:
-                rule["ipv4s"] = v4
-            if v6:
-                rule["ipv6s"] = v6
-            rules.append(rule)
-    return rules
-
-
 def _public_ipv4(instance: linode.Instance) -> pulumi.Output[str]:
     """The instance's public IPv4 (`ipv4s` holds the private one too; `ip_address` is deprecated)."""
     return instance.ipv4s.apply(lambda ips: next(ip for ip in ips if not ipaddress.ip_address(ip).is_private))
@@ -473,7 +457,6 @@ def _public_ipv4(instance: linode.Instance) -> pulumi.Output[str]:
 
 def _cidrs(web_ips: pulumi.Input[Sequence[str]], server_ips: Sequence[pulumi.Input[str]]) -> pulumi.Output[list[str]]:
     return pulumi.Output.all(web_ips, *server_ips).apply(lambda v: host_cidrs([*v[0], *v[1:]]))
-
 
 
 def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:

@@ -216,6 +216,26 @@ def test_admin_cidrs_never_the_whole_internet(cidr):
     ]
 
 
+@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 253)])
+def test_admin_cidrs_leave_room_for_the_database_firewalls(stack, room):
+    cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(room + 1)]
+    assert problems(stack, access={"adminCidrs": cidrs}) == [
+        "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
+        "its region's web nodes and the other database servers, and holds at most 255 addresses "
+        f"(got '{room + 1} networks'; allowed: at most {room} with these regions and webNodes)"
+    ]
+    validate_stack_config(raw_config(stack, access={"adminCidrs": cidrs[:room]}))
+
+
+def test_admin_cidrs_room_follows_web_nodes_and_regions():
+    regions = [{"region": "us-east", "webNodes": 2}, {"region": "eu-west", "webNodes": 10},
+               {"region": "ap-south", "webNodes": 1}]
+    cidrs = [f"10.0.{i}.0/24" for i in range(245)]
+    # eu-west's replica admits its 10 web nodes and the other two MySQL Linodes: 255 - 12 = 243.
+    assert problems("dr-test", regions=regions, access={"adminCidrs": cidrs})[0].endswith(
+        "(got '245 networks'; allowed: at most 243 with these regions and webNodes)")
+
+
 def test_admin_cidrs_must_be_networks():
     assert problems(access={"adminCidrs": ["203.0.113.0/24", "10.0.0.1/24", "not-a-cidr"]}) == [
         "woocommerce-dr:access.adminCidrs[1]: not a valid CIDR (10.0.0.1/24 has host bits set) (got '10.0.0.1/24'; "

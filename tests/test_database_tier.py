@@ -151,8 +151,12 @@ def test_replica_firewall_admits_only_its_regions_web_nodes_on_3306(wired_prod):
 def test_ssh_only_from_admin_cidrs():
     stack = harness.stack_file("prod", access={"adminCidrs": ["203.0.113.0/24", "2001:db8::/48"], "sshKeys": []})
     firewall = harness.run_ok(stack).one(FIREWALL, "db-eu-west-firewall")
-    (ssh,) = [r for r in unwrap(firewall.inputs["inbounds"]) if r["ports"] == "22"]
-    assert ssh["ipv4s"] == ["203.0.113.0/24"] and ssh["ipv6s"] == ["2001:db8::/48"]
+    assert [r for r in unwrap(firewall.inputs["inbounds"]) if r["ports"] == "22"] == [
+        {"label": "ssh-from-admins-ipv4", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+         "ipv4s": ["203.0.113.0/24"]},
+        {"label": "ssh-from-admins-ipv6", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+         "ipv6s": ["2001:db8::/48"]},
+    ]
 
 
 def test_no_firewall_rule_is_open_to_the_world(three_region_run, dr_test_run, wired_dr_test):
