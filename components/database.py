@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,7 +44,7 @@ from components import mysql_cloud_init as ci
 from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.server_names import common_name, server_name
-from components.tags import tags
+from components.tags import label, tags
 from drctl import replication
 
 MYSQL_PORT = 3306
@@ -172,7 +171,7 @@ class DatabaseTier(pulumi.ComponentResource):
     def _managed_primary(self, spec: DatabaseSpec) -> None:
         db = linode.DatabaseMysqlV2(
             f"{self._name}-primary",
-            label=_label(f"{pulumi.get_project()}-{pulumi.get_stack()}-mysql", 32),
+            label=label("database", pulumi.get_project(), pulumi.get_stack(), "mysql"),
             engine_id="mysql/8",
             region=self._args.primary_region,
             type=spec.type,
@@ -307,7 +306,7 @@ class DatabaseTier(pulumi.ComponentResource):
         user_data = pulumi.Output.secret(cloud_config.apply(ci.user_data))
         return linode.Instance(
             f"{self._name}-{role}-{region}",
-            label=_label(f"{pulumi.get_project()}-{pulumi.get_stack()}-mysql-{region}", 64),
+            label=label("instance", pulumi.get_project(), pulumi.get_stack(), "mysql", region),
             region=region,
             type=self._args.spec.type if role == "primary" else self._args.spec.replica_type,
             image=self._args.spec.replica_image,
@@ -362,7 +361,7 @@ class DatabaseTier(pulumi.ComponentResource):
         inbounds = mysql_sources.apply(lambda cidrs: firewall_rules.database_inbound(cidrs, admin))
         firewall = linode.Firewall(
             f"{self._name}-{region}-firewall",
-            label=_label(f"{pulumi.get_stack()}-mysql-{region}", 32),
+            label=label("firewall", pulumi.get_stack(), "mysql", region),
             inbound_policy="DROP",
             outbound_policy="ACCEPT",
             inbounds=inbounds,
@@ -462,10 +461,3 @@ def _cidrs(web_ips: pulumi.Input[Sequence[str]], server_ips: Sequence[pulumi.Inp
 def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
     # Letters and digits only: the passwords land in my.cnf-style files, JSON and PHP config.
     return random.RandomPassword(name, length=40, special=False, opts=opts)
-
-
-def _label(text: str, limit: int) -> str:
-    """A Linode label: at most `limit` characters, no trailing or doubled separators."""
-    label = re.sub(r"[^a-zA-Z0-9-]+", "-", text)
-    label = re.sub(r"-{2,}", "-", label)[:limit]
-    return label.strip("-")

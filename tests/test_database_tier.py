@@ -11,7 +11,7 @@ import pytest
 from components import mysql_cloud_init as ci
 from components.database import host_cidrs
 from drctl.offline_engine import Secret, unwrap
-from drctl.stack_files import REPO_ROOT
+from drctl.stack_files import REPO_ROOT, config_from_mapping, project_name
 from tests import harness
 from tests.mysql_linodes import bootstrap, public_ip, written
 
@@ -314,3 +314,14 @@ def test_the_plan_shows_no_secret(capsys):
         out = capsys.readouterr().out
         assert "BEGIN" not in out
         assert json.loads(out)["outputs"]["drctl"] == "[secret]"  # the database's part is in there
+
+
+def test_a_database_label_too_long_for_linode_names_the_stack_instead_of_being_cut():
+    # Cut to 32 characters, "<stack>-mysql-ap-south" and "<stack>-mysql-ap-southeast" would collide.
+    stack = config_from_mapping(project_name(), "production-europe-2", harness.stack_mapping(
+        "dr-test", regions=[{"region": "ap-south"}, {"region": "ap-southeast"}]))
+    result = harness.run(stack)
+    assert result.error == (
+        "the firewall label 'production-europe-2-mysql-ap-south' is 34 characters (allowed: at most 32); "
+        "use a shorter stack name"
+    )
