@@ -22,10 +22,14 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
 from components.server_names import longest_domain, name_problem
 
 NAMESPACE = "woocommerce-dr"
+
+# Linode Managed MySQL: engine_config.binlog_retention_period is 600 to 86400 seconds.
+MANAGED_BINLOG_RETENTION_MAX = 86400
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -124,6 +128,18 @@ class DatabaseSpec(_Model):
     binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
     maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
     maintenance_hour: int = Field(3, ge=0, le=23)
+
+    @rule("mode", "binlog_retention_seconds")
+    def _managed_binlog_retention(self, path: str) -> Iterable[Problem]:
+        # The managed engine's binlog_retention_period is 600 to 86400 s: the API refuses more, and
+        # it would refuse it half-way through an `up`, after the web tier was created.
+        if self.mode == "managed" and self.binlog_retention_seconds > MANAGED_BINLOG_RETENTION_MAX:
+            yield Problem(
+                f"{path}binlogRetentionSeconds",
+                f"a Linode managed database keeps binlogs at most {MANAGED_BINLOG_RETENTION_MAX} s",
+                self.binlog_retention_seconds,
+                f"{MANAGED_BINLOG_RETENTION_MAX} with mode managed; up to {604800 * 4} with mode self-managed",
+            )
 
     @property
     def maintenance_day_number(self) -> int:
@@ -273,6 +289,27 @@ class StackConfig(_Model):
                     f"{path}regions[{i}].region", f"{region!r} is listed twice", region,
                     "each region once; the failover order is the list order",
                 )
+
+    @rule("access", "regions", "database")
+    def _admin_cidrs_fit_the_firewalls(self, path: str) -> Iterable[Problem]:
+        # adminCidrs go into every web and database Cloud Firewall. Checked here, where all the
+        # numbers are known: the database firewalls' own addresses are computed, so the API would
+        # only refuse them half-way through an `up`.
+        room = MAX_FIREWALL_ADDRESSES - self._largest_database_client_list()
+        if len(self.access.admin_cidrs) > room:
+            yield Problem(
+                f"{path}access.adminCidrs",
+                f"too many networks: each database server's Cloud Firewall also admits its region's web "
+                f"nodes and the other database servers, and holds at most {MAX_FIREWALL_ADDRESSES} addresses",
+                f"{len(self.access.admin_cidrs)} networks", f"at most {room} with these regions and webNodes",
+            )
+
+    def _largest_database_client_list(self) -> int:
+        """The most MySQL sources one database firewall admits (components/database.py): a region's
+        web nodes plus every other MySQL Linode (a managed primary has no firewall and is no peer)."""
+        servers = len(self.regions) - (1 if self.database.mode == "managed" else 0)
+        firewalled = self.regions[1:] if self.database.mode == "managed" else self.regions
+        return max((r.web_nodes for r in firewalled), default=0) + max(servers - 1, 0)
 
     @rule("traffic", "objectives")
     def _detection_fits_rto(self, path: str) -> Iterable[Problem]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -40,11 +39,12 @@ import pulumi_linode as linode
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components import firewall_rules
 from components import mysql_cloud_init as ci
 from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.server_names import common_name, server_name
-from components.tags import tags
+from components.tags import label, tags
 from drctl import replication
 
 MYSQL_PORT = 3306
@@ -171,7 +171,7 @@ class DatabaseTier(pulumi.ComponentResource):
     def _managed_primary(self, spec: DatabaseSpec) -> None:
         db = linode.DatabaseMysqlV2(
             f"{self._name}-primary",
-            label=_label(f"{pulumi.get_project()}-{pulumi.get_stack()}-mysql", 32),
+            label=label("database", pulumi.get_project(), pulumi.get_stack(), "mysql"),
             engine_id="mysql/8",
             region=self._args.primary_region,
             type=spec.type,
@@ -306,7 +306,7 @@ class DatabaseTier(pulumi.ComponentResource):
         user_data = pulumi.Output.secret(cloud_config.apply(ci.user_data))
         return linode.Instance(
             f"{self._name}-{role}-{region}",
-            label=_label(f"{pulumi.get_project()}-{pulumi.get_stack()}-mysql-{region}", 64),
+            label=label("instance", pulumi.get_project(), pulumi.get_stack(), "mysql", region),
             region=region,
             type=self._args.spec.type if role == "primary" else self._args.spec.replica_type,
             image=self._args.spec.replica_image,
@@ -358,10 +358,10 @@ class DatabaseTier(pulumi.ComponentResource):
     def _firewall(self, region: str, instance_id: pulumi.Output[str],
                   mysql_sources: pulumi.Output[list[str]]) -> linode.Firewall:
         admin = self._args.admin_cidrs
-        inbounds = mysql_sources.apply(lambda cidrs: firewall_rules(cidrs, admin))
+        inbounds = mysql_sources.apply(lambda cidrs: firewall_rules.database_inbound(cidrs, admin))
         firewall = linode.Firewall(
             f"{self._name}-{region}-firewall",
-            label=_label(f"{pulumi.get_stack()}-mysql-{region}", 32),
+            label=label("firewall", pulumi.get_stack(), "mysql", region),
             inbound_policy="DROP",
             outbound_policy="ACCEPT",
             inbounds=inbounds,
@@ -449,23 +449,6 @@ def host_cidrs(ips: Sequence[str]) -> list[str]:
     return sorted(cidrs, key=lambda c: (ipaddress.ip_network(c).version, ipaddress.ip_network(c)))
 
 
-def firewall_rules(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[dict]:
-    """Inbound rules: MySQL from `mysql_cidrs`, SSH from `admin_cidrs`; no rule when a list is empty
-    (the firewall's DROP policy then applies)."""
-    rules = []
-    for label, port, cidrs in (("mysql-from-clients", "3306", mysql_cidrs), ("ssh-from-admins", "22", admin_cidrs)):
-        v4 = [c for c in cidrs if ipaddress.ip_network(c).version == 4]
-        v6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
-        if v4 or v6:
-            rule = {"label": label, "action": "ACCEPT", "protocol": "TCP", "ports": port}
-            if v4:
-                rule["ipv4s"] = v4
-            if v6:
-                rule["ipv6s"] = v6
-            rules.append(rule)
-    return rules
-
-
 def _public_ipv4(instance: linode.Instance) -> pulumi.Output[str]:
     """The instance's public IPv4 (`ipv4s` holds the private one too; `ip_address` is deprecated)."""
     return instance.ipv4s.apply(lambda ips: next(ip for ip in ips if not ipaddress.ip_address(ip).is_private))
@@ -475,14 +458,6 @@ def _cidrs(web_ips: pulumi.Input[Sequence[str]], server_ips: Sequence[pulumi.Inp
     return pulumi.Output.all(web_ips, *server_ips).apply(lambda v: host_cidrs([*v[0], *v[1:]]))
 
 
-
 def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
     # Letters and digits only: the passwords land in my.cnf-style files, JSON and PHP config.
     return random.RandomPassword(name, length=40, special=False, opts=opts)
-
-
-def _label(text: str, limit: int) -> str:
-    """A Linode label: at most `limit` characters, no trailing or doubled separators."""
-    label = re.sub(r"[^a-zA-Z0-9-]+", "-", text)
-    label = re.sub(r"-{2,}", "-", label)[:limit]
-    return label.strip("-")

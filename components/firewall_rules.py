@@ -1,8 +1,9 @@
-"""Cloud Firewall rules of the web tier, as plain data so they can be read and tested at a glance.
+"""Cloud Firewall rules, as plain data so they can be read and tested at a glance.
 
 Web nodes take HTTP(S) only from the NodeBalancer's network and SSH only from `access.adminCidrs`;
 NodeBalancers take HTTP(S) only from Cloudflare, so nobody reaches the shop around Cloudflare, and
-from `access.watchdogCidrs`, where `drctl watch` probes each region's /healthz directly.
+from `access.watchdogCidrs`, where `drctl watch` probes each region's /healthz directly; MySQL
+Linodes take MySQL only from the addresses the database tier names and SSH from `access.adminCidrs`.
 IPv4 and IPv6 sources go in separate rules, each labelled for what it admits.
 """
 
@@ -54,6 +55,19 @@ def nodebalancer_inbound(
     if ipv6:
         rules.append(_rule("http-from-watchdog-ipv6", HTTP_PORTS, [], ipv6))
     return _within_limits("NodeBalancer", rules)
+
+
+def database_inbound(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    """A MySQL Linode: MySQL from `mysql_cidrs` (single hosts), SSH from the admins; no rule for an
+    empty list (the firewall's DROP policy then applies)."""
+    rules = []
+    for name, port, cidrs in (("mysql-from-clients", "3306", mysql_cidrs), ("ssh-from-admins", "22", admin_cidrs)):
+        ipv4, ipv6 = _by_family(cidrs)
+        if ipv4:
+            rules.append(_rule(f"{name}-ipv4", port, ipv4, []))
+        if ipv6:
+            rules.append(_rule(f"{name}-ipv6", port, [], ipv6))
+    return _within_limits("database", rules)
 
 
 def _rule(label: str, ports: str, ipv4: list[str], ipv6: list[str]) -> dict[str, Any]:

@@ -23,15 +23,12 @@ from components import firewall_rules, web_node
 from components.config import AccessSpec, NodeBalancerSpec, RegionSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.heartbeat import HEARTBEAT_WRITER_PACKAGES, HEARTBEAT_WRITER_RUNCMD
-from components.tags import tags
+from components.tags import label, tags
 from components.wordpress_site import WordPressSite
 
 # The NodeBalancer passes both ports through as TCP: TLS ends on the web nodes, and port 80 only
 # redirects to HTTPS (and answers /healthz).
 PORTS = (443, 80)
-
-# Longest labels the Linode API accepts for each kind of resource.
-_LABEL_LIMITS = {"instance": 64, "nodebalancer": 32, "firewall": 32}
 
 ORIGIN_CERTIFICATE_DAYS = 5475  # Cloudflare's longest Origin CA validity: nothing to renew on the nodes
 
@@ -137,8 +134,8 @@ class RegionalWebTier(pulumi.ComponentResource):
                 "hostname": self.nodebalancer_hostname,
             },
             "webInstances": [
-                {"id": instance_id.apply(int), "label": label, "privateIp": private_ip}
-                for instance_id, label, private_ip in zip(
+                {"id": instance_id.apply(int), "label": instance_label, "privateIp": private_ip}
+                for instance_id, instance_label, private_ip in zip(
                     self.instance_ids, self.instance_labels, self.private_ips, strict=True
                 )
             ],
@@ -172,7 +169,7 @@ class RegionalWebTier(pulumi.ComponentResource):
                                               opts=self._child)
         return linode.Instance(
             f"{name}-web-{index}",
-            label=_label("instance", pulumi.get_stack(), self.region, "web", str(index)),
+            label=label("instance", pulumi.get_stack(), self.region, "web", str(index)),
             region=self.region,
             type=args.region.instance_type,
             image=args.region.image,
@@ -188,7 +185,7 @@ class RegionalWebTier(pulumi.ComponentResource):
 
     def _nodebalancer(self, name: str, spec: NodeBalancerSpec, instances: Sequence[linode.Instance]) -> linode.NodeBalancer:
         nodebalancer = linode.NodeBalancer(
-            f"{name}-nb", label=_label("nodebalancer", pulumi.get_stack(), self.region),
+            f"{name}-nb", label=label("nodebalancer", pulumi.get_stack(), self.region),
             region=self.region, tags=tags(self.region, "nodebalancer"), opts=self._child,
         )
         nodebalancer_id = nodebalancer.id.apply(int)
@@ -218,10 +215,9 @@ class RegionalWebTier(pulumi.ComponentResource):
         # replacement, and a new NodeBalancer IP would break the Cloudflare origins.
         stack = pulumi.get_stack()
         ranges = cloudflare.get_ip_ranges()
-        try:
-            web_rules = firewall_rules.web_node_inbound(access.admin_cidrs)
-        except firewall_rules.FirewallRuleError as err:
-            raise pulumi.RunError(f"woocommerce-dr:access.adminCidrs: {err}") from None
+        # How many adminCidrs fit is a config rule (components/config.py); Cloudflare's ranges are
+        # known only now.
+        web_rules = firewall_rules.web_node_inbound(access.admin_cidrs)
         try:
             nodebalancer_rules = firewall_rules.nodebalancer_inbound(
                 ranges.ipv4_cidrs or [], ranges.ipv6_cidrs or [], access.watchdog_cidrs)
@@ -230,12 +226,12 @@ class RegionalWebTier(pulumi.ComponentResource):
                 f"Cloudflare IP ranges and woocommerce-dr:access.watchdogCidrs for the {self.region} NodeBalancer: {err}"
             ) from None
         web = linode.Firewall(
-            f"{name}-web-firewall", label=_label("firewall", stack, self.region, "web"),
+            f"{name}-web-firewall", label=label("firewall", stack, self.region, "web"),
             inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=web_rules,
             linodes=[i.id.apply(int) for i in instances], tags=tags(self.region, "web"), opts=self._child,
         )
         nb = linode.Firewall(
-            f"{name}-nb-firewall", label=_label("firewall", stack, self.region, "nb"),
+            f"{name}-nb-firewall", label=label("firewall", stack, self.region, "nb"),
             inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=nodebalancer_rules,
             nodebalancers=[nodebalancer.id.apply(int)], tags=tags(self.region, "nodebalancer"), opts=self._child,
         )
@@ -312,14 +308,3 @@ def _check_args(spec: NodeBalancerSpec, port: int) -> dict[str, Any]:
     if kind == "http_body":
         check["check_body"] = spec.check_body
     return check
-
-
-def _label(kind: str, *parts: str) -> str:
-    """An account-unique Linode label from stack and region (two stacks share one account)."""
-    label = "-".join(parts)
-    limit = _LABEL_LIMITS[kind]
-    if len(label) > limit:
-        raise pulumi.RunError(
-            f"the {kind} label {label!r} is {len(label)} characters (allowed: at most {limit}); use a shorter stack name"
-        )
-    return label

@@ -175,6 +175,13 @@ def test_binlog_retention_covers_a_day():
     ]
 
 
+def test_managed_database_keeps_binlogs_at_most_a_day():
+    assert problems(database={"mode": "managed", "binlogRetentionSeconds": 172800}) == [
+        "woocommerce-dr:database.binlogRetentionSeconds: a Linode managed database keeps binlogs at most "
+        "86400 s (got 172800; allowed: 86400 with mode managed; up to 2419200 with mode self-managed)"
+    ]
+
+
 @pytest.mark.parametrize("domain", ["shop", "-shop.example.com", "Shop.Example.com", "shop..example.com", "10.0.0.1"])
 def test_domain_must_be_an_fqdn(domain):
     assert problems(domain=domain) == [
@@ -207,6 +214,26 @@ def test_admin_cidrs_never_the_whole_internet(cidr):
         f"woocommerce-dr:access.adminCidrs[0]: would open SSH to the whole internet (got {cidr!r}; allowed: an "
         "IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)"
     ]
+
+
+@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 253)])
+def test_admin_cidrs_leave_room_for_the_database_firewalls(stack, room):
+    cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(room + 1)]
+    assert problems(stack, access={"adminCidrs": cidrs}) == [
+        "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
+        "its region's web nodes and the other database servers, and holds at most 255 addresses "
+        f"(got '{room + 1} networks'; allowed: at most {room} with these regions and webNodes)"
+    ]
+    validate_stack_config(raw_config(stack, access={"adminCidrs": cidrs[:room]}))
+
+
+def test_admin_cidrs_room_follows_web_nodes_and_regions():
+    regions = [{"region": "us-east", "webNodes": 2}, {"region": "eu-west", "webNodes": 10},
+               {"region": "ap-south", "webNodes": 1}]
+    cidrs = [f"10.0.{i}.0/24" for i in range(245)]
+    # eu-west's replica admits its 10 web nodes and the other two MySQL Linodes: 255 - 12 = 243.
+    assert problems("dr-test", regions=regions, access={"adminCidrs": cidrs})[0].endswith(
+        "(got '245 networks'; allowed: at most 243 with these regions and webNodes)")
 
 
 def test_admin_cidrs_must_be_networks():

@@ -11,7 +11,7 @@ import pytest
 from components import mysql_cloud_init as ci
 from components.database import host_cidrs
 from drctl.offline_engine import Secret, unwrap
-from drctl.stack_files import REPO_ROOT
+from drctl.stack_files import REPO_ROOT, config_from_mapping, project_name
 from tests import harness
 from tests.mysql_linodes import bootstrap, public_ip, written
 
@@ -40,14 +40,13 @@ def test_managed_primary_is_a_mysql_8_cluster_in_the_primary_region(prod_run):
     assert "allowLists" not in db.inputs  # kept in DatabaseAccessControls
 
 
-def test_maintenance_window_and_binlog_retention_follow_config():
+def test_maintenance_window_and_cluster_size_follow_config():
     stack = harness.stack_file("prod", database={
-        "mode": "managed", "maintenanceDay": "tuesday", "maintenanceHour": 22, "binlogRetentionSeconds": 259200,
-        "clusterSize": 1,
+        "mode": "managed", "maintenanceDay": "tuesday", "maintenanceHour": 22, "clusterSize": 1,
     })
     (db,) = harness.run_ok(stack).of_type(MYSQL)
     assert db.inputs["updates"]["dayOfWeek"] == 2 and db.inputs["updates"]["hourOfDay"] == 22
-    assert db.inputs["engineConfigBinlogRetentionPeriod"] == 259200
+    assert db.inputs["engineConfigBinlogRetentionPeriod"] == 86400
     assert db.inputs["clusterSize"] == 1
 
 
@@ -152,8 +151,12 @@ def test_replica_firewall_admits_only_its_regions_web_nodes_on_3306(wired_prod):
 def test_ssh_only_from_admin_cidrs():
     stack = harness.stack_file("prod", access={"adminCidrs": ["203.0.113.0/24", "2001:db8::/48"], "sshKeys": []})
     firewall = harness.run_ok(stack).one(FIREWALL, "db-eu-west-firewall")
-    (ssh,) = [r for r in unwrap(firewall.inputs["inbounds"]) if r["ports"] == "22"]
-    assert ssh["ipv4s"] == ["203.0.113.0/24"] and ssh["ipv6s"] == ["2001:db8::/48"]
+    assert [r for r in unwrap(firewall.inputs["inbounds"]) if r["ports"] == "22"] == [
+        {"label": "ssh-from-admins-ipv4", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+         "ipv4s": ["203.0.113.0/24"]},
+        {"label": "ssh-from-admins-ipv6", "action": "ACCEPT", "protocol": "TCP", "ports": "22",
+         "ipv6s": ["2001:db8::/48"]},
+    ]
 
 
 def test_no_firewall_rule_is_open_to_the_world(three_region_run, dr_test_run, wired_dr_test):
@@ -189,6 +192,14 @@ def test_self_managed_primary_settings(dr_test_run):
                  "enforce_gtid_consistency = ON", "binlog_expire_logs_seconds = 604800", "event_scheduler = ON"):
         assert line in cnf.splitlines()
     assert "read_only" not in cnf
+
+
+def test_self_managed_binlog_retention_beyond_a_week_follows_config():
+    run = harness.run_ok(harness.stack_file("dr-test", database={"mode": "self-managed",
+                                                                "binlogRetentionSeconds": 1209600}))
+    for name in ("db-primary-us-east", "db-replica-eu-west"):
+        cnf = written(run.one(INSTANCE, name), "/etc/mysql/mysql.conf.d/zz-woocommerce-dr.cnf")
+        assert "binlog_expire_logs_seconds = 1209600" in cnf.splitlines(), name
 
 
 def test_self_managed_replica_reaches_the_primary_by_its_published_name(dr_test_run):
@@ -303,3 +314,14 @@ def test_the_plan_shows_no_secret(capsys):
         out = capsys.readouterr().out
         assert "BEGIN" not in out
         assert json.loads(out)["outputs"]["drctl"] == "[secret]"  # the database's part is in there
+
+
+def test_a_database_label_too_long_for_linode_names_the_stack_instead_of_being_cut():
+    # Cut to 32 characters, "<stack>-mysql-ap-south" and "<stack>-mysql-ap-southeast" would collide.
+    stack = config_from_mapping(project_name(), "production-europe-2", harness.stack_mapping(
+        "dr-test", regions=[{"region": "ap-south"}, {"region": "ap-southeast"}]))
+    result = harness.run(stack)
+    assert result.error == (
+        "the firewall label 'production-europe-2-mysql-ap-south' is 34 characters (allowed: at most 32); "
+        "use a shorter stack name"
+    )

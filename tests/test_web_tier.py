@@ -294,9 +294,19 @@ def test_more_admin_cidrs_than_a_cloud_firewall_holds_fail_the_preview_with_the_
     cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(300)]
     result = harness.run(harness.stack_file("prod", access={"adminCidrs": cidrs, "sshKeys": []}), program=PROGRAM)
     assert result.error == (
-        "woocommerce-dr:access.adminCidrs: the web node firewall would need 2 inbound rules with 301 addresses "
-        "(allowed: at most 25 rules and 255 addresses per Cloud Firewall)"
+        "invalid stack configuration:\n"
+        "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
+        "its region's web nodes and the other database servers, and holds at most 255 addresses "
+        "(got '300 networks'; allowed: at most 253 with these regions and webNodes)"
     )
+    assert result.resources == []
+
+
+def test_the_web_node_firewall_limits_are_checked_with_the_numbers():
+    from components.firewall_rules import FirewallRuleError, web_node_inbound
+
+    with pytest.raises(FirewallRuleError, match="would need 2 inbound rules with 256 addresses"):
+        web_node_inbound([f"10.0.{i}.0/24" for i in range(255)])
 
 
 def test_an_empty_cloudflare_range_list_is_refused_instead_of_closing_the_nodebalancer():
