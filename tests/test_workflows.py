@@ -213,8 +213,30 @@ def test_drift_never_shares_the_deploy_queue():
     assert not group.startswith("pulumi-up-")
 
 
-def test_no_dr_drill_workflow_until_the_drill_command_exists():
-    assert not (WORKFLOWS / "dr-drill.yml").exists()
+# --- dr-drill.yml: monthly ---------------------------------------------------------------------------
+
+def test_the_drill_runs_monthly_on_dr_test_and_never_beside_a_deploy_of_it():
+    drill = load("dr-drill.yml")
+    job = drill["jobs"]["drill"]
+    assert drill["on"]["schedule"][0]["cron"].split()[2:4] == ["3", "*"]
+    assert job["environment"] == "dr-test"
+    assert job["concurrency"] == {"group": "pulumi-up-dr-test", "cancel-in-progress": False}
+
+
+def test_the_drill_acts_with_yes_and_always_uploads_its_report_and_journal():
+    job = load("dr-drill.yml")["jobs"]["drill"]
+    drill = next(s for s in job["steps"] if s.get("name") == "Drill")
+    assert "-m drctl drill --outputs" in drill["run"] and "--yes" in drill["run"]
+    assert "--report-dir drill-report" in drill["run"]
+    upload = job["steps"][-1]
+    assert upload["uses"].startswith("actions/upload-artifact@") and upload["if"] == "always()"
+    assert upload["with"]["path"].split() == ["drill-report/", "drctl-state/"]
+
+
+def test_the_drills_stack_outputs_stay_out_of_the_workspace_and_the_artifact():
+    job = load("dr-drill.yml")["jobs"]["drill"]
+    read = next(s for s in job["steps"] if s.get("name") == "Read the dr-test stack outputs")
+    assert '> "$RUNNER_TEMP/outputs.json"' in read["run"]
 
 
 # --- What CI installs is what the tests ran ----------------------------------------------------------
