@@ -633,10 +633,14 @@ def _execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step]
     except Refused as err:
         outcome, result.message = "refused", str(err)
     except (Exception, KeyboardInterrupt) as err:
-        done = Journal.last_done(journal.doc)
-        result.message = (f"stopped at a step that failed: {err}. Last step done: {done or 'none'}. Fix the cause "
-                          f"and run the same command again to continue (journal: {journal.path})")
-        if isinstance(err, KeyboardInterrupt):
+        interrupted = isinstance(err, KeyboardInterrupt)
+        stopped = next((s["name"] for s in journal.doc["steps"] if s["status"] == "failed"), "?")
+        result.message = (f"stopped at step {stopped}: {'interrupted' if interrupted else err}. Last step done: "
+                          f"{Journal.last_done(journal.doc) or 'none'}. Fix the cause and run the same command again "
+                          f"to continue (journal: {journal.path})")
+        if interrupted:
+            # The caller sees only the interrupt: say here where things stand (a primary may be fenced).
+            rb.say(f"{operation} {plan['to']}: {result.message}")
             raise
     finally:
         result.steps = [{k: s.get(k) for k in ("name", "status", "error")} for s in journal.doc["steps"]]
