@@ -246,7 +246,9 @@ def test_ctrl_c_mid_promote_says_where_things_stand(mariadb_pair, tmp_path, clou
     blocker = shop["eu-west"].connect()
     blocker.cursor().execute("FLUSH TABLES WITH READ LOCK")  # the replica cannot catch up...
     time.sleep(1.2)
-    first = drctl("promote", "--outputs", str(shop.outputs_file), "--region", "eu-west", "--yes", env=env)
+    # A shell's background job (a CI runner's, say) ignores SIGINT, and children inherit that.
+    first = drctl("promote", "--outputs", str(shop.outputs_file), "--region", "eu-west", "--yes", env=env,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def catching_up():
         steps = json.loads(journal.read_text())["steps"] if journal.exists() else []
