@@ -92,9 +92,9 @@ class FaultInjector:
         if fault == "firewall-blackhole":
             firewall = target.node_balancer_firewall_id
             original = linode.firewall_rules(firewall)
-            linode.set_firewall_rules(firewall, _rule_fields(blackhole_rules(original)))
+            linode.set_firewall_rules(firewall, blackhole_rules(original))
             self._undo.append(_Undo(f"Cloud Firewall {firewall} rules restored",
-                                    lambda: linode.set_firewall_rules(firewall, _rule_fields(original))))
+                                    lambda: linode.set_firewall_rules(firewall, original)))
             return f"Cloud Firewall {firewall} (NodeBalancer of {region}) drops all traffic"
         raise FaultError(f"--fault: unknown fault {fault!r} (allowed: {', '.join(self.names)})")
 
@@ -116,8 +116,3 @@ class FaultInjector:
         if self.linode is None:
             raise FaultError(f"--fault {fault} needs the Linode API (set LINODE_TOKEN)")
         return self.linode
-
-
-def _rule_fields(rules: dict[str, Any]) -> dict[str, Any]:
-    # The rules endpoint answers with extra read-only fields (fingerprint, version) a PUT refuses.
-    return {k: rules[k] for k in ("inbound", "inbound_policy", "outbound", "outbound_policy") if k in rules}

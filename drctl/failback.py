@@ -29,7 +29,7 @@ from drctl import replication as r
 from drctl import server_bootstrap as boot
 from drctl.journal import Journal, Step
 from drctl.linode_api import LinodeAPIError
-from drctl.promote import Aborted, RunResult, Switchover, _execute, refusals_reported, report, wait_for
+from drctl.promote import Aborted, NullJournal, RunResult, Switchover, dry_run, execute, run_command, wait_for
 from drctl.runbook import (
     FENCES_FILE,
     Refused,
@@ -37,7 +37,6 @@ from drctl.runbook import (
     UsageError,
     add_change_arguments,
     add_common_arguments,
-    checked_run,
 )
 from drctl.topology import DatabaseUnreachable, DbServer, compare, discover, probe, session
 
@@ -90,9 +89,9 @@ def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
         return result
     steps = plan_steps(rb, journal, plan, opts)
     if opts.dry_run:
-        return dry_run(rb, result, steps, journal, plan, opts)
+        return dry_run_with_errant(rb, result, steps, journal, plan)
     assert journal is not None
-    result = _execute(rb, result, journal, steps, plan, opts, "failback")
+    result = execute(rb, result, journal, steps, plan, opts, "failback")
     checked = journal.detail("check-errant") or (journal.doc.get("refusal") or {})
     result.export = checked.get("export") or result.export
     return result
@@ -125,9 +124,7 @@ def assess(rb: Runbook, opts: FailbackOptions) -> dict[str, Any]:
 
 
 def plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts: FailbackOptions) -> list[Step]:
-    from drctl.promote import _NullJournal  # one stand-in for both commands
-
-    j = journal or _NullJournal()
+    j = journal or NullJournal()
     current, target = plan["from"], plan["to"]
     steps: list[Step] = []
     if opts.pre_hooks:
@@ -355,15 +352,9 @@ def record(rb: Runbook, journal: Journal, plan: dict[str, Any]) -> dict[str, Any
     return {"from": plan["from"], "to": plan["to"]}
 
 
-def dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None, plan: dict[str, Any],
-            opts: FailbackOptions) -> RunResult:
-    result.outcome = "dry-run"
-    for step in steps:
-        done = journal is not None and journal.done(step.name)
-        result.steps.append({"name": step.name, "description": step.description,
-                             "status": "done in an earlier run" if done else "would run"})
-        rb.say(f"  {'=' if done else '>'} {step.description}" + (" (done in an earlier run)" if done else ""))
-    result.message = "dry run: nothing was changed"
+def dry_run_with_errant(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None,
+                        plan: dict[str, Any]) -> RunResult:
+    result = dry_run(rb, result, steps, journal)
     with contextlib.suppress(Exception):
         t_state, p_state = probe(rb.server(plan["to"])), probe(rb.server(plan["from"]))
         diff = compare(p_state, t_state)
@@ -400,5 +391,4 @@ def run(args: argparse.Namespace) -> int:
         skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
         abandon_journal=args.abandon_journal, export_dir=args.export_dir,
     )
-    return checked_run("failback", args, lambda rb: report(refusals_reported(
-        lambda: failback(rb, opts), RunResult("failback", opts.to, journal=str(rb.journal_path))), args))
+    return run_command("failback", opts.to, args, lambda rb: failback(rb, opts))

@@ -28,8 +28,6 @@ from drctl.linode_api import LinodeAPI, LinodeAPIError, blackhole_rules
 from drctl.topology import DbServer
 from drctl.traffic_backends import TrafficBackend, TrafficError
 
-FIREWALL_RULE_KEYS = ("inbound", "inbound_policy", "outbound", "outbound_policy")
-
 
 @dataclass(frozen=True)
 class FenceAction:
@@ -115,10 +113,10 @@ def fence_network(server: DbServer, linode: LinodeAPI | None, store: FenceStore,
             fw = server.firewall_id
             if "firewall" not in saved:
                 rules = linode.firewall_rules(fw)
-                store.put(server.region, "firewall", {"id": fw, "rules": _rule_fields(rules)})
+                store.put(server.region, "firewall", {"id": fw, "rules": rules})
             else:
                 rules = saved["firewall"]["rules"]
-            linode.set_firewall_rules(fw, _rule_fields(blackhole_rules(rules)))
+            linode.set_firewall_rules(fw, blackhole_rules(rules))
             return FenceAction("network", True, f"{server.region}: Cloud Firewall {fw} drops all traffic "
                                                 "(original rules saved for failback)")
         db_id = server.managed_database_id
@@ -146,10 +144,6 @@ def lift_network_fence(server: DbServer, linode: LinodeAPI, store: FenceStore) -
         store.drop(server.region, "allowList")
         done.append(f"managed database {al['id']} allow-list restored ({len(al['list'])} entries)")
     return done
-
-
-def _rule_fields(rules: dict[str, Any]) -> dict[str, Any]:
-    return {k: rules[k] for k in FIREWALL_RULE_KEYS if k in rules}
 
 
 # --- traffic --------------------------------------------------------------------------------------

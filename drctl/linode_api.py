@@ -21,6 +21,7 @@ from linode_api4.errors import ApiError
 
 DEFAULT_BASE_URL = "https://api.linode.com/v4"
 REQUEST_TIMEOUT_SECONDS = 15
+FIREWALL_RULE_KEYS = ("inbound", "inbound_policy", "outbound", "outbound_policy")
 
 # Which personal-access-token scope each kind of call needs, for 401/403 messages.
 SCOPES = {
@@ -114,13 +115,15 @@ class LinodeAPI:
 
     # --- Cloud Firewalls -------------------------------------------------------------------------
     def firewall_rules(self, firewall_id: int) -> dict[str, Any]:
-        return self._call("get", f"/networking/firewalls/{firewall_id}/rules", "firewall:read",
-                          f"read the rules of firewall {firewall_id}")
+        """The rules as `set_firewall_rules` takes them back: the endpoint also answers with
+        read-only fields (fingerprint, version) that a PUT refuses."""
+        rules = self._call("get", f"/networking/firewalls/{firewall_id}/rules", "firewall:read",
+                           f"read the rules of firewall {firewall_id}")
+        return {k: rules[k] for k in FIREWALL_RULE_KEYS if k in rules}
 
     def set_firewall_rules(self, firewall_id: int, rules: dict[str, Any]) -> None:
         self._call("put", f"/networking/firewalls/{firewall_id}/rules", "firewall:write",
                    f"change the rules of firewall {firewall_id}", data=rules)
-
 
     # --- Managed databases -----------------------------------------------------------------------
     def database_allow_list(self, database_id: int) -> list[str]:

@@ -546,12 +546,12 @@ def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
     gate_refusal = _rpo_gate(plan, opts)
     steps = _plan_steps(rb, journal, plan, opts)
     if opts.dry_run:
-        return _dry_run(rb, result, steps, journal, plan, blocked or gate_refusal)
+        return dry_run(rb, result, steps, journal, blocked or gate_refusal)
     assert journal is not None
     if gate_refusal:
         journal.finish("refused")
         raise Refused(gate_refusal)
-    return _execute(rb, result, journal, steps, plan, opts, "promote")
+    return execute(rb, result, journal, steps, plan, opts, "promote")
 
 
 def _assess_or_close(rb: Runbook, opts: PromoteOptions, journal: Journal | None) -> dict[str, Any]:
@@ -583,7 +583,7 @@ def _plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts
     if opts.pre_hooks:
         steps.append(rb.pre_hook_step(opts.pre_hooks, rb.hook_env("promote", "pre", plan["from"] or "", plan["to"],
                                                                   plan["mode"], opts.dry_run)))
-    j = journal or _NullJournal()
+    j = journal or NullJournal()
     if plan["mode"] == "planned":
         steps += Switchover(rb, j, plan["from"], plan["to"], plan["repoint"], opts.catch_up_timeout,
                             opts.traffic_timeout, opts.skip_traffic).steps()
@@ -600,7 +600,7 @@ def _record(rb: Runbook, plan: dict[str, Any], journal: Journal) -> dict[str, An
     return {"from": plan["from"], "to": plan["to"]}
 
 
-class _NullJournal(Journal):
+class NullJournal(Journal):
     """Stands in for the journal in --dry-run: nothing is done, nothing is written."""
 
     def __init__(self) -> None:
@@ -608,8 +608,9 @@ class _NullJournal(Journal):
         self.doc = {"steps": []}
 
 
-def _dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None, plan: dict[str, Any],
-             gate_refusal: str | None) -> RunResult:
+def dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None,
+            refusal: str | None = None) -> RunResult:
+    """What a --dry-run of promote or failback reports: every step, and which a resumed run skips."""
     result.outcome = "dry-run"
     for step in steps:
         done = journal is not None and journal.done(step.name)
@@ -617,12 +618,12 @@ def _dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal
                              "status": "done in an earlier run" if done else "would run"})
         rb.say(f"  {'=' if done else '>'} {step.description}" + (" (done in an earlier run)" if done else ""))
     result.message = "dry run: nothing was changed"
-    if gate_refusal:
-        result.message += f"; as things stand the promotion would be refused: {gate_refusal}"
+    if refusal:
+        result.message += f"; as things stand the promotion would be refused: {refusal}"
     return result
 
 
-def _execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step], plan: dict[str, Any],
+def execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step], plan: dict[str, Any],
              opts: Any, operation: str) -> RunResult:
     outcome = "failed"
     try:
@@ -633,10 +634,14 @@ def _execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step]
     except Refused as err:
         outcome, result.message = "refused", str(err)
     except (Exception, KeyboardInterrupt) as err:
-        done = Journal.last_done(journal.doc)
-        result.message = (f"stopped at a step that failed: {err}. Last step done: {done or 'none'}. Fix the cause "
-                          f"and run the same command again to continue (journal: {journal.path})")
-        if isinstance(err, KeyboardInterrupt):
+        interrupted = isinstance(err, KeyboardInterrupt)
+        stopped = next((s["name"] for s in journal.doc["steps"] if s["status"] == "failed"), "?")
+        result.message = (f"stopped at step {stopped}: {'interrupted' if interrupted else err}. Last step done: "
+                          f"{Journal.last_done(journal.doc) or 'none'}. Fix the cause and run the same command again "
+                          f"to continue (journal: {journal.path})")
+        if interrupted:
+            # The caller sees only the interrupt: say here where things stand (a primary may be fenced).
+            rb.say(f"{operation} {plan['to']}: {result.message}")
             raise
     finally:
         result.steps = [{k: s.get(k) for k in ("name", "status", "error")} for s in journal.doc["steps"]]
@@ -694,17 +699,19 @@ def run(args: argparse.Namespace) -> int:
         traffic_timeout=args.traffic_timeout, skip_traffic=args.skip_traffic,
         pre_hooks=args.pre_hook, post_hooks=args.post_hook, abandon_journal=args.abandon_journal,
     )
-    return checked_run("promote", args, lambda rb: report(refusals_reported(
-        lambda: promote(rb, opts), RunResult("promote", opts.region, journal=str(rb.journal_path))), args))
+    return run_command("promote", opts.region, args, lambda rb: promote(rb, opts))
 
 
-def refusals_reported(run: Callable[[], RunResult], refused: RunResult) -> RunResult:
-    """A refusal before any change becomes a result too, so `-o json` always prints a document."""
-    try:
-        return run()
-    except (Refused, JournalError) as err:
-        refused.outcome, refused.message = "refused", str(err)
-        return refused
+def run_command(operation: str, target: str, args: argparse.Namespace, body: Callable[[Runbook], RunResult]) -> int:
+    """The command line around promote and failback: a refusal before any change becomes a result
+    too, so `-o json` always prints a document."""
+    def reported(rb: Runbook) -> int:
+        try:
+            result = body(rb)
+        except (Refused, JournalError) as err:
+            result = RunResult(operation, target, outcome="refused", message=str(err), journal=str(rb.journal_path))
+        return report(result, args)
+    return checked_run(operation, args, reported)
 
 
 def report(result: RunResult, args: argparse.Namespace) -> int:

@@ -133,8 +133,11 @@ class FakeLinode:
             if fw_id not in self.firewalls:
                 return 404, {"errors": [{"reason": "Not found"}]}
             if method == "PUT":
+                read_only = sorted(set(body) & {"fingerprint", "version"})
+                if read_only:  # as the real endpoint: what GET adds cannot be PUT back
+                    return 400, {"errors": [{"field": f, "reason": "not allowed"} for f in read_only]}
                 self.firewalls[fw_id] = body
-            return 200, self.firewalls[fw_id]
+            return 200, {**self.firewalls[fw_id], "fingerprint": f"fp{fw_id}", "version": 1}
         if m := re.fullmatch(r"/databases/mysql/instances/(\d+)", path):
             db = self.databases.get(int(m[1]))
             if db is None:

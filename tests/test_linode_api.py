@@ -65,6 +65,14 @@ def test_blackhole_drops_everything(linode):
     assert linode.firewalls[9] == {"inbound": [], "inbound_policy": "DROP", "outbound": [], "outbound_policy": "DROP"}
 
 
+def test_firewall_rules_read_back_unchanged(linode):
+    client = api(linode)
+    rules = client.firewall_rules(9)
+    assert "fingerprint" not in rules and "version" not in rules
+    client.set_firewall_rules(9, rules)
+    assert client.firewall_rules(9) == rules
+
+
 def test_managed_database_allow_list_can_be_emptied(linode):
     client = api(linode)
     assert client.database_allow_list(5) == ["192.0.2.1/32"]

@@ -239,6 +239,30 @@ def test_a_crash_mid_promote_then_a_rerun_completes_without_repeating_finished_s
     assert cloud.serving() == "eu-west" and source_port(shop["us-east"]) == shop["eu-west"].port
 
 
+def test_ctrl_c_mid_promote_says_where_things_stand(mariadb_pair, tmp_path, cloud):
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
+    env = {**os.environ, **cloud.env(), "DRCTL_STATE_DIR": str(tmp_path / "state-cli")}
+    journal = tmp_path / "state-cli" / "runbook-test" / "journal.json"
+    blocker = shop["eu-west"].connect()
+    blocker.cursor().execute("FLUSH TABLES WITH READ LOCK")  # the replica cannot catch up...
+    time.sleep(1.2)
+    # A shell's background job (a CI runner's, say) ignores SIGINT, and children inherit that.
+    first = drctl("promote", "--outputs", str(shop.outputs_file), "--region", "eu-west", "--yes", env=env,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def catching_up():
+        steps = json.loads(journal.read_text())["steps"] if journal.exists() else []
+        return any(s["name"] == "catch-up" and s["status"] == "running" for s in steps)
+    wait_for(catching_up)
+    first.send_signal(signal.SIGINT)  # ...and the operator presses Ctrl-C while it waits
+    out, err = first.communicate(timeout=60)
+    blocker.close()
+    assert first.returncode == 130, out + err
+    assert "promote eu-west: stopped at step catch-up: interrupted. Last step done: fence-primary. Fix the cause " \
+           "and run the same command again to continue" in out
+    assert read_only(shop["us-east"])  # fenced, as the journal says; a re-run continues from here
+
+
 def test_dry_run_prints_every_step_and_changes_nothing(mariadb_pair, tmp_path, cloud, monkeypatch, capsys):
     shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
     for key, value in {**cloud.env(), "DRCTL_STATE_DIR": str(tmp_path / "state-cli")}.items():
