@@ -66,7 +66,7 @@ def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
     result = RunResult("failback", opts.to, journal=str(rb.journal_path))
     params = {"to": opts.to}
     if opts.dry_run:
-        journal = rb.peek_journal("failback", params)
+        journal = rb.peek_journal("failback", params, opts.abandon_journal)
     else:
         journal, _ = rb.open_journal("failback", params, opts.abandon_journal)
     plan = journal.detail("assess") if journal is not None else None

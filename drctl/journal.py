@@ -45,22 +45,30 @@ class Journal:
     def open(self, abandon: bool = False) -> bool:
         """Load an unfinished journal for the same operation and parameters (resume, returns True),
         or start a new one. Refuse if an unfinished journal belongs to something else."""
-        existing = self._read()
-        if existing and not existing.get("finished"):
-            same = existing["operation"] == self.operation and existing["params"] == self.params
-            if same and not abandon:
-                self.doc = existing
-                return True
-            if not abandon:
-                raise JournalError(
-                    f"an unfinished {existing['operation']} {_describe(existing['params'])} is recorded in "
-                    f"{self.path} (last step done: {self.last_done(existing) or 'none'}); finish it by re-running "
-                    f"that command, or pass --abandon-journal to start {self.operation} anyway"
-                )
+        if self.peek(abandon):
+            return True
         self.doc = {"operation": self.operation, "params": self.params, "started": self.clock(),
                     "finished": None, "outcome": None, "steps": []}
         self._write()
         return False
+
+    def peek(self, abandon: bool = False) -> bool:
+        """What `open` would decide, without writing: True (and the journal loaded) when an
+        unfinished journal of this operation and parameters exists; JournalError when an unfinished
+        one belongs to something else (so --dry-run refuses exactly where the real run would)."""
+        existing = self._read()
+        if not existing or existing.get("finished"):
+            return False
+        if abandon:
+            return False
+        if existing["operation"] == self.operation and existing["params"] == self.params:
+            self.doc = existing
+            return True
+        raise JournalError(
+            f"an unfinished {existing['operation']} {_describe(existing['params'])} is recorded in "
+            f"{self.path} (last step done: {self.last_done(existing) or 'none'}); finish it by re-running "
+            f"that command, or pass --abandon-journal to start {self.operation} anyway"
+        )
 
     @staticmethod
     def last_done(doc: dict[str, Any]) -> str | None:

@@ -521,7 +521,7 @@ def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
     result = RunResult("promote", opts.region, journal=str(rb.journal_path))
     params = {"region": opts.region}
     if opts.dry_run:
-        journal = rb.peek_journal("promote", params)
+        journal = rb.peek_journal("promote", params, opts.abandon_journal)
     else:
         journal, _ = rb.open_journal("promote", params, opts.abandon_journal)
     plan = journal.detail("assess") if journal is not None else None

@@ -111,15 +111,11 @@ class Runbook:
         resumed = journal.open(abandon=abandon)
         return journal, resumed
 
-    def peek_journal(self, operation: str, params: dict[str, Any]) -> Journal | None:
-        """An unfinished journal of this very operation, read-only (for --dry-run)."""
+    def peek_journal(self, operation: str, params: dict[str, Any], abandon: bool) -> Journal | None:
+        """For --dry-run: the unfinished journal of this very operation (read-only), None when there is
+        none, JournalError when the real run would be refused for another operation's journal."""
         journal = Journal(self.journal_path, operation, params, clock=self.clock)
-        existing = journal._read()
-        if existing and not existing.get("finished") and existing["operation"] == operation \
-                and existing["params"] == params:
-            journal.doc = existing
-            return journal
-        return None
+        return journal if journal.peek(abandon) else None
 
     def _archive_finished(self) -> None:
         journal = Journal(self.journal_path, "", {})

@@ -127,3 +127,15 @@ def test_hooks_do_not_inherit_api_tokens(tmp_path, monkeypatch):
     monkeypatch.setenv("LINODE_TOKEN", "linode-secret")
     hook = _script(tmp_path, "env.sh", 'echo "${CLOUDFLARE_API_TOKEN:-none} ${LINODE_TOKEN:-none} $DRCTL_PHASE"\n')
     assert run_hooks([hook], {"DRCTL_PHASE": "pre"}) == ["none none pre"]
+
+
+def test_peek_refuses_like_open_without_writing(tmp_path):
+    path = tmp_path / "ops.json"
+    j = Journal(path, "promote", {"region": "eu-west"})
+    j.open()
+    before = path.read_text()
+    with pytest.raises(JournalError, match="an unfinished promote region=eu-west"):
+        Journal(path, "failback", {"to": "us-east"}).peek()
+    assert Journal(path, "failback", {"to": "us-east"}).peek(abandon=True) is False
+    assert Journal(path, "promote", {"region": "eu-west"}).peek() is True
+    assert path.read_text() == before
