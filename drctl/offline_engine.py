@@ -86,6 +86,9 @@ class ProgramRun:
     resources: list[Registration]
     outputs: dict[str, Any]
     error: str | None = None
+    # True when the program refused its input (pulumi.RunError: config, region capabilities, limits),
+    # False for a program bug; `drctl plan` exits 2 for the first, 1 for the second.
+    refused_input: bool = False
     logs: list[tuple[str, str]] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[Registration]:
@@ -230,7 +233,7 @@ def run_program(
     root = str(program.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
-    error = None
+    error, refused_input = None, False
     outputs: dict[str, Any] = {}
     try:
         runpy.run_path(str(program), run_name="__main__")
@@ -239,17 +242,19 @@ def run_program(
         if monitor.duplicates:
             raise DuplicateUrnError("two resources share the URN " + ", ".join(monitor.duplicates))
     except pulumi.RunError as err:
-        error = str(err)
+        error, refused_input = str(err), True
     except DuplicateUrnError as err:
         error = str(err)
     except Exception as err:
+        # A RunError raised inside an apply reaches here wrapped; it is still the program refusing input.
         cause = err.__cause__ or err
-        error = f"{type(cause).__name__}: {cause}" if not isinstance(cause, pulumi.RunError) else str(cause)
+        refused_input = isinstance(cause, pulumi.RunError)
+        error = str(cause) if refused_input else f"{type(cause).__name__}: {cause}"
     finally:
         _drain(loop, loops)
         settings.set_root_resource(None)
     return ProgramRun(stack=stack, preview=preview, resources=monitor.registrations, outputs=outputs,
-                      error=error, logs=logs)
+                      error=error, refused_input=refused_input, logs=logs)
 
 
 class _LoopTracker(asyncio.DefaultEventLoopPolicy):

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_program(stack, preview=True)
     if result.error is not None:
         print(f"drctl plan: stack {stack.stack!r} cannot be planned:\n{result.error}", file=sys.stderr)
-        return EXIT_USAGE if "invalid stack configuration" in result.error else EXIT_FAILED
+        return EXIT_USAGE if result.refused_input else EXIT_FAILED
     if args.output == "json":
         json.dump(plan_document(result), sys.stdout, indent=2)
         sys.stdout.write("\n")

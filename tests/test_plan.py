@@ -81,3 +81,24 @@ def test_make_plan_entry_point_runs_as_a_module():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "mock engine" in proc.stdout
+
+
+def test_a_region_without_a_needed_capability_is_the_users_problem_so_exit_2(capsys, monkeypatch):
+    from drctl import offline_engine
+
+    real = offline_engine.run_program
+    monkeypatch.setattr(offline_engine, "run_program", lambda stack, preview: real(
+        stack, preview, region_capabilities={"eu-west": ("Linodes",)}))
+    code, out, err = plan(capsys, "-s", "prod")
+    assert code == 2 and out == ""
+    assert "region 'eu-west' lacks NodeBalancers, Cloud Firewall, Metadata" in err
+
+
+def test_a_program_bug_exits_1(capsys, monkeypatch):
+    from drctl import offline_engine
+
+    real = offline_engine.run_program
+    monkeypatch.setattr(offline_engine, "run_program", lambda stack, preview: real(
+        stack, preview, program=REPO_ROOT / "tests" / "programs" / "duplicate" / "__main__.py"))
+    code, _, err = plan(capsys, "-s", "prod")
+    assert code == 1 and "two resources share the URN" in err
