@@ -37,6 +37,22 @@ _FQDN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
 _EXPECTED_CODES = re.compile(r"^[1-5]([0-9]{2}|xx)$")
+_LINODE_TYPE = r"^g\d-[a-z0-9-]+$"
+_LINODE_IMAGE = r"^(linode|private)/[a-z0-9.\-/]+$"
+_PATH = r"^/"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_HTTPS_URL = r"^https://"
+
+# What each pattern means, for the "allowed:" part of a message.
+_PATTERN_WORDS = {
+    _CLOUDFLARE_ID.pattern: "a 32-character hexadecimal Cloudflare id",
+    _EXPECTED_CODES.pattern: 'an HTTP status code or class, quoted, such as "200" or "2xx"',
+    _LINODE_TYPE: "a Linode type id such as g6-standard-2",
+    _LINODE_IMAGE: "a Linode image id such as linode/ubuntu24.04",
+    _PATH: "a path starting with /",
+    _EMAIL: "an email address",
+    _HTTPS_URL: "an https:// URL",
+}
 
 
 class Problem(Exception):
@@ -85,8 +101,8 @@ class _Model(BaseModel):
 class RegionSpec(_Model):
     region: str
     web_nodes: int = Field(2, ge=1, le=25)
-    instance_type: str = Field("g6-standard-2", pattern=r"^g\d-[a-z0-9-]+$")
-    image: str = Field("linode/ubuntu24.04", pattern=r"^(linode|private)/[a-z0-9.\-/]+$")
+    instance_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
+    image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
 
     @rule("region")
     def _known_region(self, path: str) -> Iterable[Problem]:
@@ -104,7 +120,7 @@ class NodeBalancerSpec(_Model):
     check_interval: int = Field(10, ge=2, le=3600)
     check_timeout: int = Field(5, ge=1, le=30)
     check_attempts: int = Field(3, ge=1, le=30)
-    check_path: str = Field("/healthz", pattern=r"^/")
+    check_path: str = Field("/healthz", pattern=_PATH)
     check_body: str = Field('"db_reachable":true', min_length=1)
 
     @rule("check_interval", "check_timeout")
@@ -120,10 +136,10 @@ class NodeBalancerSpec(_Model):
 
 class DatabaseSpec(_Model):
     mode: Literal["managed", "self-managed"] = "managed"
-    type: str = Field("g6-dedicated-2", pattern=r"^g\d-[a-z0-9-]+$")
+    type: str = Field("g6-dedicated-2", pattern=_LINODE_TYPE)
     cluster_size: Literal[1, 2, 3] = 3
-    replica_type: str = Field("g6-standard-2", pattern=r"^g\d-[a-z0-9-]+$")
-    replica_image: str = Field("linode/ubuntu24.04", pattern=r"^(linode|private)/[a-z0-9.\-/]+$")
+    replica_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
+    replica_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
     # A replica that was cut off must find every binlog it missed when it reconnects: a day at least.
     binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
     maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
@@ -148,7 +164,7 @@ class DatabaseSpec(_Model):
 
 
 class MonitorSpec(_Model):
-    path: str = Field("/healthz", pattern=r"^/")
+    path: str = Field("/healthz", pattern=_PATH)
     interval: int = Field(60, ge=10, le=3600)
     timeout: int = Field(5, ge=1, le=10)
     retries: int = Field(2, ge=0, le=5)
@@ -175,8 +191,8 @@ class MonitorSpec(_Model):
 
 
 class AlertsSpec(_Model):
-    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    webhook_url: str | None = Field(None, pattern=r"^https://")
+    email: str | None = Field(None, pattern=_EMAIL)
+    webhook_url: str | None = Field(None, pattern=_HTTPS_URL)
 
 
 class TrafficSpec(_Model):
@@ -525,10 +541,8 @@ def _describe(annotation: Any, metadata: list[Any] | None = None) -> str:
     if get_origin(annotation) is Literal:
         return ", ".join(str(a) for a in get_args(annotation))
     pattern = next((getattr(m, "pattern", None) for m in metadata if getattr(m, "pattern", None)), None)
-    if pattern == _CLOUDFLARE_ID.pattern:
-        return "a 32-character hexadecimal Cloudflare id"
     if pattern:
-        return f"text matching {pattern}"
+        return _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
     if annotation is bool:
         return "true, false"
     if annotation is int:
@@ -538,7 +552,8 @@ def _describe(annotation: Any, metadata: list[Any] | None = None) -> str:
         prefix = "a list of mappings with keys " if get_origin(annotation) is tuple else "a mapping with keys "
         return prefix + ", ".join(_aliases(model))
     if get_origin(annotation) is tuple:
-        return "a list of " + _describe(get_args(annotation)[0])
+        item = get_args(annotation)[0]
+        return "a list of strings" if item is str else "a list of " + _describe(item)
     return "a string" if annotation is str else str(annotation)
 
 

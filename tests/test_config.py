@@ -311,3 +311,18 @@ def test_every_problem_is_reported_at_once():
         "woocommerce-dr:access.adminCidrs[0]",
         "woocommerce-dr:domain",
     ]
+
+
+def test_unquoted_status_code_says_to_quote_it():
+    traffic = raw_config("prod")["traffic"]
+    traffic["monitor"] = {**traffic["monitor"], "expectedCodes": 200}
+    assert problems(traffic=traffic) == [
+        "woocommerce-dr:traffic.monitor.expectedCodes: not a string (got 200; allowed: an HTTP status code or "
+        'class, quoted, such as "200" or "2xx")'
+    ]
+
+
+def test_a_single_cidr_instead_of_a_list():
+    assert problems(access={"adminCidrs": "203.0.113.0/24"}) == [
+        "woocommerce-dr:access.adminCidrs: not a list (got '203.0.113.0/24'; allowed: a list of strings)"
+    ]
