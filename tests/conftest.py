@@ -52,3 +52,12 @@ from tests.mariadb import (  # noqa: E402, F401
     mariadb_trio,
     primary_and_read_only_replica,
 )
+
+
+@pytest.fixture
+def cloud():
+    """Local fakes of the Cloudflare and Linode APIs for the runbook's regions (tests/runbook_support.py)."""
+    from tests.runbook_support import REGIONS, Cloud
+
+    with Cloud(REGIONS) as c:
+        yield c

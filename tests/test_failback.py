@@ -14,16 +14,10 @@ from drctl.failback import FailbackOptions, failback
 from drctl.promote import PromoteOptions, promote
 from drctl.runbook import Refused
 from drctl.status import collect
-from tests.runbook_support import ADMIN_PASSWORD, REGIONS, Cloud, Shop, app_insert, order_ids, wait_caught_up
+from tests.runbook_support import ADMIN_PASSWORD, Shop, app_insert, order_ids, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
-
-
-@pytest.fixture
-def cloud():
-    with Cloud(REGIONS) as c:
-        yield c
 
 
 def lose_the_primary(shop, cloud, lost_orders=()):

@@ -23,8 +23,6 @@ from tests.fake_linode import Fault
 from tests.runbook_support import (
     ADMIN_PASSWORD,
     LB,
-    REGIONS,
-    Cloud,
     OrderWriter,
     Shop,
     app_insert,
@@ -37,12 +35,6 @@ from tests.runbook_support import (
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def cloud():
-    with Cloud(REGIONS) as c:
-        yield c
 
 
 def source_port(server) -> int | None:

@@ -9,16 +9,10 @@ import pytest
 
 from drctl import cli
 from drctl import replication as r
-from tests.runbook_support import REGIONS, Cloud, Shop, wait_caught_up
+from tests.runbook_support import REGIONS, Shop, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
-
-
-@pytest.fixture
-def cloud():
-    with Cloud(REGIONS) as c:
-        yield c
 
 
 @pytest.fixture

@@ -7,13 +7,7 @@ import pytest
 from drctl.cloudflare_api import CloudflareApi
 from drctl.stack_outputs import parse_outputs
 from drctl.traffic_backends import CloudflareDns, TrafficBackend, TrafficError, wait_until_serving
-from tests.runbook_support import LB, REGIONS, ZONE, Cloud, outputs_doc, paper_servers
-
-
-@pytest.fixture
-def cloud():
-    with Cloud(REGIONS) as c:
-        yield c
+from tests.runbook_support import LB, REGIONS, ZONE, outputs_doc, paper_servers
 
 
 def test_both_cloudflare_backends_implement_the_protocol(cloud):
