@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from drctl import drill_command, failback, plan, promote, rehearse, status, watch
@@ -24,8 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def answer_ctrl_c() -> None:
+    """Make SIGINT raise KeyboardInterrupt even when drctl was started with it ignored (a shell's
+    background job, a CI runner): an operator's Ctrl-C or `kill -INT` must stop a promote at once and
+    have it say where things stand, not leave it running with a primary fenced."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    answer_ctrl_c()
     try:
         return args.func(args)
     except KeyboardInterrupt:

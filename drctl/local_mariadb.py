@@ -1,10 +1,10 @@
 """Throwaway MariaDB 10.11 servers on loopback ports: the databases of `drctl rehearse`, and of the
 tests (tests/mariadb.py wraps this module in pytest fixtures).
 
-Each `MariaDBServer` gets its own data directory below a private temp directory, a free 127.0.0.1
-port, binary logging in ROW format with GTIDs (`log_slave_updates`, strict mode), a server id, and
-TLS with a certificate for 127.0.0.1 signed by a throwaway CA (`LocalCA`), so replication is set up
-exactly as in production: verified TLS, GTID auto-positioning, through drctl/replication.py. `root`
+Each `MariaDBServer` gets its own data directory below a private temp directory, a 127.0.0.1 port
+reserved for its whole life (drctl/local_ports.py), binary logging in ROW format with GTIDs
+(`log_slave_updates`, strict mode), a server id, and TLS with a certificate for 127.0.0.1 signed by
+a throwaway CA (`LocalCA`), so replication is set up exactly as in production: verified TLS, GTID auto-positioning, through drctl/replication.py. `root`
 logs in through the socket without a password; `create_user` makes TCP accounts that must use TLS.
 
 Lifecycle: `start()` (waits until the server answers), `stop()` (clean shutdown), `kill()` (SIGKILL,
@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,8 +28,7 @@ from pathlib import Path
 import pymysql
 
 from drctl import local_binaries, local_processes, replication
-
-HOST = "127.0.0.1"
+from drctl.local_ports import HOST, PortReservation
 
 FindBinaries = Callable[..., dict[str, str]]
 
@@ -89,12 +87,6 @@ def make_template(directory: Path, find_binaries: FindBinaries = local_binaries.
     return datadir
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 class MariaDBServer:
     """One mariadbd process with its own data directory below `base`."""
 
@@ -109,7 +101,9 @@ class MariaDBServer:
         self.datadir = self.dir / "data"
         self.socket = str(self.dir / "mysqld.sock")  # short path: unix sockets allow 107 bytes
         self.error_log = self.dir / "error.log"
-        self.port = free_port()
+        # Held for the server's whole life, restarts included (a killed region comes back on its port).
+        self._port = PortReservation()
+        self.port = self._port.port
         self.host = HOST
         self.tls = tls
         self.extra_args = extra_args
@@ -165,6 +159,11 @@ class MariaDBServer:
         """Crash the server (SIGKILL): what a dead region looks like to its peers."""
         local_processes.kill(self.process)
         self.process = None
+
+    def release(self) -> None:
+        """Stop for good: kill the server if it still runs and give its port back."""
+        self.kill()
+        self._port.release()
 
     @property
     def running(self) -> bool:
@@ -242,7 +241,7 @@ class MariaDBCluster:
             try:
                 server.stop(timeout=10)
             finally:
-                server.kill()
+                server.release()
         shutil.rmtree(self.base, ignore_errors=True)
 
 

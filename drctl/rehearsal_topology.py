@@ -48,7 +48,8 @@ from drctl.haproxy_backend import (
     nodebalancer,
 )
 from drctl.local_haproxy import HAProxyProcess
-from drctl.local_mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, free_port, make_template, replicate
+from drctl.local_mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, make_template, replicate
+from drctl.local_ports import PortPool
 from drctl.stack_files import REPO_ROOT, load_stack_file
 from drctl.stack_outputs import StackOutputs, parse_outputs
 
@@ -243,7 +244,8 @@ class LocalTopology:
         self.traffic: HAProxyTraffic | None = None
         self.linode: HAProxyLinode | None = None
         self.regions: dict[str, _Region] = {}
-        self.cloudflare_port = free_port()
+        self._ports = PortPool()  # every listener's port, held until close(): no number handed out twice
+        self.cloudflare_port = self._ports.port()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> LocalTopology:
@@ -263,8 +265,8 @@ class LocalTopology:
         self.databases = MariaDBCluster(self.ca, template, base=self.dir / "db")
         for i, region in enumerate(self.spec.regions):
             server = self.databases.add(server_id=i + 1, name=region)
-            origins = {f"web-{n + 1}": free_port() for n in range(self.spec.web_nodes)}
-            self.regions[region] = _Region(region, server, free_port(), free_port(), origins, {})
+            origins = {f"web-{n + 1}": self._ports.port() for n in range(self.spec.web_nodes)}
+            self.regions[region] = _Region(region, server, self._ports.port(), self._ports.port(), origins, {})
         self._prepare_primary(self.regions[self.spec.regions[0]].database)
         self._tls_pem = haproxy_files(self.dir / "haproxy", self.spec.regions, self.ca)
         self.haproxy = HAProxyProcess(self.dir / "haproxy", self.haproxy_config(), self.dir / "haproxy" / "api.sock")
@@ -288,6 +290,7 @@ class LocalTopology:
             self.haproxy.stop()
         if self.databases is not None:
             self.databases.close()
+        self._ports.release()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- the databases -----------------------------------------------------------------------------
@@ -376,7 +379,10 @@ class LocalTopology:
             for r in self.regions.values():
                 for name, process in r.processes.items():
                     if process.poll() is not None:
-                        raise TopologyError(f"shop origin {r.name}-{name} exited with {process.returncode}")
+                        # The log goes with the topology's directory: quote it while it is still there.
+                        log = self.dir / "origins" / f"{r.name}-{name}.log"
+                        raise TopologyError(f"shop origin {r.name}-{name} exited with {process.returncode}:\n"
+                                            f"{local_processes.log_tail(log)}")
             time.sleep(0.05)
         details = "; ".join(r.detail for r in state.regions.values()) if state else "no state read"
         raise TopologyError(f"the rehearsal topology did not come up within {timeout:.0f} s ({details})")

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from drctl import local_mariadb
-from drctl.local_mariadb import HOST, free_port, install_datadir, replicate
+from drctl.local_mariadb import HOST, install_datadir, replicate
 from tests.binaries import need
 
-__all__ = ["HOST", "MariaDBCluster", "MariaDBServer", "TestCA", "cluster", "free_port", "install_datadir",
+__all__ = ["HOST", "MariaDBCluster", "MariaDBServer", "TestCA", "cluster", "install_datadir",
            "replicate"]
 
 

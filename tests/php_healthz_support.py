@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from drctl.local_mariadb import free_port
+from drctl.local_ports import PortReservation
 from tests.binaries import require
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "components" / "templates" / "web-node"
@@ -42,7 +42,8 @@ class Healthz:
 
     def __init__(self, etc: Path):
         php = require("php")
-        self.port = free_port()
+        self._port = PortReservation()  # held until stop(): php -S binds it with SO_REUSEADDR
+        self.port = self._port.port
         env = {**os.environ, "WOOCOMMERCE_DR_ETC": str(etc)}
         self.process = subprocess.Popen(
             [php, "-S", f"127.0.0.1:{self.port}", str(TEMPLATES / "healthz.php")],
@@ -67,4 +68,5 @@ class Healthz:
         """Stop the server; what it logged (PHP's error_log lands here)."""
         self.process.terminate()
         _, stderr = self.process.communicate(timeout=10)
+        self._port.release()
         return stderr

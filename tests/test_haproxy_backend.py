@@ -16,7 +16,8 @@ from drctl.drill_faults import FaultInjector
 from drctl.haproxy_backend import HAProxyLinode, HAProxyTraffic, LocalIds
 from drctl.linode_api import LinodeAPIError
 from drctl.local_haproxy import HAProxyProcess
-from drctl.local_mariadb import LocalCA, free_port
+from drctl.local_mariadb import LocalCA
+from drctl.local_ports import PortPool
 from drctl.probe import HttpsProbe
 from drctl.rehearsal_topology import RegionPorts, RehearsalSpec, haproxy_config, haproxy_files
 from drctl.stack_outputs import StackOutputs
@@ -66,23 +67,24 @@ def _echo_server():
 def haproxy(tmp_path_factory):
     need("haproxy", "openssl")
     spec = RehearsalSpec.from_stack("dr-test", time_scale=0.01)  # monitor every 0.6 s, nodes every 0.1 s
-    servers, listeners, ports = [], [], []
+    servers, listeners, ports, reserved = [], [], [], PortPool()
     for region in REGIONS:
         origins = {}
         for n in (1, 2):
             servers.append(_serve(ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)))
             origins[f"web-{n}"] = servers[-1].server_address[1]
         listeners.append(_echo_server())
-        ports.append(RegionPorts(region, free_port(), origins, free_port(), listeners[-1].getsockname()[1]))
+        ports.append(RegionPorts(region, reserved.port(), origins, reserved.port(), listeners[-1].getsockname()[1]))
     directory = tmp_path_factory.mktemp("haproxy")
     pem = haproxy_files(directory, REGIONS, LocalCA.create(directory / "ca"))
-    process = HAProxyProcess(directory, haproxy_config(spec, directory / "api.sock", free_port(), ports, pem),
+    process = HAProxyProcess(directory, haproxy_config(spec, directory / "api.sock", reserved.port(), ports, pem),
                              directory / "api.sock")
     process.start()
     try:
         yield process, ports
     finally:
         process.stop()
+        reserved.release()
         for server in servers:
             server.shutdown()
         for listener in listeners:

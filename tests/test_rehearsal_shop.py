@@ -12,7 +12,6 @@ from wsgiref.simple_server import make_server
 import pytest
 
 from drctl import order_writer, replication
-from drctl.local_mariadb import free_port
 from drctl.rehearsal_shop import _QuietHandler, _Server, application
 
 pytestmark = pytest.mark.integration
@@ -24,10 +23,11 @@ def shop(mariadb_server):
     with contextlib.closing(mariadb_server.connect()) as conn:
         replication.install_heartbeat(conn, with_event=False)
         order_writer.create_schema(conn)
-    settings = {"origin": "us-east-web-1", "port": free_port(), "region": "us-east", "host": "127.0.0.1",
+    settings = {"origin": "us-east-web-1", "port": 0, "region": "us-east", "host": "127.0.0.1",
                 "port_db": mariadb_server.port, "user": "shop", "password": "shop-pw", "ca_file": mariadb_server.tls.ca}
-    server = make_server("127.0.0.1", settings["port"], application(settings), server_class=_Server,
-                         handler_class=_QuietHandler)
+    server = make_server("127.0.0.1", 0, application(settings), server_class=_Server,
+                         handler_class=_QuietHandler)  # port 0: the kernel picks, the server holds it
+    settings["port"] = server.server_port
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield mariadb_server, settings["port"]
     server.shutdown()
