@@ -2,7 +2,7 @@
 
     ./venv/bin/python bench/drill_benchmark.py [--stack dr-test] [--load-seconds 5] [--threads 4]
 
-Two rehearsals of the stack (drctl/rehearse.py: real MariaDB, HAProxy and shop processes, health
+Two rehearsals of the stack (drctl/rehearsal/command.py: real MariaDB, HAProxy and shop processes, health
 checks scaled by --time-scale), each with the order writer running as fast as the front door takes
 orders: a planned failover (the primary's NodeBalancer nodes reject; its database stays reachable)
 and an unplanned one (the primary's database and origins killed). Before each fault, for
@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drctl import replication
-from drctl.local_mariadb import make_template
-from drctl.rehearsal_topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec
-from drctl.rehearse import RehearsalResult, rehearse
+from drctl.mysql import replication
+from drctl.rehearsal.command import RehearsalResult, rehearse
+from drctl.rehearsal.local.mariadb import make_template
+from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec
 
 HEARTBEAT_PERIOD = 0.01
 

@@ -11,7 +11,7 @@ Both run the same scripted timelines, deterministically, with the prod stack's m
   2 probes and up for 2: traffic switches per day;
 - recovery: the primary is dead for 10 minutes, then healthy: how long until traffic is back on it.
 
-drctl's side is the real code: `Watchdog` (fall/rise trackers, `failover_policy.decide`, the
+drctl's side is the real code: `Watchdog` (fall/rise trackers, `drctl.watch.policy.decide`, the
 record cache, `CloudflareLease`, `DnsFailover`) with `CloudflareApi` talking through the official
 SDK to the Cloudflare fake from tests/, so writes and requests are counted at the "API". Only the
 probes are simulated (a healthy origin answers in 50 ms, a dead one hangs until the timeout) and
@@ -33,12 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drctl.cloudflare_api import CloudflareApi
-from drctl.dns_failover import DnsFailover, RegionAddresses
-from drctl.probe import ProbeResult
-from drctl.watch_lease import CloudflareLease
-from drctl.watchdog import EventLog, Watchdog, WatchSettings
-from tests.fake_cloudflare import FakeCloudflare
+from drctl.cloud.cloudflare import CloudflareApi
+from drctl.cloud.dns_records import DnsFailover, RegionAddresses
+from drctl.cloud.origin_probe import ProbeResult
+from drctl.watch.lease import CloudflareLease
+from drctl.watch.loop import EventLog, Watchdog, WatchSettings
+from tests.support.fake_cloudflare import FakeCloudflare
 
 INTERVAL, TIMEOUT, FALL, RISE = 60.0, 5.0, 2, 2
 HEALTHY_LATENCY = 0.05

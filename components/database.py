@@ -6,7 +6,7 @@
 
 Managed databases have no cross-region replicas (DESIGN §2), so each replica is a MySQL 8 Linode
 that replicates from the primary with GTID auto-positioning over verified TLS, set up on first boot
-by `drctl.server_bootstrap` (shipped in its user data, see mysql_cloud_init.py).
+by `drctl.mysql.bootstrap` (shipped in its user data, see mysql_cloud_init.py).
 
 TLS: our Linodes' server certificates come from a CA made here (`pulumi_tls`) and name the server as
 `mysql-<region>.db.<domain>` (components/server_names.py), not its IP, because the IP exists only
@@ -45,7 +45,7 @@ from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.server_names import common_name, server_name
 from components.tags import label, tags
-from drctl import replication
+from drctl.mysql import replication
 
 MYSQL_PORT = 3306
 APP_USER, APP_DATABASE = "woocommerce", "woocommerce"
@@ -401,7 +401,7 @@ class DatabaseTier(pulumi.ComponentResource):
         return found
 
     def outputs(self) -> dict:
-        """This tier's part of the drctl stack-outputs contract (`drctl.stack_outputs.DatabaseOut`,
+        """This tier's part of the drctl stack-outputs contract (`drctl.stack.outputs.DatabaseOut`,
         camelCase): where the primary and every replica are, how to log in, and what fences them."""
         managed = self.mode == "managed"
         primary_region = self._args.primary_region

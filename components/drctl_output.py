@@ -1,5 +1,5 @@
 """The stack output `drctl`: everything the operations CLI needs, in the shape of the contract model
-`drctl.stack_outputs.StackOutputs`, exported as one secret.
+`drctl.stack.outputs.StackOutputs`, exported as one secret.
 
 Each tier already shapes its own part (`RegionalWebTier.outputs`, `DatabaseTier.outputs()`); this
 module adds what only the whole stack knows (project, stack, roles in failover order, Cloudflare ids,
@@ -24,7 +24,7 @@ from components.config import StackConfig
 from components.database import DatabaseTier
 from components.traffic import Traffic
 from components.web_tier import WebTiers
-from drctl.stack_outputs import StackOutputs
+from drctl.stack.outputs import StackOutputs
 
 
 def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic) -> dict[str, Any]:
@@ -119,4 +119,4 @@ def _mismatch(errors: list[Any]) -> str:
         len(o["loc"]) > len(e["loc"]) and tuple(o["loc"][:len(e["loc"])]) == tuple(e["loc"]) for o in errors))]
     # Locations and messages only: an error's input could be a password.
     lines = [f"drctl.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors]
-    return "the drctl stack output does not match drctl.stack_outputs.StackOutputs:\n" + "\n".join(lines)
+    return "the drctl stack output does not match drctl.stack.outputs.StackOutputs:\n" + "\n".join(lines)

@@ -8,7 +8,7 @@ instead. When `database.needs_web_heartbeat` is true, __main__ passes
     build_web_tiers(..., heartbeat_writer=heartbeat_writer_files(endpoints[primary_region]))
 
 and the web tier adds these files, HEARTBEAT_WRITER_PACKAGES and HEARTBEAT_WRITER_RUNCMD to the
-primary region's first node only. The SQL is drctl's (`drctl.replication`), so the writer, the
+primary region's first node only. The SQL is drctl's (`drctl.mysql.replication`), so the writer, the
 replicas' lag reader and /healthz agree on the table.
 """
 
@@ -18,7 +18,7 @@ import pulumi
 
 from components.endpoints import DatabaseEndpoint
 from components.mysql_cloud_init import render_template
-from drctl import replication
+from drctl.mysql import replication
 
 HEARTBEAT_WRITER_PACKAGES = ("mysql-client",)
 HEARTBEAT_WRITER_RUNCMD = (

@@ -123,7 +123,7 @@ class RegionalWebTier(pulumi.ComponentResource):
 
     @property
     def outputs(self) -> dict[str, Any]:
-        """This region's part of the drctl stack-outputs contract (`drctl.stack_outputs.RegionOut`,
+        """This region's part of the drctl stack-outputs contract (`drctl.stack.outputs.RegionOut`,
         camelCase), less what other tiers add: the region's role and its load-balancer pool."""
         return {
             "region": self.region,

@@ -7,7 +7,11 @@ import argparse
 import signal
 import sys
 
-from drctl import drill_command, failback, plan, promote, rehearse, status, watch
+from drctl.drill import command as drill_command
+from drctl.plan import command as plan
+from drctl.rehearsal import command as rehearse
+from drctl.runbook import failback, promote, status
+from drctl.watch import command as watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
 COMMANDS = (plan, status, promote, failback, watch, drill_command, rehearse)

@@ -30,4 +30,4 @@ if [[ "${ready}" != yes ]]; then
 fi
 
 mkdir -p /var/lib/drctl
-PYTHONPATH="${code}" exec python3 -m drctl.server_bootstrap "${config}"
+PYTHONPATH="${code}" exec python3 -m drctl.mysql.bootstrap "${config}"

@@ -29,7 +29,7 @@ function replica_lag_seconds(mysqli $link): ?float
 }
 
 /**
- * [state, problem] the replica's bootstrap (drctl/server_bootstrap.py) recorded on this server, or
+ * [state, problem] the replica's bootstrap (drctl/mysql/bootstrap.py) recorded on this server, or
  * [null, null] when there is no record: a replica set up another way (by drctl after a failback)
  * has none, and that says nothing against it.
  */

@@ -1,0 +1,159 @@
+"""`drctl drill`: a timed failover and failback of a real stack (dr-test), with an RTO/RPO report.
+
+    drctl drill -s dr-test --fault nodes-reject|pool-disable|firewall-blackhole --yes
+                [--outputs FILE] [--target REGION] [--dry-run] [--force] [--max-duration S]
+                [--max-write-outage S] [--settle S] [--poll S] [--writer-rate N] [--accept-data-loss]
+                [--discard-errant] [--report-dir DIR] [-o text|json]
+                [--pre-hook CMD] [--post-hook CMD] [--catch-up-timeout S] [--traffic-timeout S] ...
+
+It changes production-like state (NodeBalancer nodes, Cloudflare pools, Cloud Firewalls, which
+database is primary), so it needs --yes; --dry-run prints the plan, reads the stack's health and
+changes nothing. The steps are drctl/drill/drill.py's; promote and failback are the runbook's own
+(drctl/runbook/promote.py, drctl/runbook/failback.py), traffic is the stack's Cloudflare backend, faults go through
+the Linode API. Synthetic orders go to `drctl_drill.orders` straight through the databases of the
+stack outputs (the web tier has no synthetic-order endpoint), the first writable one in failover
+order, which is where the shop's own orders land.
+
+Writes report.json and report.md to --report-dir (default drill-<stack>-<UTC time>/). Exit 0 when
+the drill passed, 1 when it failed, was stopped or was refused, 2 on usage errors. Tokens come from
+the environment (LINODE_TOKEN, CLOUDFLARE_API_TOKEN) and never appear in output or reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from drctl.cloud.origin_probe import HttpsProbe
+from drctl.cloud.traffic import TrafficError
+from drctl.drill.drill import Drill, DrillOptions
+from drctl.drill.faults import FAULTS, FaultInjector
+from drctl.drill.orders import DatabaseOrderSink
+from drctl.drill.runbook_adapter import RunbookAdapter
+from drctl.runbook.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Runbook,
+    UsageError,
+    add_change_arguments,
+    add_common_arguments,
+    fail,
+    printer,
+    runbook_from_args,
+    seconds,
+)
+from drctl.stack.outputs import OutputsError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("drill", help="timed failover and failback of a stack, with an RTO/RPO report",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p)
+    p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
+                   help="how the primary region fails (default nodes-reject)")
+    p.add_argument("--target", metavar="REGION", help="the region to promote (default: the second in failover order)")
+    add_change_arguments(p)  # --dry-run, --yes, hooks, timeouts, --skip-traffic: passed to promote and failback
+    p.add_argument("--force", action="store_true", help="drill although preflight finds problems (recorded)")
+    p.add_argument("--max-duration", type=seconds, default=1800.0, metavar="SECONDS",
+                   help="stop and restore after this long (default 1800)")
+    p.add_argument("--max-write-outage", type=seconds, metavar="SECONDS",
+                   help="stop and restore when orders fail for this long (default: twice objectives.rtoSeconds)")
+    p.add_argument("--settle", type=seconds, default=30.0, metavar="SECONDS",
+                   help="orders written before the fault and watched after each switch (default 30)")
+    p.add_argument("--poll", type=seconds, default=5.0, metavar="SECONDS",
+                   help="how often to read traffic state while waiting for detection (default 5: Cloudflare "
+                        "allows 1200 API requests per 5 minutes)")
+    p.add_argument("--writer-rate", type=float, default=20.0, metavar="N", help="synthetic orders per second (default 20)")
+    p.add_argument("--accept-data-loss", action="store_true", help="passed to promote (its RPO gate)")
+    p.add_argument("--discard-errant", action="store_true", help="passed to failback")
+    p.add_argument("--origin-ca-file", metavar="FILE",
+                   help="verify the NodeBalancers' origin certificates against FILE in the origin probe")
+    p.add_argument("--report-dir", type=Path, help="where report.json and report.md go")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace, Callable[[str], None]], Runbook]
+        = runbook_from_args, origin_port: int | None = 443) -> int:
+    """`runbook_factory` and `origin_port`: the real clients and HTTPS port by default; tests hand
+    in a runbook wired to local stand-ins (and no port when their NodeBalancers exist on paper only)."""
+    say = printer(args)
+    if not args.dry_run and not args.yes:
+        fail("drill", "a drill fails over a stack and back: pass --yes to act, or --dry-run to see the plan")
+        return EXIT_USAGE
+    try:
+        rb = runbook_factory(args, say)
+        outputs = rb.outputs
+        target = args.target or outputs.regions[1].region
+        outputs.region(target)
+    except (UsageError, OutputsError) as err:
+        fail("drill", str(err))
+        return EXIT_USAGE
+    try:
+        traffic = rb.traffic()
+    except TrafficError as err:
+        fail("drill", f"cannot reach the traffic backend: {err}")
+        return EXIT_FAILED
+    linode, linode_error = rb.try_linode()
+    if linode is None and args.fault != "pool-disable":
+        fail("drill", f"--fault {args.fault} needs the Linode API: {linode_error}")
+        return EXIT_FAILED
+    runbook = RunbookAdapter(rb, accept_data_loss=args.accept_data_loss, discard_errant=args.discard_errant,
+                             catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout,
+                             skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
+                             abandon_journal=args.abandon_journal)
+    primary = outputs.regions[0]
+    probe = HttpsProbe(outputs.domain, outputs.health_path, timeout=float(outputs.monitor.timeout),
+                       expected_codes=outputs.monitor.expected_codes, port=origin_port or 443,
+                       ca_file=args.origin_ca_file)
+    options = DrillOptions(fault=args.fault, target=target, max_duration=args.max_duration,
+                           max_write_outage=args.max_write_outage, settle_seconds=args.settle, force=args.force,
+                           poll_seconds=args.poll, writer_rate=args.writer_rate)
+    drill = Drill(outputs, runbook, traffic, FaultInjector(outputs, traffic, linode),
+                  DatabaseOrderSink(runbook.order_targets()), options, say=say,
+                  origin_probe=(lambda: probe(primary.node_balancer.ipv4)) if origin_port else None)
+    if args.dry_run:
+        return dry_run(drill, runbook, say)
+    report_dir = args.report_dir or Path(f"drill-{outputs.stack}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    say(f"drill of {outputs.stack}: fault {args.fault} in {primary.region}, promote {target}, fail back "
+        f"(stops and restores after {args.max_duration:.0f} s or on Ctrl-C)")
+    report = drill.run()
+    json_path, md_path = report.write(report_dir)
+    if args.output == "json":
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        print(report.markdown())
+    say(f"report: {json_path} and {md_path}")
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def dry_run(drill: Drill, runbook: RunbookAdapter, say: Callable[[str], None]) -> int:
+    """The plan, and what preflight finds now; nothing changes."""
+    o, primary, target = drill.options, drill.primary, drill.target
+    try:
+        health = runbook.health()
+        found = "healthy" if health.healthy else "; ".join(health.problems)
+        lag = f"{health.lag_seconds:.1f} s" if health.lag_seconds is not None else "unknown"
+        problems = drill.preflight_problems(health)
+        refused = "; ".join(problems) + " (pass --force to drill anyway)" if problems and not o.force else None
+    except Exception as err:
+        found, lag, refused = f"could not read the servers ({err})", "unknown", "preflight could not run"
+    rate = f"{o.writer_rate:g}/s" if o.writer_rate else "as fast as possible"
+    say(f"drctl drill {drill.outputs.stack}: dry run, nothing changed\n"
+        f"  preflight now: {found}; replica lag {lag} (objective {drill.outputs.objectives.rpo_seconds} s)"
+        + (f"\n  preflight would refuse: {refused}" if refused else "") + "\n"
+        f"  1. start synthetic orders in drctl_drill.orders ({rate}), first writable database in failover order\n"
+        f"  2. after {o.settle_seconds:g} s, fault {o.fault} in {primary}\n"
+        f"  3. wait until traffic leaves {primary} (pool health / DNS), probing its NodeBalancer\n"
+        f"  4. drctl promote --region {target} (the runbook's steps)\n"
+        f"  5. verify orders land in {target}; count acknowledged orders it lacks (RPO)\n"
+        f"  6. undo the fault\n"
+        f"  7. drctl failback --to {primary}\n"
+        f"  8. verify orders land in {primary}, every acknowledged order is accounted for, traffic and "
+        f"replication are back\n"
+        f"  stop conditions: {o.max_duration:.0f} s in all, orders failing for {drill.max_write_outage:.0f} s, "
+        f"Ctrl-C: each undoes the fault and fails back")
+    return EXIT_OK if refused is None else EXIT_FAILED

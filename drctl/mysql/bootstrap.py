@@ -1,0 +1,500 @@
+"""First-boot setup of the MySQL Linodes: `python3 -m drctl.mysql.bootstrap CONFIG.json`.
+
+Cloud-init ships this file with `drctl/mysql/replication.py` to every database Linode and runs it once
+MySQL is up (components/templates/db-setup.sh). Config comes from a JSON file that cloud-init wrote
+(mode 0600, it holds passwords). Two roles:
+
+- primary (self-managed mode only): create the shop's schema, the application, replication and admin
+  accounts and the heartbeat table and event. The admin account is created last: a replica waits
+  until it can log in with it, so by then everything else exists.
+- replica: create this server's own accounts first, so the region's web nodes can read the outcome
+  whatever it is. Then check, then act: wait for the source; refuse (exit 3) if the replication
+  account lacks a privilege, naming it, or if the server ids collide; seed with a consistent dump;
+  point the server at the source with GTID auto-positioning over verified TLS; start; check both
+  threads run.
+
+Every outcome is written to the status file (`/var/lib/drctl/replica-status.json` on replicas) and,
+on replicas, to the local table `drctl_local.replica_state`, which the region's /healthz reads, with
+every password of the config blanked out of the problem text. Local writes on a replica are kept out
+of its binary log (`sql_log_bin=0`) so they never become errant transactions that would block a
+later failback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drctl.mysql import replication as r
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
+
+LOCAL_SCHEMA = "drctl_local"  # this server's own state, never replicated
+SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_schema", LOCAL_SCHEMA})
+LOCAL_STATE_DDL = (
+    "CREATE DATABASE IF NOT EXISTS drctl_local",
+    "CREATE TABLE IF NOT EXISTS drctl_local.replica_state (id TINYINT NOT NULL PRIMARY KEY, "
+    "state VARCHAR(32) NOT NULL, problem TEXT NOT NULL, updated_at TIMESTAMP(6) NOT NULL) ENGINE=InnoDB",
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    password: str
+    host: str = "%"
+
+    def __repr__(self) -> str:
+        return f"Account({self.name!r}@{self.host!r})"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The primary a replica follows. `admin` seeds (dump) and creates the heartbeat table there;
+    `replication` is the account the replica's IO thread logs in with."""
+
+    host: str
+    port: int
+    ca_file: str
+    admin: Account
+    replication: Account
+    required_privileges: tuple[str, ...] = ("REPLICATION SLAVE",)
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    role: str  # "primary" | "replica"
+    region: str
+    server_id: int
+    status_file: str
+    socket: str
+    admin: Account  # this server's own administrator (drctl connects with it)
+    app: Account  # what the web nodes connect with
+    app_database: str = "woocommerce"
+    local_user: str = "root"
+    local_password: str = ""  # empty: the local account authenticates by socket peer
+    source: SourceConfig | None = None  # replica only
+    replication: Account | None = None  # primary only: the account replicas log in with
+    heartbeat_event: bool = False  # primary only: write the heartbeat with the event scheduler
+    wait_for_source_seconds: float = 1800
+    replication_timeout_seconds: float = 120
+
+    def redact(self, text: str) -> str:
+        """`text` with every password of this config blanked: what reaches status files, logs and
+        (through drctl_local.replica_state) the region's /healthz."""
+        accounts = [self.admin, self.app, self.replication]
+        if self.source is not None:
+            accounts += [self.source.admin, self.source.replication]
+        passwords = {a.password for a in accounts if a is not None} | {self.local_password}
+        for password in sorted(filter(None, passwords), key=len, reverse=True):
+            text = text.replace(password, "********")
+        return text
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BootstrapConfig:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> BootstrapConfig:
+        def account(d: dict[str, Any] | None) -> Account | None:
+            return None if d is None else Account(d["name"], d["password"], d.get("host", "%"))
+
+        src = doc.get("source")
+        source = None
+        if src is not None:
+            source = SourceConfig(
+                host=src["host"], port=int(src["port"]), ca_file=src["caFile"],
+                admin=account(src["admin"]), replication=account(src["replication"]),
+                required_privileges=tuple(src.get("requiredPrivileges", ("REPLICATION SLAVE",))),
+            )
+        return cls(
+            role=doc["role"], region=doc["region"], server_id=int(doc["serverId"]),
+            status_file=doc["statusFile"], socket=doc["socket"],
+            admin=account(doc["admin"]), app=account(doc["app"]),
+            app_database=doc.get("appDatabase", "woocommerce"),
+            local_user=doc.get("localUser", "root"), local_password=doc.get("localPassword", ""),
+            source=source, replication=account(doc.get("replication")),
+            heartbeat_event=bool(doc.get("heartbeatEvent", False)),
+            wait_for_source_seconds=float(doc.get("waitForSourceSeconds", 1800)),
+            replication_timeout_seconds=float(doc.get("replicationTimeoutSeconds", 120)),
+        )
+
+
+class Refused(Exception):
+    """A check failed: nothing was changed, and the message says what an operator must do."""
+
+    def __init__(self, message: str, missing_privileges: Sequence[str] = ()):
+        super().__init__(message)
+        self.missing_privileges = tuple(missing_privileges)
+
+
+Log = Callable[[str], None]
+
+
+def _print(message: str) -> None:
+    print(f"woocommerce-dr bootstrap: {message}", flush=True)
+
+
+# --- entry point ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 1:
+        print("usage: python3 -m drctl.mysql.bootstrap CONFIG.json", file=sys.stderr)
+        return 2
+    config = BootstrapConfig.load(argv[0])
+    return run(config)
+
+
+def run(config: BootstrapConfig, log: Log = _print) -> int:
+    if config.role == "primary":
+        return bootstrap_primary(config, log)
+    if config.role == "replica":
+        return bootstrap_replica(config, log)
+    log(f"unknown role {config.role!r} (allowed: primary, replica)")
+    return 2
+
+
+# --- primary --------------------------------------------------------------------------------------
+
+
+def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
+    if config.replication is None:
+        raise ValueError("a primary's config needs 'replication' (the account replicas log in with)")
+    conn = _local(config)
+    dialect = r.detect_dialect(conn)
+    # `wp core install` on the primary region's first web node needs the schema to exist.
+    r._execute(conn, r.Statement(
+        f"CREATE DATABASE IF NOT EXISTS {r._quote_name(config.app_database)} CHARACTER SET utf8mb4"))
+    ensure_app_account(conn, config)
+    ensure_account(conn, config.replication, privileges="REPLICATION SLAVE ON *.*")
+    r.install_heartbeat(conn, with_event=config.heartbeat_event)
+    # Last, because replicas take a working admin login as "the primary is ready".
+    ensure_account(conn, config.admin, privileges="ALL PRIVILEGES ON *.*", grant_option=True)
+    state = r.read_only_state(conn, dialect)
+    write_status(config.status_file, {
+        "state": "primary-ready", "role": "primary", "region": config.region, "serverId": config.server_id,
+        "readOnly": state.read_only, "heartbeat": "event" if config.heartbeat_event else "external writer",
+    })
+    log(f"primary ready ({r.server_version(conn).text}, server id {config.server_id})")
+    return EXIT_OK
+
+
+def ensure_app_account(conn, config: BootstrapConfig) -> None:
+    """The web nodes' account: everything on the shop's schema (`wp core install` creates its
+    tables), and reading what /healthz reports, the heartbeat and this server's replica state. The
+    same on every server, so a server that changes role later (failback) answers /healthz fully."""
+    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r._quote_name(config.app_database)}.*")
+    for schema in (r.HEARTBEAT_SCHEMA, LOCAL_SCHEMA):
+        r._execute(conn, r.Statement(f"GRANT SELECT ON {r._quote_name(schema)}.* TO %s@%s",
+                                     (config.app.name, config.app.host)))
+
+
+def ensure_account(conn, account: Account, privileges: str, grant_option: bool = False) -> None:
+    """Create or converge one account: TLS required, password as configured, exactly `privileges`
+    added. Idempotent, so a re-run after a failure is safe."""
+    ident = "%s@%s"
+    params = (account.name, account.host)
+    secret = r.Statement(f"CREATE USER IF NOT EXISTS {ident} IDENTIFIED BY %s REQUIRE SSL",
+                         (*params, account.password), frozenset({2}))
+    r._execute(conn, secret)
+    r._execute(conn, r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL",
+                                 (*params, account.password), frozenset({2})))
+    suffix = " WITH GRANT OPTION" if grant_option else ""
+    r._execute(conn, r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params))
+
+
+# --- replica --------------------------------------------------------------------------------------
+
+
+def bootstrap_replica(config: BootstrapConfig, log: Log = _print) -> int:
+    source = config.source
+    if source is None:
+        raise ValueError("a replica's config needs 'source'")
+    reporter = _Reporter(config, log)
+    local = _local(config)
+    dialect = r.detect_dialect(local)
+    # First, so the web nodes can log in and read whatever this run reports, a refusal included.
+    ensure_local_accounts(config, local, dialect)
+    reporter.attach(local, dialect)
+
+    current = r.replica_status(local, dialect)
+    if current is not None and current.replicating and current.source_host == source.host:
+        reporter.report("replicating", "", status=current)
+        log("already replicating; nothing to do")
+        return EXIT_OK
+
+    try:
+        reporter.report("waiting-for-source", f"waiting for {source.host}:{source.port}")
+        admin = wait_for_source(source, config.wait_for_source_seconds, log)
+        source_dialect = check_source(config, admin, dialect)
+        seed(config, local, dialect, admin, source_dialect, log, reporter)
+        r.change_source(local, dialect, r.Source(
+            host=source.host, port=source.port, user=source.replication.name,
+            password=source.replication.password, ssl_ca=source.ca_file,
+        ))
+        r.start_replica(local, dialect)
+        status = r.wait_until_replicating(local, dialect, timeout=config.replication_timeout_seconds)
+    except Refused as refusal:
+        problem = reporter.report("refused", str(refusal), missing_privileges=refusal.missing_privileges)
+        log(f"refused: {problem}")
+        return EXIT_REFUSED
+    except (r.ReplicationError, SeedError, TimeoutError) as err:
+        problem = reporter.report("failed", str(err))
+        log(f"failed: {problem}")
+        return EXIT_FAILED
+    reporter.report("replicating", "", status=status)
+    log(f"replicating from {source.host}:{source.port}")
+    return EXIT_OK
+
+
+def wait_for_source(source: SourceConfig, timeout: float, log: Log):
+    """An admin connection to the source, retrying until `timeout`: the primary may still be
+    installing. Raises TimeoutError naming the last error (never the password)."""
+    poll = min(5.0, max(0.2, timeout / 10))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return r.connect(source.host, source.port, source.admin.name, source.admin.password,
+                             ssl_ca=source.ca_file)
+        except Exception as err:  # every failure here means "not ready yet"
+            last = str(err).replace(source.admin.password, "********") if source.admin.password else str(err)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"source {source.host}:{source.port} not reachable as "
+                                   f"{source.admin.name!r} after {timeout:.0f} s: {last}") from None
+            log(f"source not ready yet ({last}); retrying")
+            time.sleep(poll)
+
+
+def check_source(config: BootstrapConfig, admin, local_dialect: r.Dialect) -> r.Dialect:
+    """Every check before anything changes: dialect family, server ids, replication privileges."""
+    source = config.source
+    assert source is not None
+    source_dialect = r.detect_dialect(admin)
+    if source_dialect.is_mariadb != local_dialect.is_mariadb:
+        raise Refused(f"the source runs {source_dialect.value} but this replica runs {local_dialect.value}")
+    if not source_dialect.is_mariadb:
+        gtid_mode = str(r._scalar(admin, "SELECT @@GLOBAL.gtid_mode"))
+        if gtid_mode != "ON":
+            raise Refused(f"the source runs with gtid_mode={gtid_mode}: auto-positioned replication needs ON")
+    source_id = int(r._scalar(admin, "SELECT @@GLOBAL.server_id"))
+    if source_id == config.server_id:
+        raise Refused(f"the source's server_id is {source_id}, the same as this replica's: events would be "
+                      "skipped as this server's own; give the replica another server id")
+    if source.replication.name == source.admin.name:
+        grants_conn = admin
+    else:
+        try:
+            grants_conn = r.connect(source.host, source.port, source.replication.name,
+                                    source.replication.password, ssl_ca=source.ca_file)
+        except Exception as err:
+            raise Refused(f"cannot log in to the source as {source.replication.name!r}: {err}") from None
+    missing = r.check_grants(grants_conn, source.required_privileges)
+    if missing:
+        raise Refused(
+            f"the source account {source.replication.name!r} lacks {', '.join(missing)}: replication cannot "
+            f"be set up. Grant it (GRANT {', '.join(source.required_privileges)} ON *.* TO ...) or use "
+            "woocommerce-dr:database.mode self-managed",
+            missing,
+        )
+    return source_dialect
+
+
+class SeedError(Exception):
+    pass
+
+
+def seed(config: BootstrapConfig, local, dialect: r.Dialect, admin, source_dialect: r.Dialect, log: Log,
+         reporter: _Reporter) -> None:
+    """Copy the source's data and its GTID history to this (fresh) replica in one consistent snapshot."""
+    source = config.source
+    assert source is not None
+    # The heartbeat schema also guarantees the dump has at least one database to carry the GTIDs.
+    for sql in r.HEARTBEAT_DDL:
+        r._execute(admin, r.Statement(sql))
+    databases = [d for d in _databases(admin) if d not in SYSTEM_SCHEMAS]
+    reporter.report("seeding", f"copying {', '.join(databases)} from {source.host}:{source.port}")
+    log(f"seeding {', '.join(databases)}")
+    if r.replica_status(local, dialect) is not None:
+        r.stop_replica(local, dialect)
+    # The dump creates the source's events enabled; with the scheduler running they would write
+    # here (the heartbeat event every second) and each write would be an errant transaction.
+    r._execute(local, r.Statement("SET GLOBAL event_scheduler = OFF"))
+    with lifted_super_read_only(local, dialect):
+        r.reset_gtids(local, dialect)
+        run_seed(dump_command(dialect, source, databases), load_command(dialect, config), source.admin.password)
+        with _no_binlog(local):
+            for schema, name in r.enabled_events(local):
+                r._execute(local, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
+    r._execute(local, r.Statement("SET GLOBAL event_scheduler = ON"))
+
+
+def dump_command(dialect: r.Dialect, source: SourceConfig, databases: Sequence[str]) -> list[str]:
+    """The dump client's command line (without credentials, which go in a defaults file). The client
+    tools come with the local server, so `dialect` is the replica's own."""
+    common = [
+        f"--host={source.host}", f"--port={source.port}", f"--user={source.admin.name}",
+        f"--ssl-ca={source.ca_file}", "--single-transaction", "--routines", "--triggers", "--events",
+        "--hex-blob", "--default-character-set=utf8mb4",
+    ]
+    if dialect.is_mariadb:
+        # --gtid with --master-data=1 makes the dump set gtid_slave_pos to the snapshot's position.
+        return ["mariadb-dump", *common, "--ssl", "--ssl-verify-server-cert", "--gtid", "--master-data=1",
+                "--databases", *databases]
+    # --set-gtid-purged=ON carries the snapshot's GTID set; --no-tablespaces avoids needing PROCESS,
+    # which the managed admin account may not have.
+    return ["mysqldump", *common, "--ssl-mode=VERIFY_IDENTITY", "--set-gtid-purged=ON", "--no-tablespaces",
+            "--databases", *databases]
+
+
+def load_command(dialect: r.Dialect, config: BootstrapConfig) -> list[str]:
+    client = "mariadb" if dialect.is_mariadb else "mysql"
+    # sql_log_bin=0: the loaded rows are the source's transactions, not new ones of this server.
+    return [client, f"--socket={config.socket}", f"--user={config.local_user}",
+            "--init-command=SET SESSION sql_log_bin = 0"]
+
+
+def run_seed(dump: list[str], load: list[str], source_password: str, local_password: str = "") -> None:
+    """dump | load, with passwords in private defaults files rather than on the command line."""
+    with tempfile.TemporaryDirectory(prefix="drctl-seed-") as tmp:
+        dump_cnf = _defaults_file(tmp, "dump.cnf", source_password)
+        load_cnf = _defaults_file(tmp, "load.cnf", local_password)
+        dump_argv = [dump[0], f"--defaults-extra-file={dump_cnf}", *dump[1:]]
+        load_argv = [load[0], f"--defaults-extra-file={load_cnf}", *load[1:]]
+        with subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as dumper:
+            loader = subprocess.run(load_argv, stdin=dumper.stdout, capture_output=True, check=False)
+            assert dumper.stdout is not None
+            dumper.stdout.close()
+            dump_err = dumper.stderr.read().decode(errors="replace") if dumper.stderr else ""
+            dumper.wait()
+        if dumper.returncode != 0:
+            raise SeedError(f"{dump[0]} failed (exit {dumper.returncode}): {_last_lines(dump_err)}")
+        if loader.returncode != 0:
+            raise SeedError(f"{load[0]} failed (exit {loader.returncode}): "
+                            f"{_last_lines(loader.stderr.decode(errors='replace'))}")
+
+
+def ensure_local_accounts(config: BootstrapConfig, local, dialect: r.Dialect) -> None:
+    """This replica's own admin and application accounts. Accounts are not in the dump (it copies
+    application schemas only), and they must not enter the binary log (sql_log_bin=0): a replica's
+    own transaction would be errant and block a later failback."""
+    with lifted_super_read_only(local, dialect), _no_binlog(local):
+        ensure_app_account(local, config)
+        ensure_account(local, config.admin, privileges="ALL PRIVILEGES ON *.*", grant_option=True)
+
+
+@contextlib.contextmanager
+def lifted_super_read_only(conn, dialect: r.Dialect):
+    """Let this administrator session write on a replica while read_only keeps applications out."""
+    r.set_super_read_only(conn, dialect, False)
+    try:
+        yield
+    finally:
+        r.set_super_read_only(conn, dialect, True)
+
+
+@contextlib.contextmanager
+def _no_binlog(conn):
+    r._execute(conn, r.Statement("SET SESSION sql_log_bin = 0"))
+    try:
+        yield
+    finally:
+        r._execute(conn, r.Statement("SET SESSION sql_log_bin = 1"))
+
+
+# --- reporting ------------------------------------------------------------------------------------
+
+
+class _Reporter:
+    """Writes each state to the status file and, once the local server is reachable, to
+    drctl_local.replica_state for /healthz."""
+
+    def __init__(self, config: BootstrapConfig, log: Log):
+        self.config, self.log = config, log
+        self.conn = None
+        self.dialect: r.Dialect | None = None
+
+    def attach(self, conn, dialect: r.Dialect) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def report(self, state: str, problem: str, status: r.ReplicaStatus | None = None,
+               missing_privileges: Sequence[str] = ()) -> str:
+        """Record `state`; returns the problem text as recorded (passwords blanked)."""
+        problem = self.config.redact(problem)
+        source = self.config.source
+        doc: dict[str, Any] = {
+            "state": state, "role": "replica", "region": self.config.region, "serverId": self.config.server_id,
+            "problem": problem, "missingPrivileges": list(missing_privileges),
+            "source": {"host": source.host, "port": source.port} if source else None,
+        }
+        if status is not None:
+            doc["replication"] = status.as_dict()
+        write_status(self.config.status_file, doc)
+        if self.conn is not None and self.dialect is not None:
+            try:
+                self._write_table(state, problem)
+            except Exception as err:  # the file already says it; never hide the real state
+                self.log(f"could not record the state in drctl_local.replica_state: {self.config.redact(str(err))}")
+        return problem
+
+    def _write_table(self, state: str, problem: str) -> None:
+        with lifted_super_read_only(self.conn, self.dialect), _no_binlog(self.conn):
+            for sql in LOCAL_STATE_DDL:
+                r._execute(self.conn, r.Statement(sql))
+            r._execute(self.conn, r.Statement(
+                "REPLACE INTO drctl_local.replica_state (id, state, problem, updated_at) VALUES (1, %s, %s, NOW(6))",
+                (state, problem),
+            ))
+
+
+def write_status(path: str, doc: dict[str, Any]) -> None:
+    """Atomically replace the status file (no secrets in it: world-readable)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    doc = {**doc, "checkedAt": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(target)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _local(config: BootstrapConfig):
+    return r.connect(user=config.local_user, password=config.local_password, unix_socket=config.socket)
+
+
+def _databases(conn) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        return sorted(str(row[0]) for row in cur.fetchall())
+
+
+def _defaults_file(directory: str, name: str, password: str) -> str:
+    path = Path(directory) / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+        f.write(f'[client]\npassword="{escaped}"\n' if password else "[client]\n")
+    return str(path)
+
+
+def _last_lines(text: str, n: int = 5) -> str:
+    return " | ".join(text.strip().splitlines()[-n:]) or "(no output)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""`drctl rehearse`: the drill, end to end, on this machine, before anyone touches a real stack.
+
+    drctl rehearse [-s dr-test] [--planned | --unplanned] [--fault F] [--time-scale 0.02]
+                   [--report-dir DIR] [-o text|json]
+
+Builds the local topology of drctl/rehearsal/topology.py from the stack file (real MariaDB,
+HAProxy and shop processes, health-check periods scaled by --time-scale), then runs the very drill
+`drctl drill` runs (drctl/drill/drill.py) against it: the runbook's promote and failback through the
+HAProxy stand-ins of Cloudflare and the Linode API, orders written through the front door.
+
+- `--planned` (default): the primary region's web tier fails (`--fault`, default nodes-reject) while
+  its database stays reachable, so the promotion is the planned switchover: no order may be lost.
+- `--unplanned`: the primary region dies: its database and shop origins are killed (SIGKILL). The
+  promotion is the runbook's unplanned path; the orders lost are counted exactly, and failback
+  discards what the dead primary had written that the DR region never got (a rehearsal passes
+  --accept-data-loss and --discard-errant, and says so).
+
+Prints the report (text, or JSON with -o json); with --report-dir also writes report.json and
+report.md there. Every process is stopped and every file removed afterwards, also on Ctrl-C.
+Exit 0 when the drill passed, 1 when it failed or was stopped, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from drctl.cloud.origin_probe import HttpsProbe
+from drctl.drill.drill import Drill, DrillOptions
+from drctl.drill.faults import FAULTS, FaultInjector
+from drctl.drill.orders import OrderSink, Write
+from drctl.drill.report import DrillReport
+from drctl.drill.runbook_adapter import RunbookAdapter
+from drctl.rehearsal.local.binaries import MissingBinary
+from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
+from drctl.runbook.context import Runbook
+from drctl.stack.files import StackFileError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REGION_DOWN = "region-down"
+MAX_SECONDS = 110.0  # the whole rehearsal, setup included, must stay under two minutes
+
+
+@dataclass
+class RehearsalResult:
+    report: DrillReport
+    writes: list[Write]
+
+
+def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "nodes-reject",
+             template: Path | None = None, say: Callable[[str], None] = print, settle_seconds: float = 1.0,
+             writer_rate: float | None = 200.0, writer_threads: int = 2, max_write_outage: float | None = None,
+             sink_wrapper: Callable[[OrderSink], OrderSink] | None = None,
+             hooks: dict[str, Callable[[LocalTopology], None]] | None = None,
+             export_dir: Path | None = None) -> RehearsalResult:
+    """Build the topology, run the drill on it, tear everything down; `hooks` (tests, benchmark)
+    get the topology at the drill's hook points, `sink_wrapper` may wrap the order path.
+    `export_dir`: where failback exports the dead primary's discarded transactions (default: the
+    topology's own directory, removed with it)."""
+    with LocalTopology(spec, template=template) as topo:
+        rb = local_runbook(topo, say)
+        outputs = rb.outputs
+        runbook = RunbookAdapter(rb, accept_data_loss=unplanned, discard_errant=unplanned,
+                                 catch_up_timeout=30.0, traffic_timeout=30.0,
+                                 export_dir=export_dir or topo.dir / "errant")
+        faults = FaultInjector(outputs, topo.traffic, topo.linode, extra={REGION_DOWN: topo.region_down})
+        primary = spec.regions[0]
+        probe = HttpsProbe(spec.domain, spec.health_path, timeout=spec.monitor_timeout_ms / 1000,
+                           expected_codes=spec.expected_codes, port=topo.regions[primary].nb_port)
+        sink = topo.order_sink()
+        options = DrillOptions(
+            fault=REGION_DOWN if unplanned else fault, max_duration=MAX_SECONDS, max_write_outage=max_write_outage,
+            settle_seconds=settle_seconds, poll_seconds=0.05, writer_rate=writer_rate,
+            writer_threads=writer_threads,
+        )
+        drill = Drill(outputs, runbook, topo.traffic, faults, sink_wrapper(sink) if sink_wrapper else sink, options,
+                      kind="rehearsal", objectives_note=objectives_note(spec, unplanned), say=say,
+                      hooks={name: (lambda fn=fn: fn(topo)) for name, fn in (hooks or {}).items()},
+                      origin_probe=lambda: probe("127.0.0.1"))
+        drill.report.options.update(timeScale=spec.time_scale, mode="unplanned" if unplanned else "planned",
+                                    acceptDataLoss=unplanned, discardErrant=unplanned)
+        report = drill.run()
+        return RehearsalResult(report, drill.writer.snapshot() if drill.writer else [])
+
+
+def local_runbook(topo: LocalTopology, say: Callable[[str], None]) -> Runbook:
+    """The runbook on the topology: its stack outputs, its HAProxy stand-ins for Cloudflare and the
+    Linode API, journals in its own directory."""
+    return Runbook(outputs=topo.outputs(), state_dir=topo.dir / "state", say=lambda line: say(f"      {line.strip()}"),
+                   traffic_factory=lambda: topo.traffic, linode_factory=lambda: topo.linode)
+
+
+def objectives_note(spec: RehearsalSpec, unplanned: bool) -> str:
+    note = (f"Rehearsal of `{spec.stack}` on this machine: health-check periods and the RTO objective are the "
+            f"stack's multiplied by {spec.time_scale:g}; the RPO objective is the stack's (replication runs at "
+            "its real speed).")
+    if unplanned:
+        note += " Unplanned: promotion accepted data loss and failback discarded the dead primary's own writes."
+    return note
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("rehearse", help="run the DR drill on this machine (MariaDB, HAProxy, shop origins)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-s", "--stack", default="dr-test", help="stack file whose settings to use (default dr-test)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--planned", dest="unplanned", action="store_false", default=False,
+                      help="the web tier fails, the database stays reachable (default)")
+    mode.add_argument("--unplanned", dest="unplanned", action="store_true",
+                      help="the primary region dies: its database and origins are killed")
+    p.add_argument("--fault", choices=FAULTS, default="nodes-reject", help="planned: how the web tier fails")
+    p.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
+                   help=f"multiply health-check periods and the RTO objective (default {DEFAULT_TIME_SCALE})")
+    p.add_argument("--report-dir", type=Path, help="also write report.json and report.md here")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stream = sys.stderr if args.output == "json" else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    if args.unplanned and args.fault != "nodes-reject":
+        print("drctl rehearse: --fault applies to --planned; --unplanned kills the whole region", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        spec = RehearsalSpec.from_stack(args.stack, time_scale=args.time_scale)
+    except (StackFileError, TopologyError) as err:
+        print(f"drctl rehearse: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    say(f"rehearsing {'an unplanned' if args.unplanned else 'a planned'} failover of {spec.stack} "
+        f"({' -> '.join(spec.regions)}) on this machine")
+    try:
+        result = rehearse(spec, unplanned=args.unplanned, fault=args.fault, say=say,
+                          export_dir=args.report_dir / "errant" if args.report_dir else None)
+    except (MissingBinary, TopologyError) as err:
+        print(f"drctl rehearse: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    report = result.report
+    if args.report_dir:
+        paths = report.write(args.report_dir)
+        say(f"report: {paths[0]} and {paths[1]}")
+    if args.output == "json":
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        print(report.markdown())
+    return EXIT_OK if report.passed else EXIT_FAILED
+

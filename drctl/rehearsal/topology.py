@@ -1,0 +1,453 @@
+"""The rehearsal's stand-in for a deployed stack, on this machine, with real components only.
+
+Per region: two shop origins (drctl/rehearsal/shop.py processes) writing to that region's
+database, and a HAProxy TCP proxy playing the NodeBalancer (TCP checks with the stack's
+nodeBalancer checkInterval/checkTimeout/checkAttempts, scaled). A MariaDB primary in the first
+region, a replica in every other (GTID replication over verified TLS, set up by
+drctl/mysql/replication.py), each reached only through a HAProxy TCP proxy that plays its Cloud
+Firewall. One HAProxy HTTP proxy plays Cloudflare's failover pools: each region's NodeBalancer as a
+server, all but the first `backup`, checked with GET <monitor path> and the shop's Host header at
+the stack's monitor interval/timeout/consecutiveDown/Up, scaled. One haproxy process runs all the
+proxies; its runtime API (`stats socket ... level admin`) is how drctl's HAProxy backend changes
+them (drctl/rehearsal/haproxy_cloud.py).
+
+Settings come from the stack file (`Pulumi.<stack>.yaml`, validated by the program's own config
+model, so the rehearsal uses exactly the values and defaults `pulumi up` would) with every health
+check period multiplied by `time_scale`; `outputs()` describes the topology in the stack-outputs
+contract, so the drill reads it as it reads a real stack's.
+
+Everything lives below one temp directory; `close()` stops every process and removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from drctl.drill import orders
+from drctl.mysql import replication
+from drctl.rehearsal.haproxy_cloud import (
+    CLOUDFLARE,
+    DATABASE_SERVER,
+    HAProxyLinode,
+    HAProxyTraffic,
+    LocalIds,
+    blackhole_acl,
+    database_path,
+    nodebalancer,
+)
+from drctl.rehearsal.local import processes
+from drctl.rehearsal.local.haproxy import HAProxyProcess
+from drctl.rehearsal.local.mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, make_template, replicate
+from drctl.rehearsal.local.ports import PortPool
+from drctl.stack.files import REPO_ROOT, load_stack_file
+from drctl.stack.outputs import StackOutputs, parse_outputs
+
+DEFAULT_TIME_SCALE = 0.02  # a 60 s monitor interval becomes 1.2 s
+MIN_CHECK_MS = 50  # HAProxy checks faster than this only burn the two cores
+ADMIN_USER = "drctl"  # as on the stack's own MySQL Linodes (components/database.py)
+REPLICATION_USER = "replicator"
+SHOP_USER = "woocommerce"
+
+
+class TopologyError(Exception):
+    """The rehearsal topology cannot be built or did not come up; the message says why."""
+
+
+def _ms(seconds: float, scale: float) -> int:
+    return max(MIN_CHECK_MS, round(seconds * scale * 1000))
+
+
+@dataclass(frozen=True)
+class RehearsalSpec:
+    """The numbers of a rehearsal: the stack's, with check periods and the RTO objective scaled.
+    The RPO objective is not scaled: replication runs at its real speed."""
+
+    stack: str
+    project: str
+    domain: str
+    regions: tuple[str, ...]  # failover order
+    web_nodes: int
+    time_scale: float
+    nb_interval_ms: int
+    nb_timeout_ms: int
+    nb_attempts: int
+    health_path: str
+    monitor_interval_ms: int
+    monitor_timeout_ms: int
+    monitor_fall: int
+    monitor_rise: int
+    expected_codes: str
+    rto_seconds: int
+    rpo_seconds: int
+    worst_case_detection_seconds: int
+    account_id: str
+    zone_id: str
+
+    @classmethod
+    def from_stack(cls, stack: str, time_scale: float = DEFAULT_TIME_SCALE, root: Path = REPO_ROOT) -> RehearsalSpec:
+        # The program's config model (pydantic only, no Pulumi) validates the stack file, so a
+        # rehearsal and `pulumi up` can never read a setting or a default differently.
+        from components.config import ConfigError, parse_config_value, validate_stack_config
+
+        if not 0 < time_scale <= 1:
+            raise TopologyError(f"--time-scale must be above 0 and at most 1 (got {time_scale})")
+        stack_file = load_stack_file(stack, root=root)
+        prefix = f"{stack_file.project}:"
+        raw = {k[len(prefix):]: parse_config_value(v) for k, v in stack_file.config.items() if k.startswith(prefix)}
+        try:
+            config = validate_stack_config(raw)
+        except ConfigError as err:
+            raise TopologyError(f"{stack_file.source}:\n{err}") from None
+        nb, monitor = config.node_balancer, config.traffic.monitor
+        return cls(
+            stack=stack, project=stack_file.project, domain=config.domain,
+            regions=tuple(r.region for r in config.regions),
+            web_nodes=max(2, config.primary.web_nodes),  # two at least, so a NodeBalancer has nodes to balance
+            time_scale=time_scale,
+            nb_interval_ms=_ms(nb.check_interval, time_scale), nb_timeout_ms=_ms(nb.check_timeout, time_scale),
+            nb_attempts=nb.check_attempts,
+            health_path=monitor.path,
+            monitor_interval_ms=_ms(monitor.interval, time_scale),
+            # Cloudflare retries a failed probe `retries` times within one interval before counting it.
+            monitor_timeout_ms=_ms(monitor.timeout * (monitor.retries + 1), time_scale),
+            monitor_fall=max(1, monitor.consecutive_down), monitor_rise=max(1, monitor.consecutive_up),
+            expected_codes=monitor.expected_codes,
+            rto_seconds=max(1, math.ceil(config.objectives.rto_seconds * time_scale)),
+            rpo_seconds=config.objectives.rpo_seconds,
+            worst_case_detection_seconds=max(1, math.ceil(monitor.worst_case_detection_seconds * time_scale)),
+            account_id=config.traffic.account_id, zone_id=config.traffic.zone_id,
+        )
+
+
+def expected_status_regex(expected_codes: str) -> str:
+    """Cloudflare's expected_codes ("200", "2xx") as an HAProxy `http-check expect rstatus` regex."""
+    parts = [p for p in re.split(r"[,\s]+", expected_codes.strip().lower()) if p]
+    return "^(" + "|".join(p.replace("x", "[0-9]") for p in parts) + ")$"
+
+
+@dataclass(frozen=True)
+class RegionPorts:
+    """Where one region's stand-ins listen."""
+
+    name: str
+    nb_port: int  # the NodeBalancer (HAProxy nb-<region>)
+    origins: dict[str, int]  # web node name -> its shop origin's port
+    db_port: int  # the path to the database (HAProxy db-<region>)
+    database_port: int  # the database server itself
+
+
+def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int, regions: Sequence[RegionPorts],
+                   tls_pem: Path) -> str:
+    """One haproxy configuration with every proxy of the topology, named as drctl/rehearsal/haproxy_cloud.py
+    expects; `regions` in failover order. The blackhole ACL files go beside the runtime socket
+    and must exist (empty) when haproxy starts: `haproxy_files()`. The NodeBalancers speak TLS
+    with the certificate and key in `tls_pem` (as the web nodes do behind the real ones), so
+    Cloudflare's checks, and drctl's own probes (drctl/cloud/origin_probe.py), reach them over HTTPS."""
+    s = spec
+    lines = [
+        "global",
+        f"  stats socket {socket_path} mode 600 level admin",
+        "  maxconn 512",
+        "defaults",
+        "  timeout connect 1s",
+        "  timeout client 10s",
+        "  timeout server 10s",
+        "",
+        f"listen {CLOUDFLARE}",
+        f"  bind {HOST}:{cloudflare_port}",
+        "  mode http",
+        "  option httpchk",
+        f"  http-check send meth GET uri {s.health_path} ver HTTP/1.1 hdr Host {s.domain}",
+        f"  http-check expect rstatus {expected_status_regex(s.expected_codes)}",
+        f"  timeout check {s.monitor_timeout_ms}ms",
+        # HAProxy waits min(timeout connect, 1 s) between retries of a refused connection: scaled too.
+        f"  timeout connect {s.monitor_timeout_ms}ms",
+        f"  default-server inter {s.monitor_interval_ms}ms fall {s.monitor_fall} rise {s.monitor_rise}",
+    ]
+    lines += [f"  server {r.name} {HOST}:{r.nb_port} check ssl verify none sni str({s.domain}){' backup' if i else ''}"
+              for i, r in enumerate(regions)]
+    for r in regions:
+        lines += [
+            "",
+            f"listen {nodebalancer(r.name)}",
+            f"  bind {HOST}:{r.nb_port} ssl crt {tls_pem}",
+            "  mode tcp",
+            "  balance roundrobin",
+            # A blackhole: connections from a listed source are held unanswered until they time out
+            # (silent-drop would not do on loopback, where the kernel resets the client at once).
+            "  tcp-request inspect-delay 30s",
+            f"  tcp-request content accept if !{{ src -f {blackhole_acl(socket_path.parent, r.name)} }}",
+            "  tcp-request content reject if WAIT_END",
+            f"  timeout check {s.nb_timeout_ms}ms",
+            f"  timeout connect {s.nb_timeout_ms}ms",
+            # NodeBalancers have no tunable rise (DESIGN §2): one good check brings a node back.
+            f"  default-server inter {s.nb_interval_ms}ms fall {s.nb_attempts} rise 1",
+            *(f"  server {name} {HOST}:{port} check" for name, port in r.origins.items()),
+            "",
+            f"listen {database_path(r.name)}",
+            f"  bind {HOST}:{r.db_port}",
+            "  mode tcp",
+            # A killed server is refused at once, as by a machine whose mysqld died (HAProxy would
+            # otherwise retry for seconds on the client's behalf).
+            "  retries 0",
+            f"  timeout connect {s.nb_timeout_ms}ms",
+            # Replication and pooled connections sit idle for long; a firewall does not cut them.
+            "  timeout client 1h",
+            "  timeout server 1h",
+            f"  server {DATABASE_SERVER} {HOST}:{r.database_port} check inter {s.nb_interval_ms}ms fall 1 rise 1",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_files(directory: Path, regions: Sequence[str], ca: LocalCA) -> Path:
+    """The files the configuration reads: empty blackhole ACLs, and the NodeBalancers' certificate
+    and key in one PEM (returned)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for region in regions:
+        blackhole_acl(directory, region).touch()
+    pem = directory / "nodebalancer.pem"
+    pem.touch(mode=0o600)
+    pem.write_text(Path(ca.cert).read_text() + Path(ca.key).read_text())
+    return pem
+
+
+@dataclass
+class _Region:
+    name: str
+    database: MariaDBServer
+    db_port: int  # the database path (HAProxy db-<region>)
+    nb_port: int  # the NodeBalancer (HAProxy nb-<region>)
+    origins: dict[str, int]  # web node name -> port
+    processes: dict[str, subprocess.Popen]
+
+
+class LocalTopology:
+    def __init__(self, spec: RehearsalSpec, template: Path | None = None):
+        self.spec = spec
+        self.dir = Path(tempfile.mkdtemp(prefix="wcdr-rehearse-"))
+        self._template = template
+        self._passwords = {user: secrets.token_urlsafe(18) for user in (ADMIN_USER, REPLICATION_USER, SHOP_USER)}
+        self.ca: LocalCA | None = None
+        self.databases: MariaDBCluster | None = None
+        self.haproxy: HAProxyProcess | None = None
+        self.traffic: HAProxyTraffic | None = None
+        self.linode: HAProxyLinode | None = None
+        self.regions: dict[str, _Region] = {}
+        self._ports = PortPool()  # every listener's port, held until close(): no number handed out twice
+        self.cloudflare_port = self._ports.port()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> LocalTopology:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, timeout: float = 60) -> None:
+        self.ca = LocalCA.create(self.dir / "ca")
+        template = self._template or make_template(self.dir / "template")
+        self.databases = MariaDBCluster(self.ca, template, base=self.dir / "db")
+        for i, region in enumerate(self.spec.regions):
+            server = self.databases.add(server_id=i + 1, name=region)
+            origins = {f"web-{n + 1}": self._ports.port() for n in range(self.spec.web_nodes)}
+            self.regions[region] = _Region(region, server, self._ports.port(), self._ports.port(), origins, {})
+        self._prepare_primary(self.regions[self.spec.regions[0]].database)
+        self._tls_pem = haproxy_files(self.dir / "haproxy", self.spec.regions, self.ca)
+        self.haproxy = HAProxyProcess(self.dir / "haproxy", self.haproxy_config(), self.dir / "haproxy" / "api.sock")
+        self.haproxy.start()
+        self.traffic = HAProxyTraffic(self.haproxy.api, self.spec.regions)
+        self.linode = HAProxyLinode(self.haproxy.api, self.spec.regions,
+                                    {r.name: tuple(r.origins) for r in self.regions.values()}, self.dir / "haproxy")
+        for region in self.spec.regions[1:]:
+            self._replicate_from_primary(region)
+        for region in self.regions.values():
+            for name in region.origins:
+                self.start_origin(region.name, name)
+        self.wait_until_serving(self.spec.regions[0], timeout)
+
+    def close(self) -> None:
+        """Stop everything and remove the directory; safe to call twice and after a failed start."""
+        for region in self.regions.values():
+            for name in list(region.processes):
+                self.stop_origin(region.name, name, kill=False)
+        if self.haproxy is not None:
+            self.haproxy.stop()
+        if self.databases is not None:
+            self.databases.close()
+        self._ports.release()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- the databases -----------------------------------------------------------------------------
+    def _prepare_primary(self, primary: MariaDBServer) -> None:
+        """Accounts, heartbeat and the drill's orders table, created on the primary before any replica
+        exists, so replication carries them everywhere (as the stack's bootstrap does)."""
+        primary.create_user(ADMIN_USER, self._passwords[ADMIN_USER])
+        primary.create_user(REPLICATION_USER, self._passwords[REPLICATION_USER], "REPLICATION SLAVE ON *.*")
+        with contextlib.closing(primary.connect()) as conn:
+            replication.install_heartbeat(conn, with_event=True)
+            orders.create_schema(conn)
+        primary.create_user(SHOP_USER, self._passwords[SHOP_USER], f"SELECT, INSERT ON {orders.SCHEMA}.*")
+        primary.execute(f"GRANT SELECT ON {replication.HEARTBEAT_SCHEMA}.* TO '{SHOP_USER}'@'{HOST}'")
+
+    def _replicate_from_primary(self, region: str) -> None:
+        replica, primary = self.regions[region].database, self.regions[self.spec.regions[0]]
+        # Through the primary's 'firewall', as a real replica reaches its source.
+        replicate(replica, primary.database, REPLICATION_USER, self._passwords[REPLICATION_USER],
+                  port=primary.db_port)
+        with contextlib.closing(replica.connect()) as conn:
+            replication.set_read_only(conn, replication.detect_dialect(conn), True)
+
+    def kill_database(self, region: str) -> None:
+        self.regions[region].database.kill()
+
+    def start_database(self, region: str) -> None:
+        self.regions[region].database.start()
+
+    def region_down(self, region: str) -> tuple[str, str, Callable[[], None]]:
+        """The whole region dies at once: its database and its shop origins are killed (SIGKILL).
+        Returns what was done, what undoing does, and the undo (restart them, data kept): the
+        drill's `region-down` fault."""
+        r = self.regions[region]
+        r.database.kill()
+        for name in list(r.processes):
+            self.stop_origin(region, name, kill=True)
+
+        def bring_back() -> None:
+            r.database.start()
+            for name in r.origins:
+                self.start_origin(region, name)
+        return (f"{region}: database and {len(r.origins)} shop origins killed",
+                f"{region}: database and shop origins restarted (data kept)", bring_back)
+
+    # --- the shop origins --------------------------------------------------------------------------
+    def start_origin(self, region: str, name: str) -> None:
+        r = self.regions[region]
+        settings = {"origin": f"{region}-{name}", "port": r.origins[name], "region": region, "host": HOST,
+                    "port_db": r.db_port, "user": SHOP_USER, "password": self._passwords[SHOP_USER],
+                    "ca_file": self.ca.ca}
+        path = self.dir / "origins" / f"{region}-{name}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(settings), encoding="utf-8")
+        log = open(path.with_suffix(".log"), "ab")  # noqa: SIM115 -- the child keeps it open
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        r.processes[name] = subprocess.Popen([sys.executable, "-m", "drctl.rehearsal.shop", str(path)],
+                                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=self.dir)
+        log.close()
+
+    def stop_origin(self, region: str, name: str, kill: bool = True) -> None:
+        """SIGKILL (a dead web node) or SIGTERM (a clean stop)."""
+        process = self.regions[region].processes.pop(name, None)
+        if kill:
+            processes.kill(process)
+        else:
+            processes.terminate(process, 5)
+
+    # --- HAProxy -----------------------------------------------------------------------------------
+    def haproxy_config(self) -> str:
+        return haproxy_config(self.spec, self.dir / "haproxy" / "api.sock", self.cloudflare_port, [
+            RegionPorts(r.name, r.nb_port, r.origins, r.db_port, r.database.port) for r in self.regions.values()],
+            self._tls_pem)
+
+    def wait_until_serving(self, region: str, timeout: float) -> None:
+        """Until every NodeBalancer node and every pool passes its checks and `region` takes the
+        traffic: what `drctl status` calls healthy (one slow origin would fail the drill's preflight)."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.traffic.state()
+            nodes = [s for r in self.spec.regions for s in self.haproxy.api.servers(nodebalancer(r))]
+            if all(r.healthy for r in state.regions.values()) and state.serving == region \
+                    and all(node.checked_up for node in nodes):
+                return
+            for r in self.regions.values():
+                for name, process in r.processes.items():
+                    if process.poll() is not None:
+                        # The log goes with the topology's directory: quote it while it is still there.
+                        log = self.dir / "origins" / f"{r.name}-{name}.log"
+                        raise TopologyError(f"shop origin {r.name}-{name} exited with {process.returncode}:\n"
+                                            f"{processes.log_tail(log)}")
+            time.sleep(0.05)
+        details = "; ".join(r.detail for r in state.regions.values()) if state else "no state read"
+        raise TopologyError(f"the rehearsal topology did not come up within {timeout:.0f} s ({details})")
+
+    # --- what the drill sees -----------------------------------------------------------------------
+    def order_sink(self) -> orders.HttpOrderSink:
+        """Orders through the front door: 'Cloudflare', then a NodeBalancer, then a shop origin."""
+        return orders.HttpOrderSink(HOST, self.cloudflare_port, self.spec.domain)
+
+    def outputs(self) -> StackOutputs:
+        """This topology in the stack-outputs contract, with the local ids of `LocalIds`."""
+        s = self.spec
+        regions, replicas = [], []
+        for i, name in enumerate(s.regions):
+            r, ids = self.regions[name], LocalIds(i)
+            regions.append({
+                "region": name, "role": "primary" if i == 0 else "dr",
+                "nodeBalancer": {"id": ids.nodebalancer, "ipv4": HOST,
+                                 "hostname": f"{nodebalancer(name)}.rehearsal.invalid"},
+                "webInstances": [{"id": ids.web_instance(n), "label": node, "privateIp": HOST}
+                                 for n, node in enumerate(r.origins)],
+                "webFirewallId": ids.web_firewall, "nodeBalancerFirewallId": ids.nodebalancer_firewall,
+                "poolId": name,
+            })
+            if i:
+                replicas.append({"region": name, "instanceId": ids.database_instance, "publicIp": HOST,
+                                 "privateIp": HOST, "serverId": r.database.server_id, "port": r.db_port,
+                                 "firewallId": ids.database_firewall})
+        primary = self.regions[s.regions[0]]
+        ca_pem = Path(self.ca.ca).read_text()
+        return parse_outputs({
+            "project": s.project, "stack": f"{s.stack}-rehearsal", "domain": s.domain,
+            "trafficMode": "load-balancer", "healthPath": s.health_path,
+            "regions": regions,
+            "monitor": {"interval": max(1, round(s.monitor_interval_ms / 1000)),
+                        "timeout": max(1, round(s.monitor_timeout_ms / 1000)), "retries": 0,
+                        "consecutiveDown": s.monitor_fall, "consecutiveUp": s.monitor_rise,
+                        "expectedCodes": s.expected_codes},
+            "cloudflare": {"accountId": s.account_id, "zoneId": s.zone_id, "loadBalancerId": CLOUDFLARE},
+            "database": {
+                "mode": "self-managed",
+                # One CA signs every server, and the servers share this machine: the CA paths the
+                # servers use for replication are the file itself.
+                "primary": {"region": s.regions[0], "host": HOST, "port": primary.db_port,
+                            "caCert": ca_pem, "caPath": self.ca.ca, "adminUser": ADMIN_USER,
+                            "adminPassword": self._passwords[ADMIN_USER],
+                            "instanceId": LocalIds(0).database_instance, "firewallId": LocalIds(0).database_firewall},
+                "replicas": replicas, "serverCaCert": ca_pem, "serverCaPath": self.ca.ca,
+                "replicaAdminUser": ADMIN_USER, "replicaAdminPassword": self._passwords[ADMIN_USER],
+                "heartbeat": "event scheduler",
+            },
+            "objectives": {"rtoSeconds": s.rto_seconds, "rpoSeconds": s.rpo_seconds,
+                           "worstCaseDetectionSeconds": s.worst_case_detection_seconds},
+        }, "the rehearsal topology")  # parse_outputs: errors name fields, never values (passwords)
+
+    def replication_credentials(self) -> tuple[str, str]:
+        """The replication account (user, password), for failback's CHANGE MASTER."""
+        return REPLICATION_USER, self._passwords[REPLICATION_USER]
+
+    def processes(self) -> list[subprocess.Popen]:
+        found = [p for r in self.regions.values() for p in r.processes.values()]
+        if self.haproxy is not None and self.haproxy.process is not None:
+            found.append(self.haproxy.process)
+        if self.databases is not None:
+            found += [s.process for s in self.databases.servers if s.process is not None]
+        return found

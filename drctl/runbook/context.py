@@ -1,0 +1,240 @@
+"""What status, promote and failback share: the stack they act on, the clients they use, the
+journal and hooks around state-changing runs, and the command-line conventions.
+
+`Runbook` is also the entry point for code that drives these commands (drctl drill / rehearse):
+build one with the traffic backend of your choice and call `promote.promote(...)` or
+`failback.failback(...)` with their options objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drctl.cloud.linode import LinodeAPI, LinodeAPIError
+from drctl.cloud.traffic import TrafficBackend, TrafficError
+from drctl.mysql.topology import DbServer, servers_from_outputs
+from drctl.runbook.hooks import HookFailed, run_hooks
+from drctl.runbook.journal import Journal, JournalError, PromotionHistory, Step, state_dir
+from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+JOURNAL_FILE = "journal.json"
+HISTORY_FILE = "promotions.json"
+FENCES_FILE = "fences.json"
+DEFAULT_BLOCK_SECONDS = 3600
+
+
+class Refused(Exception):
+    """A safety check said no. The message says why and what would make it safe; nothing changed
+    unless the message says so."""
+
+
+class UsageError(Exception):
+    """The command line asks for something impossible (exit 2)."""
+
+
+@dataclass
+class Runbook:
+    outputs: StackOutputs
+    state_dir: Path
+    say: Callable[[str], None] = print
+    traffic_factory: Callable[[], TrafficBackend] | None = None
+    linode_factory: Callable[[], LinodeAPI] | None = None
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    servers: dict[str, DbServer] = field(init=False)
+    _traffic: TrafficBackend | None = field(default=None, init=False, repr=False)
+    _linode: LinodeAPI | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.servers = servers_from_outputs(self.outputs)
+
+    @property
+    def stack(self) -> str:
+        return self.outputs.stack
+
+    def server(self, region: str) -> DbServer:
+        if region not in self.servers:
+            raise UsageError(f"no database server in region {region!r} of stack {self.stack!r} "
+                             f"(regions with one: {', '.join(self.servers)})")
+        return self.servers[region]
+
+    def traffic(self) -> TrafficBackend:
+        """The stack's traffic backend; TrafficError when it cannot be built (no token, ...)."""
+        if self._traffic is None:
+            if self.traffic_factory is None:
+                raise TrafficError("no traffic backend configured")
+            self._traffic = self.traffic_factory()
+        return self._traffic
+
+    def linode(self) -> LinodeAPI:
+        """The Linode API client; LinodeAPIError when it cannot be built (no token)."""
+        if self._linode is None:
+            if self.linode_factory is None:
+                raise LinodeAPIError("no Linode API client configured")
+            self._linode = self.linode_factory()
+        return self._linode
+
+    def try_traffic(self) -> tuple[TrafficBackend | None, str | None]:
+        try:
+            return self.traffic(), None
+        except (TrafficError, OutputsError) as err:
+            return None, str(err)
+
+    def try_linode(self) -> tuple[LinodeAPI | None, str | None]:
+        try:
+            return self.linode(), None
+        except LinodeAPIError as err:
+            return None, str(err)
+
+    # --- files ---------------------------------------------------------------------------------
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / JOURNAL_FILE
+
+    def history(self) -> PromotionHistory:
+        return PromotionHistory(self.state_dir / HISTORY_FILE, clock=self.clock)
+
+    def open_journal(self, operation: str, params: dict[str, Any], abandon: bool) -> tuple[Journal, bool]:
+        """The journal for this run: resumed when an unfinished one matches, else a new one (a
+        finished predecessor is kept under journals/)."""
+        journal = Journal(self.journal_path, operation, params, clock=self.clock)
+        self._archive_finished()
+        resumed = journal.open(abandon=abandon)
+        return journal, resumed
+
+    def peek_journal(self, operation: str, params: dict[str, Any], abandon: bool) -> Journal | None:
+        """For --dry-run: the unfinished journal of this very operation (read-only), None when there is
+        none, JournalError when the real run would be refused for another operation's journal."""
+        journal = Journal(self.journal_path, operation, params, clock=self.clock)
+        return journal if journal.peek(abandon) else None
+
+    def _archive_finished(self) -> None:
+        journal = Journal(self.journal_path, "", {})
+        existing = journal._read()
+        if existing and existing.get("finished"):
+            archive = self.state_dir / "journals"
+            archive.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(existing.get("started") or 0))
+            shutil.move(str(self.journal_path), archive / f"{stamp}-{existing['operation']}.json")
+
+    # --- hooks ---------------------------------------------------------------------------------
+    def hook_env(self, operation: str, phase: str, from_region: str, to_region: str, mode: str,
+                 dry_run: bool, result: str | None = None) -> dict[str, str]:
+        env = {"DRCTL_OPERATION": operation, "DRCTL_PHASE": phase, "DRCTL_STACK": self.stack,
+               "DRCTL_FROM_REGION": from_region, "DRCTL_TO_REGION": to_region, "DRCTL_MODE": mode,
+               "DRCTL_DRY_RUN": "1" if dry_run else "0", "DRCTL_JOURNAL": str(self.journal_path)}
+        if result is not None:
+            env["DRCTL_RESULT"] = result
+        return env
+
+    def pre_hook_step(self, hooks: list[str], env: dict[str, str]) -> Step:
+        def run() -> Any:
+            try:
+                return {"hooks": len(hooks), "output": run_hooks(hooks, env)}
+            except HookFailed as err:
+                raise Refused(f"pre-hook failed, nothing was changed: {err}") from None
+        return Step("pre-hooks", f"run {len(hooks)} pre-hook(s)", run)
+
+    def run_post_hooks(self, hooks: list[str], env: dict[str, str]) -> str | None:
+        """Run post-hooks; a failure is returned as a warning (what is done stays done)."""
+        if not hooks:
+            return None
+        try:
+            run_hooks(hooks, env)
+        except HookFailed as err:
+            return f"post-hook failed: {err}"
+        return None
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", "--stack", help="stack name: reads `pulumi stack output` (needs the Pulumi CLI)")
+    p.add_argument("--outputs", metavar="FILE", help="read the stack outputs from FILE instead "
+                                                     "(`pulumi stack output --json --show-secrets > FILE`)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
+
+
+def add_change_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
+    p.add_argument("--yes", action="store_true", help="act (required unless --dry-run)")
+    p.add_argument("--pre-hook", action="append", default=[], metavar="CMD",
+                   help="executable run before any change; failing aborts (repeatable; see drctl/runbook/hooks.py)")
+    p.add_argument("--post-hook", action="append", default=[], metavar="CMD",
+                   help="executable run after the operation, DRCTL_RESULT=success|failed (repeatable)")
+    p.add_argument("--catch-up-timeout", type=seconds, default=300.0, metavar="SECONDS",
+                   help="longest wait for a server to apply the transactions it must have (default 300)")
+    p.add_argument("--traffic-timeout", type=seconds, default=120.0, metavar="SECONDS",
+                   help="longest wait for traffic to reach the new primary's region (default 120)")
+    p.add_argument("--skip-traffic", action="store_true",
+                   help="leave traffic alone (you move it yourself); drctl says so in its report")
+    p.add_argument("--abandon-journal", action="store_true",
+                   help="start afresh although an unfinished operation is recorded in the journal")
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def runbook_from_args(args: argparse.Namespace, say: Callable[[str], None]) -> Runbook:
+    """Load the stack outputs and wire the real clients (tokens and base URLs from the environment:
+    LINODE_TOKEN, DRCTL_LINODE_BASE_URL, CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL)."""
+    if not args.stack and not args.outputs:
+        raise UsageError("give -s/--stack STACK or --outputs FILE")
+    outputs = load_outputs(args.stack, args.outputs)
+    from drctl.cloud.traffic import backend_for  # imports the Cloudflare SDK: only when needed
+
+    return Runbook(
+        outputs=outputs,
+        state_dir=state_dir(args.stack or outputs.stack),
+        say=say,
+        traffic_factory=lambda: backend_for(outputs),
+        linode_factory=LinodeAPI,
+    )
+
+
+def printer(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress goes to stdout for people, to stderr when stdout carries JSON."""
+    stream = sys.stderr if getattr(args, "output", "text") == "json" else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+    return say
+
+
+def fail(command: str, message: str) -> None:
+    print(f"drctl {command}: {message}", file=sys.stderr, flush=True)
+
+
+def checked_run(command: str, args: argparse.Namespace, body: Callable[[Runbook], int]) -> int:
+    """Build the runbook and run `body`, turning the errors every command shares into exit codes."""
+    try:
+        rb = runbook_from_args(args, printer(args))
+    except (UsageError, OutputsError) as err:
+        fail(command, str(err))
+        return EXIT_USAGE
+    try:
+        return body(rb)
+    except UsageError as err:
+        fail(command, str(err))
+        return EXIT_USAGE
+    except (Refused, JournalError) as err:
+        fail(command, f"refused: {err}")
+        return EXIT_FAILED
+

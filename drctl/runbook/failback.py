@@ -1,0 +1,395 @@
+"""`drctl failback --to R`: bring the primary role back to R (usually the original primary region).
+
+R first rejoins as a replica of the current primary:
+- a network fence drctl put on R during an unplanned promotion is lifted (the saved firewall rules
+  or allow-list restored), and R is fenced in SQL at once (heartbeat writer stopped, read-only);
+- errant transactions are looked for: what R committed that the current primary never received
+  (orders written after the last transaction that reached the replica, heartbeats of a restarted
+  primary). Any found are exported to a JSON file (GTIDs, tables, statements, decoded rows) and,
+  unless they only touched drctl's own heartbeat schema, failback refuses: review the export,
+  re-enter what matters on the current primary, then run again with `--discard-errant`, which
+  rebuilds R from a copy of the current primary (its errant changes are gone afterwards);
+- R replicates from the current primary (GTID auto-position) and catches up.
+Then a planned switchover back, exactly as `drctl promote` does it (fence, wait, promote, repoint
+everyone including the current primary, traffic, verify), and R's traffic fence is lifted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drctl.cloud.linode import LinodeAPIError
+from drctl.mysql import bootstrap as boot
+from drctl.mysql import errant
+from drctl.mysql import replication as r
+from drctl.mysql.topology import DatabaseUnreachable, DbServer, compare, discover, probe, session
+from drctl.runbook import fencing
+from drctl.runbook.context import (
+    FENCES_FILE,
+    Refused,
+    Runbook,
+    UsageError,
+    add_change_arguments,
+    add_common_arguments,
+)
+from drctl.runbook.journal import Journal, Step
+from drctl.runbook.promote import Aborted, NullJournal, RunResult, Switchover, dry_run, execute, run_command, wait_for
+
+REACHABLE_AFTER_UNFENCE_SECONDS = 120.0
+
+
+@dataclass
+class FailbackOptions:
+    to: str
+    yes: bool = False
+    dry_run: bool = False
+    discard_errant: bool = False
+    catch_up_timeout: float = 300.0
+    traffic_timeout: float = 120.0
+    skip_traffic: bool = False
+    pre_hooks: list[str] = field(default_factory=list)
+    post_hooks: list[str] = field(default_factory=list)
+    abandon_journal: bool = False
+    export_dir: Path | None = None  # default: <state dir>/errant
+
+
+def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
+    if not opts.dry_run and not opts.yes:
+        raise UsageError("failback changes which database takes writes: pass --yes to act, or --dry-run to "
+                         "see the steps")
+    rb.server(opts.to)
+    result = RunResult("failback", opts.to, journal=str(rb.journal_path))
+    params = {"to": opts.to}
+    if opts.dry_run:
+        journal = rb.peek_journal("failback", params, opts.abandon_journal)
+    else:
+        journal, _ = rb.open_journal("failback", params, opts.abandon_journal)
+    plan = journal.detail("assess") if journal is not None else None
+    if plan is not None:
+        rb.say("  = read every server and decide (done in an earlier run)")
+    if plan is None:
+        try:
+            plan = assess(rb, opts)
+        except BaseException:
+            if journal is not None and not opts.dry_run:
+                journal.finish("refused")
+            raise
+        if not opts.dry_run:
+            journal.run([Step("assess", "read every server and decide", lambda: plan)], rb.say)
+    result.mode, result.source = plan["mode"], plan.get("from")
+    if plan["mode"] == "none":
+        result.outcome, result.message = "nothing-to-do", f"{opts.to} is already the primary"
+        if journal is not None and not opts.dry_run:
+            journal.finish("nothing-to-do")
+        return result
+    steps = plan_steps(rb, journal, plan, opts)
+    if opts.dry_run:
+        return dry_run_with_errant(rb, result, steps, journal, plan)
+    assert journal is not None
+    result = execute(rb, result, journal, steps, plan, opts, "failback")
+    checked = journal.detail("check-errant") or (journal.doc.get("refusal") or {})
+    result.export = checked.get("export") or result.export
+    return result
+
+
+def assess(rb: Runbook, opts: FailbackOptions) -> dict[str, Any]:
+    topo = discover(rb.servers)
+    if topo.primary is not None and topo.primary.region == opts.to:
+        return {"mode": "none", "from": opts.to, "to": opts.to}
+    # The server failing back may itself be writable (an old primary restarted without read_only):
+    # it is fenced before anything else; the primary is the one writable server among the others.
+    others = [s for s in topo.primaries if s.region != opts.to]
+    if len(others) != 1:
+        found = ", ".join(f"{s.region}: {s.role}" for s in topo.states.values())
+        raise Refused(f"there is no single writable primary to fail back from ({found}); "
+                      "use drctl promote to make one, then fail back")
+    primary = others[0]
+    target = topo[opts.to]
+    fenced = fencing.FenceStore(rb.state_dir / FENCES_FILE).get(opts.to)
+    if not target.reachable and not fenced:
+        raise Refused(f"drctl cannot read the database in {opts.to} and holds no network fence of it to lift: "
+                      f"{target.error}")
+    if target.reachable:
+        with session(rb.server(opts.to)) as conn:
+            check_can_follow(conn, rb.server(opts.to))
+    repoint = [s.region for s in topo.states.values() if s.region not in (opts.to, primary.region)
+               and s.role == "replica"] + [primary.region]
+    return {"mode": "failback", "from": primary.region, "to": opts.to, "liftFence": sorted(fenced),
+            "repoint": repoint, "targetRole": target.role}
+
+
+def plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts: FailbackOptions) -> list[Step]:
+    j = journal or NullJournal()
+    current, target = plan["from"], plan["to"]
+    steps: list[Step] = []
+    if opts.pre_hooks:
+        steps.append(rb.pre_hook_step(opts.pre_hooks, rb.hook_env("failback", "pre", current, target, "planned",
+                                                                  opts.dry_run)))
+    if plan["liftFence"]:
+        steps.append(Step("lift-network-fence", f"restore {target}'s {' and '.join(plan['liftFence'])} saved when it "
+                                                "was fenced, and wait until its database answers",
+                          lambda: lift_fence(rb, target)))
+    steps += [
+        Step("fence-rejoining", f"fence {target} in SQL: heartbeat writer stopped, read-only on (it must not take "
+                                "writes while it rejoins)", lambda: fence_rejoining(rb, target)),
+        Step("check-errant", f"look for transactions {target} has and {current} lacks; export them; refuse unless "
+                             "they only touched drctl's heartbeat or --discard-errant",
+             lambda: check_errant(rb, j, target, current, opts)),
+        Step("rejoin", f"make {target} a replica of {current} (rebuilt from a copy of {current} when errant "
+                       "transactions are discarded)", lambda: rejoin(rb, j, target, current)),
+        Step("catch-up", f"wait until {target} has applied every transaction of {current} "
+                         f"(at most {opts.catch_up_timeout:.0f} s)", lambda: catch_up(rb, target, current, opts)),
+    ]
+    steps += Switchover(rb, j, current, target, plan["repoint"], opts.catch_up_timeout, opts.traffic_timeout,
+                        opts.skip_traffic, prefix="switch-").steps()
+    steps.append(Step("record", "record the switchover (anti-flapping history)", lambda: record(rb, j, plan)))
+    return steps
+
+
+def lift_fence(rb: Runbook, region: str) -> dict[str, Any]:
+    server = rb.server(region)
+    try:
+        done = fencing.lift_network_fence(server, rb.linode(), fencing.FenceStore(rb.state_dir / FENCES_FILE))
+    except LinodeAPIError as err:
+        raise Aborted(f"could not lift the network fence of {region}: {err}") from None
+    for line in done:
+        rb.say(f"    {line}")
+    deadline = rb.monotonic() + REACHABLE_AFTER_UNFENCE_SECONDS
+    while True:
+        state = probe(server, timeout=3)
+        if state.reachable:
+            return {"restored": done}
+        if rb.monotonic() >= deadline:
+            raise DatabaseUnreachable(f"{region} still does not answer {REACHABLE_AFTER_UNFENCE_SECONDS:.0f} s after "
+                                      f"its fence was lifted: {state.error}")
+        rb.sleep(2)
+
+
+def fence_rejoining(rb: Runbook, region: str) -> dict[str, Any]:
+    with session(rb.server(region)) as conn:
+        check_can_follow(conn, rb.server(region))
+        return fencing.fence_sql(conn, r.detect_dialect(conn))
+
+
+# Any of these lets an account run CHANGE REPLICATION SOURCE / START REPLICA.
+FOLLOW_PRIVILEGES = frozenset({"SUPER", "REPLICATION_SLAVE_ADMIN", "REPLICATION SLAVE ADMIN", "ALL PRIVILEGES", "ALL"})
+
+
+def check_can_follow(conn, server: DbServer) -> None:
+    """Refuse before any change when drctl's account there may not make the server a replica (a
+    Linode Managed Database's admin account, for one, has no such privilege)."""
+    if r.global_privileges(r.show_grants(conn)) & FOLLOW_PRIVILEGES:
+        return
+    what = "a Linode Managed Database" if server.managed else f"the server in {server.region}"
+    raise Refused(f"{server.user!r} on {what} may not make it a replica (it needs REPLICATION_SLAVE_ADMIN or "
+                  "SUPER), so it cannot rejoin and take the primary role back this way. Rebuild the primary "
+                  "there from the current one instead (for a managed database: a new cluster seeded from a dump "
+                  "of the current primary), then redeploy")
+
+
+def check_errant(rb: Runbook, journal: Journal, target: str, current: str, opts: FailbackOptions) -> dict[str, Any]:
+    # The rejoining server first: it is fenced, so it cannot grow; the primary read after it can only
+    # be further ahead, never make the rejoining server look errant.
+    t_state = probe(rb.server(target))
+    p_state = probe(rb.server(current))
+    diff = compare(p_state, t_state)
+    if diff is None:
+        raise DatabaseUnreachable(t_state.error or p_state.error or "the servers speak different dialects")
+    if diff.errant_count == 0:
+        if t_state.replica is not None and t_state.replica.replicating and \
+                t_state.replica.source_port == rb.server(current).port:
+            return {"errant": 0, "action": "none"}
+        return {"errant": 0, "action": "repoint"}
+    server = rb.server(target)
+    with session(server) as conn:
+        found = errant.examine(conn, server, r.detect_dialect(conn), current, diff)
+    path = errant.write_export(found, opts.export_dir or rb.state_dir / "errant", rb.clock())
+    rb.say(f"    {diff.errant_count} errant transaction(s) on {target} ({diff.errant}); exported to {path}")
+    detail = {"errant": diff.errant_count, "gtids": diff.errant, "export": str(path),
+              "dataTransactions": len(found.data_transactions)}
+    if found.only_drctl:
+        rb.say(f"    they only touched drctl's heartbeat: dropped from {target}'s GTID history, no shop data lost")
+        return {**detail, "action": "rewind"}
+    if opts.discard_errant:
+        return {**detail, "action": "reseed"}
+    journal.doc["refusal"] = {"export": str(path)}
+    what = f"{len(found.data_transactions)} changed shop data" if found.complete else "some could not be read"
+    raise Refused(
+        f"{target} has {diff.errant_count} transaction(s) {current} never received ({what}): {diff.errant}. "
+        f"They are exported to {path}. Review them and re-enter what matters on {current}; then run "
+        f"drctl failback --to {target} --discard-errant, which rebuilds {target} from a copy of {current}. "
+        f"{target} stays fenced (read-only) meanwhile"
+    )
+
+
+def rejoin(rb: Runbook, journal: Journal, target: str, current: str) -> dict[str, Any]:
+    checked = journal.detail("check-errant") or {}
+    action = checked.get("action", "repoint")
+    server, source = rb.server(target), rb.server(current)
+    if action == "none":
+        return {"action": "none", "detail": f"{target} already replicates from {current}"}
+    if action == "reseed":
+        reseed(rb, server, source)
+    with session(server) as conn:
+        dialect = r.detect_dialect(conn)
+        if action == "rewind":
+            rewind(conn, dialect, checked["gtids"])
+        status = r.repoint(conn, dialect, source.as_source(), timeout=60)
+    return {"action": action, "source": f"{status.source_host}:{status.source_port}"}
+
+
+def rewind(conn, dialect: r.Dialect, errant_gtids: str) -> None:
+    """Forget errant transactions that changed only drctl's heartbeat (the data stays; the next
+    heartbeat from the new source overwrites the row)."""
+    if dialect.is_mariadb:
+        state = dict(r.binlog_state(conn).last)
+        for part in filter(None, errant_gtids.split(",")):
+            d, s, first = (int(x) for x in part.split("..")[0].split("-"))
+            if first > 1:
+                state[(d, s)] = first - 1
+            else:
+                state.pop((d, s), None)
+        history: Any = r.MariaDBGtidState(state)
+    else:
+        history = r.executed_gtids(conn, dialect) - r.GtidSet.parse(errant_gtids)
+    with boot.lifted_super_read_only(conn, dialect):
+        r.rewind_gtid_history(conn, dialect, history)
+
+
+def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
+    """Rebuild `server`'s data from a consistent copy of `source`, through this machine: the dump
+    client reads the source, the command-line client loads the server (outside its binary log),
+    then the server's GTID history is the copy's. Its own errant changes are gone afterwards."""
+    with session(source) as src:
+        dialect = r.detect_dialect(src)
+        for sql in r.HEARTBEAT_DDL:  # the copy carries the GTID position only with a database in it
+            r._execute(src, r.Statement(sql))
+        databases = [d for d in boot._databases(src) if d not in boot.SYSTEM_SCHEMAS]
+        source_state = r.binlog_state(src) if dialect.is_mariadb else None
+    dump_client, load_client = ("mariadb-dump", "mariadb") if dialect.is_mariadb else ("mysqldump", "mysql")
+    missing = [c for c in (dump_client, load_client) if shutil.which(c) is None]
+    if missing:
+        raise Aborted(f"--discard-errant copies {source.region} to {server.region} with {' and '.join(missing)}, "
+                      "which are not installed here; nothing was changed")
+    rb.say(f"    copying {', '.join(databases)} from {source.region} to {server.region}")
+    with tempfile.TemporaryDirectory(prefix="drctl-reseed-") as tmp, session(server) as conn:
+        ca = Path(tmp) / "source-ca.pem"
+        ca.write_text(source.ca_pem or "", encoding="utf-8")
+        target_ca = Path(tmp) / "target-ca.pem"
+        target_ca.write_text(server.ca_pem or "", encoding="utf-8")
+        config = boot.SourceConfig(host=source.host, port=source.port, ca_file=str(ca),
+                                   admin=boot.Account(source.user, source.password or ""),
+                                   replication=boot.Account(source.user, source.password or ""))
+        dump = by_address(boot.dump_command(dialect, config, databases), source)
+        load = load_command(dialect, server, str(target_ca))
+        if r.replica_status(conn, dialect) is not None:
+            r.stop_replica(conn, dialect)
+        r._execute(conn, r.Statement("SET GLOBAL event_scheduler = OFF"))
+        with boot.lifted_super_read_only(conn, dialect):
+            with r.without_binlog(conn):
+                for name in boot._databases(conn):
+                    if name not in boot.SYSTEM_SCHEMAS:
+                        r._execute(conn, r.Statement(f"DROP DATABASE {r._quote_name(name)}"))
+            r.reset_gtids(conn, dialect)
+            try:
+                boot.run_seed(dump, load, source.password or "", server.password or "")
+            except boot.SeedError as err:
+                raise r.ReplicationError(str(err)) from None
+            if dialect.is_mariadb:
+                # The copy set gtid_slave_pos; the binlog starts from the same point, so servers that
+                # later replicate from this one find their position in it.
+                # The source's per-server history up to the copy, so errant checks against this server
+                # still know every server's transactions. (Values are read and sent back: SET GLOBAL
+                # gtid_binlog_state = @@GLOBAL.gtid_slave_pos hangs MariaDB 10.11.)
+                copied = r.MariaDBGtidPos.parse(str(r._scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
+                assert source_state is not None
+                history = {pair: n for pair, n in source_state.last.items() if n <= copied.seq(pair[0])}
+                history.update({(d, s): n for d, (s, n) in copied.domains.items()})
+                r.rewind_gtid_history(conn, dialect, r.MariaDBGtidState(history))
+            with r.without_binlog(conn):
+                for schema, name in r.enabled_events(conn):
+                    r._execute(conn, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
+        r._execute(conn, r.Statement("SET GLOBAL event_scheduler = ON"))
+
+
+def load_command(dialect: r.Dialect, server: DbServer, ca_file: str) -> list[str]:
+    """The command-line client loading a dump into `server` over verified TLS, outside its binary log."""
+    common = [f"--host={server.host}", f"--port={server.port}", f"--user={server.user}",
+              "--init-command=SET SESSION sql_log_bin = 0", f"--ssl-ca={ca_file}"]
+    if dialect.is_mariadb:
+        return ["mariadb", *common, "--ssl", "--ssl-verify-server-cert"]
+    return by_address(["mysql", *common, "--ssl-mode=VERIFY_IDENTITY"], server)
+
+
+def by_address(argv: list[str], server: DbServer) -> list[str]:
+    """MySQL's clients check a certificate's name against --host; a server reached by an address its
+    certificate does not carry (drctl reaches our Linodes at the address in the outputs) is checked
+    against the stack's own CA instead, which signs nothing but the stack's database servers."""
+    if not server.tls_name:
+        return argv
+    return ["--ssl-mode=VERIFY_CA" if a == "--ssl-mode=VERIFY_IDENTITY" else a for a in argv]
+
+
+def catch_up(rb: Runbook, target: str, current: str, opts: FailbackOptions) -> dict[str, Any]:
+    with session(rb.server(current)) as conn:
+        wanted = str(r.executed_gtids(conn, r.detect_dialect(conn)))
+    with session(rb.server(target)) as conn:
+        dialect = r.detect_dialect(conn)
+        if not wait_for(rb, conn, dialect, wanted, opts.catch_up_timeout, target):
+            raise r.ReplicationError(f"{target} did not catch up with {current} within {opts.catch_up_timeout:.0f} s; "
+                                     "it keeps replicating: run failback again to continue")
+    return {"gtids": wanted}
+
+
+def record(rb: Runbook, journal: Journal, plan: dict[str, Any]) -> dict[str, Any]:
+    promoted = journal.detail("switch-promote") or {}
+    rb.history().record(plan["from"], plan["to"], mode="failback", gtids=promoted.get("gtids"))
+    return {"from": plan["from"], "to": plan["to"]}
+
+
+def dry_run_with_errant(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None,
+                        plan: dict[str, Any]) -> RunResult:
+    result = dry_run(rb, result, steps, journal)
+    with contextlib.suppress(Exception):
+        t_state, p_state = probe(rb.server(plan["to"])), probe(rb.server(plan["from"]))
+        diff = compare(p_state, t_state)
+        if diff is not None and diff.errant_count:
+            result.message += (f"; {plan['to']} has {diff.errant_count} errant transaction(s) ({diff.errant}): "
+                               "failback will export them and refuse unless --discard-errant")
+    return result
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "failback", help="return the primary role to a region whose old primary rejoins first",
+        description=__doc__.split("\n", 1)[1].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_arguments(p)
+    p.add_argument("--to", required=True, help="the region that becomes the primary again")
+    add_change_arguments(p)
+    p.add_argument("--discard-errant", action="store_true",
+                   help="rebuild the rejoining server from a copy of the current primary, dropping its errant "
+                        "transactions (they are exported first)")
+    p.add_argument("--export-dir", type=Path, metavar="DIR",
+                   help="where errant transactions are exported (default: the state directory's errant/)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = FailbackOptions(
+        to=args.to, yes=args.yes, dry_run=args.dry_run, discard_errant=args.discard_errant,
+        catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout,
+        skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
+        abandon_journal=args.abandon_journal, export_dir=args.export_dir,
+    )
+    return run_command("failback", opts.to, args, lambda rb: failback(rb, opts))

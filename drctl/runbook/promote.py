@@ -1,0 +1,724 @@
+"""`drctl promote --region R`: make R's replica the primary, safely.
+
+Planned (the primary answers): fence it (heartbeat writer stopped, read-only on, verified), wait
+until R has applied every transaction the fenced primary has (bounded; on timeout the primary is
+opened again and nothing else changed), promote R (replication stopped and forgotten, writable,
+heartbeat written there), repoint every other server, the old primary included, to R with GTID
+auto-positioning, move traffic, verify. No committed transaction can be lost: R is promoted only
+once it holds the fenced primary's whole GTID set.
+
+Unplanned (the primary does not answer): the RPO gate first. R applies what it already received
+(bounded wait); transactions another surviving replica has and R lacks are fetched from it; what
+may still be lost is estimated from the heartbeat (how old the newest surviving data is) and
+stated. Above `objectives.rpoSeconds`, or with received transactions that cannot be applied,
+`--accept-data-loss` is required. Then fence the old primary as far as possible (SQL if it answers,
+its Cloud Firewall or allow-list through the Linode API, its traffic) and report what could not be
+fenced; promote R, repoint the surviving replicas, move traffic, verify.
+
+Every change is a journal step (`drctl.runbook.journal`): a crash or Ctrl-C mid-way is resumed by running
+the same command again, and no finished step runs twice. A second promotion within the block
+period is refused unless `--force` (anti-flapping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from drctl.cloud.traffic import wait_until_serving
+from drctl.mysql import replication as r
+from drctl.mysql.topology import DbServer, ServerState, Topology, compare, discover, session
+from drctl.runbook import fencing
+from drctl.runbook.context import (
+    DEFAULT_BLOCK_SECONDS,
+    EXIT_FAILED,
+    EXIT_OK,
+    FENCES_FILE,
+    Refused,
+    Runbook,
+    UsageError,
+    add_change_arguments,
+    add_common_arguments,
+    checked_run,
+    seconds,
+)
+from drctl.runbook.journal import Journal, JournalError, Step
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+class Aborted(Exception):
+    """The operation stopped and undid what it had changed; the message says what stands."""
+
+
+# --- options and results --------------------------------------------------------------------------
+
+
+@dataclass
+class PromoteOptions:
+    region: str
+    yes: bool = False
+    dry_run: bool = False
+    force: bool = False  # past the block period, and past an errant target
+    accept_data_loss: bool = False
+    block_seconds: int = DEFAULT_BLOCK_SECONDS
+    catch_up_timeout: float = 300.0
+    apply_timeout: float = 60.0  # unplanned: how long to let the relay log apply
+    traffic_timeout: float = 120.0
+    skip_traffic: bool = False
+    pre_hooks: list[str] = field(default_factory=list)
+    post_hooks: list[str] = field(default_factory=list)
+    abandon_journal: bool = False
+
+
+@dataclass
+class RunResult:
+    """What a promote or failback did, for people (text) and machines (--output json)."""
+
+    operation: str
+    target: str
+    outcome: str = "failed"  # done | nothing-to-do | dry-run | refused | aborted | failed
+    mode: str | None = None
+    source: str | None = None  # the region that was primary
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    loss: dict[str, Any] | None = None
+    fencing: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str = ""
+    journal: str | None = None
+    export: str | None = None  # failback: the errant-transaction export
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.outcome in ("done", "nothing-to-do", "dry-run") else EXIT_FAILED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"operation": self.operation, "target": self.target, "outcome": self.outcome, "mode": self.mode,
+                "from": self.source, "steps": self.steps, "loss": self.loss, "fencing": self.fencing,
+                "warnings": self.warnings, "message": self.message, "journal": self.journal,
+                "export": self.export}
+
+    def render(self) -> str:
+        head = f"{self.operation} {self.target}: {self.outcome}"
+        if self.mode:
+            head += f" ({self.mode}" + (f", from {self.source})" if self.source else ")")
+        lines = [head]
+        if self.message:
+            lines.append(f"  {self.message}")
+        if self.loss:
+            lines.append(f"  data loss: {self.loss['summary']}")
+        for action in self.fencing:
+            mark = "fenced" if action["done"] else "NOT FENCED"
+            lines.append(f"  {mark} [{action['layer']}]: {action['description']}")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        if self.export:
+            lines.append(f"  errant transactions exported to {self.export}")
+        if self.journal:
+            lines.append(f"  journal: {self.journal}")
+        return "\n".join(lines) + "\n"
+
+
+# --- shared pieces of promote and failback --------------------------------------------------------
+
+
+def source_region(rb: Runbook, state: ServerState) -> str | None:
+    """The region a replica replicates from, recognised by host and port."""
+    if state.replica is None:
+        return None
+    host, port = state.replica.source_host, state.replica.source_port
+    for region, server in rb.servers.items():
+        if port == server.port and host in (server.peer_host, server.host):
+            return region
+    return None
+
+
+def wait_for(rb: Runbook, conn, dialect: r.Dialect, gtids: str, timeout: float, label: str) -> bool:
+    """Wait (bounded) until the server behind `conn` has applied `gtids`, telling every few seconds
+    how many transactions are still to apply. True when it has."""
+    target = r.parse_gtids(dialect, gtids)
+    start = rb.monotonic()
+    while True:
+        elapsed = rb.monotonic() - start
+        chunk = min(PROGRESS_EVERY_SECONDS, max(0.0, timeout - elapsed))
+        if r.wait_for_gtids(conn, dialect, target, chunk):
+            return True
+        elapsed = rb.monotonic() - start
+        if elapsed >= timeout:
+            return False
+        behind = r.compare_gtids(target, r.executed_gtids(conn, dialect)).missing_count
+        rb.say(f"    {label}: {behind} transaction(s) still to apply ({elapsed:.0f} s of {timeout:.0f} s)")
+
+
+class Switchover:
+    """The steps that move the primary role from `source` to `target` when `source` answers (planned
+    promote, and the second half of failback). Step names get `prefix` so one journal can hold two."""
+
+    def __init__(self, rb: Runbook, journal: Journal, source: str, target: str, repoint: list[str],
+                 catch_up_timeout: float, traffic_timeout: float, skip_traffic: bool, prefix: str = ""):
+        self.rb, self.journal = rb, journal
+        self.source, self.target, self.repoint = source, target, repoint
+        self.catch_up_timeout, self.traffic_timeout, self.skip_traffic = catch_up_timeout, traffic_timeout, skip_traffic
+        self.prefix = prefix
+
+    def name(self, step: str) -> str:
+        return self.prefix + step
+
+    def steps(self) -> list[Step]:
+        s, t = self.source, self.target
+        return [
+            Step(self.name("fence-primary"), f"fence the primary in {s}: stop its heartbeat writer, read-only on, "
+                                             "verified; note its final GTID set", self.fence_primary),
+            Step(self.name("catch-up"), f"wait until {t} has applied every transaction of {s} "
+                                        f"(at most {self.catch_up_timeout:.0f} s; on timeout {s} is opened again)",
+                 self.catch_up),
+            *promotion_steps(self.rb, self.journal, t, self.repoint, self.traffic_timeout, self.skip_traffic,
+                             self.prefix, self.catch_up_timeout),
+        ]
+
+    def fence_primary(self) -> dict[str, Any]:
+        server = self.rb.server(self.source)
+        with session(server) as conn:
+            dialect = r.detect_dialect(conn)
+            detail = fencing.fence_sql(conn, dialect)
+            detail["gtids"] = str(r.executed_gtids(conn, dialect))
+        return detail
+
+    def catch_up(self) -> dict[str, Any]:
+        fenced = self.journal.detail(self.name("fence-primary"))
+        with session(self.rb.server(self.target)) as conn:
+            dialect = r.detect_dialect(conn)
+            status = r.replica_status(conn, dialect)
+            if status is not None and not status.sql_running and not status.last_sql_errno:
+                r._execute(conn, r.Statement(r.start_replica_sql(dialect)))
+            if wait_for(self.rb, conn, dialect, fenced["gtids"], self.catch_up_timeout, self.target):
+                return {"gtids": fenced["gtids"]}
+            behind = r.compare_gtids(r.parse_gtids(dialect, fenced["gtids"]), r.executed_gtids(conn, dialect))
+        self.unfence(fenced)
+        raise Aborted(
+            f"{self.target} did not apply the primary's transactions within {self.catch_up_timeout:.0f} s "
+            f"({behind.missing_count} missing: {behind.missing}); the primary in {self.source} was opened for "
+            "writes again and nothing else changed. Find out why the replica is slow (drctl status), "
+            "then run promote again, with a longer --catch-up-timeout if need be"
+        )
+
+    def unfence(self, fenced: dict[str, Any]) -> None:
+        with session(self.rb.server(self.source)) as conn:
+            fencing.unfence_sql(conn, r.detect_dialect(conn), restart_heartbeat=fenced["heartbeatWriterStopped"])
+
+
+def promotion_steps(rb: Runbook, journal: Journal, target: str, repoint: list[str], traffic_timeout: float,
+                    skip_traffic: bool, prefix: str = "", catch_up_timeout: float = 60.0) -> list[Step]:
+    """Promote `target`, repoint `repoint` to it (the old primary too, when it answers), move
+    traffic, verify: the common tail of every promotion."""
+    server = rb.server(target)
+
+    def promote_target() -> dict[str, Any]:
+        with session(server) as conn:
+            dialect = r.detect_dialect(conn)
+            fork = str(r.executed_gtids(conn, dialect))
+            state = r.promote_to_primary(conn, dialect, heartbeat_event=server.writes_heartbeat_event)
+            return {"gtids": fork, "readOnly": state.read_only,
+                    "heartbeatWriter": r.heartbeat_writer_state(conn)}
+
+    def repoint_servers() -> dict[str, str]:
+        results = {}
+        for region in repoint:
+            results[region] = repoint_one(rb, rb.server(region), server, catch_up_timeout)
+            rb.say(f"    {region}: {results[region]}")
+        return results
+
+    def switch_traffic() -> dict[str, Any]:
+        backend = rb.traffic()
+        change = backend.route_to(target)
+        rb.say(f"    {change.description}")
+        state = wait_until_serving(backend, target, traffic_timeout, say=rb.say, clock=rb.monotonic, sleep=rb.sleep)
+        return {"change": change.as_dict(), "serving": state.serving, "order": list(state.order)}
+
+    def verify() -> dict[str, Any]:
+        found = verify_promotion(rb, target, journal.detail(prefix + "repoint") or {})
+        for problem in found["problems"]:
+            rb.say(f"    problem: {problem}")
+        return found
+
+    steps = [
+        Step(prefix + "promote", f"promote {target}: stop and forget replication, read-only off (verified), "
+                                 "heartbeat written there", promote_target),
+        Step(prefix + "repoint", f"repoint {', '.join(repoint) or 'no other server'} to {target} "
+                                 "(GTID auto-position, verified TLS)", repoint_servers),
+    ]
+    if skip_traffic:
+        steps.append(Step(prefix + "switch-traffic", "leave traffic alone (--skip-traffic)",
+                          lambda: {"skipped": True}))
+    else:
+        steps.append(Step(prefix + "switch-traffic", f"send traffic to {target} and wait until it serves "
+                                                     f"(at most {traffic_timeout:.0f} s)", switch_traffic))
+    steps.append(Step(prefix + "verify", f"verify: {target} writable, the others replicate from it", verify))
+    return steps
+
+
+def repoint_one(rb: Runbook, server: DbServer, new_primary: DbServer, apply_timeout: float) -> str:
+    """Make one server a replica of the new primary; returns what happened in one line. Never
+    repoints a server that has transactions the new primary lacks (it would diverge)."""
+    try:
+        with session(server) as conn, session(new_primary) as primary_conn:
+            dialect = r.detect_dialect(conn)
+            status = r.replica_status(conn, dialect)
+            if status is not None:
+                pending, count = r.retrieved_not_applied(conn, dialect, status)
+                if count and status.sql_running:
+                    wait_for(rb, conn, dialect, str(pending), apply_timeout, server.region)
+            diff = r.compare_servers(primary_conn, conn, dialect)
+            if diff.errant_count:
+                return (f"NOT repointed: it has {diff.errant_count} transaction(s) {new_primary.region} lacks "
+                        f"({diff.errant}); rebuild it from {new_primary.region} (drctl failback --to "
+                        f"{server.region} --discard-errant reseeds it)")
+            fencing.fence_sql(conn, dialect)  # a demoted primary: read-only before it follows anyone
+            r.repoint(conn, dialect, new_primary.as_source(), timeout=60)
+            return f"replicating from {new_primary.region}"
+    except Exception as err:  # one server failing must not stop the others; verify reports it
+        return f"NOT repointed: {err}"
+
+
+def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dict[str, Any]:
+    """The promotion stands or falls with the new primary (raises when it is not a writable primary);
+    a server that does not follow it is a problem to report, not a reason to stop."""
+    server = rb.server(target)
+    with session(server) as conn:
+        dialect = r.detect_dialect(conn)
+        ro = r.read_only_state(conn, dialect)
+        if ro.read_only or r.replica_status(conn, dialect) is not None:
+            raise r.ReplicationError(f"verification failed: {target} is not a writable primary "
+                                     f"(read_only={ro.read_only})")
+        problems = []
+        if server.writes_heartbeat_event and r.heartbeat_writer_state(conn) != "ENABLED":
+            problems.append(f"{target}'s heartbeat writer is not enabled: replica lag cannot be measured")
+        r.write_heartbeat(conn)  # a fresh transaction every replica must receive
+        gtids = r.executed_gtids(conn, dialect)
+    checks = {target: "writable primary"}
+    for region, outcome in repointed.items():
+        if not outcome.startswith("replicating"):
+            problems.append(f"{region}: {outcome}")
+            continue
+        try:
+            with session(rb.server(region)) as conn:
+                status = r.replica_status(conn, dialect)
+                if status is None or not status.replicating:
+                    why = "; ".join(status.problems()) if status else "no source"
+                    problems.append(f"{region} does not replicate from {target}: {why}")
+                elif not r.wait_for_gtids(conn, dialect, gtids, 20):  # under the connection's read timeout
+                    problems.append(f"{region} did not receive {target}'s newest transaction within 20 s")
+                elif not r.read_only_state(conn, dialect).fenced:
+                    problems.append(f"{region} replicates from {target} but is writable")
+                else:
+                    checks[region] = f"replicating from {target}, read-only"
+        except Exception as err:
+            problems.append(f"{region}: {err}")
+    return {"checks": checks, "problems": problems}
+
+
+# --- promote ------------------------------------------------------------------------------------
+
+
+def assess(rb: Runbook, opts: PromoteOptions, topo: Topology) -> dict[str, Any]:
+    """Decide planned or unplanned and check everything that can refuse, before any change."""
+    region = opts.region
+    rb.server(region)
+    t = topo[region]
+    if not t.reachable:
+        raise Refused(f"drctl cannot read the database in {region}, so it cannot be promoted: {t.error}")
+    if len(topo.primaries) > 1:
+        names = ", ".join(s.region for s in topo.primaries)
+        raise Refused(f"more than one writable primary ({names}): a split brain. Fence all but one by hand "
+                      "(SET GLOBAL read_only = ON) and compare them (drctl status) before promoting anything")
+    primary = topo.primary
+    if primary is not None and primary.region == region:
+        return {"mode": "none", "from": region, "to": region}
+    if t.role != "replica":
+        raise Refused(f"the database in {region} is {t.role}, not a replica: only a replica can be promoted "
+                      f"(a fenced old primary rejoins with drctl failback --to {region})")
+    others = [s.region for s in topo.states.values() if s.region != region and s.role == "replica"]
+    if primary is not None:
+        return assess_planned(rb, opts, topo, t, primary, others)
+    return assess_unplanned(rb, opts, topo, t, others)
+
+
+def assess_planned(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerState, primary: ServerState,
+                   others: list[str]) -> dict[str, Any]:
+    follows = source_region(rb, t)
+    if follows != primary.region:
+        raise Refused(f"{t.region} replicates from {follows or 'an unknown source'}, not from the primary in "
+                      f"{primary.region}: repoint it first (or promote a replica of {primary.region})")
+    if t.replica and t.replica.last_sql_errno:
+        raise Refused(f"{t.region} cannot apply transactions (SQL thread error {t.replica.last_sql_errno}: "
+                      f"{t.replica.last_sql_error}); it would never catch up. Fix replication first")
+    diff = compare(primary, t)
+    if diff and diff.errant_count and not opts.force:
+        raise Refused(f"{t.region} has {diff.errant_count} transaction(s) the primary never had ({diff.errant}): "
+                      "promoting it would make them part of the shop's history. Inspect them, or pass --force")
+    return {
+        "mode": "planned", "from": primary.region, "to": t.region,
+        "repoint": [*others, primary.region],
+        "behind": diff.missing_count if diff else None,
+        "lagSeconds": t.heartbeat_lag,
+        "loss": {"transactions": 0, "summary": f"none: {primary.region} is fenced first and {t.region} is promoted "
+                                               "only once it has applied every one of its transactions"},
+    }
+
+
+def assess_unplanned(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerState,
+                     others: list[str]) -> dict[str, Any]:
+    lost_region = source_region(rb, t) or next(
+        (s.region for s in rb.servers.values() if s.deployed_role == "primary"), None)
+    if lost_region == t.region:
+        lost_region = None
+    loss = estimate_loss(rb, opts, topo, t, others, wait=not opts.dry_run)
+    return {"mode": "unplanned", "from": lost_region, "to": t.region, "repoint": others, "loss": loss}
+
+
+def estimate_loss(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerState, others: list[str],
+                  wait: bool) -> dict[str, Any]:
+    """What promoting `t` now may lose, from what the surviving servers hold."""
+    rpo = rb.outputs.objectives.rpo_seconds
+    server = rb.server(t.region)
+    with session(server) as conn:
+        dialect = r.detect_dialect(conn)
+        status = r.replica_status(conn, dialect)
+        pending, unapplied = r.retrieved_not_applied(conn, dialect, status)
+        blocked = bool(status and not status.sql_running and status.last_sql_errno)
+        if unapplied and wait and status and status.sql_running:
+            rb.say(f"    {t.region}: applying {unapplied} received transaction(s) (at most {opts.apply_timeout:.0f} s)")
+            wait_for(rb, conn, dialect, str(pending), opts.apply_timeout, t.region)
+            pending, unapplied = r.retrieved_not_applied(conn, dialect)
+        executed = str(r.executed_gtids(conn, dialect))
+        binlog = str(r.binlog_state(conn)) if dialect.is_mariadb else ""
+        age = r.heartbeat_lag(conn)
+        measured_at = rb.clock()
+    mine = ServerState(server, dialect=dialect, executed=executed, binlog_state=binlog, heartbeat_lag=age)
+    ahead: dict[str, int] = {}
+    for region in others:
+        diff = compare(topo[region], mine)
+        if diff and diff.missing_count:
+            ahead[region] = diff.missing_count
+            other_age = topo[region].heartbeat_lag
+            if other_age is not None and (age is None or other_age < age):
+                age = other_age
+    # A stopped SQL thread without an error is started before the promotion; one that failed will
+    # not apply what it holds.
+    lost_unapplied = unapplied if blocked else 0
+    pending_ok = unapplied - lost_unapplied
+    exceeds = age is None or age > rpo or lost_unapplied > 0
+    parts = []
+    if lost_unapplied:
+        parts.append(f"{lost_unapplied} received transaction(s) {t.region} cannot apply ({pending}) will be lost")
+    if pending_ok:
+        parts.append(f"{pending_ok} received transaction(s) are applied before the promotion")
+    if ahead:
+        parts.append("fetched first from " + ", ".join(f"{k} ({v} transaction(s) {t.region} lacks)"
+                                                        for k, v in ahead.items()))
+    if age is None:
+        parts.append("no heartbeat on the surviving servers, so the loss window is unknown")
+    else:
+        parts.append(f"the newest surviving data is {age:.1f} s old: whatever the old primary committed in "
+                     f"up to {age:.1f} s before it went silent may be lost (objective: {rpo} s)")
+    return {
+        "unappliedLost": lost_unapplied, "unappliedLostGtids": str(pending) if lost_unapplied else "",
+        "pendingApplied": pending_ok, "recoverFrom": ahead, "dataAgeSeconds": age, "rpoSeconds": rpo,
+        "exceedsRpo": exceeds, "measuredAt": measured_at, "summary": "; ".join(parts),
+    }
+
+
+def unplanned_steps(rb: Runbook, journal: Journal, plan: dict[str, Any], opts: PromoteOptions) -> list[Step]:
+    target, lost = plan["to"], plan["from"]
+
+    def fence_old() -> list[dict[str, Any]]:
+        return [a.as_dict() for a in fence_lost_primary(rb, lost, skip_traffic=opts.skip_traffic)]
+
+    def catch_up() -> dict[str, Any]:
+        return catch_up_unplanned(rb, target, plan, opts)
+
+    return [
+        Step("fence-old-primary", f"fence the old primary in {lost or '(unknown)'} as far as possible: SQL if it "
+                                  "answers, Cloud Firewall / allow-list via the Linode API, its traffic",
+             fence_old),
+        Step("catch-up", f"stop {target} receiving, let it apply its relay log (at most {opts.apply_timeout:.0f} s)"
+                         + (f", fetch what {', '.join(plan['loss']['recoverFrom'])} has and it lacks"
+                            if plan["loss"]["recoverFrom"] else ""), catch_up),
+        *promotion_steps(rb, journal, target, plan["repoint"], opts.traffic_timeout, opts.skip_traffic,
+                         catch_up_timeout=opts.catch_up_timeout),
+    ]
+
+
+def fence_lost_primary(rb: Runbook, region: str | None, skip_traffic: bool) -> list[fencing.FenceAction]:
+    if region is None:
+        return [fencing.FenceAction("sql", False, "the old primary's region is unknown: nothing was fenced")]
+    server = rb.server(region)
+    actions = []
+    try:
+        with session(server, timeout=3) as conn:
+            fencing.fence_sql(conn, r.detect_dialect(conn))
+        actions.append(fencing.FenceAction("sql", True, f"{region}: read-only on, heartbeat writer stopped"))
+    except Exception as err:
+        actions.append(fencing.FenceAction("sql", False, f"{region}: {err}"))
+    linode, linode_error = rb.try_linode()
+    actions.append(fencing.fence_network(server, linode, fencing.FenceStore(rb.state_dir / FENCES_FILE),
+                                         linode_error))
+    if skip_traffic:
+        actions.append(fencing.FenceAction("traffic", False, f"{region}: left in rotation (--skip-traffic)"))
+    else:
+        backend, error = rb.try_traffic()
+        actions.append(fencing.fence_traffic(region, backend, error))
+    for a in actions:
+        rb.say(f"    {'fenced' if a.done else 'NOT FENCED'} [{a.layer}]: {a.description}")
+    return actions
+
+
+def catch_up_unplanned(rb: Runbook, target: str, plan: dict[str, Any], opts: PromoteOptions) -> dict[str, Any]:
+    server = rb.server(target)
+    with session(server) as conn:
+        dialect = r.detect_dialect(conn)
+        status = r.replica_status(conn, dialect)
+        if status is not None:
+            r.stop_io_thread(conn, dialect)
+            if not status.sql_running and not status.last_sql_errno:
+                r._execute(conn, r.Statement(r.start_replica_sql(dialect)))
+            pending, count = r.retrieved_not_applied(conn, dialect)
+            if count:
+                wait_for(rb, conn, dialect, str(pending), opts.apply_timeout, target)
+            _, left = r.retrieved_not_applied(conn, dialect)
+            if left > plan["loss"]["unappliedLost"] and not opts.accept_data_loss:
+                raise Refused(f"{target} could not apply {left} received transaction(s) within "
+                              f"{opts.apply_timeout:.0f} s; the old primary was fenced, {target} is not promoted. "
+                              "Re-run to wait again, or pass --accept-data-loss to promote without them")
+        fetched = {}
+        for region in plan["loss"]["recoverFrom"]:
+            fetched[region] = fetch_from(rb, conn, dialect, rb.server(region), opts.catch_up_timeout)
+        return {"gtids": str(r.executed_gtids(conn, dialect)), "fetched": fetched}
+
+
+def fetch_from(rb: Runbook, conn, dialect: r.Dialect, donor: DbServer, timeout: float) -> str:
+    """Replicate `donor`'s extra transactions into the server behind `conn`, then stop."""
+    with session(donor) as donor_conn:
+        wanted = str(r.executed_gtids(donor_conn, dialect))
+    r.repoint(conn, dialect, donor.as_source(), timeout=30)
+    done = wait_for(rb, conn, dialect, wanted, timeout, f"fetching from {donor.region}")
+    r.stop_replica(conn, dialect)
+    if not done:
+        raise r.ReplicationError(f"could not fetch {donor.region}'s transactions within {timeout:.0f} s")
+    return wanted
+
+
+def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
+    """Run (or --dry-run) a promotion. Raises Refused / UsageError / JournalError before any change;
+    after that, failures are recorded in the result and the journal."""
+    if not opts.dry_run and not opts.yes:
+        raise UsageError("promote changes which database takes writes: pass --yes to act, or --dry-run to "
+                         "see the steps")
+    rb.server(opts.region)
+    result = RunResult("promote", opts.region, journal=str(rb.journal_path))
+    params = {"region": opts.region}
+    if opts.dry_run:
+        journal = rb.peek_journal("promote", params, opts.abandon_journal)
+    else:
+        journal, _ = rb.open_journal("promote", params, opts.abandon_journal)
+    plan = journal.detail("assess") if journal is not None else None
+    if plan is not None:
+        rb.say("  = read every server and decide (done in an earlier run)")
+    blocked = None
+    if plan is None:
+        try:
+            rb.history().check(opts.block_seconds, opts.force)
+        except JournalError as err:
+            if not opts.dry_run:
+                journal.finish("refused")
+                raise
+            blocked = str(err)
+        plan = _assess_or_close(rb, opts, journal if not opts.dry_run else None)
+    result.mode, result.source, result.loss = plan["mode"], plan.get("from"), plan.get("loss")
+    if plan["mode"] == "none":
+        result.outcome, result.message = "nothing-to-do", f"{opts.region} is already the primary"
+        if not opts.dry_run and journal is not None:
+            journal.finish("nothing-to-do")
+        return result
+    gate_refusal = _rpo_gate(plan, opts)
+    steps = _plan_steps(rb, journal, plan, opts)
+    if opts.dry_run:
+        return dry_run(rb, result, steps, journal, blocked or gate_refusal)
+    assert journal is not None
+    if gate_refusal:
+        journal.finish("refused")
+        raise Refused(gate_refusal)
+    return execute(rb, result, journal, steps, plan, opts, "promote")
+
+
+def _assess_or_close(rb: Runbook, opts: PromoteOptions, journal: Journal | None) -> dict[str, Any]:
+    try:
+        topo = discover(rb.servers)
+        plan = assess(rb, opts, topo)
+        plan["acceptedDataLoss"] = opts.accept_data_loss
+    except BaseException:
+        if journal is not None:
+            journal.finish("refused")
+        raise
+    if journal is not None:
+        journal.run([Step("assess", "read every server and decide", lambda: plan)], rb.say)
+    return plan
+
+
+def _rpo_gate(plan: dict[str, Any], opts: PromoteOptions) -> str | None:
+    loss = plan.get("loss") or {}
+    accepted = opts.accept_data_loss or plan.get("acceptedDataLoss")  # a resumed run keeps the first answer
+    if plan["mode"] != "unplanned" or not loss.get("exceedsRpo") or accepted:
+        return None
+    return (f"the primary in {plan['from']} does not answer and promoting {plan['to']} may lose data beyond the "
+            f"recovery point objective: {loss['summary']}. Nothing was changed. Pass --accept-data-loss to "
+            "promote anyway (after a last try to bring the primary back)")
+
+
+def _plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts: PromoteOptions) -> list[Step]:
+    steps: list[Step] = []
+    if opts.pre_hooks:
+        steps.append(rb.pre_hook_step(opts.pre_hooks, rb.hook_env("promote", "pre", plan["from"] or "", plan["to"],
+                                                                  plan["mode"], opts.dry_run)))
+    j = journal or NullJournal()
+    if plan["mode"] == "planned":
+        steps += Switchover(rb, j, plan["from"], plan["to"], plan["repoint"], opts.catch_up_timeout,
+                            opts.traffic_timeout, opts.skip_traffic).steps()
+    else:
+        steps += unplanned_steps(rb, j, plan, opts)
+    steps.append(Step("record", "record the promotion (anti-flapping block period)",
+                      lambda: _record(rb, plan, j)))
+    return steps
+
+
+def _record(rb: Runbook, plan: dict[str, Any], journal: Journal) -> dict[str, Any]:
+    promoted = journal.detail("promote") or journal.detail("switch-promote") or {}
+    rb.history().record(plan["from"] or "unknown", plan["to"], mode=plan["mode"], gtids=promoted.get("gtids"))
+    return {"from": plan["from"], "to": plan["to"]}
+
+
+class NullJournal(Journal):
+    """Stands in for the journal in --dry-run: nothing is done, nothing is written."""
+
+    def __init__(self) -> None:
+        super().__init__(path=None, operation="", params={})  # type: ignore[arg-type]
+        self.doc = {"steps": []}
+
+
+def dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None,
+            refusal: str | None = None) -> RunResult:
+    """What a --dry-run of promote or failback reports: every step, and which a resumed run skips."""
+    result.outcome = "dry-run"
+    for step in steps:
+        done = journal is not None and journal.done(step.name)
+        result.steps.append({"name": step.name, "description": step.description,
+                             "status": "done in an earlier run" if done else "would run"})
+        rb.say(f"  {'=' if done else '>'} {step.description}" + (" (done in an earlier run)" if done else ""))
+    result.message = "dry run: nothing was changed"
+    if refusal:
+        result.message += f"; as things stand the promotion would be refused: {refusal}"
+    return result
+
+
+def execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step], plan: dict[str, Any],
+             opts: Any, operation: str) -> RunResult:
+    outcome = "failed"
+    try:
+        journal.run(steps, rb.say)
+        outcome, result.message = "done", f"{plan['to']} is the primary"
+    except Aborted as err:
+        outcome, result.message = "aborted", str(err)
+    except Refused as err:
+        outcome, result.message = "refused", str(err)
+    except (Exception, KeyboardInterrupt) as err:
+        interrupted = isinstance(err, KeyboardInterrupt)
+        stopped = next((s["name"] for s in journal.doc["steps"] if s["status"] == "failed"), "?")
+        result.message = (f"stopped at step {stopped}: {'interrupted' if interrupted else err}. Last step done: "
+                          f"{Journal.last_done(journal.doc) or 'none'}. Fix the cause and run the same command again "
+                          f"to continue (journal: {journal.path})")
+        if interrupted:
+            # The caller sees only the interrupt: say here where things stand (a primary may be fenced).
+            rb.say(f"{operation} {plan['to']}: {result.message}")
+            raise
+    finally:
+        result.steps = [{k: s.get(k) for k in ("name", "status", "error")} for s in journal.doc["steps"]]
+        fenced = journal.detail("fence-old-primary")
+        if fenced:
+            result.fencing = fenced
+            # An unreachable server cannot be fenced in SQL, which is expected; the other layers matter.
+            result.warnings += [f"could not fence: {a['description']}" for a in fenced
+                                if not a["done"] and a["layer"] != "sql"]
+        verified = journal.detail("verify") or journal.detail("switch-verify") or {}
+        result.warnings += verified.get("problems", [])
+        if opts.skip_traffic:
+            result.warnings.append("traffic was not moved (--skip-traffic): move it to "
+                                   f"{plan['to']} yourself")
+    result.outcome = outcome
+    if outcome in ("done", "aborted", "refused"):
+        journal.finish(outcome)
+    mode = plan["mode"] if plan["mode"] in ("planned", "unplanned") else "planned"
+    warning = rb.run_post_hooks(opts.post_hooks, rb.hook_env(
+        operation, "post", plan["from"] or "", plan["to"], mode, False,
+        "success" if outcome == "done" else "failed"))
+    if warning:
+        result.warnings.append(warning)
+    return result
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "promote", help="make a region's replica the primary (planned or after losing the primary)",
+        description=__doc__.split("\n", 1)[1].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_arguments(p)
+    p.add_argument("--region", required=True, help="the region whose replica becomes the primary")
+    add_change_arguments(p)
+    p.add_argument("--accept-data-loss", action="store_true",
+                   help="unplanned: promote although transactions may be lost beyond objectives.rpoSeconds")
+    p.add_argument("--apply-timeout", type=seconds, default=60.0, metavar="SECONDS",
+                   help="unplanned: longest wait for the replica to apply its relay log (default 60)")
+    p.add_argument("--force", action="store_true",
+                   help="promote within the block period after the last promotion, or a replica with errant transactions")
+    p.add_argument("--block-seconds", type=int, default=DEFAULT_BLOCK_SECONDS, metavar="SECONDS",
+                   help=f"anti-flapping block period after a promotion (default {DEFAULT_BLOCK_SECONDS})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = PromoteOptions(
+        region=args.region, yes=args.yes, dry_run=args.dry_run, force=args.force,
+        accept_data_loss=args.accept_data_loss, block_seconds=args.block_seconds,
+        catch_up_timeout=args.catch_up_timeout, apply_timeout=args.apply_timeout,
+        traffic_timeout=args.traffic_timeout, skip_traffic=args.skip_traffic,
+        pre_hooks=args.pre_hook, post_hooks=args.post_hook, abandon_journal=args.abandon_journal,
+    )
+    return run_command("promote", opts.region, args, lambda rb: promote(rb, opts))
+
+
+def run_command(operation: str, target: str, args: argparse.Namespace, body: Callable[[Runbook], RunResult]) -> int:
+    """The command line around promote and failback: a refusal before any change becomes a result
+    too, so `-o json` always prints a document."""
+    def reported(rb: Runbook) -> int:
+        try:
+            result = body(rb)
+        except (Refused, JournalError) as err:
+            result = RunResult(operation, target, outcome="refused", message=str(err), journal=str(rb.journal_path))
+        return report(result, args)
+    return checked_run(operation, args, reported)
+
+
+def report(result: RunResult, args: argparse.Namespace) -> int:
+    if args.output == "json":
+        json.dump(result.as_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.render())
+    return result.exit_code
+

@@ -1,0 +1,168 @@
+"""drctl's Cloudflare layer through the official SDK against the local fake: the error policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from drctl.cloud.cloudflare import (
+    CloudflareApi,
+    CloudflareConfigError,
+    CloudflarePermissionError,
+    CloudflareRateLimited,
+    CloudflareRejected,
+    CloudflareUnavailable,
+    RetryPolicy,
+)
+from tests.support.fake_cloudflare import FakeCloudflare
+
+ZONE = "a" * 32
+
+
+class Recorder:
+    """Injected sleep and clock: records the waits instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now, self.waits = 0.0, []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def timing() -> Recorder:
+    return Recorder()
+
+
+def make_api(fake: FakeCloudflare, timing: Recorder, token: str | None = None, **kwargs) -> CloudflareApi:
+    env = {"CLOUDFLARE_API_TOKEN": token or fake.token, "DRCTL_CLOUDFLARE_BASE_URL": fake.base_url}
+    return CloudflareApi.from_env(environ=env, sleep=timing.sleep, clock=timing.clock, jitter=lambda: 0.5, **kwargs)
+
+
+@pytest.fixture
+def record(fake_cf: FakeCloudflare) -> str:
+    return fake_cf.add_record(ZONE, "A", "shop.example.test", "192.0.2.1", proxied=True)["id"]
+
+
+def test_429_waits_the_retry_after_then_succeeds(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.fail(429, retry_after="7")
+    assert api.get_dns_record(ZONE, record).content == "192.0.2.1"
+    assert timing.waits == [7.0]
+    assert [r.status for r in fake_cf.requests] == [429, 200]
+
+
+def test_429_beyond_the_wait_budget_closes_the_gate_until_retry_after_passes(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.fail(429, retry_after="300")
+    with pytest.raises(CloudflareRateLimited) as err:
+        api.get_dns_record(ZONE, record)
+    assert err.value.retry_after == 300 and timing.waits == []
+    with pytest.raises(CloudflareRateLimited) as held_back:
+        api.get_dns_record(ZONE, record)
+    assert not held_back.value.sent and len(fake_cf.requests) == 1  # nothing sent inside the lockout
+    timing.now += 300
+    assert api.get_dns_record(ZONE, record).id == record
+
+
+def test_5xx_backs_off_exponentially_then_succeeds(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.fail(502, times=3)
+    assert api.get_dns_record(ZONE, record).id == record
+    # base 0.5 s doubling, "equal jitter" at its midpoint (jitter() = 0.5): 3/4 of each step.
+    assert timing.waits == [0.375, 0.75, 1.5]
+
+
+def test_backoff_jitter_stays_between_half_and_the_whole_step(fake_cf, timing):
+    for jitter, expected in ((0.0, 2.0), (0.999, 3.998)):
+        api = make_api(fake_cf, timing)
+        api.jitter = lambda j=jitter: j
+        assert api._backoff(3) == pytest.approx(expected)
+
+
+def test_5xx_that_persists_becomes_unavailable_after_the_attempts(fake_cf, timing, record):
+    api = make_api(fake_cf, timing, retry=RetryPolicy(attempts=3))
+    fake_cf.fail(503, times=10)
+    with pytest.raises(CloudflareUnavailable, match="after 3 attempts"):
+        api.get_dns_record(ZONE, record)
+    assert len(fake_cf.requests) == 3 and len(timing.waits) == 2
+
+
+def test_a_timeout_is_retried(fake_cf, timing, record):
+    env = {"CLOUDFLARE_API_TOKEN": fake_cf.token, "DRCTL_CLOUDFLARE_BASE_URL": fake_cf.base_url}
+    api = CloudflareApi.from_env(environ=env, timeout=0.2, sleep=timing.sleep, clock=timing.clock)
+    fake_cf.fail(200, delay=0.6)  # answers, but too late
+    assert api.get_dns_record(ZONE, record).id == record
+    assert len(timing.waits) == 1
+
+
+def test_403_on_a_write_names_the_dns_write_permission(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.writes_denied = True
+    with pytest.raises(CloudflarePermissionError, match='zone "DNS Write"') as err:
+        api.set_dns_content(ZONE, record, "192.0.2.2")
+    assert err.value.status == 403 and timing.waits == []
+
+
+def test_403_on_a_read_names_the_dns_read_permission(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.fail(403)
+    with pytest.raises(CloudflarePermissionError, match='zone "DNS Read"'):
+        api.get_dns_record(ZONE, record)
+
+
+def test_401_says_the_token_is_not_valid_and_never_shows_it(fake_cf, timing, record):
+    wrong = "wrong-token-value-1234"
+    api = make_api(fake_cf, timing, token=wrong)
+    with pytest.raises(CloudflarePermissionError) as err:
+        api.get_dns_record(ZONE, record)
+    assert "CLOUDFLARE_API_TOKEN" in str(err.value) and "401" in str(err.value)
+    assert wrong not in str(err.value) and wrong not in repr(err.value.args)
+
+
+def test_no_error_message_contains_the_token(fake_cf, timing, record):
+    api = make_api(fake_cf, timing, retry=RetryPolicy(attempts=1))
+    messages = []
+    for status in (400, 403, 404, 409, 429, 500):
+        fake_cf.fail(status)
+        try:
+            api.get_dns_record(ZONE, record)
+        except Exception as err:  # every kind: the point is what they say
+            messages.append(f"{err} {err!r}")
+        timing.now += 1000
+    assert len(messages) == 6
+    assert not [m for m in messages if fake_cf.token in m]
+
+
+def test_missing_token_is_a_configuration_error_naming_the_variable():
+    with pytest.raises(CloudflareConfigError, match="CLOUDFLARE_API_TOKEN"):
+        CloudflareApi.from_env(environ={})
+
+
+def test_set_dns_content_reads_first_and_writes_only_when_different(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    _, wrote = api.set_dns_content(ZONE, record, "192.0.2.1")
+    assert not wrote and fake_cf.writes() == []
+    updated, wrote = api.set_dns_content(ZONE, record, "192.0.2.9")
+    assert wrote and updated.content == "192.0.2.9" and updated.proxied is True
+    assert [r.method for r in fake_cf.writes()] == ["PATCH"]
+
+
+def test_a_batch_with_a_missing_delete_applies_nothing(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    current = api.get_dns_record(ZONE, record)
+    with pytest.raises(CloudflareRejected) as err:
+        api.batch_dns(ZONE, deletes=["f" * 32], patches=[current.patch("192.0.2.50")])
+    assert 81044 in err.value.codes
+    assert fake_cf.record(record)["content"] == "192.0.2.1"
+
+
+def test_list_by_name_is_one_request(fake_cf, timing, record):
+    fake_cf.add_record(ZONE, "AAAA", "shop.example.test", "2001:db8::1")
+    fake_cf.add_record(ZONE, "A", "other.example.test", "192.0.2.7")
+    api = make_api(fake_cf, timing)
+    found = api.list_dns_records(ZONE, name="shop.example.test")
+    assert sorted(r.type for r in found) == ["A", "AAAA"] and len(fake_cf.requests) == 1

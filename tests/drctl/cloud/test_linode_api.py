@@ -1,0 +1,92 @@
+"""drctl's Linode API layer against the local fake, through the official SDK."""
+
+import pytest
+
+from drctl.cloud.linode import LinodeAPI, LinodeAPIError, blackhole_rules
+from tests.support.fake_linode import FakeLinode, Fault
+
+
+@pytest.fixture
+def linode():
+    with FakeLinode() as fake:
+        fake.add_nodebalancer(7, (80, 443), [("web-0", "192.168.1.10"), ("web-1", "192.168.1.11")])
+        fake.add_firewall(9, {"inbound": [{"action": "ACCEPT", "protocol": "TCP", "ports": "3306",
+                                           "addresses": {"ipv4": ["192.0.2.1/32"]}}],
+                              "inbound_policy": "DROP", "outbound": [], "outbound_policy": "ACCEPT"})
+        fake.databases[5] = {"allow_list": ["192.0.2.1/32"]}
+        yield fake
+
+
+def api(fake, **kw):
+    return LinodeAPI(token=fake.token, base_url=fake.base_url, retry_interval=0.01, **kw)
+
+
+def test_node_statuses_cover_every_config(linode):
+    nodes = api(linode).node_statuses(7)
+    assert sorted((n.port, n.label, n.address, n.status) for n in nodes) == [
+        (80, "web-0", "192.168.1.10:80", "UP"), (80, "web-1", "192.168.1.11:80", "UP"),
+        (443, "web-0", "192.168.1.10:443", "UP"), (443, "web-1", "192.168.1.11:443", "UP"),
+    ]
+
+
+def test_set_node_mode_reaches_the_api(linode):
+    client = api(linode)
+    node = client.node_statuses(7)[0]
+    client.set_node_mode(node, "reject")
+    assert [n.mode for n in client.node_statuses(7) if n.node_id == node.node_id] == ["reject"]
+
+
+def test_rate_limit_is_retried_after_the_wait(linode):
+    linode.faults.append(Fault("GET", r"/nodebalancers/7/configs", 429, {"Retry-After": "1"}))
+    assert len(api(linode).node_statuses(7)) == 4
+    assert [r[1] for r in linode.requests[:2]] == ["/nodebalancers/7/configs"] * 2
+
+
+def test_server_errors_are_retried(linode):
+    linode.faults.append(Fault("GET", r"/nodebalancers/7/configs", 503, times=2))
+    assert len(api(linode).node_statuses(7)) == 4
+
+
+def test_forbidden_names_the_missing_scope(linode):
+    linode.faults.append(Fault("PUT", r"/networking/firewalls/9/rules", 403))
+    client = api(linode)
+    with pytest.raises(LinodeAPIError) as err:
+        client.set_firewall_rules(9, blackhole_rules(client.firewall_rules(9)))
+    assert str(err.value) == (
+        "Linode API refused to change the rules of firewall 9 (HTTP 403): the token needs the "
+        "'Firewalls: Read/Write' scope"
+    )
+    assert linode.token not in str(err.value)
+
+
+def test_blackhole_drops_everything(linode):
+    client = api(linode)
+    client.set_firewall_rules(9, blackhole_rules(client.firewall_rules(9)))
+    assert linode.firewalls[9] == {"inbound": [], "inbound_policy": "DROP", "outbound": [], "outbound_policy": "DROP"}
+
+
+def test_firewall_rules_read_back_unchanged(linode):
+    client = api(linode)
+    rules = client.firewall_rules(9)
+    assert "fingerprint" not in rules and "version" not in rules
+    client.set_firewall_rules(9, rules)
+    assert client.firewall_rules(9) == rules
+
+
+def test_managed_database_allow_list_can_be_emptied(linode):
+    client = api(linode)
+    assert client.database_allow_list(5) == ["192.0.2.1/32"]
+    client.set_database_allow_list(5, [])
+    assert linode.databases[5]["allow_list"] == []
+
+
+def test_unreachable_api_is_one_clear_error():
+    client = LinodeAPI(token="t", base_url="http://127.0.0.1:9/v4", timeout=0.5, retry_interval=0.01)
+    with pytest.raises(LinodeAPIError, match=r"Linode API unreachable while trying to read NodeBalancer 7"):
+        client.node_statuses(7)
+
+
+def test_missing_token_is_reported(monkeypatch):
+    monkeypatch.delenv("LINODE_TOKEN", raising=False)
+    with pytest.raises(LinodeAPIError, match="LINODE_TOKEN is not set"):
+        LinodeAPI()

@@ -1,0 +1,95 @@
+"""The drill report: RTO and RPO computed from the writer's record, the verdict, and what the
+report files say."""
+
+from __future__ import annotations
+
+import json
+
+from drctl.drill.orders import Write
+from drctl.drill.report import DrillReport, loss_window_seconds, lost_orders, outage
+
+
+def ok(seq, at, region):
+    return Write(seq, True, at - 0.01, at, region, f"{region}-web-1")
+
+
+def failed(seq, at):
+    return Write(seq, False, at - 0.01, at, error="HTTP 503")
+
+
+# us-east acknowledges 1..5 (t=1..5), everything fails from t=6 to t=9, eu-west takes 10.. from t=10
+WRITES = [ok(i, float(i), "us-east") for i in range(1, 6)] + [failed(i, float(i)) for i in range(6, 10)] + \
+         [ok(i, float(i), "eu-west") for i in range(10, 13)]
+
+
+def report(**kw):
+    r = DrillReport(kind="rehearsal", stack="dr-test", primary="us-east", target="eu-west", fault="nodes-reject",
+                    objectives={"rtoSeconds": 6, "rpoSeconds": 15}, options={}, clock=lambda: 100.0, **kw)
+    return r
+
+
+def test_rto_runs_from_the_last_old_primary_write_to_the_first_new_one():
+    out = outage(WRITES, "us-east", "eu-west")
+    assert (out.last_old.seq, out.first_new.seq) == (5, 10)
+    assert out.rto_seconds == 5.0
+
+
+def test_rto_is_unknown_when_the_new_region_never_took_an_order():
+    assert outage(WRITES[:9], "us-east", "eu-west").rto_seconds is None
+
+
+def test_lost_orders_are_the_acknowledged_ones_missing_after_promotion():
+    acknowledged = [w for w in WRITES if w.ok and w.region == "us-east"]
+    lost = lost_orders(acknowledged, present={1, 2, 3})
+    assert lost == [4, 5]
+    # lost from the last kept order (3, at t=3) to the last lost one (5, at t=5)
+    assert loss_window_seconds(acknowledged, lost) == 2.0
+    assert loss_window_seconds(acknowledged, []) == 0.0
+
+
+def test_measurements_break_the_outage_into_detection_promotion_and_traffic():
+    r = report()
+    r.measure_writes(WRITES, fault_at=5.5, detected_at=6.5, promotion_started=7.0, promoted_at=8.0,
+                     present_after_promotion={1, 2, 3, 4}, checked_before=10.0)
+    m = r.measured
+    assert (m["rtoSeconds"], m["detectionSeconds"], m["promotionSeconds"], m["trafficSwitchSeconds"]) == \
+        (5.0, 1.0, 1.0, 2.0)
+    assert (m["ordersLost"], m["lostSequenceNumbers"], m["rpoSeconds"]) == (1, [5], 1.0)
+    assert r.writer == {"attempted": 12, "acknowledged": 8, "failed": 4, "ordersPerSecond": 0.7}
+
+
+def test_a_drill_passes_only_when_every_check_passes_and_nothing_failed():
+    r = report()
+    assert not r.passed  # no check ran: nothing was proved
+    r.check("RTO within objective", True, "5 s")
+    assert r.passed and r.outcome == "passed"
+    r.log("failback", "failed", "boom")
+    assert not r.passed and r.outcome == "failed"
+
+
+def test_an_aborted_drill_says_why_and_what_was_restored(tmp_path):
+    r = report()
+    r.check("RTO within objective", True, "5 s")
+    r.aborted = "orders have been failing for 13.0 s, beyond --max-write-outage 12 s"
+    r.restored = ["node web-1 back to accept", "failed back: us-east is primary again"]
+    r.finish()
+    json_path, md_path = r.write(tmp_path)
+    doc = json.loads(json_path.read_text())
+    assert doc["outcome"] == "aborted" and doc["restored"] == r.restored
+    md = md_path.read_text()
+    assert "ABORTED" in md and "**Stopped early:** orders have been failing" in md
+    assert "- failed back: us-east is primary again" in md
+
+
+def test_the_markdown_puts_objectives_next_to_measurements():
+    r = report()
+    r.measure_writes(WRITES, fault_at=5.5, detected_at=6.5, promotion_started=7.0, promoted_at=8.0,
+                     present_after_promotion={1, 2, 3, 4, 5}, checked_before=10.0)
+    r.check("RTO within objective", True, "5.0 s measured, objective 6 s")
+    r.check("RPO within objective", True, "0 s")
+    r.log("promote", "ok", {"mode": "planned"}, 1.0)
+    md = r.markdown()
+    assert "| RTO | 6 s | 5.0 s | met |" in md
+    assert "| RPO | 15 s | 0.0 s (0 orders lost) | met |" in md
+    assert "| detection (fault to traffic leaving us-east) | 1.0 |" in md
+    assert '| promote | ok | 1.0 | {"mode": "planned"} |' in md

@@ -1,0 +1,328 @@
+"""Every rule of the stack-config contract, with the exact line a user sees."""
+
+import pytest
+
+from components.config import ConfigError, StackConfig, validate_stack_config
+from tests.support.harness import raw_config
+
+NB = {"algorithm": "roundrobin", "check": "connection", "checkInterval": 10, "checkTimeout": 5, "checkAttempts": 3}
+
+
+def problems(stack: str = "prod", **changes) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        validate_stack_config(raw_config(stack, **changes))
+    return str(err.value).splitlines()
+
+
+@pytest.mark.parametrize("stack", ["prod", "dr-test"])
+def test_stack_files_validate(stack):
+    config = validate_stack_config(raw_config(stack))
+    assert isinstance(config, StackConfig)
+    assert [r.region for r in config.regions] == ["us-east", "eu-west"]
+
+
+def test_prod_follows_the_seed_layout():
+    c = validate_stack_config(raw_config("prod"))
+    assert [r.web_nodes for r in c.regions] == [2, 2]
+    assert (c.node_balancer.check, c.node_balancer.check_interval, c.node_balancer.check_timeout,
+            c.node_balancer.check_attempts) == ("connection", 10, 5, 3)
+    assert c.database.mode == "managed" and c.traffic.mode == "load-balancer"
+
+
+def test_dr_test_is_a_cheap_copy_with_its_own_hostname():
+    prod, drill = validate_stack_config(raw_config("prod")), validate_stack_config(raw_config("dr-test"))
+    assert [r.web_nodes for r in drill.regions] == [1, 1]
+    assert drill.domain == f"dr-test.{prod.domain}"
+
+
+def test_defaults_follow_the_seed():
+    c = validate_stack_config(
+        {"domain": "shop.example.com", "regions": [{"region": "us-east"}, {"region": "eu-west"}],
+         "traffic": {"accountId": "a" * 32, "zoneId": "b" * 32}}
+    )
+    assert c.regions[0].web_nodes == 2 and c.regions[0].instance_type == "g6-standard-2"
+    assert c.node_balancer.algorithm == "roundrobin"
+    assert (c.node_balancer.check_interval, c.node_balancer.check_timeout, c.node_balancer.check_attempts) == (10, 5, 3)
+    assert c.database.cluster_size == 3 and c.database.binlog_retention_seconds == 86400
+    m = c.traffic.monitor
+    assert (m.path, m.interval, m.timeout, m.retries, m.consecutive_down, m.consecutive_up, m.expected_codes) == (
+        "/healthz", 60, 5, 2, 2, 2, "200")
+    assert (c.objectives.rto_seconds, c.objectives.rpo_seconds) == (300, 15)
+    assert c.access.admin_cidrs == () and c.access.ssh_keys == () and c.access.watchdog_cidrs == ()
+
+
+def test_config_is_frozen():
+    c = validate_stack_config(raw_config("prod"))
+    with pytest.raises(Exception, match="frozen"):
+        c.domain = "other.example.com"
+
+
+def test_check_timeout_must_be_below_interval():
+    assert problems(nodeBalancer={**NB, "checkTimeout": 10, "checkInterval": 10}) == [
+        "woocommerce-dr:nodeBalancer.checkTimeout: must be below checkInterval (10) (got 10; allowed: 1 to 9)"
+    ]
+
+
+def test_misspelled_region_gets_a_hint():
+    [line] = problems(regions=[{"region": "us-east"}, {"region": "eu-wst"}])
+    assert line.startswith(
+        "woocommerce-dr:regions[1].region: 'eu-wst' is not a Linode region; did you mean 'eu-west'? (got 'eu-wst'; allowed: ap-northeast, "
+    )
+
+
+def test_web_nodes_zero_is_out_of_range():
+    assert problems(regions=[{"region": "us-east", "webNodes": 0}, {"region": "eu-west"}]) == [
+        "woocommerce-dr:regions[0].webNodes: out of range (got 0; allowed: 1 to 25)"
+    ]
+
+
+def test_unknown_key_names_the_right_spelling():
+    assert problems(regions=[{"region": "us-east", "webnodes": 2}, {"region": "eu-west"}]) == [
+        "woocommerce-dr:regions[0].webnodes: unknown key; did you mean 'webNodes'? "
+        "(got 'webnodes'; allowed: region, webNodes, instanceType, image)"
+    ]
+
+
+def test_unknown_top_level_key():
+    assert problems(nodebalancer=NB) == [
+        "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; "
+        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives)"
+    ]
+
+
+def test_monitor_too_slow_for_the_rto():
+    assert problems(objectives={"rtoSeconds": 120, "rpoSeconds": 15}) == [
+        "woocommerce-dr:traffic.monitor: worst-case failover detection takes 135 s but objectives.rtoSeconds "
+        "is 120 s: lower traffic.monitor.interval, consecutiveDown, timeout or retries, or raise "
+        "objectives.rtoSeconds (got 'interval 60 x max(1, consecutiveDown 2) + timeout 5 x (retries 2 + 1) "
+        "= 135 s'; allowed: at most 120 s)"
+    ]
+
+
+def test_detection_time_treats_consecutive_down_zero_as_one():
+    traffic = raw_config("prod")["traffic"]
+    traffic["monitor"] = {**traffic["monitor"], "consecutiveDown": 0, "retries": 0}
+    c = validate_stack_config({**raw_config("prod"), "traffic": traffic})
+    assert c.traffic.monitor.worst_case_detection_seconds == 60 + 5
+
+
+def test_at_least_two_regions():
+    assert problems(regions=[{"region": "us-east"}]) == [
+        "woocommerce-dr:regions: at least two regions are needed for failover "
+        "(got [\"us-east\"]; allowed: a list of 2 or more regions, the primary first)"
+    ]
+
+
+def test_no_region_twice():
+    assert problems(regions=[{"region": "us-east"}, {"region": "eu-west"}, {"region": "us-east"}]) == [
+        "woocommerce-dr:regions[2].region: 'us-east' is listed twice "
+        "(got 'us-east'; allowed: each region once; the failover order is the list order)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [("checkInterval", 1, "2 to 3600"), ("checkInterval", 3601, "2 to 3600"), ("checkTimeout", 31, "1 to 30"),
+     ("checkAttempts", 0, "1 to 30"), ("checkAttempts", 31, "1 to 30")],
+)
+def test_node_balancer_ranges_follow_linode(key, value, allowed):
+    nb = {**NB, key: value}
+    if key == "checkTimeout":
+        nb["checkInterval"] = 60
+    assert problems(nodeBalancer=nb) == [
+        f"woocommerce-dr:nodeBalancer.{key}: out of range (got {value}; allowed: {allowed})"
+    ]
+
+
+def test_no_check_none():
+    assert problems(nodeBalancer={**NB, "check": "none"}) == [
+        "woocommerce-dr:nodeBalancer.check: not an allowed value (got 'none'; allowed: connection, http, http_body)"
+    ]
+
+
+def test_algorithm_values():
+    assert problems(nodeBalancer={**NB, "algorithm": "round-robin"}) == [
+        "woocommerce-dr:nodeBalancer.algorithm: not an allowed value; did you mean 'roundrobin'? "
+        "(got 'round-robin'; allowed: roundrobin, leastconn, source)"
+    ]
+
+
+def test_monitor_interval_at_least_10():
+    traffic = raw_config("prod")["traffic"]
+    traffic["monitor"] = {**traffic["monitor"], "interval": 5, "timeout": 2}
+    assert problems(traffic=traffic) == [
+        "woocommerce-dr:traffic.monitor.interval: out of range (got 5; allowed: 10 to 3600)"
+    ]
+
+
+def test_monitor_timeout_below_interval():
+    traffic = raw_config("prod")["traffic"]
+    traffic["monitor"] = {**traffic["monitor"], "interval": 10, "timeout": 10}
+    assert problems(traffic=traffic) == [
+        "woocommerce-dr:traffic.monitor.timeout: must be below interval (10) (got 10; allowed: 1 to 9)"
+    ]
+
+
+def test_cluster_size():
+    assert problems(database={"mode": "managed", "clusterSize": 5}) == [
+        "woocommerce-dr:database.clusterSize: not an allowed value (got 5; allowed: 1, 2, 3)"
+    ]
+
+
+def test_binlog_retention_covers_a_day():
+    assert problems(database={"binlogRetentionSeconds": 3600}) == [
+        "woocommerce-dr:database.binlogRetentionSeconds: out of range (got 3600; allowed: 86400 to 2419200)"
+    ]
+
+
+def test_managed_database_keeps_binlogs_at_most_a_day():
+    assert problems(database={"mode": "managed", "binlogRetentionSeconds": 172800}) == [
+        "woocommerce-dr:database.binlogRetentionSeconds: a Linode managed database keeps binlogs at most "
+        "86400 s (got 172800; allowed: 86400 with mode managed; up to 2419200 with mode self-managed)"
+    ]
+
+
+@pytest.mark.parametrize("domain", ["shop", "-shop.example.com", "Shop.Example.com", "shop..example.com", "10.0.0.1"])
+def test_domain_must_be_an_fqdn(domain):
+    assert problems(domain=domain) == [
+        f"woocommerce-dr:domain: not a fully qualified domain name (got {domain!r}; allowed: lower-case labels "
+        "of a-z, 0-9 and '-', separated by dots, such as shop.example.com)"
+    ]
+
+
+def test_a_domain_too_long_for_the_database_servers_dns_names_is_refused():
+    # A valid name of 237 characters, but mysql-us-east.db.<domain> would not fit DNS's 253.
+    domain = ".".join(["a" * 60] * 3 + ["b" * 42, "example.com"])
+    assert len(domain) == 237
+    assert problems(domain=domain) == [
+        "woocommerce-dr:domain: too long: the database server name mysql-us-east.db.<domain> would be 254 "
+        f"characters, over DNS's 253 (got {domain!r}; allowed: a domain of at most 236 characters with these regions)"
+    ]
+
+
+def test_the_longest_region_decides_how_long_the_domain_may_be():
+    domain = ".".join(["a" * 60] * 3 + ["b" * 41, "example.com"])  # fits us-east and eu-west, not ap-south
+    validate_stack_config(raw_config("prod", domain=domain))
+    regions = [{"region": "us-east"}, {"region": "eu-west"}, {"region": "ap-south"}]
+    (line,) = problems(domain=domain, regions=regions)
+    assert "mysql-ap-south.db.<domain> would be 254 characters" in line and "at most 235 characters" in line
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_admin_cidrs_never_the_whole_internet(cidr):
+    assert problems(access={"adminCidrs": [cidr]}) == [
+        f"woocommerce-dr:access.adminCidrs[0]: would open SSH to the whole internet (got {cidr!r}; allowed: an "
+        "IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)"
+    ]
+
+
+@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 253)])
+def test_admin_cidrs_leave_room_for_the_database_firewalls(stack, room):
+    cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(room + 1)]
+    assert problems(stack, access={"adminCidrs": cidrs}) == [
+        "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
+        "its region's web nodes and the other database servers, and holds at most 255 addresses "
+        f"(got '{room + 1} networks'; allowed: at most {room} with these regions and webNodes)"
+    ]
+    validate_stack_config(raw_config(stack, access={"adminCidrs": cidrs[:room]}))
+
+
+def test_admin_cidrs_room_follows_web_nodes_and_regions():
+    regions = [{"region": "us-east", "webNodes": 2}, {"region": "eu-west", "webNodes": 10},
+               {"region": "ap-south", "webNodes": 1}]
+    cidrs = [f"10.0.{i}.0/24" for i in range(245)]
+    # eu-west's replica admits its 10 web nodes and the other two MySQL Linodes: 255 - 12 = 243.
+    assert problems("dr-test", regions=regions, access={"adminCidrs": cidrs})[0].endswith(
+        "(got '245 networks'; allowed: at most 243 with these regions and webNodes)")
+
+
+def test_admin_cidrs_must_be_networks():
+    assert problems(access={"adminCidrs": ["203.0.113.0/24", "10.0.0.1/24", "not-a-cidr"]}) == [
+        "woocommerce-dr:access.adminCidrs[1]: not a valid CIDR (10.0.0.1/24 has host bits set) (got '10.0.0.1/24'; "
+        "allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)",
+        "woocommerce-dr:access.adminCidrs[2]: not a valid CIDR ('not-a-cidr' does not appear to be an IPv4 or IPv6 "
+        "network) (got 'not-a-cidr'; allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)",
+    ]
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_watchdog_cidrs_never_the_whole_internet(cidr):
+    assert problems(access={"watchdogCidrs": ["198.51.100.7/32", cidr]}) == [
+        f"woocommerce-dr:access.watchdogCidrs[1]: would open the NodeBalancers to the whole internet, around "
+        f"Cloudflare (got {cidr!r}; allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)"
+    ]
+
+
+def test_watchdog_cidrs_must_be_networks():
+    assert problems(access={"watchdogCidrs": ["198.51.100.7/24"]}) == [
+        "woocommerce-dr:access.watchdogCidrs[0]: not a valid CIDR (198.51.100.7/24 has host bits set) (got "
+        "'198.51.100.7/24'; allowed: an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0)"
+    ]
+
+
+def test_ssh_keys_are_openssh_public_keys():
+    assert problems(access={"sshKeys": ["ssh-ed25519 AAAAC3Nza me@laptop", "ssh-dss AAAAB3 old@box"]}) == [
+        "woocommerce-dr:access.sshKeys[1]: not an OpenSSH public key (got 'ssh-dss'; "
+        "allowed: a line such as 'ssh-ed25519 AAAA... you@laptop')"
+    ]
+
+
+def test_a_pasted_private_key_is_refused_without_echoing_it():
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+    [line] = problems(access={"sshKeys": [key]})
+    assert line == (
+        "woocommerce-dr:access.sshKeys[0]: is a private key; use the public key (the .pub file) "
+        "(got '(not shown)'; allowed: a line such as 'ssh-ed25519 AAAA... you@laptop')"
+    )
+    assert "b3BlbnNz" not in line
+
+
+def test_cloudflare_ids():
+    traffic = {**raw_config("prod")["traffic"], "zoneId": "my-zone"}
+    assert problems(traffic=traffic) == [
+        "woocommerce-dr:traffic.zoneId: malformed value (got 'my-zone'; allowed: a 32-character hexadecimal Cloudflare id)"
+    ]
+
+
+def test_missing_required_key():
+    assert problems(domain=None) == ["woocommerce-dr:domain: required key is missing (got nothing; allowed: a string)"]
+
+
+def test_wrong_shape():
+    assert problems(regions="us-east") == [
+        "woocommerce-dr:regions: not a list (got 'us-east'; allowed: a list of mappings with keys region, "
+        "webNodes, instanceType, image)"
+    ]
+
+
+def test_every_problem_is_reported_at_once():
+    lines = problems(
+        domain="shop",
+        regions=[{"region": "us-east", "webNodes": 0}, {"region": "eu-wst"}],
+        nodeBalancer={**NB, "checkTimeout": 10, "checkInterval": 10, "algorithm": "rr"},
+        access={"adminCidrs": ["0.0.0.0/0"]},
+    )
+    paths = [line.split(": ", 1)[0] for line in lines]
+    assert paths == [
+        "woocommerce-dr:regions[0].webNodes",
+        "woocommerce-dr:regions[1].region",
+        "woocommerce-dr:nodeBalancer.algorithm",
+        "woocommerce-dr:nodeBalancer.checkTimeout",
+        "woocommerce-dr:access.adminCidrs[0]",
+        "woocommerce-dr:domain",
+    ]
+
+
+def test_unquoted_status_code_says_to_quote_it():
+    traffic = raw_config("prod")["traffic"]
+    traffic["monitor"] = {**traffic["monitor"], "expectedCodes": 200}
+    assert problems(traffic=traffic) == [
+        "woocommerce-dr:traffic.monitor.expectedCodes: not a string (got 200; allowed: an HTTP status code or "
+        'class, quoted, such as "200" or "2xx")'
+    ]
+
+
+def test_a_single_cidr_instead_of_a_list():
+    assert problems(access={"adminCidrs": "203.0.113.0/24"}) == [
+        "woocommerce-dr:access.adminCidrs: not a list (got '203.0.113.0/24'; allowed: a list of strings)"
+    ]
