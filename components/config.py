@@ -172,12 +172,21 @@ class MonitorSpec(_Model):
     consecutive_up: int = Field(2, ge=0, le=10)
     expected_codes: str = Field("200", pattern=_EXPECTED_CODES.pattern)
 
+    # Cloudflare treats consecutiveDown/Up 0 as 1 (drctl.stack.outputs.MonitorOut has the same pair).
+    @property
+    def fall(self) -> int:
+        return max(1, self.consecutive_down)
+
+    @property
+    def rise(self) -> int:
+        return max(1, self.consecutive_up)
+
     @property
     def worst_case_detection_seconds(self) -> int:
         """How long a dead origin can go unnoticed: the last good probe can land just before the
         failure, then `consecutiveDown` intervals must fail, each probe waiting out its timeout on
         every retry."""
-        return self.interval * max(1, self.consecutive_down) + self.timeout * (self.retries + 1)
+        return self.interval * self.fall + self.timeout * (self.retries + 1)
 
     @rule("interval", "timeout")
     def _timeout_below_interval(self, path: str) -> Iterable[Problem]:

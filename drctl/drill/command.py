@@ -33,17 +33,16 @@ from drctl.drill.drill import Drill, DrillOptions
 from drctl.drill.faults import FAULTS, FaultInjector
 from drctl.drill.orders import DatabaseOrderSink
 from drctl.drill.runbook_adapter import RunbookAdapter
-from drctl.runbook.context import (
+from drctl.runbook.context import ChangeOptions, Runbook, add_common_arguments, runbook_from_args
+from drctl.stack.command_line import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    Runbook,
     UsageError,
-    add_change_arguments,
-    add_common_arguments,
     fail,
+    number,
+    positive_seconds,
     printer,
-    runbook_from_args,
     seconds,
 )
 from drctl.stack.outputs import OutputsError
@@ -56,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
                    help="how the primary region fails (default nodes-reject)")
     p.add_argument("--target", metavar="REGION", help="the region to promote (default: the second in failover order)")
-    add_change_arguments(p)  # --dry-run, --yes, hooks, timeouts, --skip-traffic: passed to promote and failback
+    ChangeOptions.add_arguments(p)  # --dry-run, --yes, hooks, timeouts, --skip-traffic: passed to promote and failback
     p.add_argument("--force", action="store_true", help="drill although preflight finds problems (recorded)")
     p.add_argument("--max-duration", type=seconds, default=1800.0, metavar="SECONDS",
                    help="stop and restore after this long (default 1800)")
@@ -64,10 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stop and restore when orders fail for this long (default: twice objectives.rtoSeconds)")
     p.add_argument("--settle", type=seconds, default=30.0, metavar="SECONDS",
                    help="orders written before the fault and watched after each switch (default 30)")
-    p.add_argument("--poll", type=seconds, default=5.0, metavar="SECONDS",
+    p.add_argument("--poll", type=positive_seconds, default=5.0, metavar="SECONDS",
                    help="how often to read traffic state while waiting for detection (default 5: Cloudflare "
                         "allows 1200 API requests per 5 minutes)")
-    p.add_argument("--writer-rate", type=float, default=20.0, metavar="N", help="synthetic orders per second (default 20)")
+    p.add_argument("--writer-rate", type=number(float, 0), default=20.0, metavar="N", help="synthetic orders per second (default 20)")
     p.add_argument("--accept-data-loss", action="store_true", help="passed to promote (its RPO gate)")
     p.add_argument("--discard-errant", action="store_true", help="passed to failback")
     p.add_argument("--origin-ca-file", metavar="FILE",
@@ -101,10 +100,8 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
     if linode is None and args.fault != "pool-disable":
         fail("drill", f"--fault {args.fault} needs the Linode API: {linode_error}")
         return EXIT_FAILED
-    runbook = RunbookAdapter(rb, accept_data_loss=args.accept_data_loss, discard_errant=args.discard_errant,
-                             catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout,
-                             skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
-                             abandon_journal=args.abandon_journal)
+    runbook = RunbookAdapter(rb, ChangeOptions.from_args(args), accept_data_loss=args.accept_data_loss,
+                             discard_errant=args.discard_errant)
     primary = outputs.regions[0]
     probe = HttpsProbe(outputs.domain, outputs.health_path, timeout=float(outputs.monitor.timeout),
                        expected_codes=outputs.monitor.expected_codes, port=origin_port or 443,

@@ -98,7 +98,7 @@ class Drill:
         # shows when the fault became visible from outside, and that the region answers again at the end.
         self.origin_probe = origin_probe
         monitor = outputs.monitor
-        self._tracker = HealthTracker(fall=max(1, monitor.consecutive_down), rise=max(1, monitor.consecutive_up))
+        self._tracker = HealthTracker(fall=monitor.fall, rise=monitor.rise)
         self.primary = outputs.regions[0].region
         self.target = options.target or outputs.regions[1].region
         outputs.region(self.target)  # refuse a region the stack does not have, before anything starts

@@ -19,7 +19,7 @@ from drctl.drill import orders
 from drctl.drill.drill import Health
 from drctl.mysql.topology import connect, discover, session
 from drctl.runbook import status
-from drctl.runbook.context import Runbook
+from drctl.runbook.context import ChangeOptions, Runbook
 from drctl.runbook.failback import FailbackOptions, failback
 from drctl.runbook.promote import PromoteOptions, RunResult, promote
 
@@ -31,15 +31,10 @@ class RunbookStepFailed(Exception):
 @dataclass
 class RunbookAdapter:
     rb: Runbook
+    change: ChangeOptions = field(default_factory=ChangeOptions)  # the drill's own flags, passed on
     accept_data_loss: bool = False
     discard_errant: bool = False
-    catch_up_timeout: float = 300.0
-    traffic_timeout: float = 120.0
     export_dir: Path | None = None
-    skip_traffic: bool = False
-    pre_hooks: list[str] = field(default_factory=list)  # run around the drill's promote and failback
-    post_hooks: list[str] = field(default_factory=list)
-    abandon_journal: bool = False
 
     def health(self) -> Health:
         """`drctl status`'s verdict (traffic, NodeBalancer nodes, every database), and the worst
@@ -51,22 +46,21 @@ class RunbookAdapter:
                       problems=tuple(verdict["problems"]), primary=doc["primary"])
 
     def promote(self, region: str) -> dict[str, Any]:
-        result = promote(self.rb, PromoteOptions(region=region, yes=True, block_seconds=0,
-                                                 accept_data_loss=self.accept_data_loss, **self._common()))
+        result = promote(self.rb, PromoteOptions(region=region, block_seconds=0,
+                                                 accept_data_loss=self.accept_data_loss, **self._change()))
         detail = _done(result)
         detail.update(self._timings())
         return detail
 
     def failback(self, region: str) -> dict[str, Any]:
-        result = failback(self.rb, FailbackOptions(to=region, yes=True, discard_errant=self.discard_errant,
-                                                   export_dir=self.export_dir, **self._common()))
+        result = failback(self.rb, FailbackOptions(to=region, discard_errant=self.discard_errant,
+                                                   export_dir=self.export_dir, **self._change()))
         return _done(result)
 
-    def _common(self) -> dict[str, Any]:
-        """The options promote and failback share, as the drill's command line gave them."""
-        return {"catch_up_timeout": self.catch_up_timeout, "traffic_timeout": self.traffic_timeout,
-                "skip_traffic": self.skip_traffic, "pre_hooks": list(self.pre_hooks),
-                "post_hooks": list(self.post_hooks), "abandon_journal": self.abandon_journal}
+    def _change(self) -> dict[str, Any]:
+        """The drill's change flags for its promote and failback: --yes was the drill's to give, and
+        a drill that runs does not dry-run its steps."""
+        return {**self.change.change_fields(), "yes": True, "dry_run": False}
 
     def _timings(self) -> dict[str, Any]:
         """When the promoted database became writable, and how long the traffic step took, from the

@@ -14,9 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output_argument, fail
 from drctl.stack.files import StackFileError, load_stack_file
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 ENGINE_NOTE = (
     "Offline plan: __main__.py ran under the Pulumi SDK's mock engine with {file}; "
@@ -33,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-s", "--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     p.add_argument("--stack-file", metavar="PATH", help="plan this file instead of Pulumi.<stack>.yaml")
-    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
+    add_output_argument(p)
     p.set_defaults(func=run)
 
 
@@ -41,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         stack = load_stack_file(args.stack, path=Path(args.stack_file) if args.stack_file else None)
     except StackFileError as err:
-        print(f"drctl plan: {err}", file=sys.stderr)
+        fail("plan", str(err))
         return EXIT_USAGE
     from drctl.plan.engine import run_program  # imports Pulumi: only the plan needs it
 
     result = run_program(stack, preview=True)
     if result.error is not None:
-        print(f"drctl plan: stack {stack.stack!r} cannot be planned:\n{result.error}", file=sys.stderr)
+        fail("plan", f"stack {stack.stack!r} cannot be planned:\n{result.error}")
         return EXIT_USAGE if result.refused_input else EXIT_FAILED
     if args.output == "json":
         json.dump(plan_document(result), sys.stdout, indent=2)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +36,10 @@ from drctl.drill.report import DrillReport
 from drctl.drill.runbook_adapter import RunbookAdapter
 from drctl.rehearsal.local.binaries import MissingBinary
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
-from drctl.runbook.context import Runbook
+from drctl.runbook.context import ChangeOptions, Runbook
+from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output_argument, fail, number, printer
 from drctl.stack.files import StackFileError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REGION_DOWN = "region-down"
 MAX_SECONDS = 110.0  # the whole rehearsal, setup included, must stay under two minutes
 
@@ -64,8 +63,8 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
     with LocalTopology(spec, template=template) as topo:
         rb = local_runbook(topo, say)
         outputs = rb.outputs
-        runbook = RunbookAdapter(rb, accept_data_loss=unplanned, discard_errant=unplanned,
-                                 catch_up_timeout=30.0, traffic_timeout=30.0,
+        runbook = RunbookAdapter(rb, ChangeOptions(catch_up_timeout=30.0, traffic_timeout=30.0),
+                                 accept_data_loss=unplanned, discard_errant=unplanned,
                                  export_dir=export_dir or topo.dir / "errant")
         faults = FaultInjector(outputs, topo.traffic, topo.linode, extra={REGION_DOWN: topo.region_down})
         primary = spec.regions[0]
@@ -116,26 +115,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--unplanned", dest="unplanned", action="store_true",
                       help="the primary region dies: its database and origins are killed")
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject", help="planned: how the web tier fails")
-    p.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
+    p.add_argument("--time-scale", type=number(float, 0, above=True, maximum=1), default=DEFAULT_TIME_SCALE,
                    help=f"multiply health-check periods and the RTO objective (default {DEFAULT_TIME_SCALE})")
     p.add_argument("--report-dir", type=Path, help="also write report.json and report.md here")
-    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_output_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    stream = sys.stderr if args.output == "json" else sys.stdout
-
-    def say(line: str) -> None:
-        print(line, file=stream, flush=True)
-
+    say = printer(args)
     if args.unplanned and args.fault != "nodes-reject":
-        print("drctl rehearse: --fault applies to --planned; --unplanned kills the whole region", file=sys.stderr)
+        fail("rehearse", "--fault applies to --planned; --unplanned kills the whole region")
         return EXIT_USAGE
     try:
         spec = RehearsalSpec.from_stack(args.stack, time_scale=args.time_scale)
     except (StackFileError, TopologyError) as err:
-        print(f"drctl rehearse: {err}", file=sys.stderr)
+        fail("rehearse", str(err))
         return EXIT_USAGE
     say(f"rehearsing {'an unplanned' if args.unplanned else 'a planned'} failover of {spec.stack} "
         f"({' -> '.join(spec.regions)}) on this machine")
@@ -143,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         result = rehearse(spec, unplanned=args.unplanned, fault=args.fault, say=say,
                           export_dir=args.report_dir / "errant" if args.report_dir else None)
     except (MissingBinary, TopologyError) as err:
-        print(f"drctl rehearse: {err}", file=sys.stderr)
+        fail("rehearse", str(err))
         return EXIT_FAILED
     report = result.report
     if args.report_dir:

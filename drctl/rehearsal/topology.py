@@ -123,7 +123,7 @@ class RehearsalSpec:
             monitor_interval_ms=_ms(monitor.interval, time_scale),
             # Cloudflare retries a failed probe `retries` times within one interval before counting it.
             monitor_timeout_ms=_ms(monitor.timeout * (monitor.retries + 1), time_scale),
-            monitor_fall=max(1, monitor.consecutive_down), monitor_rise=max(1, monitor.consecutive_up),
+            monitor_fall=monitor.fall, monitor_rise=monitor.rise,
             expected_codes=monitor.expected_codes,
             rto_seconds=max(1, math.ceil(config.objectives.rto_seconds * time_scale)),
             rpo_seconds=config.objectives.rpo_seconds,

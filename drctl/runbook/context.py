@@ -9,8 +9,8 @@ build one with the traffic backend of your choice and call `promote.promote(...)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +22,19 @@ from drctl.cloud.traffic import TrafficBackend, TrafficError
 from drctl.mysql.topology import DbServer, servers_from_outputs
 from drctl.runbook.hooks import HookFailed, run_hooks
 from drctl.runbook.journal import Journal, JournalError, PromotionHistory, Step, state_dir
+from drctl.stack.command_line import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    UsageError,
+    add_output_argument,
+    add_stack_arguments,
+    fail,
+    printer,
+    seconds,
+    stack_source,
+)
 from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 JOURNAL_FILE = "journal.json"
 HISTORY_FILE = "promotions.json"
 FENCES_FILE = "fences.json"
@@ -34,10 +44,6 @@ DEFAULT_BLOCK_SECONDS = 3600
 class Refused(Exception):
     """A safety check said no. The message says why and what would make it safe; nothing changed
     unless the message says so."""
-
-
-class UsageError(Exception):
-    """The command line asks for something impossible (exit 2)."""
 
 
 @dataclass
@@ -159,67 +165,67 @@ class Runbook:
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-s", "--stack", help="stack name: reads `pulumi stack output` (needs the Pulumi CLI)")
-    p.add_argument("--outputs", metavar="FILE", help="read the stack outputs from FILE instead "
-                                                     "(`pulumi stack output --json --show-secrets > FILE`)")
-    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format (default text)")
+    add_stack_arguments(p)
+    add_output_argument(p)
 
 
-def add_change_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
-    p.add_argument("--yes", action="store_true", help="act (required unless --dry-run)")
-    p.add_argument("--pre-hook", action="append", default=[], metavar="CMD",
-                   help="executable run before any change; failing aborts (repeatable; see drctl/runbook/hooks.py)")
-    p.add_argument("--post-hook", action="append", default=[], metavar="CMD",
-                   help="executable run after the operation, DRCTL_RESULT=success|failed (repeatable)")
-    p.add_argument("--catch-up-timeout", type=seconds, default=300.0, metavar="SECONDS",
-                   help="longest wait for a server to apply the transactions it must have (default 300)")
-    p.add_argument("--traffic-timeout", type=seconds, default=120.0, metavar="SECONDS",
-                   help="longest wait for traffic to reach the new primary's region (default 120)")
-    p.add_argument("--skip-traffic", action="store_true",
-                   help="leave traffic alone (you move it yourself); drctl says so in its report")
-    p.add_argument("--abandon-journal", action="store_true",
-                   help="start afresh although an unfinished operation is recorded in the journal")
+@dataclass(frozen=True, kw_only=True)
+class ChangeOptions:
+    """The flags of every command that changes which database takes writes (promote, failback, and
+    the drill's promote and failback): declared, parsed and passed on from this one place."""
 
+    yes: bool = False
+    dry_run: bool = False
+    catch_up_timeout: float = 300.0
+    traffic_timeout: float = 120.0
+    skip_traffic: bool = False
+    pre_hooks: tuple[str, ...] = ()
+    post_hooks: tuple[str, ...] = ()
+    abandon_journal: bool = False
 
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
+        p.add_argument("--yes", action="store_true", help="act (required unless --dry-run)")
+        p.add_argument("--pre-hook", action="append", default=[], metavar="CMD",
+                       help="executable run before any change; failing aborts (repeatable; see drctl/runbook/hooks.py)")
+        p.add_argument("--post-hook", action="append", default=[], metavar="CMD",
+                       help="executable run after the operation, DRCTL_RESULT=success|failed (repeatable)")
+        p.add_argument("--catch-up-timeout", type=seconds, default=300.0, metavar="SECONDS",
+                       help="longest wait for a server to apply the transactions it must have (default 300)")
+        p.add_argument("--traffic-timeout", type=seconds, default=120.0, metavar="SECONDS",
+                       help="longest wait for traffic to reach the new primary's region (default 120)")
+        p.add_argument("--skip-traffic", action="store_true",
+                       help="leave traffic alone (you move it yourself); drctl says so in its report")
+        p.add_argument("--abandon-journal", action="store_true",
+                       help="start afresh although an unfinished operation is recorded in the journal")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ChangeOptions:
+        return cls(yes=args.yes, dry_run=args.dry_run, catch_up_timeout=args.catch_up_timeout,
+                   traffic_timeout=args.traffic_timeout, skip_traffic=args.skip_traffic,
+                   pre_hooks=tuple(args.pre_hook), post_hooks=tuple(args.post_hook),
+                   abandon_journal=args.abandon_journal)
+
+    def change_fields(self) -> dict[str, Any]:
+        """These options alone, to build a command's own options from (`PromoteOptions(**...)`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ChangeOptions)}
 
 
 def runbook_from_args(args: argparse.Namespace, say: Callable[[str], None]) -> Runbook:
     """Load the stack outputs and wire the real clients (tokens and base URLs from the environment:
     LINODE_TOKEN, DRCTL_LINODE_BASE_URL, CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL)."""
-    if not args.stack and not args.outputs:
-        raise UsageError("give -s/--stack STACK or --outputs FILE")
-    outputs = load_outputs(args.stack, args.outputs)
+    stack, outputs_file = stack_source(args)
+    outputs = load_outputs(stack, outputs_file)
     from drctl.cloud.traffic import backend_for  # imports the Cloudflare SDK: only when needed
 
     return Runbook(
         outputs=outputs,
-        state_dir=state_dir(args.stack or outputs.stack),
+        state_dir=state_dir(stack or outputs.stack),
         say=say,
         traffic_factory=lambda: backend_for(outputs),
         linode_factory=LinodeAPI,
     )
-
-
-def printer(args: argparse.Namespace) -> Callable[[str], None]:
-    """Progress goes to stdout for people, to stderr when stdout carries JSON."""
-    stream = sys.stderr if getattr(args, "output", "text") == "json" else sys.stdout
-
-    def say(line: str) -> None:
-        print(line, file=stream, flush=True)
-    return say
-
-
-def fail(command: str, message: str) -> None:
-    print(f"drctl {command}: {message}", file=sys.stderr, flush=True)
 
 
 def checked_run(command: str, args: argparse.Namespace, body: Callable[[Runbook], int]) -> int:

@@ -20,7 +20,7 @@ import argparse
 import contextlib
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,33 +30,24 @@ from drctl.mysql import errant
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DatabaseUnreachable, DbServer, compare, discover, probe, session
 from drctl.runbook import fencing
-from drctl.runbook.context import (
-    FENCES_FILE,
-    Refused,
-    Runbook,
-    UsageError,
-    add_change_arguments,
-    add_common_arguments,
-)
+from drctl.runbook.context import FENCES_FILE, ChangeOptions, Refused, Runbook, add_common_arguments
 from drctl.runbook.journal import Journal, Step
 from drctl.runbook.promote import Aborted, NullJournal, RunResult, Switchover, dry_run, execute, run_command, wait_for
+from drctl.stack.command_line import UsageError
 
 REACHABLE_AFTER_UNFENCE_SECONDS = 120.0
 
 
-@dataclass
-class FailbackOptions:
+@dataclass(frozen=True, kw_only=True)
+class FailbackOptions(ChangeOptions):
     to: str
-    yes: bool = False
-    dry_run: bool = False
     discard_errant: bool = False
-    catch_up_timeout: float = 300.0
-    traffic_timeout: float = 120.0
-    skip_traffic: bool = False
-    pre_hooks: list[str] = field(default_factory=list)
-    post_hooks: list[str] = field(default_factory=list)
-    abandon_journal: bool = False
     export_dir: Path | None = None  # default: <state dir>/errant
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> FailbackOptions:
+        return cls(to=args.to, discard_errant=args.discard_errant, export_dir=args.export_dir,
+                   **ChangeOptions.from_args(args).change_fields())
 
 
 def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
@@ -376,7 +367,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_arguments(p)
     p.add_argument("--to", required=True, help="the region that becomes the primary again")
-    add_change_arguments(p)
+    ChangeOptions.add_arguments(p)
     p.add_argument("--discard-errant", action="store_true",
                    help="rebuild the rejoining server from a copy of the current primary, dropping its errant "
                         "transactions (they are exported first)")
@@ -386,10 +377,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = FailbackOptions(
-        to=args.to, yes=args.yes, dry_run=args.dry_run, discard_errant=args.discard_errant,
-        catch_up_timeout=args.catch_up_timeout, traffic_timeout=args.traffic_timeout,
-        skip_traffic=args.skip_traffic, pre_hooks=args.pre_hook, post_hooks=args.post_hook,
-        abandon_journal=args.abandon_journal, export_dir=args.export_dir,
-    )
+    opts = FailbackOptions.from_args(args)
     return run_command("failback", opts.to, args, lambda rb: failback(rb, opts))

@@ -35,18 +35,15 @@ from drctl.mysql.topology import DbServer, ServerState, Topology, compare, disco
 from drctl.runbook import fencing
 from drctl.runbook.context import (
     DEFAULT_BLOCK_SECONDS,
-    EXIT_FAILED,
-    EXIT_OK,
     FENCES_FILE,
+    ChangeOptions,
     Refused,
     Runbook,
-    UsageError,
-    add_change_arguments,
     add_common_arguments,
     checked_run,
-    seconds,
 )
 from drctl.runbook.journal import Journal, JournalError, Step
+from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, UsageError, number, seconds
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -58,21 +55,19 @@ class Aborted(Exception):
 # --- options and results --------------------------------------------------------------------------
 
 
-@dataclass
-class PromoteOptions:
+@dataclass(frozen=True, kw_only=True)
+class PromoteOptions(ChangeOptions):
     region: str
-    yes: bool = False
-    dry_run: bool = False
     force: bool = False  # past the block period, and past an errant target
     accept_data_loss: bool = False
     block_seconds: int = DEFAULT_BLOCK_SECONDS
-    catch_up_timeout: float = 300.0
     apply_timeout: float = 60.0  # unplanned: how long to let the relay log apply
-    traffic_timeout: float = 120.0
-    skip_traffic: bool = False
-    pre_hooks: list[str] = field(default_factory=list)
-    post_hooks: list[str] = field(default_factory=list)
-    abandon_journal: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> PromoteOptions:
+        return cls(region=args.region, force=args.force, accept_data_loss=args.accept_data_loss,
+                   block_seconds=args.block_seconds, apply_timeout=args.apply_timeout,
+                   **ChangeOptions.from_args(args).change_fields())
 
 
 @dataclass
@@ -679,26 +674,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_arguments(p)
     p.add_argument("--region", required=True, help="the region whose replica becomes the primary")
-    add_change_arguments(p)
+    ChangeOptions.add_arguments(p)
     p.add_argument("--accept-data-loss", action="store_true",
                    help="unplanned: promote although transactions may be lost beyond objectives.rpoSeconds")
     p.add_argument("--apply-timeout", type=seconds, default=60.0, metavar="SECONDS",
                    help="unplanned: longest wait for the replica to apply its relay log (default 60)")
     p.add_argument("--force", action="store_true",
                    help="promote within the block period after the last promotion, or a replica with errant transactions")
-    p.add_argument("--block-seconds", type=int, default=DEFAULT_BLOCK_SECONDS, metavar="SECONDS",
+    p.add_argument("--block-seconds", type=number(int, 0), default=DEFAULT_BLOCK_SECONDS, metavar="SECONDS",
                    help=f"anti-flapping block period after a promotion (default {DEFAULT_BLOCK_SECONDS})")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = PromoteOptions(
-        region=args.region, yes=args.yes, dry_run=args.dry_run, force=args.force,
-        accept_data_loss=args.accept_data_loss, block_seconds=args.block_seconds,
-        catch_up_timeout=args.catch_up_timeout, apply_timeout=args.apply_timeout,
-        traffic_timeout=args.traffic_timeout, skip_traffic=args.skip_traffic,
-        pre_hooks=args.pre_hook, post_hooks=args.post_hook, abandon_journal=args.abandon_journal,
-    )
+    opts = PromoteOptions.from_args(args)
     return run_command("promote", opts.region, args, lambda rb: promote(rb, opts))
 
 

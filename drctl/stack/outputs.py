@@ -64,6 +64,17 @@ class MonitorOut(_Model):
     consecutive_up: int
     expected_codes: str
 
+    # Cloudflare treats consecutiveDown/Up 0 as 1: one failed (or good) probe changes the state.
+    @property
+    def fall(self) -> int:
+        """Failed probes in a row before an origin is down."""
+        return max(1, self.consecutive_down)
+
+    @property
+    def rise(self) -> int:
+        """Good probes in a row before an origin is up again."""
+        return max(1, self.consecutive_up)
+
 
 class CloudflareOut(_Model):
     account_id: str

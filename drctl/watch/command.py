@@ -25,32 +25,27 @@ from typing import Any
 from drctl.cloud.cloudflare import CloudflareApi, CloudflareConfigError
 from drctl.cloud.dns_records import DnsFailover, require_dns_mode
 from drctl.cloud.origin_probe import HttpsProbe, valid_expected_codes
+from drctl.stack.command_line import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_output_argument,
+    add_stack_arguments,
+    fail,
+    number,
+    positive_seconds,
+    stack_source,
+)
 from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
 from drctl.watch.alerts import Alerter
 from drctl.watch.lease import CloudflareLease, FileLease, Lease, NoLease
 from drctl.watch.loop import CycleReport, EventLog, Watchdog, WatchSettings
 from drctl.watch.metrics import WatchMetrics
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_STABILITY_WINDOW = 300.0
 DEFAULT_RECORD_REFRESH = 300.0
 MIN_LEASE_TTL = 60.0
-
-
-class UsageError(Exception):
-    """A flag (named in the message) or the environment cannot work: exit 2."""
-
-
-def _number(kind: type, minimum: float, *, above: bool = False) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
-        if value < minimum or (above and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {minimum:g} (got {text})")
-        return value
-    return parse
 
 
 def _url(text: str) -> str:
@@ -64,32 +59,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "watch", help="DNS-failover watchdog: repoint the DNS record when a region goes down",
         description=__doc__.split("\n\n")[1],
     )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("-s", "--stack", help="stack name: reads `pulumi stack output`")
-    src.add_argument("--outputs", metavar="FILE", help="stack outputs JSON (`pulumi stack output --json --show-secrets`)")
-    pos = _number(float, 0, above=True)
+    add_stack_arguments(p)
+    pos = positive_seconds
     p.add_argument("--interval", type=pos, metavar="S", help="seconds between probe rounds (default: the stack's monitor interval)")
     p.add_argument("--timeout", type=pos, metavar="S", help="seconds per probe, below --interval (default: the stack's monitor timeout)")
-    p.add_argument("--fall", type=_number(int, 1), metavar="N", help="failed probes in a row before a region is down (default: monitor consecutiveDown)")
-    p.add_argument("--rise", type=_number(int, 1), metavar="N", help="good probes in a row before a region is up (default: monitor consecutiveUp)")
+    p.add_argument("--fall", type=number(int, 1), metavar="N", help="failed probes in a row before a region is down (default: monitor consecutiveDown)")
+    p.add_argument("--rise", type=number(int, 1), metavar="N", help="good probes in a row before a region is up (default: monitor consecutiveUp)")
     p.add_argument("--expected-codes", metavar="CODES", help='healthy HTTP status codes, e.g. "200" or "2xx" (default: the monitor\'s)')
-    p.add_argument("--origin-port", type=_number(int, 1), default=443, metavar="PORT", help="HTTPS port of the NodeBalancers (default 443)")
+    p.add_argument("--origin-port", type=number(int, 1), default=443, metavar="PORT", help="HTTPS port of the NodeBalancers (default 443)")
     p.add_argument("--ca-file", metavar="PATH", help="CA bundle to verify origin certificates with (e.g. Cloudflare's Origin CA root); without it the certificate is not verified (SNI is still sent)")
     p.add_argument("--once", action="store_true", help="probe until every region has a state (at most max(fall, rise) rounds), act once, exit: 0 traffic on a healthy region, 1 otherwise")
     p.add_argument("--dry-run", action="store_true", help="decide and log, but write nothing (no DNS change, no lease, no alert)")
     p.add_argument("--auto-failback", action="store_true", help="move traffic back to an earlier region once it has been up for --stability-window")
-    p.add_argument("--stability-window", type=_number(float, 0), default=DEFAULT_STABILITY_WINDOW, metavar="S", help="seconds an earlier region must stay up before an automatic failback (default 300)")
+    p.add_argument("--stability-window", type=number(float, 0), default=DEFAULT_STABILITY_WINDOW, metavar="S", help="seconds an earlier region must stay up before an automatic failback (default 300)")
     p.add_argument("--lease", choices=("cloudflare", "file", "none"), default="cloudflare", help="single-writer lease: a TXT record _drctl-watch.<domain> (works across hosts), a lock file (one host), or none")
     p.add_argument("--lease-file", metavar="PATH", help="lock file for --lease file (default /run/drctl-watch/<stack>.lock)")
-    p.add_argument("--lease-ttl", type=_number(float, MIN_LEASE_TTL), metavar="S", help="seconds a lease lasts unless renewed; a dead holder is replaced after this (default max(600, 4 x interval))")
+    p.add_argument("--lease-ttl", type=number(float, MIN_LEASE_TTL), metavar="S", help="seconds a lease lasts unless renewed; a dead holder is replaced after this (default max(600, 4 x interval))")
     p.add_argument("--holder-id", metavar="ID", help="this watchdog's name in the lease, unique per running process (default HOST:PID)")
     p.add_argument("--record-refresh", type=pos, default=DEFAULT_RECORD_REFRESH, metavar="S", help="seconds between re-reads of the DNS records when nothing happens (default 300)")
-    p.add_argument("--metrics-port", type=_number(int, 0), metavar="PORT", help="serve Prometheus metrics on this port (0: any free port)")
+    p.add_argument("--metrics-port", type=number(int, 0), metavar="PORT", help="serve Prometheus metrics on this port (0: any free port)")
     p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR", help="address for --metrics-port (default 127.0.0.1)")
     p.add_argument("--alert-webhook", type=_url, metavar="URL", help="POST a JSON event here on every switch and when every region is down")
     p.add_argument("--alert-command", metavar="CMD", help="run this command (event JSON on stdin, DRCTL_ALERT_* variables) on the same events")
     p.add_argument("--alert-timeout", type=pos, default=5.0, metavar="S", help="seconds an alert hook may take (default 5)")
-    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="--once summary format (default text)")
+    add_output_argument(p, "--once summary format")
     p.set_defaults(func=run)
 
 
@@ -98,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         watchdog = build(args)
     except (UsageError, OutputsError, CloudflareConfigError) as err:
-        print(f"drctl watch: {err}", file=sys.stderr)
+        fail("watch", str(err))
         return EXIT_USAGE
     try:
         if args.once:
@@ -118,7 +111,7 @@ def build(args: argparse.Namespace, *, log_stream=None, wall: Callable[[], float
         raise UsageError("--auto-failback needs a stability window watched over time: run the loop, not --once")
     if args.ca_file and not Path(args.ca_file).is_file():
         raise UsageError(f"--ca-file: no such file: {args.ca_file}")
-    outputs = load_outputs(args.stack, args.outputs)
+    outputs = load_outputs(*stack_source(args))
     require_dns_mode(outputs)
     settings, timeout, expected = _settings(args, outputs)
     api = CloudflareApi.from_env()
@@ -155,8 +148,8 @@ def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSet
         raise UsageError(f'--expected-codes: use codes like "200" or "2xx", separated by commas (got {expected!r})')
     settings = WatchSettings(
         interval=interval,
-        fall=args.fall or max(1, m.consecutive_down),
-        rise=args.rise or max(1, m.consecutive_up),
+        fall=args.fall or m.fall,
+        rise=args.rise or m.rise,
         auto_failback=args.auto_failback,
         stability_window=args.stability_window,
         dry_run=args.dry_run,
