@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-import drctl
+import drctl.mysql
 
 TEMPLATES = Path(__file__).parent / "templates"
-DRCTL = Path(drctl.__file__).parent
+DRCTL = Path(drctl.mysql.__file__).parents[1]  # drctl/ itself; components import only drctl.mysql and drctl.stack
 LINODE_USER_DATA_LIMIT = 65535
 
 # The drctl package as far as the bootstrap needs it: drctl/mysql imports nothing outside itself.
