@@ -125,7 +125,7 @@ class Runbook:
 
     def _archive_finished(self) -> None:
         journal = Journal(self.journal_path, "", {})
-        existing = journal._read()
+        existing = journal.read()
         if existing and existing.get("finished"):
             archive = self.state_dir / "journals"
             archive.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ class Journal:
         """What `open` would decide, without writing: True (and the journal loaded) when an
         unfinished journal of this operation and parameters exists; JournalError when an unfinished
         one belongs to something else (so --dry-run refuses exactly where the real run would)."""
-        existing = self._read()
+        existing = self.read()
         if not existing or existing.get("finished"):
             return False
         if abandon:
@@ -113,7 +113,8 @@ class Journal:
         self.doc["steps"] = [*steps, record]
         self._write()
 
-    def _read(self) -> dict[str, Any] | None:
+    def read(self) -> dict[str, Any] | None:
+        """The journal file as it stands (None when there is none); JournalError when unreadable."""
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
