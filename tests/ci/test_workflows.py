@@ -265,6 +265,8 @@ def test_ci_builds_the_policy_virtualenv_the_pack_names():
     assert f"/{venv}" in (REPO_ROOT / ".gitignore").read_text().splitlines()
 
 
-def test_the_tests_workflow_runs_the_same_entry_point_as_every_other_ci():
-    (step,) = [s for _, s in steps(load("tests.yml")) if "run" in s]
-    assert step["run"].endswith(".ci/run")
+def test_the_tests_workflow_runs_the_same_entry_point_as_every_other_ci_then_the_real_server_tests_again():
+    first, again = [s for _, s in steps(load("tests.yml")) if "run" in s]
+    assert first["run"].endswith(".ci/run")
+    assert again["run"].endswith("make test-again")
+    assert "$(PY) -m pytest -q -m integration" in (REPO_ROOT / "Makefile").read_text()
