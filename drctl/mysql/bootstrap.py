@@ -176,8 +176,8 @@ def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
     conn = _local(config)
     dialect = r.detect_dialect(conn)
     # `wp core install` on the primary region's first web node needs the schema to exist.
-    r._execute(conn, r.Statement(
-        f"CREATE DATABASE IF NOT EXISTS {r._quote_name(config.app_database)} CHARACTER SET utf8mb4"))
+    r.execute(conn, r.Statement(
+        f"CREATE DATABASE IF NOT EXISTS {r.quote_name(config.app_database)} CHARACTER SET utf8mb4"))
     ensure_app_account(conn, config)
     ensure_account(conn, config.replication, privileges="REPLICATION SLAVE ON *.*")
     r.install_heartbeat(conn, with_event=config.heartbeat_event)
@@ -196,9 +196,9 @@ def ensure_app_account(conn, config: BootstrapConfig) -> None:
     """The web nodes' account: everything on the shop's schema (`wp core install` creates its
     tables), and reading what /healthz reports, the heartbeat and this server's replica state. The
     same on every server, so a server that changes role later (failback) answers /healthz fully."""
-    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r._quote_name(config.app_database)}.*")
+    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r.quote_name(config.app_database)}.*")
     for schema in (r.HEARTBEAT_SCHEMA, LOCAL_SCHEMA):
-        r._execute(conn, r.Statement(f"GRANT SELECT ON {r._quote_name(schema)}.* TO %s@%s",
+        r.execute(conn, r.Statement(f"GRANT SELECT ON {r.quote_name(schema)}.* TO %s@%s",
                                      (config.app.name, config.app.host)))
 
 
@@ -209,11 +209,11 @@ def ensure_account(conn, account: Account, privileges: str, grant_option: bool =
     params = (account.name, account.host)
     secret = r.Statement(f"CREATE USER IF NOT EXISTS {ident} IDENTIFIED BY %s REQUIRE SSL",
                          (*params, account.password), frozenset({2}))
-    r._execute(conn, secret)
-    r._execute(conn, r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL",
+    r.execute(conn, secret)
+    r.execute(conn, r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL",
                                  (*params, account.password), frozenset({2})))
     suffix = " WITH GRANT OPTION" if grant_option else ""
-    r._execute(conn, r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params))
+    r.execute(conn, r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params))
 
 
 # --- replica --------------------------------------------------------------------------------------
@@ -286,10 +286,10 @@ def check_source(config: BootstrapConfig, admin, local_dialect: r.Dialect) -> r.
     if source_dialect.is_mariadb != local_dialect.is_mariadb:
         raise Refused(f"the source runs {source_dialect.value} but this replica runs {local_dialect.value}")
     if not source_dialect.is_mariadb:
-        gtid_mode = str(r._scalar(admin, "SELECT @@GLOBAL.gtid_mode"))
+        gtid_mode = str(r.scalar(admin, "SELECT @@GLOBAL.gtid_mode"))
         if gtid_mode != "ON":
             raise Refused(f"the source runs with gtid_mode={gtid_mode}: auto-positioned replication needs ON")
-    source_id = int(r._scalar(admin, "SELECT @@GLOBAL.server_id"))
+    source_id = r.server_id(admin)
     if source_id == config.server_id:
         raise Refused(f"the source's server_id is {source_id}, the same as this replica's: events would be "
                       "skipped as this server's own; give the replica another server id")
@@ -323,7 +323,7 @@ def seed(config: BootstrapConfig, local, dialect: r.Dialect, admin, source_diale
     assert source is not None
     # The heartbeat schema also guarantees the dump has at least one database to carry the GTIDs.
     for sql in r.HEARTBEAT_DDL:
-        r._execute(admin, r.Statement(sql))
+        r.execute(admin, r.Statement(sql))
     databases = [d for d in _databases(admin) if d not in SYSTEM_SCHEMAS]
     reporter.report("seeding", f"copying {', '.join(databases)} from {source.host}:{source.port}")
     log(f"seeding {', '.join(databases)}")
@@ -331,14 +331,14 @@ def seed(config: BootstrapConfig, local, dialect: r.Dialect, admin, source_diale
         r.stop_replica(local, dialect)
     # The dump creates the source's events enabled; with the scheduler running they would write
     # here (the heartbeat event every second) and each write would be an errant transaction.
-    r._execute(local, r.Statement("SET GLOBAL event_scheduler = OFF"))
+    r.execute(local, r.Statement("SET GLOBAL event_scheduler = OFF"))
     with lifted_super_read_only(local, dialect):
         r.reset_gtids(local, dialect)
         run_seed(dump_command(dialect, source, databases), load_command(dialect, config), source.admin.password)
         with _no_binlog(local):
             for schema, name in r.enabled_events(local):
-                r._execute(local, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
-    r._execute(local, r.Statement("SET GLOBAL event_scheduler = ON"))
+                r.execute(local, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
+    r.execute(local, r.Statement("SET GLOBAL event_scheduler = ON"))
 
 
 def dump_command(dialect: r.Dialect, source: SourceConfig, databases: Sequence[str]) -> list[str]:
@@ -407,11 +407,11 @@ def lifted_super_read_only(conn, dialect: r.Dialect):
 
 @contextlib.contextmanager
 def _no_binlog(conn):
-    r._execute(conn, r.Statement("SET SESSION sql_log_bin = 0"))
+    r.execute(conn, r.Statement("SET SESSION sql_log_bin = 0"))
     try:
         yield
     finally:
-        r._execute(conn, r.Statement("SET SESSION sql_log_bin = 1"))
+        r.execute(conn, r.Statement("SET SESSION sql_log_bin = 1"))
 
 
 # --- reporting ------------------------------------------------------------------------------------
@@ -452,8 +452,8 @@ class _Reporter:
     def _write_table(self, state: str, problem: str) -> None:
         with lifted_super_read_only(self.conn, self.dialect), _no_binlog(self.conn):
             for sql in LOCAL_STATE_DDL:
-                r._execute(self.conn, r.Statement(sql))
-            r._execute(self.conn, r.Statement(
+                r.execute(self.conn, r.Statement(sql))
+            r.execute(self.conn, r.Statement(
                 "REPLACE INTO drctl_local.replica_state (id, state, problem, updated_at) VALUES (1, %s, %s, NOW(6))",
                 (state, problem),
             ))

@@ -82,11 +82,15 @@ def parse_version(text: str) -> ServerVersion:
 
 
 def server_version(conn) -> ServerVersion:
-    return parse_version(str(_scalar(conn, "SELECT VERSION()")))
+    return parse_version(str(scalar(conn, "SELECT VERSION()")))
 
 
 def detect_dialect(conn) -> Dialect:
     return server_version(conn).dialect
+
+
+def server_id(conn) -> int:
+    return int(scalar(conn, "SELECT @@GLOBAL.server_id"))
 
 
 def connect(
@@ -156,7 +160,7 @@ def tls_context(ca_pem: str | None, ca_file: str | None = None, name: str | None
     return ctx
 
 
-# --- statements -----------------------------------------------------------------------------------
+# --- statements and running them ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,31 @@ class Statement:
             if value:
                 message = message.replace(value, "********")
         return message
+
+
+def execute(conn, statement: Statement) -> None:
+    """Run one statement; a failure of a statement with secrets is re-raised with them blanked."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement.sql, statement.params or None)
+    except Exception as err:
+        if not statement.secret_params:
+            raise
+        # The server may quote the statement back ("near '...'"): never let a password through.
+        raise ReplicationError(statement.redact(f"{statement.sql.split(' TO ')[0]} failed: {err}")) from None
+
+
+def scalar(conn, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """The first column of the first row (None when there is no row)."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def quote_name(name: str) -> str:
+    """A schema or object name as an SQL identifier (names cannot be statement parameters)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)
@@ -254,20 +283,20 @@ def binary_log_status_sql(dialect: Dialect) -> str:
 
 
 def change_source(conn, dialect: Dialect, source: Source) -> None:
-    _execute(conn, change_source_statement(dialect, source))
+    execute(conn, change_source_statement(dialect, source))
 
 
 def start_replica(conn, dialect: Dialect) -> None:
-    _execute(conn, Statement(start_replica_sql(dialect)))
+    execute(conn, Statement(start_replica_sql(dialect)))
 
 
 def stop_replica(conn, dialect: Dialect) -> None:
-    _execute(conn, Statement(stop_replica_sql(dialect)))
+    execute(conn, Statement(stop_replica_sql(dialect)))
 
 
 def reset_gtids(conn, dialect: Dialect) -> None:
     for sql in reset_gtids_sql(dialect):
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
 
 
 # --- replica status -------------------------------------------------------------------------------
@@ -603,7 +632,7 @@ def executed_gtids(conn, dialect: Dialect) -> Gtids:
     """Every transaction this server has applied or written: MySQL @@gtid_executed; MariaDB
     @@gtid_current_pos (its own binlog on a primary, the replicated position on a replica)."""
     variable = "@@GLOBAL.gtid_current_pos" if dialect.is_mariadb else "@@GLOBAL.gtid_executed"
-    return parse_gtids(dialect, str(_scalar(conn, f"SELECT {variable}") or ""))
+    return parse_gtids(dialect, str(scalar(conn, f"SELECT {variable}") or ""))
 
 
 @dataclass(frozen=True)
@@ -708,7 +737,7 @@ def mariadb_errant(source_state: MariaDBGtidState, replica_state: MariaDBGtidSta
 
 
 def binlog_state(conn) -> MariaDBGtidState:
-    return MariaDBGtidState.parse(str(_scalar(conn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
+    return MariaDBGtidState.parse(str(scalar(conn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
 
 
 def compare_histories(dialect: Dialect, source_executed: str, replica_executed: str,
@@ -735,7 +764,7 @@ def compare_servers(source_conn, replica_conn, dialect: Dialect) -> GtidComparis
         return str(executed_gtids(conn, dialect)), str(binlog_state(conn)) if dialect.is_mariadb else ""
 
     (source, source_state), (replica, replica_state) = history(source_conn), history(replica_conn)
-    replica_id = int(_scalar(replica_conn, "SELECT @@GLOBAL.server_id"))
+    replica_id = server_id(replica_conn)
     return compare_histories(dialect, source, replica, source_state, replica_state, replica_id)
 
 
@@ -748,7 +777,7 @@ def retrieved_not_applied(conn, dialect: Dialect, status: ReplicaStatus | None =
         return parse_gtids(dialect, ""), 0
     retrieved = parse_gtids(dialect, status.retrieved_gtids)
     if dialect.is_mariadb:
-        applied = MariaDBGtidPos.parse(str(_scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
+        applied = MariaDBGtidPos.parse(str(scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
         assert isinstance(retrieved, MariaDBGtidPos)
         return retrieved, retrieved.transactions_beyond(applied)
     executed = executed_gtids(conn, dialect)
@@ -759,9 +788,9 @@ def retrieved_not_applied(conn, dialect: Dialect, status: ReplicaStatus | None =
 def wait_for_gtids(conn, dialect: Dialect, gtids: Gtids, timeout: float) -> bool:
     """Block until this server has applied `gtids` (True) or `timeout` seconds passed (False)."""
     if dialect.is_mariadb:
-        result = _scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (str(gtids), float(timeout)))
+        result = scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (str(gtids), float(timeout)))
         return result == 0
-    result = _scalar(conn, "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (str(gtids), float(timeout)))
+    result = scalar(conn, "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (str(gtids), float(timeout)))
     return result == 0
 
 
@@ -826,7 +855,7 @@ class ReadOnlyState:
 
 def read_only_state(conn, dialect: Dialect) -> ReadOnlyState:
     if dialect.is_mariadb:
-        return ReadOnlyState(bool(_int(_scalar(conn, "SELECT @@GLOBAL.read_only"))), None)
+        return ReadOnlyState(bool(_int(scalar(conn, "SELECT @@GLOBAL.read_only"))), None)
     with conn.cursor() as cur:
         cur.execute("SELECT @@GLOBAL.read_only, @@GLOBAL.super_read_only")
         ro, sro = cur.fetchone()
@@ -843,7 +872,7 @@ def set_read_only(conn, dialect: Dialect, on: bool) -> ReadOnlyState:
     else:
         statements = ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
     for sql in statements:
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     state = read_only_state(conn, dialect)
     if state.fenced != on or (not on and state.read_only):
         raise ReplicationError(f"read-only state did not change as asked (now {state})")
@@ -854,7 +883,7 @@ def set_super_read_only(conn, dialect: Dialect, on: bool) -> None:
     """Lift or restore only super_read_only (no-op on MariaDB), leaving read_only as it is: how an
     administrator writes locally on a replica while applications stay locked out."""
     if not dialect.is_mariadb:
-        _execute(conn, Statement(f"SET GLOBAL super_read_only = {'ON' if on else 'OFF'}"))
+        execute(conn, Statement(f"SET GLOBAL super_read_only = {'ON' if on else 'OFF'}"))
 
 
 # --- heartbeat ------------------------------------------------------------------------------------
@@ -894,7 +923,7 @@ def disable_event_on_replica_sql(dialect: Dialect, schema: str, name: str) -> st
     """The state replication itself gives events that arrive from a source: present, not running.
     (A dump creates them enabled; on a replica they would write transactions of its own.)"""
     keyword = "SLAVE" if dialect.is_mariadb else "REPLICA"
-    return f"ALTER EVENT {_quote_name(schema)}.{_quote_name(name)} DISABLE ON {keyword}"
+    return f"ALTER EVENT {quote_name(schema)}.{quote_name(name)} DISABLE ON {keyword}"
 
 
 def install_heartbeat(conn, with_event: bool) -> None:
@@ -902,21 +931,21 @@ def install_heartbeat(conn, with_event: bool) -> None:
     second (the server's event_scheduler must be ON). Run on the primary only: replicas get both
     through replication, the event arriving disabled there, as a replica's events are."""
     for sql in HEARTBEAT_DDL:
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     write_heartbeat(conn)
     if with_event:
-        _execute(conn, Statement(HEARTBEAT_EVENT_DDL))
+        execute(conn, Statement(HEARTBEAT_EVENT_DDL))
 
 
 def write_heartbeat(conn) -> None:
-    _execute(conn, Statement(HEARTBEAT_WRITE))
+    execute(conn, Statement(HEARTBEAT_WRITE))
 
 
 def heartbeat_lag(conn) -> float | None:
     """Seconds since the primary last wrote the heartbeat, as this server has it; None when it has
     no heartbeat row yet."""
     try:
-        value = _scalar(conn, HEARTBEAT_LAG)
+        value = scalar(conn, HEARTBEAT_LAG)
     except Exception as err:  # a missing table means "no heartbeat yet"
         if _errno(err) in (1146, 1049):  # no such table / database
             return None
@@ -943,15 +972,15 @@ def stop_heartbeat_writer(conn, dialect: Dialect) -> bool:
         return False
     schema, name = HEARTBEAT_EVENT.split(".")
     with without_binlog(conn):
-        _execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
+        execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
     return True
 
 
 def start_heartbeat_writer(conn, dialect: Dialect) -> None:
     """On a (new) primary: the heartbeat table, its event enabled, and the event scheduler on."""
     install_heartbeat(conn, with_event=True)
-    _execute(conn, Statement(f"ALTER EVENT {HEARTBEAT_EVENT} ENABLE"))
-    _execute(conn, Statement("SET GLOBAL event_scheduler = ON"))
+    execute(conn, Statement(f"ALTER EVENT {HEARTBEAT_EVENT} ENABLE"))
+    execute(conn, Statement("SET GLOBAL event_scheduler = ON"))
 
 
 def stop_io_thread_sql(dialect: Dialect) -> str:
@@ -960,7 +989,7 @@ def stop_io_thread_sql(dialect: Dialect) -> str:
 
 def stop_io_thread(conn, dialect: Dialect) -> None:
     """Stop receiving from the source and keep applying what arrived (the relay log)."""
-    _execute(conn, Statement(stop_io_thread_sql(dialect)))
+    execute(conn, Statement(stop_io_thread_sql(dialect)))
 
 
 def promote_sql(dialect: Dialect, was_replica: bool) -> tuple[str, ...]:
@@ -975,7 +1004,7 @@ def promote_to_primary(conn, dialect: Dialect, heartbeat_event: bool) -> ReadOnl
     (verified), and with `heartbeat_event` start writing the heartbeat here. Idempotent. The caller
     has made sure it applied every transaction it is meant to have."""
     for sql in promote_sql(dialect, replica_status(conn, dialect) is not None):
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     state = set_read_only(conn, dialect, False)
     if heartbeat_event:
         start_heartbeat_writer(conn, dialect)
@@ -998,7 +1027,7 @@ def repoint(conn, dialect: Dialect, source: Source, timeout: float = 60) -> Repl
     if replica_status(conn, dialect) is not None:
         stop_replica(conn, dialect)
     for sql in rejoin_sql(dialect):
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     change_source(conn, dialect, source)
     start_replica(conn, dialect)
     return wait_until_replicating(conn, dialect, timeout=timeout)
@@ -1023,17 +1052,17 @@ def rewind_gtid_history(conn, dialect: Dialect, history: Gtids | MariaDBGtidStat
     if replica_status(conn, dialect) is not None:
         stop_replica(conn, dialect)
     for statement in rewind_gtid_history_sql(dialect, history):
-        _execute(conn, statement)
+        execute(conn, statement)
 
 
 @contextlib.contextmanager
 def without_binlog(conn):
     """This session's statements stay out of the binary log (and so never become GTIDs)."""
-    _execute(conn, Statement("SET SESSION sql_log_bin = 0"))
+    execute(conn, Statement("SET SESSION sql_log_bin = 0"))
     try:
         yield
     finally:
-        _execute(conn, Statement("SET SESSION sql_log_bin = 1"))
+        execute(conn, Statement("SET SESSION sql_log_bin = 1"))
 
 
 # --- binary log events ----------------------------------------------------------------------------
@@ -1082,24 +1111,6 @@ def binlog_events(conn, file: str, limit: int | None = None) -> list[BinlogEvent
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _execute(conn, statement: Statement) -> None:
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement.sql, statement.params or None)
-    except Exception as err:
-        if not statement.secret_params:
-            raise
-        # The server may quote the statement back ("near '...'"): never let a password through.
-        raise ReplicationError(statement.redact(f"{statement.sql.split(' TO ')[0]} failed: {err}")) from None
-
-
-def _scalar(conn, sql: str, params: Sequence[Any] | None = None) -> Any:
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
 def _dict_rows(conn, sql: str) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
         cur.execute(sql)
@@ -1119,10 +1130,6 @@ def _gtid_text(value: Any) -> str:
     if isinstance(value, bytes):
         value = value.decode()
     return str(value or "").replace("\n", "")
-
-
-def _quote_name(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _decimal(value: float) -> str:

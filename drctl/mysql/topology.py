@@ -187,7 +187,7 @@ def read_state(server: DbServer, conn) -> ServerState:
         server=server,
         version=version.text,
         dialect=dialect,
-        server_id=int(r._scalar(conn, "SELECT @@GLOBAL.server_id")),
+        server_id=r.server_id(conn),
         read_only=r.read_only_state(conn, dialect),
         replica=r.replica_status(conn, dialect),
         executed=str(r.executed_gtids(conn, dialect)),

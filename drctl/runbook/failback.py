@@ -269,7 +269,7 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
     with session(source) as src:
         dialect = r.detect_dialect(src)
         for sql in r.HEARTBEAT_DDL:  # the copy carries the GTID position only with a database in it
-            r._execute(src, r.Statement(sql))
+            r.execute(src, r.Statement(sql))
         databases = [d for d in boot._databases(src) if d not in boot.SYSTEM_SCHEMAS]
         source_state = r.binlog_state(src) if dialect.is_mariadb else None
     dump_client, load_client = ("mariadb-dump", "mariadb") if dialect.is_mariadb else ("mysqldump", "mysql")
@@ -290,12 +290,12 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
         load = load_command(dialect, server, str(target_ca))
         if r.replica_status(conn, dialect) is not None:
             r.stop_replica(conn, dialect)
-        r._execute(conn, r.Statement("SET GLOBAL event_scheduler = OFF"))
+        r.execute(conn, r.Statement("SET GLOBAL event_scheduler = OFF"))
         with boot.lifted_super_read_only(conn, dialect):
             with r.without_binlog(conn):
                 for name in boot._databases(conn):
                     if name not in boot.SYSTEM_SCHEMAS:
-                        r._execute(conn, r.Statement(f"DROP DATABASE {r._quote_name(name)}"))
+                        r.execute(conn, r.Statement(f"DROP DATABASE {r.quote_name(name)}"))
             r.reset_gtids(conn, dialect)
             try:
                 boot.run_seed(dump, load, source.password or "", server.password or "")
@@ -307,15 +307,15 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
                 # The source's per-server history up to the copy, so errant checks against this server
                 # still know every server's transactions. (Values are read and sent back: SET GLOBAL
                 # gtid_binlog_state = @@GLOBAL.gtid_slave_pos hangs MariaDB 10.11.)
-                copied = r.MariaDBGtidPos.parse(str(r._scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
+                copied = r.MariaDBGtidPos.parse(str(r.scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
                 assert source_state is not None
                 history = {pair: n for pair, n in source_state.last.items() if n <= copied.seq(pair[0])}
                 history.update({(d, s): n for d, (s, n) in copied.domains.items()})
                 r.rewind_gtid_history(conn, dialect, r.MariaDBGtidState(history))
             with r.without_binlog(conn):
                 for schema, name in r.enabled_events(conn):
-                    r._execute(conn, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
-        r._execute(conn, r.Statement("SET GLOBAL event_scheduler = ON"))
+                    r.execute(conn, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
+        r.execute(conn, r.Statement("SET GLOBAL event_scheduler = ON"))
 
 
 def load_command(dialect: r.Dialect, server: DbServer, ca_file: str) -> list[str]:

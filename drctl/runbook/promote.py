@@ -193,7 +193,7 @@ class Switchover:
             dialect = r.detect_dialect(conn)
             status = r.replica_status(conn, dialect)
             if status is not None and not status.sql_running and not status.last_sql_errno:
-                r._execute(conn, r.Statement(r.start_replica_sql(dialect)))
+                r.start_replica(conn, dialect)
             if wait_for(self.rb, conn, dialect, fenced["gtids"], self.catch_up_timeout, self.target):
                 return {"gtids": fenced["gtids"]}
             behind = r.compare_gtids(r.parse_gtids(dialect, fenced["gtids"]), r.executed_gtids(conn, dialect))
@@ -484,7 +484,7 @@ def catch_up_unplanned(rb: Runbook, target: str, plan: dict[str, Any], opts: Pro
         if status is not None:
             r.stop_io_thread(conn, dialect)
             if not status.sql_running and not status.last_sql_errno:
-                r._execute(conn, r.Statement(r.start_replica_sql(dialect)))
+                r.start_replica(conn, dialect)
             pending, count = r.retrieved_not_applied(conn, dialect)
             if count:
                 wait_for(rb, conn, dialect, str(pending), opts.apply_timeout, target)

@@ -167,7 +167,7 @@ def test_tls_is_checked_against_the_name_a_server_is_known_by(mariadb_server):
     ca_pem = Path(mariadb_server.tls.ca).read_text()
     conn = r.connect("127.0.0.1", mariadb_server.port, "drctl", "pw", ssl_ca_pem=ca_pem, tls_name="localhost")
     with contextlib.closing(conn):
-        assert r._scalar(conn, "SELECT 1") == 1
+        assert r.scalar(conn, "SELECT 1") == 1
     with pytest.raises(pymysql.err.OperationalError, match=r"certificate verify failed"):
         r.connect("127.0.0.1", mariadb_server.port, "drctl", "pw", ssl_ca_pem=ca_pem, tls_name="mysql-eu.internal")
 
