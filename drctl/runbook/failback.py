@@ -26,7 +26,7 @@ from typing import Any
 
 from drctl.cloud.linode import LinodeAPIError
 from drctl.mysql import bootstrap as boot
-from drctl.mysql import errant
+from drctl.mysql import errant, gtid
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DatabaseUnreachable, DbServer, compare, discover, probe, session
 from drctl.runbook import fencing
@@ -248,16 +248,9 @@ def rewind(conn, dialect: r.Dialect, errant_gtids: str) -> None:
     """Forget errant transactions that changed only drctl's heartbeat (the data stays; the next
     heartbeat from the new source overwrites the row)."""
     if dialect.is_mariadb:
-        state = dict(r.binlog_state(conn).last)
-        for part in filter(None, errant_gtids.split(",")):
-            d, s, first = (int(x) for x in part.split("..")[0].split("-"))
-            if first > 1:
-                state[(d, s)] = first - 1
-            else:
-                state.pop((d, s), None)
-        history: Any = r.MariaDBGtidState(state)
+        history: Any = r.binlog_state(conn).without(gtid.parse_ranges(errant_gtids))
     else:
-        history = r.executed_gtids(conn, dialect) - r.GtidSet.parse(errant_gtids)
+        history = r.executed_gtids(conn, dialect) - gtid.GtidSet.parse(errant_gtids)
     with boot.lifted_super_read_only(conn, dialect):
         r.rewind_gtid_history(conn, dialect, history)
 
@@ -307,11 +300,11 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
                 # The source's per-server history up to the copy, so errant checks against this server
                 # still know every server's transactions. (Values are read and sent back: SET GLOBAL
                 # gtid_binlog_state = @@GLOBAL.gtid_slave_pos hangs MariaDB 10.11.)
-                copied = r.MariaDBGtidPos.parse(str(r.scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
+                copied = r.replica_position(conn)
                 assert source_state is not None
                 history = {pair: n for pair, n in source_state.last.items() if n <= copied.seq(pair[0])}
                 history.update({(d, s): n for d, (s, n) in copied.domains.items()})
-                r.rewind_gtid_history(conn, dialect, r.MariaDBGtidState(history))
+                r.rewind_gtid_history(conn, dialect, gtid.MariaDBGtidState(history))
             with r.without_binlog(conn):
                 for schema, name in r.enabled_events(conn):
                     r.execute(conn, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
