@@ -29,7 +29,7 @@ LINODE_USER_DATA_LIMIT = 65535
 # The drctl package as far as the bootstrap needs it: the bootstrap and every module it imports, all in
 # drctl/mysql (a test follows the imports). The servers have Python and PyMySQL, nothing of drctl's.
 SHIPPED_CODE = ("__init__.py", "mysql/__init__.py", "mysql/dialect.py", "mysql/gtid.py", "mysql/replication.py",
-                "mysql/bootstrap.py")
+                "mysql/seeding.py", "mysql/bootstrap.py")
 CODE_DIR = "/opt/woocommerce-dr/drctl"
 TLS_DIR = "/etc/mysql/woocommerce-dr"
 SOURCE_CA = f"{TLS_DIR}/source-ca.pem"

@@ -31,7 +31,7 @@ from drctl.mysql.topology import DbServer
 MAX_EVENTS_SCANNED = 2_000_000  # stop reading binary logs after this many events
 ROWS_LINES_PER_TRANSACTION = 200
 _TABLE_MAP = re.compile(r"\(([^)]+)\)\s*$")
-DRCTL_SCHEMAS = ("drctl", "drctl_local")
+DRCTL_SCHEMAS = (r.HEARTBEAT_SCHEMA, r.LOCAL_SCHEMA)
 
 
 @dataclass
@@ -159,7 +159,7 @@ def decode_rows(server: DbServer, dialect: r.Dialect, transactions: list[ErrantT
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             escaped = (server.password or "").replace("\\", "\\\\").replace('"', '\\"')
             f.write(f'[client]\npassword="{escaped}"\n')
-        # MySQL: by CA alone when reached by address (see failback.by_address).
+        # MySQL: by CA alone when reached by address (see reseed.by_address).
         tls = ["--ssl", f"--ssl-ca={ca}", "--ssl-verify-server-cert"] if dialect.is_mariadb else \
             [f"--ssl-ca={ca}", "--ssl-mode=VERIFY_CA" if server.tls_name else "--ssl-mode=VERIFY_IDENTITY"]
         for t in transactions:

@@ -243,6 +243,13 @@ class MariaDBGtidState:
                 last.pop((span.domain, span.server_id), None)
         return MariaDBGtidState(last)
 
+    def until(self, position: MariaDBGtidPos) -> MariaDBGtidState:
+        """This state cut at `position`: each server's last GTID where it is not beyond the position in
+        its domain, and the position's own GTIDs. What a copy made at `position` should remember."""
+        last = {pair: n for pair, n in self.last.items() if n <= position.seq(pair[0])}
+        last.update({(d, s): n for d, (s, n) in position.domains.items()})
+        return MariaDBGtidState(last)
+
 
 @dataclass(frozen=True)
 class GtidRange:

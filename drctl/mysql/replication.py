@@ -606,6 +606,16 @@ def set_super_read_only(conn, dialect: Dialect, on: bool) -> None:
         execute(conn, Statement(f"SET GLOBAL super_read_only = {'ON' if on else 'OFF'}"))
 
 
+@contextlib.contextmanager
+def lifted_super_read_only(conn, dialect: Dialect):
+    """Let this administrator session write on a replica while read_only keeps applications out."""
+    set_super_read_only(conn, dialect, False)
+    try:
+        yield
+    finally:
+        set_super_read_only(conn, dialect, True)
+
+
 # --- heartbeat ------------------------------------------------------------------------------------
 #
 # One row, rewritten every second on the primary and replicated like any order. On a replica,
@@ -614,6 +624,9 @@ def set_super_read_only(conn, dialect: Dialect, on: bool) -> None:
 # /healthz reads the same table: keep the schema. Both ends need synchronised clocks (NTP).
 
 HEARTBEAT_SCHEMA = "drctl"
+# Each server's own state (a replica's bootstrap outcome, which its region's /healthz reads): written
+# outside the binary log, so never replicated, and never copied to another server.
+LOCAL_SCHEMA = "drctl_local"
 HEARTBEAT_TABLE = "drctl.drctl_heartbeat"
 HEARTBEAT_EVENT = "drctl.drctl_heartbeat_writer"
 
@@ -646,12 +659,29 @@ def disable_event_on_replica_sql(dialect: Dialect, schema: str, name: str) -> st
     return f"ALTER EVENT {quote_name(schema)}.{quote_name(name)} DISABLE ON {keyword}"
 
 
+def disable_events_on_replica(conn, dialect: Dialect) -> None:
+    """Every enabled event of this server disabled as on a replica, outside the binary log: after a
+    copy of a source's data, whose dump creates the source's events enabled."""
+    with without_binlog(conn):
+        for schema, name in enabled_events(conn):
+            execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
+
+
+def set_event_scheduler(conn, on: bool) -> None:
+    execute(conn, Statement(f"SET GLOBAL event_scheduler = {'ON' if on else 'OFF'}"))
+
+
+def create_heartbeat_table(conn) -> None:
+    """The heartbeat schema and table, empty (idempotent)."""
+    for sql in HEARTBEAT_DDL:
+        execute(conn, Statement(sql))
+
+
 def install_heartbeat(conn, with_event: bool) -> None:
     """Create the heartbeat table (idempotent) and, with `with_event`, the event that writes it every
     second (the server's event_scheduler must be ON). Run on the primary only: replicas get both
     through replication, the event arriving disabled there, as a replica's events are."""
-    for sql in HEARTBEAT_DDL:
-        execute(conn, Statement(sql))
+    create_heartbeat_table(conn)
     write_heartbeat(conn)
     if with_event:
         execute(conn, Statement(HEARTBEAT_EVENT_DDL))
@@ -700,7 +730,7 @@ def start_heartbeat_writer(conn, dialect: Dialect) -> None:
     """On a (new) primary: the heartbeat table, its event enabled, and the event scheduler on."""
     install_heartbeat(conn, with_event=True)
     execute(conn, Statement(f"ALTER EVENT {HEARTBEAT_EVENT} ENABLE"))
-    execute(conn, Statement("SET GLOBAL event_scheduler = ON"))
+    set_event_scheduler(conn, True)
 
 
 def stop_io_thread_sql(dialect: Dialect) -> str:

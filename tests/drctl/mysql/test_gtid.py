@@ -144,3 +144,9 @@ def test_errant_ranges_read_back_as_they_are_written():
 def test_forgetting_errant_ranges_moves_each_server_back_to_before_them():
     state = MariaDBGtidState.parse("0-1-100,0-2-150,0-3-4")
     assert str(state.without(parse_ranges("0-2-141..0-2-150,0-3-1..0-3-4"))) == "0-1-100,0-2-140"
+
+
+def test_a_copy_remembers_the_source_history_up_to_where_it_was_made():
+    source = MariaDBGtidState.parse("0-1-100,0-2-150,0-3-160,1-2-7")
+    copied_at = MariaDBGtidPos.parse("0-2-155,1-2-7")
+    assert str(source.until(copied_at)) == "0-1-100,0-2-155,1-2-7"

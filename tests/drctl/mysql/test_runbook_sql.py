@@ -11,6 +11,8 @@ import pytest
 from drctl.mysql import replication as r
 from drctl.mysql.errant import ErrantTransaction, find_transactions
 from drctl.mysql.gtid import GtidSet, MariaDBGtidState
+from drctl.mysql.reseed import load_command
+from drctl.mysql.topology import DbServer
 
 UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 
@@ -134,9 +136,6 @@ def test_tls_is_checked_against_the_name_a_server_is_known_by(mariadb_server):
 
 
 def test_mysql_clients_check_the_stack_ca_when_a_server_is_reached_by_address():
-    from drctl.mysql.topology import DbServer
-    from drctl.runbook.failback import load_command
-
     by_ip = DbServer("eu-west", "replica", "203.0.113.7", 3306, "mysql-eu-west.db.shop.example.com",
                      "mysql-eu-west.db.shop.example.com", "drctl", "pw", "pem")
     by_name = DbServer("us-east", "primary", "a1.akamaidb.net", 11876, None, "a1.akamaidb.net", "akmadmin", "pw", "pem")
