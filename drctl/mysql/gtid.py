@@ -6,7 +6,7 @@ MySQL names a transaction `server-uuid:n` and a server's history is a set of int
 which is what tells a diverged history from a shorter one (`mariadb_errant`).
 
 Pure functions and values, no SQL: `replication` reads these texts from the servers. Shipped to the
-database servers with it, so standard library only.
+database servers with it: standard library and `dialect` only.
 """
 
 from __future__ import annotations
