@@ -2,9 +2,10 @@
 
 The skeleton (`mysql-server.cloud-config.yaml`) holds packages and the run command; this module adds
 the files: my.cnf settings, TLS material, the bootstrap config (JSON, passwords: mode 0600) and the
-replication code itself — `drctl/mysql/replication.py` and `drctl/mysql/bootstrap.py`, gzip+base64 — so the
-servers run exactly the code the tests and drctl run. Linode accepts at most 65,535 bytes of user
-data (`LINODE_USER_DATA_LIMIT`); a test checks the rendered size against it.
+replication code itself — `drctl/mysql/bootstrap.py` and the modules of drctl/mysql it imports
+(`SHIPPED_CODE`), gzip+base64 — so the servers run exactly the code the tests and drctl run. Linode
+accepts at most 65,535 bytes of user data (`LINODE_USER_DATA_LIMIT`); a test checks the rendered size
+against it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 DRCTL = Path(drctl.mysql.__file__).parents[1]  # drctl/ itself; components import only drctl.mysql and drctl.stack
 LINODE_USER_DATA_LIMIT = 65535
 
-# The drctl package as far as the bootstrap needs it: drctl/mysql imports nothing outside itself.
-SHIPPED_CODE = ("__init__.py", "mysql/__init__.py", "mysql/replication.py", "mysql/bootstrap.py")
+# The drctl package as far as the bootstrap needs it: the bootstrap and every module it imports, all in
+# drctl/mysql (a test follows the imports). The servers have Python and PyMySQL, nothing of drctl's.
+SHIPPED_CODE = ("__init__.py", "mysql/__init__.py", "mysql/dialect.py", "mysql/gtid.py", "mysql/replication.py",
+                "mysql/seeding.py", "mysql/bootstrap.py")
 CODE_DIR = "/opt/woocommerce-dr/drctl"
 TLS_DIR = "/etc/mysql/woocommerce-dr"
 SOURCE_CA = f"{TLS_DIR}/source-ca.pem"

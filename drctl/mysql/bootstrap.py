@@ -1,7 +1,8 @@
 """First-boot setup of the MySQL Linodes: `python3 -m drctl.mysql.bootstrap CONFIG.json`.
 
-Cloud-init ships this file with `drctl/mysql/replication.py` to every database Linode and runs it once
-MySQL is up (components/templates/db-setup.sh). Config comes from a JSON file that cloud-init wrote
+Cloud-init ships this file, with the drctl/mysql modules it imports (replication, seeding and theirs:
+nothing outside drctl/mysql), to every database Linode and runs it once MySQL is up
+(components/templates/db-setup.sh). Config comes from a JSON file that cloud-init wrote
 (mode 0600, it holds passwords). Two roles:
 
 - primary (self-managed mode only): create the shop's schema, the application, replication and admin
@@ -9,9 +10,9 @@ MySQL is up (components/templates/db-setup.sh). Config comes from a JSON file th
   until it can log in with it, so by then everything else exists.
 - replica: create this server's own accounts first, so the region's web nodes can read the outcome
   whatever it is. Then check, then act: wait for the source; refuse (exit 3) if the replication
-  account lacks a privilege, naming it, or if the server ids collide; seed with a consistent dump;
-  point the server at the source with GTID auto-positioning over verified TLS; start; check both
-  threads run.
+  account lacks a privilege, naming it, or if the server ids collide; seed with a consistent dump
+  (`seeding`); point the server at the source with GTID auto-positioning over verified TLS; start;
+  check both threads run.
 
 Every outcome is written to the status file (`/var/lib/drctl/replica-status.json` on replicas) and,
 on replicas, to the local table `drctl_local.replica_state`, which the region's /healthz reads, with
@@ -22,13 +23,10 @@ later failback.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from drctl.mysql import replication as r
+from drctl.mysql import seeding
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
 
-LOCAL_SCHEMA = "drctl_local"  # this server's own state, never replicated
-SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_schema", LOCAL_SCHEMA})
 LOCAL_STATE_DDL = (
     "CREATE DATABASE IF NOT EXISTS drctl_local",
     "CREATE TABLE IF NOT EXISTS drctl_local.replica_state (id TINYINT NOT NULL PRIMARY KEY, "
@@ -176,8 +173,8 @@ def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
     conn = _local(config)
     dialect = r.detect_dialect(conn)
     # `wp core install` on the primary region's first web node needs the schema to exist.
-    r._execute(conn, r.Statement(
-        f"CREATE DATABASE IF NOT EXISTS {r._quote_name(config.app_database)} CHARACTER SET utf8mb4"))
+    r.execute(conn, r.Statement(
+        f"CREATE DATABASE IF NOT EXISTS {r.quote_name(config.app_database)} CHARACTER SET utf8mb4"))
     ensure_app_account(conn, config)
     ensure_account(conn, config.replication, privileges="REPLICATION SLAVE ON *.*")
     r.install_heartbeat(conn, with_event=config.heartbeat_event)
@@ -196,9 +193,9 @@ def ensure_app_account(conn, config: BootstrapConfig) -> None:
     """The web nodes' account: everything on the shop's schema (`wp core install` creates its
     tables), and reading what /healthz reports, the heartbeat and this server's replica state. The
     same on every server, so a server that changes role later (failback) answers /healthz fully."""
-    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r._quote_name(config.app_database)}.*")
-    for schema in (r.HEARTBEAT_SCHEMA, LOCAL_SCHEMA):
-        r._execute(conn, r.Statement(f"GRANT SELECT ON {r._quote_name(schema)}.* TO %s@%s",
+    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r.quote_name(config.app_database)}.*")
+    for schema in (r.HEARTBEAT_SCHEMA, r.LOCAL_SCHEMA):
+        r.execute(conn, r.Statement(f"GRANT SELECT ON {r.quote_name(schema)}.* TO %s@%s",
                                      (config.app.name, config.app.host)))
 
 
@@ -209,11 +206,11 @@ def ensure_account(conn, account: Account, privileges: str, grant_option: bool =
     params = (account.name, account.host)
     secret = r.Statement(f"CREATE USER IF NOT EXISTS {ident} IDENTIFIED BY %s REQUIRE SSL",
                          (*params, account.password), frozenset({2}))
-    r._execute(conn, secret)
-    r._execute(conn, r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL",
+    r.execute(conn, secret)
+    r.execute(conn, r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL",
                                  (*params, account.password), frozenset({2})))
     suffix = " WITH GRANT OPTION" if grant_option else ""
-    r._execute(conn, r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params))
+    r.execute(conn, r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params))
 
 
 # --- replica --------------------------------------------------------------------------------------
@@ -251,7 +248,7 @@ def bootstrap_replica(config: BootstrapConfig, log: Log = _print) -> int:
         problem = reporter.report("refused", str(refusal), missing_privileges=refusal.missing_privileges)
         log(f"refused: {problem}")
         return EXIT_REFUSED
-    except (r.ReplicationError, SeedError, TimeoutError) as err:
+    except (r.ReplicationError, seeding.SeedError, TimeoutError) as err:
         problem = reporter.report("failed", str(err))
         log(f"failed: {problem}")
         return EXIT_FAILED
@@ -286,10 +283,10 @@ def check_source(config: BootstrapConfig, admin, local_dialect: r.Dialect) -> r.
     if source_dialect.is_mariadb != local_dialect.is_mariadb:
         raise Refused(f"the source runs {source_dialect.value} but this replica runs {local_dialect.value}")
     if not source_dialect.is_mariadb:
-        gtid_mode = str(r._scalar(admin, "SELECT @@GLOBAL.gtid_mode"))
+        gtid_mode = str(r.scalar(admin, "SELECT @@GLOBAL.gtid_mode"))
         if gtid_mode != "ON":
             raise Refused(f"the source runs with gtid_mode={gtid_mode}: auto-positioned replication needs ON")
-    source_id = int(r._scalar(admin, "SELECT @@GLOBAL.server_id"))
+    source_id = r.server_id(admin)
     if source_id == config.server_id:
         raise Refused(f"the source's server_id is {source_id}, the same as this replica's: events would be "
                       "skipped as this server's own; give the replica another server id")
@@ -312,106 +309,26 @@ def check_source(config: BootstrapConfig, admin, local_dialect: r.Dialect) -> r.
     return source_dialect
 
 
-class SeedError(Exception):
-    pass
-
-
 def seed(config: BootstrapConfig, local, dialect: r.Dialect, admin, source_dialect: r.Dialect, log: Log,
          reporter: _Reporter) -> None:
     """Copy the source's data and its GTID history to this (fresh) replica in one consistent snapshot."""
     source = config.source
     assert source is not None
-    # The heartbeat schema also guarantees the dump has at least one database to carry the GTIDs.
-    for sql in r.HEARTBEAT_DDL:
-        r._execute(admin, r.Statement(sql))
-    databases = [d for d in _databases(admin) if d not in SYSTEM_SCHEMAS]
+    databases = seeding.prepare_source(admin)
     reporter.report("seeding", f"copying {', '.join(databases)} from {source.host}:{source.port}")
     log(f"seeding {', '.join(databases)}")
-    if r.replica_status(local, dialect) is not None:
-        r.stop_replica(local, dialect)
-    # The dump creates the source's events enabled; with the scheduler running they would write
-    # here (the heartbeat event every second) and each write would be an errant transaction.
-    r._execute(local, r.Statement("SET GLOBAL event_scheduler = OFF"))
-    with lifted_super_read_only(local, dialect):
-        r.reset_gtids(local, dialect)
-        run_seed(dump_command(dialect, source, databases), load_command(dialect, config), source.admin.password)
-        with _no_binlog(local):
-            for schema, name in r.enabled_events(local):
-                r._execute(local, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
-    r._execute(local, r.Statement("SET GLOBAL event_scheduler = ON"))
-
-
-def dump_command(dialect: r.Dialect, source: SourceConfig, databases: Sequence[str]) -> list[str]:
-    """The dump client's command line (without credentials, which go in a defaults file). The client
-    tools come with the local server, so `dialect` is the replica's own."""
-    common = [
-        f"--host={source.host}", f"--port={source.port}", f"--user={source.admin.name}",
-        f"--ssl-ca={source.ca_file}", "--single-transaction", "--routines", "--triggers", "--events",
-        "--hex-blob", "--default-character-set=utf8mb4",
-    ]
-    if dialect.is_mariadb:
-        # --gtid with --master-data=1 makes the dump set gtid_slave_pos to the snapshot's position.
-        return ["mariadb-dump", *common, "--ssl", "--ssl-verify-server-cert", "--gtid", "--master-data=1",
-                "--databases", *databases]
-    # --set-gtid-purged=ON carries the snapshot's GTID set; --no-tablespaces avoids needing PROCESS,
-    # which the managed admin account may not have.
-    return ["mysqldump", *common, "--ssl-mode=VERIFY_IDENTITY", "--set-gtid-purged=ON", "--no-tablespaces",
-            "--databases", *databases]
-
-
-def load_command(dialect: r.Dialect, config: BootstrapConfig) -> list[str]:
-    client = "mariadb" if dialect.is_mariadb else "mysql"
-    # sql_log_bin=0: the loaded rows are the source's transactions, not new ones of this server.
-    return [client, f"--socket={config.socket}", f"--user={config.local_user}",
-            "--init-command=SET SESSION sql_log_bin = 0"]
-
-
-def run_seed(dump: list[str], load: list[str], source_password: str, local_password: str = "") -> None:
-    """dump | load, with passwords in private defaults files rather than on the command line."""
-    with tempfile.TemporaryDirectory(prefix="drctl-seed-") as tmp:
-        dump_cnf = _defaults_file(tmp, "dump.cnf", source_password)
-        load_cnf = _defaults_file(tmp, "load.cnf", local_password)
-        dump_argv = [dump[0], f"--defaults-extra-file={dump_cnf}", *dump[1:]]
-        load_argv = [load[0], f"--defaults-extra-file={load_cnf}", *load[1:]]
-        with subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as dumper:
-            loader = subprocess.run(load_argv, stdin=dumper.stdout, capture_output=True, check=False)
-            assert dumper.stdout is not None
-            dumper.stdout.close()
-            dump_err = dumper.stderr.read().decode(errors="replace") if dumper.stderr else ""
-            dumper.wait()
-        if dumper.returncode != 0:
-            raise SeedError(f"{dump[0]} failed (exit {dumper.returncode}): {_last_lines(dump_err)}")
-        if loader.returncode != 0:
-            raise SeedError(f"{load[0]} failed (exit {loader.returncode}): "
-                            f"{_last_lines(loader.stderr.decode(errors='replace'))}")
+    dump = seeding.dump_command(dialect, source.host, source.port, source.admin.name, source.ca_file, databases)
+    load = seeding.load_command(dialect, config.socket, config.local_user)
+    seeding.seed(local, dialect, dump, load, source.admin.password)
 
 
 def ensure_local_accounts(config: BootstrapConfig, local, dialect: r.Dialect) -> None:
     """This replica's own admin and application accounts. Accounts are not in the dump (it copies
     application schemas only), and they must not enter the binary log (sql_log_bin=0): a replica's
     own transaction would be errant and block a later failback."""
-    with lifted_super_read_only(local, dialect), _no_binlog(local):
+    with r.lifted_super_read_only(local, dialect), r.without_binlog(local):
         ensure_app_account(local, config)
         ensure_account(local, config.admin, privileges="ALL PRIVILEGES ON *.*", grant_option=True)
-
-
-@contextlib.contextmanager
-def lifted_super_read_only(conn, dialect: r.Dialect):
-    """Let this administrator session write on a replica while read_only keeps applications out."""
-    r.set_super_read_only(conn, dialect, False)
-    try:
-        yield
-    finally:
-        r.set_super_read_only(conn, dialect, True)
-
-
-@contextlib.contextmanager
-def _no_binlog(conn):
-    r._execute(conn, r.Statement("SET SESSION sql_log_bin = 0"))
-    try:
-        yield
-    finally:
-        r._execute(conn, r.Statement("SET SESSION sql_log_bin = 1"))
 
 
 # --- reporting ------------------------------------------------------------------------------------
@@ -450,10 +367,10 @@ class _Reporter:
         return problem
 
     def _write_table(self, state: str, problem: str) -> None:
-        with lifted_super_read_only(self.conn, self.dialect), _no_binlog(self.conn):
+        with r.lifted_super_read_only(self.conn, self.dialect), r.without_binlog(self.conn):
             for sql in LOCAL_STATE_DDL:
-                r._execute(self.conn, r.Statement(sql))
-            r._execute(self.conn, r.Statement(
+                r.execute(self.conn, r.Statement(sql))
+            r.execute(self.conn, r.Statement(
                 "REPLACE INTO drctl_local.replica_state (id, state, problem, updated_at) VALUES (1, %s, %s, NOW(6))",
                 (state, problem),
             ))
@@ -475,25 +392,6 @@ def write_status(path: str, doc: dict[str, Any]) -> None:
 
 def _local(config: BootstrapConfig):
     return r.connect(user=config.local_user, password=config.local_password, unix_socket=config.socket)
-
-
-def _databases(conn) -> list[str]:
-    with conn.cursor() as cur:
-        cur.execute("SHOW DATABASES")
-        return sorted(str(row[0]) for row in cur.fetchall())
-
-
-def _defaults_file(directory: str, name: str, password: str) -> str:
-    path = Path(directory) / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        escaped = password.replace("\\", "\\\\").replace('"', '\\"')
-        f.write(f'[client]\npassword="{escaped}"\n' if password else "[client]\n")
-    return str(path)
-
-
-def _last_lines(text: str, n: int = 5) -> str:
-    return " | ".join(text.strip().splitlines()[-n:]) or "(no output)"
 
 
 if __name__ == "__main__":

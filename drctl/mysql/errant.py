@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drctl.mysql import gtid
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer
 
 MAX_EVENTS_SCANNED = 2_000_000  # stop reading binary logs after this many events
 ROWS_LINES_PER_TRANSACTION = 200
 _TABLE_MAP = re.compile(r"\(([^)]+)\)\s*$")
-DRCTL_SCHEMAS = ("drctl", "drctl_local")
+DRCTL_SCHEMAS = (r.HEARTBEAT_SCHEMA, r.LOCAL_SCHEMA)
 
 
 @dataclass
@@ -91,21 +92,16 @@ class ErrantReport:
 def in_errant(dialect: r.Dialect, errant: str) -> Any:
     """A predicate: is this GTID text one of the errant ones?"""
     if dialect.is_mariadb:
-        ranges = []
-        for part in filter(None, errant.split(",")):
-            first, _, last = part.partition("..")
-            d, s, a = (int(x) for x in first.split("-"))
-            b = int(last.split("-")[2]) if last else a
-            ranges.append(r.GtidRange(d, s, a, b))
+        ranges = gtid.parse_ranges(errant)
 
-        def mariadb(gtid: str) -> bool:
-            d, s, n = (int(x) for x in gtid.split("-"))
+        def mariadb(text: str) -> bool:
+            d, s, n = (int(x) for x in text.split("-"))
             return any((d, s, n) in rng for rng in ranges)
         return mariadb
-    errant_set = r.GtidSet.parse(errant)
+    errant_set = gtid.GtidSet.parse(errant)
 
-    def mysql(gtid: str) -> bool:
-        return r.GtidSet.parse(gtid).issubset(errant_set)
+    def mysql(text: str) -> bool:
+        return gtid.GtidSet.parse(text).issubset(errant_set)
     return mysql
 
 
@@ -121,11 +117,11 @@ def find_transactions(conn, dialect: r.Dialect, errant: str, count: int,
         events = r.binlog_events(conn, file)
         scanned += len(events)
         for event in events:
-            gtid = r.gtid_of_event(dialect, event)
-            if gtid is not None:
-                current = ErrantTransaction(gtid, file, event.pos) if wanted(gtid) else None
+            started = r.gtid_of_event(dialect, event)
+            if started is not None:
+                current = ErrantTransaction(started, file, event.pos) if wanted(started) else None
                 if current is not None:
-                    found[gtid] = current
+                    found[started] = current
                 continue
             if current is None:
                 continue
@@ -163,7 +159,7 @@ def decode_rows(server: DbServer, dialect: r.Dialect, transactions: list[ErrantT
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             escaped = (server.password or "").replace("\\", "\\\\").replace('"', '\\"')
             f.write(f'[client]\npassword="{escaped}"\n')
-        # MySQL: by CA alone when reached by address (see failback.by_address).
+        # MySQL: by CA alone when reached by address (see reseed.by_address).
         tls = ["--ssl", f"--ssl-ca={ca}", "--ssl-verify-server-cert"] if dialect.is_mariadb else \
             [f"--ssl-ca={ca}", "--ssl-mode=VERIFY_CA" if server.tls_name else "--ssl-mode=VERIFY_IDENTITY"]
         for t in transactions:
@@ -184,7 +180,8 @@ def decode_rows(server: DbServer, dialect: r.Dialect, transactions: list[ErrantT
     return None
 
 
-def examine(conn, server: DbServer, dialect: r.Dialect, primary_region: str, diff: r.GtidComparison) -> ErrantReport:
+def examine(conn, server: DbServer, dialect: r.Dialect, primary_region: str,
+            diff: gtid.GtidComparison) -> ErrantReport:
     transactions, complete = find_transactions(conn, dialect, diff.errant, diff.errant_count)
     report = ErrantReport(server.region, primary_region, dialect.value, diff.errant,
                           max(diff.errant_count, len(transactions)), transactions, complete)

@@ -1,9 +1,10 @@
-"""MySQL/MariaDB replication: the one implementation of its SQL, status parsing and GTID arithmetic.
+"""MySQL/MariaDB replication: the one implementation of its SQL and of reading replica status.
 
 Used in three places, so they cannot drift apart: on the database Linodes (cloud-init ships this file
 to set up each replica), by `drctl` (status, promote, failback) and by the tests. It therefore imports
-nothing but the standard library and PyMySQL, which Ubuntu packages as `python3-pymysql`; keep it
-compatible with PyMySQL 1.0 (Ubuntu 24.04) and Python 3.11.
+nothing but the standard library, PyMySQL, which Ubuntu packages as `python3-pymysql`, and the two
+modules shipped with it: `dialect` and `gtid` (the arithmetic on the GTID histories read here). Keep
+it compatible with PyMySQL 1.0 (Ubuntu 24.04) and Python 3.11.
 
 Functions take an open PyMySQL connection (autocommit, see `connect`) and the server's `Dialect`
 (`detect_dialect`). Three dialects are spoken:
@@ -23,13 +24,15 @@ could echo a statement back are redacted before they are raised.
 from __future__ import annotations
 
 import contextlib
-import enum
 import re
 import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from drctl.mysql import gtid
+from drctl.mysql.dialect import Dialect
 
 # --- servers and dialects -------------------------------------------------------------------------
 
@@ -40,16 +43,6 @@ class ReplicationError(Exception):
 
 class UnsupportedServer(ReplicationError):
     """A server version this module cannot drive safely."""
-
-
-class Dialect(enum.Enum):
-    MYSQL_80 = "mysql-8.0"  # 8.0.23 to 8.1
-    MYSQL_84 = "mysql-8.4"  # 8.2 and later, including 8.4 LTS and 9.x
-    MARIADB = "mariadb"  # 10.5 and later, including 10.11 LTS
-
-    @property
-    def is_mariadb(self) -> bool:
-        return self is Dialect.MARIADB
 
 
 @dataclass(frozen=True)
@@ -82,11 +75,15 @@ def parse_version(text: str) -> ServerVersion:
 
 
 def server_version(conn) -> ServerVersion:
-    return parse_version(str(_scalar(conn, "SELECT VERSION()")))
+    return parse_version(str(scalar(conn, "SELECT VERSION()")))
 
 
 def detect_dialect(conn) -> Dialect:
     return server_version(conn).dialect
+
+
+def server_id(conn) -> int:
+    return int(scalar(conn, "SELECT @@GLOBAL.server_id"))
 
 
 def connect(
@@ -156,7 +153,7 @@ def tls_context(ca_pem: str | None, ca_file: str | None = None, name: str | None
     return ctx
 
 
-# --- statements -----------------------------------------------------------------------------------
+# --- statements and running them ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -174,6 +171,31 @@ class Statement:
             if value:
                 message = message.replace(value, "********")
         return message
+
+
+def execute(conn, statement: Statement) -> None:
+    """Run one statement; a failure of a statement with secrets is re-raised with them blanked."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement.sql, statement.params or None)
+    except Exception as err:
+        if not statement.secret_params:
+            raise
+        # The server may quote the statement back ("near '...'"): never let a password through.
+        raise ReplicationError(statement.redact(f"{statement.sql.split(' TO ')[0]} failed: {err}")) from None
+
+
+def scalar(conn, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """The first column of the first row (None when there is no row)."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    return row[0] if row else None
+
+
+def quote_name(name: str) -> str:
+    """A schema or object name as an SQL identifier (names cannot be statement parameters)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)
@@ -254,20 +276,20 @@ def binary_log_status_sql(dialect: Dialect) -> str:
 
 
 def change_source(conn, dialect: Dialect, source: Source) -> None:
-    _execute(conn, change_source_statement(dialect, source))
+    execute(conn, change_source_statement(dialect, source))
 
 
 def start_replica(conn, dialect: Dialect) -> None:
-    _execute(conn, Statement(start_replica_sql(dialect)))
+    execute(conn, Statement(start_replica_sql(dialect)))
 
 
 def stop_replica(conn, dialect: Dialect) -> None:
-    _execute(conn, Statement(stop_replica_sql(dialect)))
+    execute(conn, Statement(stop_replica_sql(dialect)))
 
 
 def reset_gtids(conn, dialect: Dialect) -> None:
     for sql in reset_gtids_sql(dialect):
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
 
 
 # --- replica status -------------------------------------------------------------------------------
@@ -436,332 +458,59 @@ def wait_until_replicating(conn, dialect: Dialect, timeout: float = 60, poll: fl
         time.sleep(poll)
 
 
-# --- GTIDs ----------------------------------------------------------------------------------------
+# --- GTIDs as the servers have them ---------------------------------------------------------------
 
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TAG = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,31}$")
-
-
-@dataclass(frozen=True)
-class GtidSet:
-    """A MySQL GTID set such as '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,
-    ...:tag:1-3' as a normalised map {(uuid, tag): ((start, end), ...)} with merged, sorted,
-    inclusive intervals. Tags (MySQL 8.3+) are kept; the untagged tag is ''."""
-
-    intervals: Mapping[tuple[str, str], tuple[tuple[int, int], ...]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, text: str | None) -> GtidSet:
-        found: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for member in (text or "").replace("\n", "").split(","):
-            member = member.strip()
-            if not member:
-                continue
-            uuid, *parts = member.split(":")
-            if not _UUID.match(uuid):
-                raise ValueError(f"not a GTID set: {member!r} (bad server uuid)")
-            tag = ""
-            for part in parts:
-                part = part.strip()
-                if _TAG.match(part):
-                    tag = part.lower()
-                    continue
-                start, dash, end = part.partition("-")
-                end = end if dash else start
-                if not (start.isdigit() and end.isdigit() and 0 < int(start) <= int(end)):
-                    raise ValueError(f"not a GTID set: {member!r} (bad interval {part!r})")
-                found.setdefault((uuid.lower(), tag), []).append((int(start), int(end)))
-        return cls({key: _merge(spans) for key, spans in found.items() if spans})
-
-    def __str__(self) -> str:
-        by_uuid: dict[str, list[str]] = {}
-        for (uuid, tag), spans in sorted(self.intervals.items()):
-            text = ":".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
-            by_uuid.setdefault(uuid, []).append(f"{tag}:{text}" if tag else text)
-        return ",".join(f"{uuid}:{':'.join(parts)}" for uuid, parts in by_uuid.items())
-
-    def __bool__(self) -> bool:
-        return bool(self.intervals)
-
-    def __len__(self) -> int:
-        """How many transactions the set holds."""
-        return sum(b - a + 1 for spans in self.intervals.values() for a, b in spans)
-
-    def __or__(self, other: GtidSet) -> GtidSet:
-        keys = set(self.intervals) | set(other.intervals)
-        return GtidSet({k: _merge([*self.intervals.get(k, ()), *other.intervals.get(k, ())]) for k in keys})
-
-    def __sub__(self, other: GtidSet) -> GtidSet:
-        result = {}
-        for key, spans in self.intervals.items():
-            remaining = _subtract(spans, other.intervals.get(key, ()))
-            if remaining:
-                result[key] = remaining
-        return GtidSet(result)
-
-    def issubset(self, other: GtidSet) -> bool:
-        return not (self - other)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, GtidSet) and dict(self.intervals) == dict(other.intervals)
-
-    def __hash__(self) -> int:
-        return hash(str(self))
-
-
-def _merge(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    merged: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if merged and a <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return tuple(merged)
-
-
-def _subtract(spans: Sequence[tuple[int, int]], minus: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    result = []
-    for a, b in spans:
-        pieces = [(a, b)]
-        for c, d in minus:
-            next_pieces = []
-            for x, y in pieces:
-                if d < x or c > y:
-                    next_pieces.append((x, y))
-                    continue
-                if x < c:
-                    next_pieces.append((x, c - 1))
-                if d < y:
-                    next_pieces.append((d + 1, y))
-            pieces = next_pieces
-        result.extend(pieces)
-    return tuple(result)
-
-
-def _mariadb_gtids(text: str | None, what: str) -> list[tuple[int, int, int]]:
-    """The (domain, server_id, seq) members of a MariaDB GTID list such as '0-1-42,1-2-7'."""
-    members = []
-    for member in (text or "").replace("\n", "").split(","):
-        member = member.strip()
-        if not member:
-            continue
-        parts = member.split("-")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"not a MariaDB GTID {what}: {member!r}")
-        members.append(tuple(int(p) for p in parts))
-    return members
-
-
-@dataclass(frozen=True)
-class MariaDBGtidPos:
-    """A MariaDB GTID position such as '0-1-100,1-2-50': per replication domain, the last
-    transaction (server id, sequence number). Sequence numbers grow within a domain, so 'has every
-    transaction of' is a per-domain comparison of sequence numbers."""
-
-    domains: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # domain -> (server_id, seq)
-
-    @classmethod
-    def parse(cls, text: str | None) -> MariaDBGtidPos:
-        found: dict[int, tuple[int, int]] = {}
-        for domain, server, seq in _mariadb_gtids(text, "position"):
-            if domain in found:
-                raise ValueError(f"not a MariaDB GTID position: domain {domain} appears twice")
-            found[domain] = (server, seq)
-        return cls(found)
-
-    def __str__(self) -> str:
-        return ",".join(f"{d}-{s}-{n}" for d, (s, n) in sorted(self.domains.items()))
-
-    def __bool__(self) -> bool:
-        return bool(self.domains)
-
-    def __sub__(self, other: MariaDBGtidPos) -> MariaDBGtidPos:
-        """The part of this position `other` has not reached: for each domain where this one is
-        further ahead, this one's last GTID there (count them with `transactions_beyond`)."""
-        return MariaDBGtidPos({d: sn for d, sn in self.domains.items() if sn[1] > other.seq(d)})
-
-    def seq(self, domain: int) -> int:
-        return self.domains.get(domain, (0, 0))[1]
-
-    def transactions_beyond(self, other: MariaDBGtidPos) -> int:
-        """How many transactions this position has that `other` lacks, summed over domains."""
-        return sum(max(0, sn[1] - other.seq(d)) for d, sn in self.domains.items())
-
-    def issubset(self, other: MariaDBGtidPos) -> bool:
-        return not (self - other)
-
-
-Gtids = GtidSet | MariaDBGtidPos
-
-
-def parse_gtids(dialect: Dialect, text: str | None) -> Gtids:
-    return MariaDBGtidPos.parse(text) if dialect.is_mariadb else GtidSet.parse(text)
-
-
-def executed_gtids(conn, dialect: Dialect) -> Gtids:
+def executed_gtids(conn, dialect: Dialect) -> gtid.Gtids:
     """Every transaction this server has applied or written: MySQL @@gtid_executed; MariaDB
     @@gtid_current_pos (its own binlog on a primary, the replicated position on a replica)."""
     variable = "@@GLOBAL.gtid_current_pos" if dialect.is_mariadb else "@@GLOBAL.gtid_executed"
-    return parse_gtids(dialect, str(_scalar(conn, f"SELECT {variable}") or ""))
+    return gtid.parse_gtids(dialect, str(scalar(conn, f"SELECT {variable}") or ""))
 
 
-@dataclass(frozen=True)
-class GtidComparison:
-    """What a replica lacks of its source (`missing`, to apply before it may be promoted) and what it
-    has that the source never had (`errant`, to reconcile before it may rejoin)."""
-
-    missing: str
-    missing_count: int
-    errant: str
-    errant_count: int
-
-    @property
-    def in_sync(self) -> bool:
-        return not self.missing_count and not self.errant_count
+def binlog_state(conn) -> gtid.MariaDBGtidState:
+    return gtid.MariaDBGtidState.parse(str(scalar(conn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
 
 
-def compare_gtids(source: Gtids, replica: Gtids) -> GtidComparison:
-    if isinstance(source, GtidSet) and isinstance(replica, GtidSet):
-        missing, errant = source - replica, replica - source
-        return GtidComparison(str(missing), len(missing), str(errant), len(errant))
-    if isinstance(source, MariaDBGtidPos) and isinstance(replica, MariaDBGtidPos):
-        return GtidComparison(
-            str(source - replica), source.transactions_beyond(replica),
-            str(replica - source), replica.transactions_beyond(source),
-        )
-    raise TypeError("cannot compare GTIDs of two different dialects")
+def replica_position(conn) -> gtid.MariaDBGtidPos:
+    """MariaDB's @@gtid_slave_pos: the last GTID per domain this server applied as a replica (or a
+    copy of its source's data installed)."""
+    return gtid.MariaDBGtidPos.parse(str(scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
 
 
-@dataclass(frozen=True)
-class MariaDBGtidState:
-    """MariaDB's @@gtid_binlog_state, such as '0-1-100,0-2-150': the last sequence number each server
-    wrote per domain, as this server's binary log has it. Unlike a position it tells whose
-    transactions a server holds, which is what errant detection needs: after a failover the old
-    primary's GTIDs beyond the new primary's last GTID *of that server* are its own, never replicated."""
-
-    last: Mapping[tuple[int, int], int] = field(default_factory=dict)  # (domain, server_id) -> seq
-
-    @classmethod
-    def parse(cls, text: str | None) -> MariaDBGtidState:
-        found: dict[tuple[int, int], int] = {}
-        for domain, server, seq in _mariadb_gtids(text, "state"):
-            found[(domain, server)] = max(seq, found.get((domain, server), 0))
-        return cls(found)
-
-    def __str__(self) -> str:
-        return ",".join(f"{d}-{s}-{n}" for (d, s), n in sorted(self.last.items()))
-
-    def position(self) -> MariaDBGtidPos:
-        """The position this state ends at: per domain, the GTID with the highest sequence number."""
-        best: dict[int, tuple[int, int]] = {}
-        for (d, s), n in self.last.items():
-            if n > best.get(d, (0, 0))[1]:
-                best[d] = (s, n)
-        return MariaDBGtidPos(best)
-
-
-@dataclass(frozen=True)
-class GtidRange:
-    """MariaDB transactions `domain-server-first` to `domain-server-last`, as far as sequence numbers
-    tell (after a fork, a server's own transactions are consecutive)."""
-
-    domain: int
-    server_id: int
-    first: int
-    last: int
-    exact: bool = True  # False: some of first..last are errant, at least one (see mariadb_errant)
-
-    def __str__(self) -> str:
-        head = f"{self.domain}-{self.server_id}-{self.first}"
-        return head if self.first == self.last else f"{head}..{self.domain}-{self.server_id}-{self.last}"
-
-    def __len__(self) -> int:
-        return self.last - self.first + 1 if self.exact else 1
-
-    def __contains__(self, gtid: tuple[int, int, int]) -> bool:
-        d, s, n = gtid
-        return d == self.domain and s == self.server_id and self.first <= n <= self.last
-
-
-def mariadb_errant(source_state: MariaDBGtidState, replica_state: MariaDBGtidState,
-                   replica_server_id: int | None = None) -> list[GtidRange]:
-    """The replica's transactions its source never had. Per (domain, server): the replica's GTIDs
-    beyond the source's last one of that server. When the source has none of that server's:
-    - the replica's own server id: everything it wrote itself is errant (a write on a replica);
-      where it starts is unknown without reading the binary log, so the range starts at 1 and
-      counts as one transaction (at least);
-    - another server: errant only beyond the source's position in the domain, so a source whose
-      binary log was reset (a reseed) does not make every older GTID look errant."""
-    source_pos = source_state.position()
-    found = []
-    for (d, s), n in sorted(replica_state.last.items()):
-        known = source_state.last.get((d, s))
-        if known is not None:
-            if n > known:
-                found.append(GtidRange(d, s, known + 1, n))
-        elif s == replica_server_id:
-            found.append(GtidRange(d, s, 1, n, exact=False))
-        elif n > source_pos.seq(d):
-            found.append(GtidRange(d, s, source_pos.seq(d) + 1, n))
-    return found
-
-
-def binlog_state(conn) -> MariaDBGtidState:
-    return MariaDBGtidState.parse(str(_scalar(conn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
-
-
-def compare_histories(dialect: Dialect, source_executed: str, replica_executed: str,
-                      source_binlog_state: str = "", replica_binlog_state: str = "",
-                      replica_server_id: int | None = None) -> GtidComparison:
-    """What a replica misses of its source and what it has that the source never had. MySQL: set
-    arithmetic on gtid_executed. MariaDB: missing from the positions (gtid_current_pos), errant
-    from the binary-log states (a position alone cannot tell a diverged history from a shorter one)."""
-    source, replica = parse_gtids(dialect, source_executed), parse_gtids(dialect, replica_executed)
-    if not dialect.is_mariadb:
-        return compare_gtids(source, replica)
-    assert isinstance(source, MariaDBGtidPos) and isinstance(replica, MariaDBGtidPos)
-    errant = mariadb_errant(MariaDBGtidState.parse(source_binlog_state), MariaDBGtidState.parse(replica_binlog_state),
-                            replica_server_id)
-    return GtidComparison(
-        str(source - replica), source.transactions_beyond(replica),
-        ",".join(map(str, errant)), sum(len(e) for e in errant),
-    )
-
-
-def compare_servers(source_conn, replica_conn, dialect: Dialect) -> GtidComparison:
-    """compare_histories, read from both servers."""
+def compare_servers(source_conn, replica_conn, dialect: Dialect) -> gtid.GtidComparison:
+    """`gtid.compare_histories` of two servers, read from them."""
     def history(conn) -> tuple[str, str]:
         return str(executed_gtids(conn, dialect)), str(binlog_state(conn)) if dialect.is_mariadb else ""
 
     (source, source_state), (replica, replica_state) = history(source_conn), history(replica_conn)
-    replica_id = int(_scalar(replica_conn, "SELECT @@GLOBAL.server_id"))
-    return compare_histories(dialect, source, replica, source_state, replica_state, replica_id)
+    replica_id = server_id(replica_conn)
+    return gtid.compare_histories(dialect, source, replica, source_state, replica_state, replica_id)
 
 
-def retrieved_not_applied(conn, dialect: Dialect, status: ReplicaStatus | None = None) -> tuple[Gtids, int]:
+def retrieved_not_applied(conn, dialect: Dialect, status: ReplicaStatus | None = None) -> tuple[gtid.Gtids, int]:
     """What the replica has received from its source (relay log) but not applied yet, and how many
     transactions that is. MySQL: Retrieved_Gtid_Set minus gtid_executed. MariaDB: Gtid_IO_Pos beyond
     gtid_slave_pos, per domain."""
     status = status or replica_status(conn, dialect)
     if status is None:
-        return parse_gtids(dialect, ""), 0
-    retrieved = parse_gtids(dialect, status.retrieved_gtids)
+        return gtid.parse_gtids(dialect, ""), 0
+    retrieved = gtid.parse_gtids(dialect, status.retrieved_gtids)
     if dialect.is_mariadb:
-        applied = MariaDBGtidPos.parse(str(_scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
-        assert isinstance(retrieved, MariaDBGtidPos)
+        applied = replica_position(conn)
+        assert isinstance(retrieved, gtid.MariaDBGtidPos)
         return retrieved, retrieved.transactions_beyond(applied)
     executed = executed_gtids(conn, dialect)
-    assert isinstance(retrieved, GtidSet) and isinstance(executed, GtidSet)
+    assert isinstance(retrieved, gtid.GtidSet) and isinstance(executed, gtid.GtidSet)
     return retrieved, len(retrieved - executed)
 
 
-def wait_for_gtids(conn, dialect: Dialect, gtids: Gtids, timeout: float) -> bool:
+def wait_for_gtids(conn, dialect: Dialect, gtids: gtid.Gtids, timeout: float) -> bool:
     """Block until this server has applied `gtids` (True) or `timeout` seconds passed (False)."""
     if dialect.is_mariadb:
-        result = _scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (str(gtids), float(timeout)))
+        result = scalar(conn, "SELECT MASTER_GTID_WAIT(%s, %s)", (str(gtids), float(timeout)))
         return result == 0
-    result = _scalar(conn, "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (str(gtids), float(timeout)))
+    result = scalar(conn, "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (str(gtids), float(timeout)))
     return result == 0
 
 
@@ -826,7 +575,7 @@ class ReadOnlyState:
 
 def read_only_state(conn, dialect: Dialect) -> ReadOnlyState:
     if dialect.is_mariadb:
-        return ReadOnlyState(bool(_int(_scalar(conn, "SELECT @@GLOBAL.read_only"))), None)
+        return ReadOnlyState(bool(_int(scalar(conn, "SELECT @@GLOBAL.read_only"))), None)
     with conn.cursor() as cur:
         cur.execute("SELECT @@GLOBAL.read_only, @@GLOBAL.super_read_only")
         ro, sro = cur.fetchone()
@@ -843,7 +592,7 @@ def set_read_only(conn, dialect: Dialect, on: bool) -> ReadOnlyState:
     else:
         statements = ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
     for sql in statements:
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     state = read_only_state(conn, dialect)
     if state.fenced != on or (not on and state.read_only):
         raise ReplicationError(f"read-only state did not change as asked (now {state})")
@@ -854,7 +603,17 @@ def set_super_read_only(conn, dialect: Dialect, on: bool) -> None:
     """Lift or restore only super_read_only (no-op on MariaDB), leaving read_only as it is: how an
     administrator writes locally on a replica while applications stay locked out."""
     if not dialect.is_mariadb:
-        _execute(conn, Statement(f"SET GLOBAL super_read_only = {'ON' if on else 'OFF'}"))
+        execute(conn, Statement(f"SET GLOBAL super_read_only = {'ON' if on else 'OFF'}"))
+
+
+@contextlib.contextmanager
+def lifted_super_read_only(conn, dialect: Dialect):
+    """Let this administrator session write on a replica while read_only keeps applications out."""
+    set_super_read_only(conn, dialect, False)
+    try:
+        yield
+    finally:
+        set_super_read_only(conn, dialect, True)
 
 
 # --- heartbeat ------------------------------------------------------------------------------------
@@ -865,6 +624,9 @@ def set_super_read_only(conn, dialect: Dialect, on: bool) -> None:
 # /healthz reads the same table: keep the schema. Both ends need synchronised clocks (NTP).
 
 HEARTBEAT_SCHEMA = "drctl"
+# Each server's own state (a replica's bootstrap outcome, which its region's /healthz reads): written
+# outside the binary log, so never replicated, and never copied to another server.
+LOCAL_SCHEMA = "drctl_local"
 HEARTBEAT_TABLE = "drctl.drctl_heartbeat"
 HEARTBEAT_EVENT = "drctl.drctl_heartbeat_writer"
 
@@ -894,29 +656,46 @@ def disable_event_on_replica_sql(dialect: Dialect, schema: str, name: str) -> st
     """The state replication itself gives events that arrive from a source: present, not running.
     (A dump creates them enabled; on a replica they would write transactions of its own.)"""
     keyword = "SLAVE" if dialect.is_mariadb else "REPLICA"
-    return f"ALTER EVENT {_quote_name(schema)}.{_quote_name(name)} DISABLE ON {keyword}"
+    return f"ALTER EVENT {quote_name(schema)}.{quote_name(name)} DISABLE ON {keyword}"
+
+
+def disable_events_on_replica(conn, dialect: Dialect) -> None:
+    """Every enabled event of this server disabled as on a replica, outside the binary log: after a
+    copy of a source's data, whose dump creates the source's events enabled."""
+    with without_binlog(conn):
+        for schema, name in enabled_events(conn):
+            execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
+
+
+def set_event_scheduler(conn, on: bool) -> None:
+    execute(conn, Statement(f"SET GLOBAL event_scheduler = {'ON' if on else 'OFF'}"))
+
+
+def create_heartbeat_table(conn) -> None:
+    """The heartbeat schema and table, empty (idempotent)."""
+    for sql in HEARTBEAT_DDL:
+        execute(conn, Statement(sql))
 
 
 def install_heartbeat(conn, with_event: bool) -> None:
     """Create the heartbeat table (idempotent) and, with `with_event`, the event that writes it every
     second (the server's event_scheduler must be ON). Run on the primary only: replicas get both
     through replication, the event arriving disabled there, as a replica's events are."""
-    for sql in HEARTBEAT_DDL:
-        _execute(conn, Statement(sql))
+    create_heartbeat_table(conn)
     write_heartbeat(conn)
     if with_event:
-        _execute(conn, Statement(HEARTBEAT_EVENT_DDL))
+        execute(conn, Statement(HEARTBEAT_EVENT_DDL))
 
 
 def write_heartbeat(conn) -> None:
-    _execute(conn, Statement(HEARTBEAT_WRITE))
+    execute(conn, Statement(HEARTBEAT_WRITE))
 
 
 def heartbeat_lag(conn) -> float | None:
     """Seconds since the primary last wrote the heartbeat, as this server has it; None when it has
     no heartbeat row yet."""
     try:
-        value = _scalar(conn, HEARTBEAT_LAG)
+        value = scalar(conn, HEARTBEAT_LAG)
     except Exception as err:  # a missing table means "no heartbeat yet"
         if _errno(err) in (1146, 1049):  # no such table / database
             return None
@@ -943,15 +722,15 @@ def stop_heartbeat_writer(conn, dialect: Dialect) -> bool:
         return False
     schema, name = HEARTBEAT_EVENT.split(".")
     with without_binlog(conn):
-        _execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
+        execute(conn, Statement(disable_event_on_replica_sql(dialect, schema, name)))
     return True
 
 
 def start_heartbeat_writer(conn, dialect: Dialect) -> None:
     """On a (new) primary: the heartbeat table, its event enabled, and the event scheduler on."""
     install_heartbeat(conn, with_event=True)
-    _execute(conn, Statement(f"ALTER EVENT {HEARTBEAT_EVENT} ENABLE"))
-    _execute(conn, Statement("SET GLOBAL event_scheduler = ON"))
+    execute(conn, Statement(f"ALTER EVENT {HEARTBEAT_EVENT} ENABLE"))
+    set_event_scheduler(conn, True)
 
 
 def stop_io_thread_sql(dialect: Dialect) -> str:
@@ -960,7 +739,7 @@ def stop_io_thread_sql(dialect: Dialect) -> str:
 
 def stop_io_thread(conn, dialect: Dialect) -> None:
     """Stop receiving from the source and keep applying what arrived (the relay log)."""
-    _execute(conn, Statement(stop_io_thread_sql(dialect)))
+    execute(conn, Statement(stop_io_thread_sql(dialect)))
 
 
 def promote_sql(dialect: Dialect, was_replica: bool) -> tuple[str, ...]:
@@ -975,7 +754,7 @@ def promote_to_primary(conn, dialect: Dialect, heartbeat_event: bool) -> ReadOnl
     (verified), and with `heartbeat_event` start writing the heartbeat here. Idempotent. The caller
     has made sure it applied every transaction it is meant to have."""
     for sql in promote_sql(dialect, replica_status(conn, dialect) is not None):
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     state = set_read_only(conn, dialect, False)
     if heartbeat_event:
         start_heartbeat_writer(conn, dialect)
@@ -998,19 +777,19 @@ def repoint(conn, dialect: Dialect, source: Source, timeout: float = 60) -> Repl
     if replica_status(conn, dialect) is not None:
         stop_replica(conn, dialect)
     for sql in rejoin_sql(dialect):
-        _execute(conn, Statement(sql))
+        execute(conn, Statement(sql))
     change_source(conn, dialect, source)
     start_replica(conn, dialect)
     return wait_until_replicating(conn, dialect, timeout=timeout)
 
 
-def rewind_gtid_history_sql(dialect: Dialect, history: Gtids | MariaDBGtidState) -> list[Statement]:
+def rewind_gtid_history_sql(dialect: Dialect, history: gtid.Gtids | gtid.MariaDBGtidState) -> list[Statement]:
     """Statements that replace a server's GTID history with `history` (what it should have had),
     deleting its binary logs. For dropping errant transactions that changed nothing worth keeping
     (heartbeats): the data stays, the server forgets it ever wrote them."""
     statements = [Statement(sql) for sql in reset_gtids_sql(dialect)]
     if dialect.is_mariadb:
-        if not isinstance(history, MariaDBGtidState):
+        if not isinstance(history, gtid.MariaDBGtidState):
             raise TypeError("MariaDB needs the binlog state to rewind to")
         statements += [Statement("SET GLOBAL gtid_binlog_state = %s", (str(history),)),
                        Statement("SET GLOBAL gtid_slave_pos = %s", (str(history.position()),))]
@@ -1019,21 +798,21 @@ def rewind_gtid_history_sql(dialect: Dialect, history: Gtids | MariaDBGtidState)
     return statements
 
 
-def rewind_gtid_history(conn, dialect: Dialect, history: Gtids | MariaDBGtidState) -> None:
+def rewind_gtid_history(conn, dialect: Dialect, history: gtid.Gtids | gtid.MariaDBGtidState) -> None:
     if replica_status(conn, dialect) is not None:
         stop_replica(conn, dialect)
     for statement in rewind_gtid_history_sql(dialect, history):
-        _execute(conn, statement)
+        execute(conn, statement)
 
 
 @contextlib.contextmanager
 def without_binlog(conn):
     """This session's statements stay out of the binary log (and so never become GTIDs)."""
-    _execute(conn, Statement("SET SESSION sql_log_bin = 0"))
+    execute(conn, Statement("SET SESSION sql_log_bin = 0"))
     try:
         yield
     finally:
-        _execute(conn, Statement("SET SESSION sql_log_bin = 1"))
+        execute(conn, Statement("SET SESSION sql_log_bin = 1"))
 
 
 # --- binary log events ----------------------------------------------------------------------------
@@ -1082,24 +861,6 @@ def binlog_events(conn, file: str, limit: int | None = None) -> list[BinlogEvent
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _execute(conn, statement: Statement) -> None:
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement.sql, statement.params or None)
-    except Exception as err:
-        if not statement.secret_params:
-            raise
-        # The server may quote the statement back ("near '...'"): never let a password through.
-        raise ReplicationError(statement.redact(f"{statement.sql.split(' TO ')[0]} failed: {err}")) from None
-
-
-def _scalar(conn, sql: str, params: Sequence[Any] | None = None) -> Any:
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        row = cur.fetchone()
-    return row[0] if row else None
-
-
 def _dict_rows(conn, sql: str) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
         cur.execute(sql)
@@ -1119,10 +880,6 @@ def _gtid_text(value: Any) -> str:
     if isinstance(value, bytes):
         value = value.decode()
     return str(value or "").replace("\n", "")
-
-
-def _quote_name(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _decimal(value: float) -> str:

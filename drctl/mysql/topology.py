@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from drctl.mysql import gtid
 from drctl.mysql import replication as r
 from drctl.stack.outputs import OutputsError, StackOutputs
 
@@ -163,9 +164,9 @@ class ServerState:
             return "replica"
         return "fenced" if self.read_only and self.read_only.read_only else "primary"
 
-    def gtids(self) -> r.Gtids:
+    def gtids(self) -> gtid.Gtids:
         assert self.dialect is not None
-        return r.parse_gtids(self.dialect, self.executed)
+        return gtid.parse_gtids(self.dialect, self.executed)
 
 
 def probe(server: DbServer, timeout: float = CONNECT_TIMEOUT_SECONDS) -> ServerState:
@@ -187,7 +188,7 @@ def read_state(server: DbServer, conn) -> ServerState:
         server=server,
         version=version.text,
         dialect=dialect,
-        server_id=int(r._scalar(conn, "SELECT @@GLOBAL.server_id")),
+        server_id=r.server_id(conn),
         read_only=r.read_only_state(conn, dialect),
         replica=r.replica_status(conn, dialect),
         executed=str(r.executed_gtids(conn, dialect)),
@@ -197,13 +198,13 @@ def read_state(server: DbServer, conn) -> ServerState:
     )
 
 
-def compare(source: ServerState, replica: ServerState) -> r.GtidComparison | None:
+def compare(source: ServerState, replica: ServerState) -> gtid.GtidComparison | None:
     """What `replica` misses of `source` and what it has that `source` lacks; None when either did
     not answer or they speak different dialects."""
     if not (source.reachable and replica.reachable) or source.dialect is not replica.dialect:
         return None
     assert source.dialect is not None
-    return r.compare_histories(source.dialect, source.executed, replica.executed,
+    return gtid.compare_histories(source.dialect, source.executed, replica.executed,
                                source.binlog_state, replica.binlog_state, replica.server_id)
 
 

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from drctl.cloud.linode import LinodeAPIError
-from drctl.mysql import bootstrap as boot
-from drctl.mysql import errant
+from drctl.mysql import errant, gtid, seeding
 from drctl.mysql import replication as r
+from drctl.mysql.reseed import copy_server, missing_clients
 from drctl.mysql.topology import DatabaseUnreachable, DbServer, compare, discover, probe, session
 from drctl.runbook import fencing
 from drctl.runbook.context import FENCES_FILE, ChangeOptions, Refused, Runbook, add_common_arguments
@@ -239,17 +237,10 @@ def rewind(conn, dialect: r.Dialect, errant_gtids: str) -> None:
     """Forget errant transactions that changed only drctl's heartbeat (the data stays; the next
     heartbeat from the new source overwrites the row)."""
     if dialect.is_mariadb:
-        state = dict(r.binlog_state(conn).last)
-        for part in filter(None, errant_gtids.split(",")):
-            d, s, first = (int(x) for x in part.split("..")[0].split("-"))
-            if first > 1:
-                state[(d, s)] = first - 1
-            else:
-                state.pop((d, s), None)
-        history: Any = r.MariaDBGtidState(state)
+        history: Any = r.binlog_state(conn).without(gtid.parse_ranges(errant_gtids))
     else:
-        history = r.executed_gtids(conn, dialect) - r.GtidSet.parse(errant_gtids)
-    with boot.lifted_super_read_only(conn, dialect):
+        history = r.executed_gtids(conn, dialect) - gtid.GtidSet.parse(errant_gtids)
+    with r.lifted_super_read_only(conn, dialect):
         r.rewind_gtid_history(conn, dialect, history)
 
 
@@ -259,72 +250,17 @@ def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
     then the server's GTID history is the copy's. Its own errant changes are gone afterwards."""
     with session(source) as src:
         dialect = r.detect_dialect(src)
-        for sql in r.HEARTBEAT_DDL:  # the copy carries the GTID position only with a database in it
-            r._execute(src, r.Statement(sql))
-        databases = [d for d in boot._databases(src) if d not in boot.SYSTEM_SCHEMAS]
-        source_state = r.binlog_state(src) if dialect.is_mariadb else None
-    dump_client, load_client = ("mariadb-dump", "mariadb") if dialect.is_mariadb else ("mysqldump", "mysql")
-    missing = [c for c in (dump_client, load_client) if shutil.which(c) is None]
+        databases = seeding.prepare_source(src)
+        source_history = r.binlog_state(src) if dialect.is_mariadb else None
+    missing = missing_clients(dialect)
     if missing:
         raise Aborted(f"--discard-errant copies {source.region} to {server.region} with {' and '.join(missing)}, "
                       "which are not installed here; nothing was changed")
     rb.say(f"    copying {', '.join(databases)} from {source.region} to {server.region}")
-    with tempfile.TemporaryDirectory(prefix="drctl-reseed-") as tmp, session(server) as conn:
-        ca = Path(tmp) / "source-ca.pem"
-        ca.write_text(source.ca_pem or "", encoding="utf-8")
-        target_ca = Path(tmp) / "target-ca.pem"
-        target_ca.write_text(server.ca_pem or "", encoding="utf-8")
-        config = boot.SourceConfig(host=source.host, port=source.port, ca_file=str(ca),
-                                   admin=boot.Account(source.user, source.password or ""),
-                                   replication=boot.Account(source.user, source.password or ""))
-        dump = by_address(boot.dump_command(dialect, config, databases), source)
-        load = load_command(dialect, server, str(target_ca))
-        if r.replica_status(conn, dialect) is not None:
-            r.stop_replica(conn, dialect)
-        r._execute(conn, r.Statement("SET GLOBAL event_scheduler = OFF"))
-        with boot.lifted_super_read_only(conn, dialect):
-            with r.without_binlog(conn):
-                for name in boot._databases(conn):
-                    if name not in boot.SYSTEM_SCHEMAS:
-                        r._execute(conn, r.Statement(f"DROP DATABASE {r._quote_name(name)}"))
-            r.reset_gtids(conn, dialect)
-            try:
-                boot.run_seed(dump, load, source.password or "", server.password or "")
-            except boot.SeedError as err:
-                raise r.ReplicationError(str(err)) from None
-            if dialect.is_mariadb:
-                # The copy set gtid_slave_pos; the binlog starts from the same point, so servers that
-                # later replicate from this one find their position in it.
-                # The source's per-server history up to the copy, so errant checks against this server
-                # still know every server's transactions. (Values are read and sent back: SET GLOBAL
-                # gtid_binlog_state = @@GLOBAL.gtid_slave_pos hangs MariaDB 10.11.)
-                copied = r.MariaDBGtidPos.parse(str(r._scalar(conn, "SELECT @@GLOBAL.gtid_slave_pos") or ""))
-                assert source_state is not None
-                history = {pair: n for pair, n in source_state.last.items() if n <= copied.seq(pair[0])}
-                history.update({(d, s): n for d, (s, n) in copied.domains.items()})
-                r.rewind_gtid_history(conn, dialect, r.MariaDBGtidState(history))
-            with r.without_binlog(conn):
-                for schema, name in r.enabled_events(conn):
-                    r._execute(conn, r.Statement(r.disable_event_on_replica_sql(dialect, schema, name)))
-        r._execute(conn, r.Statement("SET GLOBAL event_scheduler = ON"))
-
-
-def load_command(dialect: r.Dialect, server: DbServer, ca_file: str) -> list[str]:
-    """The command-line client loading a dump into `server` over verified TLS, outside its binary log."""
-    common = [f"--host={server.host}", f"--port={server.port}", f"--user={server.user}",
-              "--init-command=SET SESSION sql_log_bin = 0", f"--ssl-ca={ca_file}"]
-    if dialect.is_mariadb:
-        return ["mariadb", *common, "--ssl", "--ssl-verify-server-cert"]
-    return by_address(["mysql", *common, "--ssl-mode=VERIFY_IDENTITY"], server)
-
-
-def by_address(argv: list[str], server: DbServer) -> list[str]:
-    """MySQL's clients check a certificate's name against --host; a server reached by an address its
-    certificate does not carry (drctl reaches our Linodes at the address in the outputs) is checked
-    against the stack's own CA instead, which signs nothing but the stack's database servers."""
-    if not server.tls_name:
-        return argv
-    return ["--ssl-mode=VERIFY_CA" if a == "--ssl-mode=VERIFY_IDENTITY" else a for a in argv]
+    try:
+        copy_server(source, server, dialect, databases, source_history)
+    except seeding.SeedError as err:
+        raise r.ReplicationError(str(err)) from None
 
 
 def catch_up(rb: Runbook, target: str, current: str, opts: FailbackOptions) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drctl.cloud.traffic import wait_until_serving
+from drctl.mysql import gtid
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer, ServerState, Topology, compare, discover, session
 from drctl.runbook import fencing
@@ -134,7 +135,7 @@ def source_region(rb: Runbook, state: ServerState) -> str | None:
 def wait_for(rb: Runbook, conn, dialect: r.Dialect, gtids: str, timeout: float, label: str) -> bool:
     """Wait (bounded) until the server behind `conn` has applied `gtids`, telling every few seconds
     how many transactions are still to apply. True when it has."""
-    target = r.parse_gtids(dialect, gtids)
+    target = gtid.parse_gtids(dialect, gtids)
     start = rb.monotonic()
     while True:
         elapsed = rb.monotonic() - start
@@ -144,7 +145,7 @@ def wait_for(rb: Runbook, conn, dialect: r.Dialect, gtids: str, timeout: float, 
         elapsed = rb.monotonic() - start
         if elapsed >= timeout:
             return False
-        behind = r.compare_gtids(target, r.executed_gtids(conn, dialect)).missing_count
+        behind = gtid.compare_gtids(target, r.executed_gtids(conn, dialect)).missing_count
         rb.say(f"    {label}: {behind} transaction(s) still to apply ({elapsed:.0f} s of {timeout:.0f} s)")
 
 
@@ -188,10 +189,10 @@ class Switchover:
             dialect = r.detect_dialect(conn)
             status = r.replica_status(conn, dialect)
             if status is not None and not status.sql_running and not status.last_sql_errno:
-                r._execute(conn, r.Statement(r.start_replica_sql(dialect)))
+                r.start_replica(conn, dialect)
             if wait_for(self.rb, conn, dialect, fenced["gtids"], self.catch_up_timeout, self.target):
                 return {"gtids": fenced["gtids"]}
-            behind = r.compare_gtids(r.parse_gtids(dialect, fenced["gtids"]), r.executed_gtids(conn, dialect))
+            behind = gtid.compare_gtids(gtid.parse_gtids(dialect, fenced["gtids"]), r.executed_gtids(conn, dialect))
         self.unfence(fenced)
         raise Aborted(
             f"{self.target} did not apply the primary's transactions within {self.catch_up_timeout:.0f} s "
@@ -479,7 +480,7 @@ def catch_up_unplanned(rb: Runbook, target: str, plan: dict[str, Any], opts: Pro
         if status is not None:
             r.stop_io_thread(conn, dialect)
             if not status.sql_running and not status.last_sql_errno:
-                r._execute(conn, r.Statement(r.start_replica_sql(dialect)))
+                r.start_replica(conn, dialect)
             pending, count = r.retrieved_not_applied(conn, dialect)
             if count:
                 wait_for(rb, conn, dialect, str(pending), opts.apply_timeout, target)

@@ -2,9 +2,11 @@
 per non-primary region wired to the primary's *computed* host, allow-lists and firewalls of computed
 addresses only, and secrets that stay secret."""
 
+import ast
 import base64
 import ipaddress
 import json
+import sys
 
 import pytest
 
@@ -123,6 +125,37 @@ def test_replicas_run_the_repositorys_replication_code(prod_run):
     replica = prod_run.one(INSTANCE, "db-replica-eu-west")
     for name in ci.SHIPPED_CODE:
         assert written(replica, f"{ci.CODE_DIR}/{name}") == (REPO_ROOT / "drctl" / name).read_text()
+
+
+def shipped_imports(name: str) -> tuple[set[str], set[str]]:
+    """What a shipped file imports: the top-level packages outside drctl, and the drctl files that
+    takes, named as in SHIPPED_CODE (the packages' __init__.py included)."""
+    modules = set()
+    for node in ast.walk(ast.parse((ci.DRCTL / name).read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:  # `from drctl.mysql import gtid` names a module too
+            modules |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    outside = {m.split(".")[0] for m in modules} - {"drctl"}
+    needed = set()
+    for module in (m for m in modules if m.split(".")[0] == "drctl"):
+        parts = module.split(".")[1:]
+        for depth in range(len(parts) + 1):
+            path = "/".join(parts[:depth])
+            needed |= {c for c in (f"{path}.py", f"{path}/__init__.py".lstrip("/")) if (ci.DRCTL / c).is_file()}
+    return outside, needed
+
+
+@pytest.mark.parametrize("name", ci.SHIPPED_CODE)
+def test_shipped_code_needs_nothing_but_itself_python_and_pymysql(name):
+    outside, needed = shipped_imports(name)
+    assert needed - set(ci.SHIPPED_CODE) == set()
+    assert outside - set(sys.stdlib_module_names) - {"__future__", "pymysql"} == set()
+
+
+def test_the_mysql_package_init_stays_empty():
+    # The servers get only SHIPPED_CODE: an __init__ importing the rest of the package would fail there.
+    assert (ci.DRCTL / "mysql" / "__init__.py").read_text() == ""
 
 
 def test_user_data_fits_linodes_limit(three_region_run, dr_test_run):

@@ -2,7 +2,18 @@
 
 import pytest
 
-from drctl.mysql.replication import GtidComparison, GtidSet, MariaDBGtidPos, compare_gtids
+from drctl.mysql.dialect import Dialect
+from drctl.mysql.gtid import (
+    GtidComparison,
+    GtidRange,
+    GtidSet,
+    MariaDBGtidPos,
+    MariaDBGtidState,
+    compare_gtids,
+    compare_histories,
+    mariadb_errant,
+    parse_ranges,
+)
 
 A = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 B = "9a0c7e55-8c6f-11ee-a1d2-f23c94d4e5f6"
@@ -82,3 +93,60 @@ def test_mariadb_position_round_trips_and_rejects_garbage():
 def test_dialects_do_not_mix():
     with pytest.raises(TypeError):
         compare_gtids(GtidSet.parse(""), MariaDBGtidPos.parse(""))
+
+
+def test_binlog_state_position_is_the_newest_gtid_per_domain():
+    state = MariaDBGtidState.parse("0-1-100,0-2-150,1-3-9")
+    assert str(state.position()) == "0-2-150,1-3-9"
+
+
+def test_an_old_primary_s_own_gtids_after_the_fork_are_errant():
+    new_primary = MariaDBGtidState.parse("0-1-100,0-2-150")  # applied 0-1-1..100, then wrote 101..150
+    old_primary = MariaDBGtidState.parse("0-1-105")  # wrote 101..105 that never reached it
+    found = mariadb_errant(new_primary, old_primary)
+    assert [str(g) for g in found] == ["0-1-101..0-1-105"] and len(found[0]) == 5
+    assert (0, 1, 103) in found[0] and (0, 2, 103) not in found[0]
+
+
+def test_a_position_alone_would_miss_that_divergence():
+    # By position the old primary (seq 105) is simply behind the new one (seq 150).
+    assert compare_gtids(MariaDBGtidPos.parse("0-2-150"), MariaDBGtidPos.parse("0-1-105")).errant_count == 0
+    diff = compare_histories(Dialect.MARIADB, "0-2-150", "0-1-105", "0-1-100,0-2-150", "0-1-105")
+    assert (diff.errant, diff.errant_count) == ("0-1-101..0-1-105", 5)
+
+
+def test_a_reseeded_primary_without_old_entries_makes_nothing_errant():
+    reseeded = MariaDBGtidState.parse("0-2-152")  # binary log reset by the copy, then replicated on
+    replica = MariaDBGtidState.parse("0-1-100,0-2-152")
+    assert mariadb_errant(reseeded, replica) == []
+
+
+def test_a_replica_written_to_locally_is_errant_even_once_the_primary_moved_on():
+    primary = MariaDBGtidState.parse("0-1-140")  # its sequence passed the replica's local write
+    replica = MariaDBGtidState.parse("0-1-100,0-3-101")
+    found = mariadb_errant(primary, replica, replica_server_id=3)
+    assert [str(g) for g in found] == ["0-3-1..0-3-101"]  # somewhere in there: the binary log says where
+    assert len(found[0]) == 1 and (0, 3, 101) in found[0]
+
+
+def test_mysql_errant_transactions_are_set_arithmetic():
+    diff = compare_histories(Dialect.MYSQL_84, f"{A}:1-100,{B}:1-20", f"{A}:1-103")
+    assert (diff.missing, diff.missing_count) == (f"{B}:1-20", 20)
+    assert (diff.errant, diff.errant_count) == (f"{A}:101-103", 3)
+
+
+def test_errant_ranges_read_back_as_they_are_written():
+    ranges = [GtidRange(0, 3, 5, 9), GtidRange(0, 1, 7, 7)]
+    assert parse_ranges(",".join(map(str, ranges))) == ranges
+    assert parse_ranges("") == []
+
+
+def test_forgetting_errant_ranges_moves_each_server_back_to_before_them():
+    state = MariaDBGtidState.parse("0-1-100,0-2-150,0-3-4")
+    assert str(state.without(parse_ranges("0-2-141..0-2-150,0-3-1..0-3-4"))) == "0-1-100,0-2-140"
+
+
+def test_a_copy_remembers_the_source_history_up_to_where_it_was_made():
+    source = MariaDBGtidState.parse("0-1-100,0-2-150,0-3-160,1-2-7")
+    copied_at = MariaDBGtidPos.parse("0-2-155,1-2-7")
+    assert str(source.until(copied_at)) == "0-1-100,0-2-155,1-2-7"

@@ -8,6 +8,7 @@ import pymysql
 import pytest
 
 from drctl.mysql import replication as r
+from drctl.mysql.gtid import compare_gtids
 from tests.support.mariadb import replicate
 
 pytestmark = pytest.mark.integration
@@ -109,7 +110,7 @@ def test_gtid_comparison_counts_what_a_stopped_replica_misses(mariadb_pair):
         r.stop_replica(conn, MARIADB)
     primary.execute("INSERT INTO shop.orders VALUES (1, 1)", "INSERT INTO shop.orders VALUES (2, 2)")
     with contextlib.closing(primary.connect()) as p, contextlib.closing(replica.connect()) as s:
-        comparison = r.compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB))
+        comparison = compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB))
     assert comparison.missing_count == 2 and comparison.errant_count == 0
 
 

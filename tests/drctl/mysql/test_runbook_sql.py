@@ -1,6 +1,6 @@
 """The replication primitives promote and failback add, for every dialect: the SQL they send,
-MariaDB binlog-state arithmetic for errant transactions, binary-log events as MySQL 8 and MariaDB
-print them, and TLS checked against a server's name when it is reached by address."""
+binary-log events as MySQL 8 and MariaDB print them, and TLS checked against a server's name when it
+is reached by address. (The GTID arithmetic behind them is tested in test_gtid.py.)"""
 
 import contextlib
 from pathlib import Path
@@ -10,9 +10,11 @@ import pytest
 
 from drctl.mysql import replication as r
 from drctl.mysql.errant import ErrantTransaction, find_transactions
+from drctl.mysql.gtid import GtidSet, MariaDBGtidState
+from drctl.mysql.reseed import load_command
+from drctl.mysql.topology import DbServer
 
 UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
-OTHER = "9a0c7e55-8c6f-11ee-a1d2-f23c94d4e5f6"
 
 
 @pytest.mark.parametrize(("dialect", "sql"), [
@@ -40,14 +42,14 @@ def test_a_former_mariadb_primary_rejoins_from_its_current_position():
     (r.Dialect.MYSQL_84, ["RESET BINARY LOGS AND GTIDS"]),
 ])
 def test_rewinding_mysql_gtid_history_purges_to_the_kept_set(dialect, reset):
-    kept = r.GtidSet.parse(f"{UUID}:1-100")
+    kept = GtidSet.parse(f"{UUID}:1-100")
     statements = r.rewind_gtid_history_sql(dialect, kept)
     assert [s.sql for s in statements] == [*reset, "SET GLOBAL gtid_purged = %s"]
     assert statements[-1].params == (f"{UUID}:1-100",)
 
 
 def test_rewinding_mariadb_gtid_history_sets_binlog_state_and_position():
-    state = r.MariaDBGtidState.parse("0-1-100,0-2-150,1-2-7")
+    state = MariaDBGtidState.parse("0-1-100,0-2-150,1-2-7")
     statements = r.rewind_gtid_history_sql(r.Dialect.MARIADB, state)
     assert [(s.sql, s.params) for s in statements] == [
         ("RESET MASTER", ()), ("SET GLOBAL gtid_slave_pos = ''", ()),
@@ -55,45 +57,6 @@ def test_rewinding_mariadb_gtid_history_sets_binlog_state_and_position():
         ("SET GLOBAL gtid_slave_pos = %s", ("0-2-150,1-2-7",)),
     ]
 
-
-def test_binlog_state_position_is_the_newest_gtid_per_domain():
-    state = r.MariaDBGtidState.parse("0-1-100,0-2-150,1-3-9")
-    assert str(state.position()) == "0-2-150,1-3-9"
-
-
-def test_an_old_primary_s_own_gtids_after_the_fork_are_errant():
-    new_primary = r.MariaDBGtidState.parse("0-1-100,0-2-150")  # applied 0-1-1..100, then wrote 101..150
-    old_primary = r.MariaDBGtidState.parse("0-1-105")  # wrote 101..105 that never reached it
-    found = r.mariadb_errant(new_primary, old_primary)
-    assert [str(g) for g in found] == ["0-1-101..0-1-105"] and len(found[0]) == 5
-    assert (0, 1, 103) in found[0] and (0, 2, 103) not in found[0]
-
-
-def test_a_position_alone_would_miss_that_divergence():
-    # By position the old primary (seq 105) is simply behind the new one (seq 150).
-    assert r.compare_gtids(r.MariaDBGtidPos.parse("0-2-150"), r.MariaDBGtidPos.parse("0-1-105")).errant_count == 0
-    diff = r.compare_histories(r.Dialect.MARIADB, "0-2-150", "0-1-105", "0-1-100,0-2-150", "0-1-105")
-    assert (diff.errant, diff.errant_count) == ("0-1-101..0-1-105", 5)
-
-
-def test_a_reseeded_primary_without_old_entries_makes_nothing_errant():
-    reseeded = r.MariaDBGtidState.parse("0-2-152")  # binary log reset by the copy, then replicated on
-    replica = r.MariaDBGtidState.parse("0-1-100,0-2-152")
-    assert r.mariadb_errant(reseeded, replica) == []
-
-
-def test_a_replica_written_to_locally_is_errant_even_once_the_primary_moved_on():
-    primary = r.MariaDBGtidState.parse("0-1-140")  # its sequence passed the replica's local write
-    replica = r.MariaDBGtidState.parse("0-1-100,0-3-101")
-    found = r.mariadb_errant(primary, replica, replica_server_id=3)
-    assert [str(g) for g in found] == ["0-3-1..0-3-101"]  # somewhere in there: the binary log says where
-    assert len(found[0]) == 1 and (0, 3, 101) in found[0]
-
-
-def test_mysql_errant_transactions_are_set_arithmetic():
-    diff = r.compare_histories(r.Dialect.MYSQL_84, f"{UUID}:1-100,{OTHER}:1-20", f"{UUID}:1-103")
-    assert (diff.missing, diff.missing_count) == (f"{OTHER}:1-20", 20)
-    assert (diff.errant, diff.errant_count) == (f"{UUID}:101-103", 3)
 
 
 @pytest.mark.parametrize(("dialect", "info", "gtid"), [
@@ -167,15 +130,12 @@ def test_tls_is_checked_against_the_name_a_server_is_known_by(mariadb_server):
     ca_pem = Path(mariadb_server.tls.ca).read_text()
     conn = r.connect("127.0.0.1", mariadb_server.port, "drctl", "pw", ssl_ca_pem=ca_pem, tls_name="localhost")
     with contextlib.closing(conn):
-        assert r._scalar(conn, "SELECT 1") == 1
+        assert r.scalar(conn, "SELECT 1") == 1
     with pytest.raises(pymysql.err.OperationalError, match=r"certificate verify failed"):
         r.connect("127.0.0.1", mariadb_server.port, "drctl", "pw", ssl_ca_pem=ca_pem, tls_name="mysql-eu.internal")
 
 
 def test_mysql_clients_check_the_stack_ca_when_a_server_is_reached_by_address():
-    from drctl.mysql.topology import DbServer
-    from drctl.runbook.failback import load_command
-
     by_ip = DbServer("eu-west", "replica", "203.0.113.7", 3306, "mysql-eu-west.db.shop.example.com",
                      "mysql-eu-west.db.shop.example.com", "drctl", "pw", "pem")
     by_name = DbServer("us-east", "primary", "a1.akamaidb.net", 11876, None, "a1.akamaidb.net", "akmadmin", "pw", "pem")

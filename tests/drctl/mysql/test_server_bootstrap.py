@@ -12,6 +12,7 @@ import pytest
 
 from drctl.mysql import bootstrap as boot
 from drctl.mysql import replication as r
+from drctl.mysql.gtid import compare_gtids
 from tests.support.replica_setups import managed_like, replica_config
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def test_replica_is_seeded_and_replicates_with_verified_tls(servers, tmp_path):
     with contextlib.closing(primary.connect()) as p, contextlib.closing(replica.connect()) as s:
         assert r.wait_for_gtids(s, MARIADB, r.executed_gtids(p, MARIADB), 10)
         status = r.replica_status(s, MARIADB)
-        comparison = r.compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB))
+        comparison = compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB))
     assert replica.query("SELECT COUNT(*) FROM woocommerce.wp_wc_orders") == [(3,)]
     assert status.ssl_verify_server_cert and status.auto_position
     # Seeding, local accounts and the state table added nothing to the replica's own history.
@@ -155,7 +156,7 @@ def test_self_managed_primary_then_replica_with_a_replication_only_account(serve
         status = r.replica_status(s, MARIADB)
         assert status.source_user == "replicator" and status.replicating
         assert r.heartbeat_lag(s) is not None
-        assert r.compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB)).errant_count == 0
+        assert compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB)).errant_count == 0
         assert r.enabled_events(s) == []  # the dumped heartbeat event is present but does not run here
         assert r.enabled_events(p) == [("drctl", "drctl_heartbeat_writer")]
 
