@@ -21,7 +21,8 @@ from drctl.mysql.topology import connect, discover, session
 from drctl.runbook import status
 from drctl.runbook.context import ChangeOptions, Runbook
 from drctl.runbook.failback import FailbackOptions, failback
-from drctl.runbook.promote import PromoteOptions, RunResult, promote
+from drctl.runbook.promote import PromoteOptions, promote
+from drctl.runbook.switchover import RunResult
 
 
 class RunbookStepFailed(Exception):

@@ -30,7 +30,16 @@ from drctl.mysql.topology import DatabaseUnreachable, DbServer, compare, discove
 from drctl.runbook import fencing
 from drctl.runbook.context import FENCES_FILE, ChangeOptions, Refused, Runbook, add_common_arguments
 from drctl.runbook.journal import Journal, Step
-from drctl.runbook.promote import Aborted, NullJournal, RunResult, Switchover, dry_run, execute, run_command, wait_for
+from drctl.runbook.switchover import (
+    Aborted,
+    NullJournal,
+    RunResult,
+    Switchover,
+    dry_run,
+    execute,
+    run_command,
+    wait_for,
+)
 from drctl.stack.command_line import UsageError
 
 REACHABLE_AFTER_UNFENCE_SECONDS = 120.0

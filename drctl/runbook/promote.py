@@ -23,14 +23,9 @@ period is refused unless `--force` (anti-flapping).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from drctl.cloud.traffic import wait_until_serving
-from drctl.mysql import gtid
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer, ServerState, Topology, compare, discover, session
 from drctl.runbook import fencing
@@ -41,17 +36,20 @@ from drctl.runbook.context import (
     Refused,
     Runbook,
     add_common_arguments,
-    checked_run,
 )
 from drctl.runbook.journal import Journal, JournalError, Step
-from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, UsageError, number, seconds
-
-PROGRESS_EVERY_SECONDS = 5.0
-
-
-class Aborted(Exception):
-    """The operation stopped and undid what it had changed; the message says what stands."""
-
+from drctl.runbook.switchover import (
+    NullJournal,
+    RunResult,
+    Switchover,
+    dry_run,
+    execute,
+    promotion_steps,
+    run_command,
+    source_region,
+    wait_for,
+)
+from drctl.stack.command_line import UsageError, number, seconds
 
 # --- options and results --------------------------------------------------------------------------
 
@@ -69,251 +67,6 @@ class PromoteOptions(ChangeOptions):
         return cls(region=args.region, force=args.force, accept_data_loss=args.accept_data_loss,
                    block_seconds=args.block_seconds, apply_timeout=args.apply_timeout,
                    **ChangeOptions.from_args(args).change_fields())
-
-
-@dataclass
-class RunResult:
-    """What a promote or failback did, for people (text) and machines (--output json)."""
-
-    operation: str
-    target: str
-    outcome: str = "failed"  # done | nothing-to-do | dry-run | refused | aborted | failed
-    mode: str | None = None
-    source: str | None = None  # the region that was primary
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    loss: dict[str, Any] | None = None
-    fencing: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    message: str = ""
-    journal: str | None = None
-    export: str | None = None  # failback: the errant-transaction export
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.outcome in ("done", "nothing-to-do", "dry-run") else EXIT_FAILED
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"operation": self.operation, "target": self.target, "outcome": self.outcome, "mode": self.mode,
-                "from": self.source, "steps": self.steps, "loss": self.loss, "fencing": self.fencing,
-                "warnings": self.warnings, "message": self.message, "journal": self.journal,
-                "export": self.export}
-
-    def render(self) -> str:
-        head = f"{self.operation} {self.target}: {self.outcome}"
-        if self.mode:
-            head += f" ({self.mode}" + (f", from {self.source})" if self.source else ")")
-        lines = [head]
-        if self.message:
-            lines.append(f"  {self.message}")
-        if self.loss:
-            lines.append(f"  data loss: {self.loss['summary']}")
-        for action in self.fencing:
-            mark = "fenced" if action["done"] else "NOT FENCED"
-            lines.append(f"  {mark} [{action['layer']}]: {action['description']}")
-        lines.extend(f"  warning: {w}" for w in self.warnings)
-        if self.export:
-            lines.append(f"  errant transactions exported to {self.export}")
-        if self.journal:
-            lines.append(f"  journal: {self.journal}")
-        return "\n".join(lines) + "\n"
-
-
-# --- shared pieces of promote and failback --------------------------------------------------------
-
-
-def source_region(rb: Runbook, state: ServerState) -> str | None:
-    """The region a replica replicates from, recognised by host and port."""
-    if state.replica is None:
-        return None
-    host, port = state.replica.source_host, state.replica.source_port
-    for region, server in rb.servers.items():
-        if port == server.port and host in (server.peer_host, server.host):
-            return region
-    return None
-
-
-def wait_for(rb: Runbook, conn, dialect: r.Dialect, gtids: str, timeout: float, label: str) -> bool:
-    """Wait (bounded) until the server behind `conn` has applied `gtids`, telling every few seconds
-    how many transactions are still to apply. True when it has."""
-    target = gtid.parse_gtids(dialect, gtids)
-    start = rb.monotonic()
-    while True:
-        elapsed = rb.monotonic() - start
-        chunk = min(PROGRESS_EVERY_SECONDS, max(0.0, timeout - elapsed))
-        if r.wait_for_gtids(conn, dialect, target, chunk):
-            return True
-        elapsed = rb.monotonic() - start
-        if elapsed >= timeout:
-            return False
-        behind = gtid.compare_gtids(target, r.executed_gtids(conn, dialect)).missing_count
-        rb.say(f"    {label}: {behind} transaction(s) still to apply ({elapsed:.0f} s of {timeout:.0f} s)")
-
-
-class Switchover:
-    """The steps that move the primary role from `source` to `target` when `source` answers (planned
-    promote, and the second half of failback). Step names get `prefix` so one journal can hold two."""
-
-    def __init__(self, rb: Runbook, journal: Journal, source: str, target: str, repoint: list[str],
-                 catch_up_timeout: float, traffic_timeout: float, skip_traffic: bool, prefix: str = ""):
-        self.rb, self.journal = rb, journal
-        self.source, self.target, self.repoint = source, target, repoint
-        self.catch_up_timeout, self.traffic_timeout, self.skip_traffic = catch_up_timeout, traffic_timeout, skip_traffic
-        self.prefix = prefix
-
-    def name(self, step: str) -> str:
-        return self.prefix + step
-
-    def steps(self) -> list[Step]:
-        s, t = self.source, self.target
-        return [
-            Step(self.name("fence-primary"), f"fence the primary in {s}: stop its heartbeat writer, read-only on, "
-                                             "verified; note its final GTID set", self.fence_primary),
-            Step(self.name("catch-up"), f"wait until {t} has applied every transaction of {s} "
-                                        f"(at most {self.catch_up_timeout:.0f} s; on timeout {s} is opened again)",
-                 self.catch_up),
-            *promotion_steps(self.rb, self.journal, t, self.repoint, self.traffic_timeout, self.skip_traffic,
-                             self.prefix, self.catch_up_timeout),
-        ]
-
-    def fence_primary(self) -> dict[str, Any]:
-        server = self.rb.server(self.source)
-        with session(server) as conn:
-            dialect = r.detect_dialect(conn)
-            detail = fencing.fence_sql(conn, dialect)
-            detail["gtids"] = str(r.executed_gtids(conn, dialect))
-        return detail
-
-    def catch_up(self) -> dict[str, Any]:
-        fenced = self.journal.detail(self.name("fence-primary"))
-        with session(self.rb.server(self.target)) as conn:
-            dialect = r.detect_dialect(conn)
-            status = r.replica_status(conn, dialect)
-            if status is not None and not status.sql_running and not status.last_sql_errno:
-                r.start_replica(conn, dialect)
-            if wait_for(self.rb, conn, dialect, fenced["gtids"], self.catch_up_timeout, self.target):
-                return {"gtids": fenced["gtids"]}
-            behind = gtid.compare_gtids(gtid.parse_gtids(dialect, fenced["gtids"]), r.executed_gtids(conn, dialect))
-        self.unfence(fenced)
-        raise Aborted(
-            f"{self.target} did not apply the primary's transactions within {self.catch_up_timeout:.0f} s "
-            f"({behind.missing_count} missing: {behind.missing}); the primary in {self.source} was opened for "
-            "writes again and nothing else changed. Find out why the replica is slow (drctl status), "
-            "then run promote again, with a longer --catch-up-timeout if need be"
-        )
-
-    def unfence(self, fenced: dict[str, Any]) -> None:
-        with session(self.rb.server(self.source)) as conn:
-            fencing.unfence_sql(conn, r.detect_dialect(conn), restart_heartbeat=fenced["heartbeatWriterStopped"])
-
-
-def promotion_steps(rb: Runbook, journal: Journal, target: str, repoint: list[str], traffic_timeout: float,
-                    skip_traffic: bool, prefix: str = "", catch_up_timeout: float = 60.0) -> list[Step]:
-    """Promote `target`, repoint `repoint` to it (the old primary too, when it answers), move
-    traffic, verify: the common tail of every promotion."""
-    server = rb.server(target)
-
-    def promote_target() -> dict[str, Any]:
-        with session(server) as conn:
-            dialect = r.detect_dialect(conn)
-            fork = str(r.executed_gtids(conn, dialect))
-            state = r.promote_to_primary(conn, dialect, heartbeat_event=server.writes_heartbeat_event)
-            return {"gtids": fork, "readOnly": state.read_only,
-                    "heartbeatWriter": r.heartbeat_writer_state(conn)}
-
-    def repoint_servers() -> dict[str, str]:
-        results = {}
-        for region in repoint:
-            results[region] = repoint_one(rb, rb.server(region), server, catch_up_timeout)
-            rb.say(f"    {region}: {results[region]}")
-        return results
-
-    def switch_traffic() -> dict[str, Any]:
-        backend = rb.traffic()
-        change = backend.route_to(target)
-        rb.say(f"    {change.description}")
-        state = wait_until_serving(backend, target, traffic_timeout, say=rb.say, clock=rb.monotonic, sleep=rb.sleep)
-        return {"change": change.as_dict(), "serving": state.serving, "order": list(state.order)}
-
-    def verify() -> dict[str, Any]:
-        found = verify_promotion(rb, target, journal.detail(prefix + "repoint") or {})
-        for problem in found["problems"]:
-            rb.say(f"    problem: {problem}")
-        return found
-
-    steps = [
-        Step(prefix + "promote", f"promote {target}: stop and forget replication, read-only off (verified), "
-                                 "heartbeat written there", promote_target),
-        Step(prefix + "repoint", f"repoint {', '.join(repoint) or 'no other server'} to {target} "
-                                 "(GTID auto-position, verified TLS)", repoint_servers),
-    ]
-    if skip_traffic:
-        steps.append(Step(prefix + "switch-traffic", "leave traffic alone (--skip-traffic)",
-                          lambda: {"skipped": True}))
-    else:
-        steps.append(Step(prefix + "switch-traffic", f"send traffic to {target} and wait until it serves "
-                                                     f"(at most {traffic_timeout:.0f} s)", switch_traffic))
-    steps.append(Step(prefix + "verify", f"verify: {target} writable, the others replicate from it", verify))
-    return steps
-
-
-def repoint_one(rb: Runbook, server: DbServer, new_primary: DbServer, apply_timeout: float) -> str:
-    """Make one server a replica of the new primary; returns what happened in one line. Never
-    repoints a server that has transactions the new primary lacks (it would diverge)."""
-    try:
-        with session(server) as conn, session(new_primary) as primary_conn:
-            dialect = r.detect_dialect(conn)
-            status = r.replica_status(conn, dialect)
-            if status is not None:
-                pending, count = r.retrieved_not_applied(conn, dialect, status)
-                if count and status.sql_running:
-                    wait_for(rb, conn, dialect, str(pending), apply_timeout, server.region)
-            diff = r.compare_servers(primary_conn, conn, dialect)
-            if diff.errant_count:
-                return (f"NOT repointed: it has {diff.errant_count} transaction(s) {new_primary.region} lacks "
-                        f"({diff.errant}); rebuild it from {new_primary.region} (drctl failback --to "
-                        f"{server.region} --discard-errant reseeds it)")
-            fencing.fence_sql(conn, dialect)  # a demoted primary: read-only before it follows anyone
-            r.repoint(conn, dialect, new_primary.as_source(), timeout=60)
-            return f"replicating from {new_primary.region}"
-    except Exception as err:  # one server failing must not stop the others; verify reports it
-        return f"NOT repointed: {err}"
-
-
-def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dict[str, Any]:
-    """The promotion stands or falls with the new primary (raises when it is not a writable primary);
-    a server that does not follow it is a problem to report, not a reason to stop."""
-    server = rb.server(target)
-    with session(server) as conn:
-        dialect = r.detect_dialect(conn)
-        ro = r.read_only_state(conn, dialect)
-        if ro.read_only or r.replica_status(conn, dialect) is not None:
-            raise r.ReplicationError(f"verification failed: {target} is not a writable primary "
-                                     f"(read_only={ro.read_only})")
-        problems = []
-        if server.writes_heartbeat_event and r.heartbeat_writer_state(conn) != "ENABLED":
-            problems.append(f"{target}'s heartbeat writer is not enabled: replica lag cannot be measured")
-        r.write_heartbeat(conn)  # a fresh transaction every replica must receive
-        gtids = r.executed_gtids(conn, dialect)
-    checks = {target: "writable primary"}
-    for region, outcome in repointed.items():
-        if not outcome.startswith("replicating"):
-            problems.append(f"{region}: {outcome}")
-            continue
-        try:
-            with session(rb.server(region)) as conn:
-                status = r.replica_status(conn, dialect)
-                if status is None or not status.replicating:
-                    why = "; ".join(status.problems()) if status else "no source"
-                    problems.append(f"{region} does not replicate from {target}: {why}")
-                elif not r.wait_for_gtids(conn, dialect, gtids, 20):  # under the connection's read timeout
-                    problems.append(f"{region} did not receive {target}'s newest transaction within 20 s")
-                elif not r.read_only_state(conn, dialect).fenced:
-                    problems.append(f"{region} replicates from {target} but is writable")
-                else:
-                    checks[region] = f"replicating from {target}, read-only"
-        except Exception as err:
-            problems.append(f"{region}: {err}")
-    return {"checks": checks, "problems": problems}
 
 
 # --- promote ------------------------------------------------------------------------------------
@@ -596,74 +349,6 @@ def _record(rb: Runbook, plan: dict[str, Any], journal: Journal) -> dict[str, An
     return {"from": plan["from"], "to": plan["to"]}
 
 
-class NullJournal(Journal):
-    """Stands in for the journal in --dry-run: nothing is done, nothing is written."""
-
-    def __init__(self) -> None:
-        super().__init__(path=None, operation="", params={})  # type: ignore[arg-type]
-        self.doc = {"steps": []}
-
-
-def dry_run(rb: Runbook, result: RunResult, steps: list[Step], journal: Journal | None,
-            refusal: str | None = None) -> RunResult:
-    """What a --dry-run of promote or failback reports: every step, and which a resumed run skips."""
-    result.outcome = "dry-run"
-    for step in steps:
-        done = journal is not None and journal.done(step.name)
-        result.steps.append({"name": step.name, "description": step.description,
-                             "status": "done in an earlier run" if done else "would run"})
-        rb.say(f"  {'=' if done else '>'} {step.description}" + (" (done in an earlier run)" if done else ""))
-    result.message = "dry run: nothing was changed"
-    if refusal:
-        result.message += f"; as things stand the promotion would be refused: {refusal}"
-    return result
-
-
-def execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step], plan: dict[str, Any],
-             opts: Any, operation: str) -> RunResult:
-    outcome = "failed"
-    try:
-        journal.run(steps, rb.say)
-        outcome, result.message = "done", f"{plan['to']} is the primary"
-    except Aborted as err:
-        outcome, result.message = "aborted", str(err)
-    except Refused as err:
-        outcome, result.message = "refused", str(err)
-    except (Exception, KeyboardInterrupt) as err:
-        interrupted = isinstance(err, KeyboardInterrupt)
-        stopped = next((s["name"] for s in journal.doc["steps"] if s["status"] == "failed"), "?")
-        result.message = (f"stopped at step {stopped}: {'interrupted' if interrupted else err}. Last step done: "
-                          f"{Journal.last_done(journal.doc) or 'none'}. Fix the cause and run the same command again "
-                          f"to continue (journal: {journal.path})")
-        if interrupted:
-            # The caller sees only the interrupt: say here where things stand (a primary may be fenced).
-            rb.say(f"{operation} {plan['to']}: {result.message}")
-            raise
-    finally:
-        result.steps = [{k: s.get(k) for k in ("name", "status", "error")} for s in journal.doc["steps"]]
-        fenced = journal.detail("fence-old-primary")
-        if fenced:
-            result.fencing = fenced
-            # An unreachable server cannot be fenced in SQL, which is expected; the other layers matter.
-            result.warnings += [f"could not fence: {a['description']}" for a in fenced
-                                if not a["done"] and a["layer"] != "sql"]
-        verified = journal.detail("verify") or journal.detail("switch-verify") or {}
-        result.warnings += verified.get("problems", [])
-        if opts.skip_traffic:
-            result.warnings.append("traffic was not moved (--skip-traffic): move it to "
-                                   f"{plan['to']} yourself")
-    result.outcome = outcome
-    if outcome in ("done", "aborted", "refused"):
-        journal.finish(outcome)
-    mode = plan["mode"] if plan["mode"] in ("planned", "unplanned") else "planned"
-    warning = rb.run_post_hooks(opts.post_hooks, rb.hook_env(
-        operation, "post", plan["from"] or "", plan["to"], mode, False,
-        "success" if outcome == "done" else "failed"))
-    if warning:
-        result.warnings.append(warning)
-    return result
-
-
 # --- command line ---------------------------------------------------------------------------------
 
 
@@ -691,24 +376,4 @@ def run(args: argparse.Namespace) -> int:
     opts = PromoteOptions.from_args(args)
     return run_command("promote", opts.region, args, lambda rb: promote(rb, opts))
 
-
-def run_command(operation: str, target: str, args: argparse.Namespace, body: Callable[[Runbook], RunResult]) -> int:
-    """The command line around promote and failback: a refusal before any change becomes a result
-    too, so `-o json` always prints a document."""
-    def reported(rb: Runbook) -> int:
-        try:
-            result = body(rb)
-        except (Refused, JournalError) as err:
-            result = RunResult(operation, target, outcome="refused", message=str(err), journal=str(rb.journal_path))
-        return report(result, args)
-    return checked_run(operation, args, reported)
-
-
-def report(result: RunResult, args: argparse.Namespace) -> int:
-    if args.output == "json":
-        json.dump(result.as_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(result.render())
-    return result.exit_code
 

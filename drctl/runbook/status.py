@@ -19,7 +19,7 @@ from typing import Any
 
 from drctl.mysql.topology import ServerState, Topology, compare, discover
 from drctl.runbook.context import Runbook, add_common_arguments, checked_run
-from drctl.runbook.promote import source_region
+from drctl.runbook.switchover import source_region
 from drctl.stack.command_line import EXIT_FAILED, EXIT_OK
 
 PRIMARY_HEARTBEAT_STALE_SECONDS = 5.0
