@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
 from components.server_names import longest_domain, name_problem
+from drctl.stack.outputs import ProbeCounts
 
 NAMESPACE = "woocommerce-dr"
 
@@ -163,7 +164,7 @@ class DatabaseSpec(_Model):
         return WEEKDAYS.index(self.maintenance_day) + 1
 
 
-class MonitorSpec(_Model):
+class MonitorSpec(ProbeCounts, _Model):
     path: str = Field("/healthz", pattern=_PATH)
     interval: int = Field(60, ge=10, le=3600)
     timeout: int = Field(5, ge=1, le=10)
@@ -171,15 +172,6 @@ class MonitorSpec(_Model):
     consecutive_down: int = Field(2, ge=0, le=10)
     consecutive_up: int = Field(2, ge=0, le=10)
     expected_codes: str = Field("200", pattern=_EXPECTED_CODES.pattern)
-
-    # Cloudflare treats consecutiveDown/Up 0 as 1 (drctl.stack.outputs.MonitorOut has the same pair).
-    @property
-    def fall(self) -> int:
-        return max(1, self.consecutive_down)
-
-    @property
-    def rise(self) -> int:
-        return max(1, self.consecutive_up)
 
     @property
     def worst_case_detection_seconds(self) -> int:

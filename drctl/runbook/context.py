@@ -169,6 +169,15 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     add_output_argument(p)
 
 
+def add_command(subparsers: argparse._SubParsersAction, name: str, summary: str, doc: str) -> argparse.ArgumentParser:
+    """A runbook sub-command: its module docstring (past the first line) as the description, and
+    the arguments every runbook command takes."""
+    p = subparsers.add_parser(name, help=summary, description=doc.split("\n", 1)[1].strip(),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p)
+    return p
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChangeOptions:
     """The flags of every command that changes which database takes writes (promote, failback, and

@@ -35,13 +35,14 @@ from drctl.runbook.context import (
     ChangeOptions,
     Refused,
     Runbook,
-    add_common_arguments,
+    add_command,
 )
 from drctl.runbook.journal import Journal, JournalError, Step
 from drctl.runbook.switchover import (
     NullJournal,
     RunResult,
     Switchover,
+    begin,
     dry_run,
     execute,
     promotion_steps,
@@ -49,7 +50,7 @@ from drctl.runbook.switchover import (
     source_region,
     wait_for,
 )
-from drctl.stack.command_line import UsageError, number, seconds
+from drctl.stack.command_line import number, seconds
 
 # --- options and results --------------------------------------------------------------------------
 
@@ -263,19 +264,7 @@ def fetch_from(rb: Runbook, conn, dialect: r.Dialect, donor: DbServer, timeout: 
 def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
     """Run (or --dry-run) a promotion. Raises Refused / UsageError / JournalError before any change;
     after that, failures are recorded in the result and the journal."""
-    if not opts.dry_run and not opts.yes:
-        raise UsageError("promote changes which database takes writes: pass --yes to act, or --dry-run to "
-                         "see the steps")
-    rb.server(opts.region)
-    result = RunResult("promote", opts.region, journal=str(rb.journal_path))
-    params = {"region": opts.region}
-    if opts.dry_run:
-        journal = rb.peek_journal("promote", params, opts.abandon_journal)
-    else:
-        journal, _ = rb.open_journal("promote", params, opts.abandon_journal)
-    plan = journal.detail("assess") if journal is not None else None
-    if plan is not None:
-        rb.say("  = read every server and decide (done in an earlier run)")
+    result, journal, plan = begin(rb, "promote", opts.region, {"region": opts.region}, opts)
     blocked = None
     if plan is None:
         try:
@@ -353,12 +342,7 @@ def _record(rb: Runbook, plan: dict[str, Any], journal: Journal) -> dict[str, An
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "promote", help="make a region's replica the primary (planned or after losing the primary)",
-        description=__doc__.split("\n", 1)[1].strip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_arguments(p)
+    p = add_command(subparsers, "promote", "make a region's replica the primary (planned or after losing the primary)", __doc__)
     p.add_argument("--region", required=True, help="the region whose replica becomes the primary")
     ChangeOptions.add_arguments(p)
     p.add_argument("--accept-data-loss", action="store_true",

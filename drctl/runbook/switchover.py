@@ -17,9 +17,9 @@ from drctl.mysql import gtid
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer, ServerState, session
 from drctl.runbook import fencing
-from drctl.runbook.context import Refused, Runbook, checked_run
+from drctl.runbook.context import ChangeOptions, Refused, Runbook, checked_run
 from drctl.runbook.journal import Journal, JournalError, Step
-from drctl.stack.command_line import EXIT_FAILED, EXIT_OK
+from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, UsageError
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -271,6 +271,26 @@ def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dic
         except Exception as err:
             problems.append(f"{region}: {err}")
     return {"checks": checks, "problems": problems}
+
+
+def begin(rb: Runbook, operation: str, target: str, params: dict[str, Any],
+          change: ChangeOptions) -> tuple[RunResult, Journal | None, dict[str, Any] | None]:
+    """How promote and failback start: --yes or --dry-run, a region the stack has, the journal
+    (opened and resumed; only looked at in a dry run, None when there is none), and the plan an
+    earlier run of this operation recorded (None when it must be made now)."""
+    if not change.dry_run and not change.yes:
+        raise UsageError(f"{operation} changes which database takes writes: pass --yes to act, or --dry-run to "
+                         "see the steps")
+    rb.server(target)
+    result = RunResult(operation, target, journal=str(rb.journal_path))
+    if change.dry_run:
+        journal = rb.peek_journal(operation, params, change.abandon_journal)
+    else:
+        journal, _ = rb.open_journal(operation, params, change.abandon_journal)
+    plan = journal.detail("assess") if journal is not None else None
+    if plan is not None:
+        rb.say("  = read every server and decide (done in an earlier run)")
+    return result, journal, plan
 
 
 # --- running the steps ---------------------------------------------------------------------------

@@ -56,15 +56,13 @@ class RegionOut(_Model):
     pool_id: str | None = None  # load-balancer mode
 
 
-class MonitorOut(_Model):
-    interval: int
-    timeout: int
-    retries: int
+class ProbeCounts:
+    """Fall and rise of a Cloudflare monitor, for the stack's config model and the outputs alike:
+    Cloudflare treats consecutiveDown/Up 0 as 1 (one failed or good probe changes the state)."""
+
     consecutive_down: int
     consecutive_up: int
-    expected_codes: str
 
-    # Cloudflare treats consecutiveDown/Up 0 as 1: one failed (or good) probe changes the state.
     @property
     def fall(self) -> int:
         """Failed probes in a row before an origin is down."""
@@ -74,6 +72,15 @@ class MonitorOut(_Model):
     def rise(self) -> int:
         """Good probes in a row before an origin is up again."""
         return max(1, self.consecutive_up)
+
+
+class MonitorOut(ProbeCounts, _Model):
+    interval: int
+    timeout: int
+    retries: int
+    consecutive_down: int
+    consecutive_up: int
+    expected_codes: str
 
 
 class CloudflareOut(_Model):

@@ -10,6 +10,7 @@ import pytest
 from drctl.mysql import replication as r
 from drctl.mysql.gtid import compare_gtids
 from tests.support.mariadb import replicate
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
@@ -87,10 +88,10 @@ def test_heartbeat_lag_is_measured_from_replicated_data(mariadb_pair):
     with contextlib.closing(primary.connect()) as conn:
         r.install_heartbeat(conn, with_event=True)  # the test servers run the event scheduler
     replicate(replica, primary)
-    time.sleep(1.2)  # at least one beat from the event after replication started
     with contextlib.closing(replica.connect()) as conn:
+        wait_until(lambda: r.heartbeat_lag(conn) is not None, what="a heartbeat reaching the replica")
         lag = r.heartbeat_lag(conn)
-        assert lag is not None and 0 <= lag < 2.2
+        assert 0 <= lag < 5  # a beat a second, replicated at once: seconds at most, even on a loaded machine
         r.stop_replica(conn, MARIADB)
         time.sleep(1.5)
         assert r.heartbeat_lag(conn) >= 1.5  # a stalled replica ages while the primary beats on

@@ -5,7 +5,6 @@ replication account lacks a privilege."""
 import contextlib
 import dataclasses
 import json
-import time
 
 import pymysql
 import pytest
@@ -14,6 +13,7 @@ from drctl.mysql import bootstrap as boot
 from drctl.mysql import replication as r
 from drctl.mysql.gtid import compare_gtids
 from tests.support.replica_setups import managed_like, replica_config
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
@@ -151,11 +151,11 @@ def test_self_managed_primary_then_replica_with_a_replication_only_account(serve
         "waitForSourceSeconds": 5,
     })
     assert boot.run(config, log=lambda _m: None) == boot.EXIT_OK, status_file(config)["problem"]
-    time.sleep(1.2)  # a few heartbeats: each must arrive from the primary, none be written here
     with contextlib.closing(primary.connect()) as p, contextlib.closing(replica.connect()) as s:
+        # Heartbeats arrive from the primary; none may be written here.
+        wait_until(lambda: r.heartbeat_lag(s) is not None, what="a heartbeat reaching the replica")
         status = r.replica_status(s, MARIADB)
         assert status.source_user == "replicator" and status.replicating
-        assert r.heartbeat_lag(s) is not None
         assert compare_gtids(r.executed_gtids(p, MARIADB), r.executed_gtids(s, MARIADB)).errant_count == 0
         assert r.enabled_events(s) == []  # the dumped heartbeat event is present but does not run here
         assert r.enabled_events(p) == [("drctl", "drctl_heartbeat_writer")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -23,6 +22,7 @@ from drctl.rehearsal.local.ports import PortPool
 from drctl.rehearsal.topology import RegionPorts, RehearsalSpec, haproxy_config, haproxy_files
 from drctl.stack.outputs import StackOutputs
 from tests.support.binaries import need
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 REGIONS = ("us-east", "eu-west")
@@ -96,7 +96,7 @@ def backend(haproxy):
     process, ports = haproxy
     traffic = HAProxyTraffic(process.api, REGIONS)
     linode = HAProxyLinode(process.api, REGIONS, {p.name: tuple(p.origins) for p in ports}, process.directory)
-    wait_for(lambda: traffic.state().serving == "us-east" and all(r.healthy for r in traffic.state().regions.values()))
+    wait_until(lambda: traffic.state().serving == "us-east" and all(r.healthy for r in traffic.state().regions.values()))
     yield traffic, linode, ports
     # leave the shared haproxy as the next test expects it
     traffic.route_to("us-east")
@@ -106,15 +106,6 @@ def backend(haproxy):
             linode.set_node_mode(node, "accept")
         for fw in (LocalIds(REGIONS.index(region)).nodebalancer_firewall, LocalIds(REGIONS.index(region)).database_firewall):
             linode.set_firewall_rules(fw, {"inbound": [{"action": "ACCEPT"}], "inbound_policy": "DROP"})
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("condition not met within the timeout")
 
 
 def outputs() -> StackOutputs:
@@ -153,11 +144,11 @@ def test_rejecting_the_primary_nodes_fails_traffic_over_by_health_checks_alone(b
     for node in nodes:
         linode.set_node_mode(node, "reject")
     assert {n.mode for n in linode.node_statuses(LocalIds(0).nodebalancer)} == {"reject"}
-    wait_for(lambda: traffic.state().serving == "eu-west")
+    wait_until(lambda: traffic.state().serving == "eu-west")
     assert traffic.state().regions["us-east"].healthy is False
     for node in nodes:
         linode.set_node_mode(node, "accept")
-    wait_for(lambda: traffic.state().serving == "us-east")
+    wait_until(lambda: traffic.state().serving == "us-east")
 
 
 def test_route_to_holds_traffic_in_the_dr_region_even_when_the_old_pool_is_enabled_again(backend):
@@ -177,11 +168,11 @@ def test_a_blackholed_nodebalancer_hangs_connections_and_fails_its_pool(backend)
     fw = LocalIds(0).nodebalancer_firewall
     original = linode.firewall_rules(fw)
     linode.set_firewall_rules(fw, {**original, "inbound": [], "inbound_policy": "DROP"})
-    wait_for(lambda: traffic.state().serving == "eu-west")
+    wait_until(lambda: traffic.state().serving == "eu-west")
     probe = HttpsProbe("dr-test.shop.example.com", "/healthz", timeout=0.3, port=ports[0].nb_port)
     assert probe("127.0.0.1").error == "timed out after 0.3 s"  # not even a reset: the NodeBalancer is cut off
     linode.set_firewall_rules(fw, original)
-    wait_for(lambda: traffic.state().serving == "us-east")
+    wait_until(lambda: traffic.state().serving == "us-east")
     assert linode.firewall_rules(fw) == original
 
 
@@ -219,10 +210,10 @@ def test_each_fault_moves_traffic_and_restore_puts_back_exactly_what_it_changed(
     before_rules = linode.firewall_rules(LocalIds(0).nodebalancer_firewall)
     done = faults.inject(fault, "us-east")
     assert done and faults.pending
-    wait_for(lambda: traffic.state().serving == "eu-west")
+    wait_until(lambda: traffic.state().serving == "eu-west")
     restored = faults.restore()
     assert restored and not any(line.startswith("NOT") for line in restored) and not faults.pending
-    wait_for(lambda: traffic.state().serving == "us-east")
+    wait_until(lambda: traffic.state().serving == "us-east")
     assert {n.mode for n in linode.node_statuses(LocalIds(0).nodebalancer)} == {"accept"}
     assert traffic.state().regions["us-east"].enabled
     assert linode.firewall_rules(LocalIds(0).nodebalancer_firewall) == before_rules

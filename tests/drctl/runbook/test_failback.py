@@ -4,7 +4,6 @@ switchover returns the primary role and the traffic."""
 
 import contextlib
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,15 @@ from drctl.runbook.failback import FailbackOptions, failback
 from drctl.runbook.promote import PromoteOptions, promote
 from drctl.runbook.status import collect
 from tests.support.runbook_support import ADMIN_PASSWORD, Shop, app_insert, order_ids, wait_caught_up
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
+
+
+def binlog_position(server) -> str:
+    """What the server has written to its binary log (MariaDB's gtid_binlog_pos)."""
+    return server.query("SELECT @@GLOBAL.gtid_binlog_pos")[0][0]
 
 
 def lose_the_primary(shop, cloud, lost_orders=()):
@@ -38,7 +43,9 @@ def lose_the_primary(shop, cloud, lost_orders=()):
     assert result.outcome == "done", result.message
     app_insert(replica, 100)  # the shop goes on in eu-west
     primary.start()
-    time.sleep(1.2)  # its heartbeat event writes at least once: transactions eu-west never sees
+    written = binlog_position(primary)
+    # Its heartbeat event writes at least once: transactions eu-west never sees.
+    wait_until(lambda: binlog_position(primary) != written, what="a heartbeat on the restarted us-east")
     return rb
 
 
@@ -127,6 +134,20 @@ def test_failback_dry_run_warns_of_errant_transactions_and_changes_nothing(maria
     assert [s["name"] for s in result.steps][:4] == ["lift-network-fence", "fence-rejoining", "check-errant", "rejoin"]
     assert "failback will export them and refuse unless --discard-errant" in result.message
     assert len(cloud.linode.writes()) == writes and cloud.serving() == "eu-west"
+
+
+def test_failback_dry_run_says_when_it_could_not_check_for_errant_transactions(mariadb_pair, tmp_path, cloud):
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
+    rb = lose_the_primary(shop, cloud, lost_orders=(4,))
+    shop["us-east"].kill()  # down again: nothing can be read from it
+
+    result = failback(rb, FailbackOptions(to="us-east", dry_run=True))
+
+    assert result.outcome == "dry-run"
+    [warning] = [w for w in result.warnings if "errant" in w]
+    assert warning.startswith("could not check us-east for errant transactions (")
+    assert warning.endswith("the real run checks again and refuses if it finds any")
+    assert ADMIN_PASSWORD not in warning
 
 
 def _expand(ranges: str) -> list[str]:

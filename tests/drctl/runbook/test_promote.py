@@ -31,6 +31,7 @@ from tests.support.runbook_support import (
     paper_servers,
     wait_caught_up,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 MARIADB = r.Dialect.MARIADB
@@ -53,22 +54,15 @@ def stop_receiving(server) -> None:
         r.stop_io_thread(conn, MARIADB)
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 # --- planned --------------------------------------------------------------------------------------
 
 
 def test_planned_promote_under_a_concurrent_writer_loses_no_order(mariadb_trio, tmp_path, cloud):
     shop = Shop.build(list(mariadb_trio), tmp_path, cloud.linode)
     with OrderWriter(shop["us-east"]) as writer:
-        wait_for(lambda: len(writer.committed) >= 100)
+        wait_until(lambda: len(writer.committed) >= 100)
         result = promote(shop.runbook(cloud.load_balancer()), PromoteOptions(region="eu-west", yes=True))
-        wait_for(lambda: len(writer.refused) >= 5)  # the writer keeps trying the fenced primary
+        wait_until(lambda: len(writer.refused) >= 5)  # the writer keeps trying the fenced primary
     assert result.outcome == "done", result.message
     assert result.loss["transactions"] == 0
     committed = set(writer.committed)
@@ -108,7 +102,7 @@ def test_a_slow_replica_aborts_the_planned_promote_and_reopens_the_primary(maria
     blocker = shop["eu-west"].connect()
     try:
         blocker.cursor().execute("FLUSH TABLES WITH READ LOCK")  # its SQL thread cannot apply anything
-        time.sleep(1.2)  # a heartbeat arrives and waits
+        app_insert(shop["us-east"], 900)  # an order that arrives and waits
         result = promote(shop.runbook(cloud.load_balancer()),
                          PromoteOptions(region="eu-west", yes=True, catch_up_timeout=1))
     finally:
@@ -204,13 +198,13 @@ def test_a_crash_mid_promote_then_a_rerun_completes_without_repeating_finished_s
     args = ("promote", "--outputs", str(shop.outputs_file), "--region", "eu-west", "--yes")
     blocker = shop["eu-west"].connect()
     blocker.cursor().execute("FLUSH TABLES WITH READ LOCK")  # the replica cannot catch up...
-    time.sleep(1.2)
+    app_insert(shop["us-east"], 900)  # ...with an order that arrives and waits
     first = drctl(*args, env=env)
 
     def catching_up():
         steps = json.loads(journal.read_text())["steps"] if journal.exists() else []
         return any(s["name"] == "catch-up" and s["status"] == "running" for s in steps)
-    wait_for(catching_up)
+    wait_until(catching_up)
     first.send_signal(signal.SIGKILL)  # ...and drctl dies while it waits
     first.communicate()
     blocker.close()
@@ -237,7 +231,7 @@ def test_ctrl_c_mid_promote_says_where_things_stand(mariadb_pair, tmp_path, clou
     journal = tmp_path / "state-cli" / "runbook-test" / "journal.json"
     blocker = shop["eu-west"].connect()
     blocker.cursor().execute("FLUSH TABLES WITH READ LOCK")  # the replica cannot catch up...
-    time.sleep(1.2)
+    app_insert(shop["us-east"], 900)  # ...with an order that arrives and waits
     # Started as a shell's background job (a CI runner's, say) is: with SIGINT ignored, which children
     # inherit. drctl answers SIGINT all the same.
     first = drctl("promote", "--outputs", str(shop.outputs_file), "--region", "eu-west", "--yes", env=env,
@@ -246,7 +240,7 @@ def test_ctrl_c_mid_promote_says_where_things_stand(mariadb_pair, tmp_path, clou
     def catching_up():
         steps = json.loads(journal.read_text())["steps"] if journal.exists() else []
         return any(s["name"] == "catch-up" and s["status"] == "running" for s in steps)
-    wait_for(catching_up)
+    wait_until(catching_up)
     first.send_signal(signal.SIGINT)  # ...and the operator presses Ctrl-C while it waits
     try:
         out, err = first.communicate(timeout=20)  # within seconds, though the replica is still blocked
