@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from drctl.plan.engine import ProgramRun, run_program
-from drctl.stack.files import REPO_ROOT, StackFile, config_from_mapping, project_name
+from drctl.stack.files import REPO_ROOT, StackFile, config_from_mapping, project_name, read_stack_config
 
 NS = "woocommerce-dr"
 PROGRAMS = REPO_ROOT / "tests" / "program" / "programs"
@@ -22,8 +22,7 @@ PROGRAMS = REPO_ROOT / "tests" / "program" / "programs"
 
 @cache
 def _stack_mapping(stack: str) -> dict[str, Any]:
-    with open(REPO_ROOT / f"Pulumi.{stack}.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)["config"]
+    return read_stack_config(REPO_ROOT / f"Pulumi.{stack}.yaml")
 
 
 def stack_mapping(stack: str, **changes: Any) -> dict[str, Any]:
