@@ -42,6 +42,17 @@ def stack_file(stack: str, **changes: Any) -> StackFile:
     return config_from_mapping(project_name(), stack, stack_mapping(stack, **changes))
 
 
+# drctl watch's address in dns-failover stacks: the mode requires one (components/config.py).
+WATCHDOG_CIDRS = ["198.51.100.7/32"]
+
+
+def dns_failover(stack: str = "prod", **changes: Any) -> StackFile:
+    """`stack` switched to traffic.mode dns-failover, with the watchdog network the mode needs."""
+    traffic = {**raw_config(stack)["traffic"], "mode": "dns-failover"}
+    access = {**raw_config(stack).get("access", {}), "watchdogCidrs": WATCHDOG_CIDRS}
+    return stack_file(stack, **{"traffic": traffic, "access": access, **changes})
+
+
 def three_regions(stack: str = "prod", **changes: Any) -> StackFile:
     """A 3-region variant: us-east primary, eu-west then ap-south in failover order."""
     regions = [
