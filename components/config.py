@@ -119,7 +119,7 @@ class _Model(BaseModel):
 
 
 class RegionSpec(_Model):
-    region: str
+    region: str = Field(description="a Linode region id such as us-east")
     web_nodes: int = Field(2, ge=1, le=25)
     instance_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
     image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
@@ -289,14 +289,19 @@ def _networks(cidrs: tuple[str, ...], where: str, whole_internet: str, opens: st
         version, covered, _ = wide
         yield Problem(
             where,
-            f"together these networks cover {_as_prefix(version, covered)} of IPv{version} ({covered:,} addresses, "
-            f"overlaps merged): that would open {opens} to a large share of the internet",
+            f"together these networks cover {_as_prefix(version, covered)} of IPv{version} "
+            f"({_amount(version, covered)}, overlaps merged): that would open {opens} to a large share of the internet",
             list(cidrs), SOURCE_BUDGET,
         )
 
 
 SOURCE_BUDGET = (f"networks that together cover at most a /{MAX_SOURCE_PREFIX[4]} of IPv4 "
                  f"({2 ** (32 - MAX_SOURCE_PREFIX[4]):,} addresses) and at most a /{MAX_SOURCE_PREFIX[6]} of IPv6")
+
+
+def _amount(version: int, addresses: int) -> str:
+    """IPv4 in addresses; IPv6 in /32s, whose address counts have 30 digits."""
+    return f"{addresses:,} addresses" if version == 4 else f"the space of {addresses / 2 ** 96:,g} /32s"
 
 
 def _as_prefix(version: int, addresses: int) -> str:
@@ -312,7 +317,7 @@ class ObjectivesSpec(_Model):
 
 
 class StackConfig(_Model):
-    domain: str
+    domain: str = Field(description="the shop's fully qualified domain name, such as shop.example.com")
     regions: tuple[RegionSpec, ...]
     node_balancer: NodeBalancerSpec = NodeBalancerSpec()
     database: DatabaseSpec = DatabaseSpec()
@@ -517,7 +522,8 @@ def _check(model: type[_Model], raw: Any, path: str) -> tuple[Any, list[Problem]
         field = model.model_fields[name]
         if alias not in raw:
             if field.is_required():
-                problems.append(Problem(f"{path}{alias}", "required key is missing", None, _describe(field.annotation)))
+                problems.append(Problem(f"{path}{alias}", "required key is missing", None,
+                                        field.description or _describe(field.annotation, field.metadata)))
                 failed.add(name)
             continue
         value, field_problems = _check_field(field, raw[alias], f"{path}{alias}")
@@ -589,11 +595,11 @@ def _from_pydantic(error: Mapping[str, Any], path: str, field: Any) -> Problem:
         item = next(a for a in get_args(field.annotation) if a is not Ellipsis)
         allowed = _describe(item)
     else:
-        allowed = _describe(field.annotation, field.metadata)
+        allowed = field.description or _describe(field.annotation, field.metadata)
     problem = _problem_text(error["type"], error["msg"])
     got = error.get("input")
     if error["type"] == "literal_error" and isinstance(got, str):
-        hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.5)
+        hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.6)
         problem += f"; did you mean {hint[0]!r}?" if hint else ""
     return Problem(path + index, problem, got, allowed)
 

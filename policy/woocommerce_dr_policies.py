@@ -177,7 +177,8 @@ def _opens(rule: Any, ports: tuple[int, ...]) -> bool:
 
 
 def _share(version: int, addresses: int) -> str:
-    return f"{as_prefix(version, addresses)} of IPv{version} ({addresses:,} addresses)"
+    amount = f"{addresses:,} addresses" if version == 4 else f"the space of {addresses / 2 ** 96:,g} /32s"
+    return f"{as_prefix(version, addresses)} of IPv{version} ({amount})"
 
 
 @_policy(

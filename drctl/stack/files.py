@@ -96,7 +96,7 @@ def _config_mapping(doc: Any, name: str) -> dict[str, Any]:
         hint = difflib.get_close_matches("config", [str(k) for k in doc], n=1, cutoff=0.6)
         keys = ", ".join(repr(str(k)) for k in doc) or "none"
         raise StackFileError(
-            f"{name}: config: required key is missing{f'; did you mean {hint[0]!r}?' if hint else ''} "
+            f"{name}: config: required key is missing{f'; is {hint[0]!r} meant to be config?' if hint else ''} "
             f"(got top-level keys {keys}; allowed: {_STACK_FILE})")
     raw = doc["config"]
     if not isinstance(raw, dict) or not raw:
@@ -122,7 +122,9 @@ def _kind(value: Any) -> str:
         return "an empty mapping" if not value else "a mapping"
     if isinstance(value, list):
         return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
-    return f"the {type(value).__name__} {value!r}"[:80]
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    return f"{'the text' if isinstance(value, str) else 'the number'} {value!r}"[:80]
 
 
 def config_from_mapping(project: str, stack: str, raw: dict[str, Any], source: str = "an in-memory config") -> StackFile:

@@ -91,8 +91,9 @@ def parse(text: str) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise StackYamlError(None, "(file)", "too large for a stack file", f"{len(text)} characters",
                              f"at most {MAX_BYTES} bytes")
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # reads the text at once: a control character fails here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -100,6 +101,8 @@ def parse(text: str) -> Any:
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
+        if err.context_mark and mark.index >= len(text.rstrip()):
+            mark = err.context_mark  # "unexpected end of stream": where the unclosed thing began helps more
         problem = err.problem or str(err)
         if err.context:
             problem = f"{err.context}, {problem}"
@@ -116,7 +119,8 @@ def parse(text: str) -> Any:
                              "lists or mappings nested too deeply to read",
                              f"at most {MAX_DEPTH} levels of lists and mappings") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _snippet(text: str, line: int) -> str:
@@ -178,7 +182,7 @@ class _Budget:
                     raise StackYamlError(
                         key.start_mark.line + 1, path,
                         f"duplicate key, first given at line {seen[identity]}", f"{name!r} twice",
-                        "each key once per mapping (the Pulumi CLI refuses a duplicate key)")
+                        "each key once per mapping, as the Pulumi CLI requires")
                 seen[identity] = key.start_mark.line + 1
             size += self.check(key, path, depth + 1, key.start_mark.line + 1)
             size += self.check(value, path, depth + 1, self.line_of(node, key, value))
@@ -190,7 +194,7 @@ class _Budget:
             raise StackYamlError(
                 line, where,
                 f"the file expands to more than {MAX_VALUES} values once its aliases are expanded",
-                f"more than {MAX_VALUES} values", f"at most {MAX_VALUES} (anchors and aliases each expanded)")
+                f"more than {MAX_VALUES} values", f"at most {MAX_VALUES} values, every alias expanded")
         return count
 
 

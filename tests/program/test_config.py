@@ -286,7 +286,10 @@ def test_cloudflare_ids():
 
 
 def test_missing_required_key():
-    assert problems(domain=None) == ["woocommerce-dr:domain: required key is missing (got nothing; allowed: a string)"]
+    assert problems(domain=None) == [
+        "woocommerce-dr:domain: required key is missing (got nothing; allowed: the shop's fully qualified domain "
+        "name, such as shop.example.com)"
+    ]
 
 
 def test_wrong_shape():

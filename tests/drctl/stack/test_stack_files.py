@@ -31,8 +31,7 @@ def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
     text = "config:\n  woocommerce-dr:domain: a.example.com\n  woocommerce-dr:domain: b.example.com\n"
     assert refusal(tmp_path, text) == (
         "Pulumi.x.yaml:3: config.woocommerce-dr:domain: duplicate key, first given at line 2 "
-        "(got 'woocommerce-dr:domain' twice; allowed: each key once per mapping (the Pulumi CLI refuses a "
-        "duplicate key))"
+        "(got 'woocommerce-dr:domain' twice; allowed: each key once per mapping, as the Pulumi CLI requires)"
     )
 
 
