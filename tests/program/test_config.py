@@ -3,7 +3,7 @@
 import pytest
 
 from components.config import ConfigError, StackConfig, validate_config_map, validate_stack_config
-from drctl.stack.files import load_stack_file
+from drctl.stack.files import REPO_ROOT, load_stack_file
 from tests.support.harness import raw_config
 
 NB = {"algorithm": "roundrobin", "check": "connection", "checkInterval": 10, "checkTimeout": 5, "checkAttempts": 3}
@@ -452,3 +452,30 @@ def test_provider_tokens_may_be_absent_and_come_from_the_environment():
 def test_key_problems_and_value_problems_are_reported_together():
     lines = key_problems_of({"linode:token": "x", "woocommerce-dr:domain": "shop"})
     assert [line.split(": ", 1)[0] for line in lines] == ["linode:token", "woocommerce-dr:domain"]
+
+
+# --- the reference ---------------------------------------------------------------------------------
+
+def config_keys(model=StackConfig, prefix: str = "") -> list[str]:
+    """Every key of the model as docs/config.md writes it: `traffic.monitor.interval`, `regions[].webNodes`."""
+    from pydantic import BaseModel
+
+    keys = []
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name)
+        sub = next((a for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            keys.append(key)
+        else:
+            keys.extend(config_keys(sub, key + ("[]." if key == "regions" else ".")))
+    return keys
+
+
+def test_docs_config_md_names_every_key_and_the_new_rules():
+    doc = (REPO_ROOT / "docs" / "config.md").read_text()
+    missing = [key for key in config_keys() if f"`{key}`" not in doc]
+    assert missing == [], f"docs/config.md does not list {missing}"
+    for rule in ("duplicate key", "10,000 values", "woocomerce-dr:sshKeys", "secure:", "webNodes: true",
+                 "dns-failover", "at most a /8's worth of IPv4 addresses", "/32's worth of"):
+        assert rule in doc, rule
