@@ -479,3 +479,42 @@ def test_docs_config_md_names_every_key_and_the_new_rules():
     for rule in ("duplicate key", "10,000 values", "woocomerce-dr:sshKeys", "secure:", "webNodes: true",
                  "dns-failover", "at most a /8's worth of IPv4 addresses", "/32's worth of"):
         assert rule in doc, rule
+
+
+# --- under `pulumi up`: the language host passes config and secret keys in the environment -----------
+
+def run_load_stack_config(monkeypatch, config: dict[str, str], secret_keys: list[str]):
+    """load_stack_config as a program started by the language host sees it: nothing set in-process,
+    PULUMI_CONFIG and PULUMI_CONFIG_SECRET_KEYS in the environment. Returns the config or the RunError."""
+    import contextvars
+    import json as json_module
+
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    from components.config import load_stack_config
+
+    monkeypatch.setenv("PULUMI_CONFIG", json_module.dumps(config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json_module.dumps(secret_keys))
+
+    def fresh_program():
+        runtime_config.set_all_config({}, [])  # in this copy of the context only
+        try:
+            return load_stack_config()
+        except pulumi.RunError as err:
+            return err
+
+    return contextvars.copy_context().run(fresh_program)
+
+
+def test_pulumi_up_sees_secure_tokens_as_secret_through_the_environment(monkeypatch):
+    stack = load_stack_file("prod")
+    assert isinstance(run_load_stack_config(monkeypatch, stack.config, stack.secret_keys), StackConfig)
+
+
+def test_pulumi_up_refuses_a_plain_token_and_a_misspelled_namespace(monkeypatch):
+    stack = load_stack_file("prod")
+    config = {**stack.config, "woocomerce-dr:sshKeys": "[]"}
+    err = run_load_stack_config(monkeypatch, config, [k for k in stack.secret_keys if k != "linode:token"])
+    assert [line.split(": ", 1)[0] for line in str(err).splitlines()] == [
+        "invalid stack configuration:", "linode:token", "woocomerce-dr:sshKeys"]
