@@ -1,12 +1,15 @@
 """The stack-config contract: every `woocommerce-dr:*` key, its default and its rules.
 
 Read once in `__main__.py` with `load_stack_config()`. Field rules (types, ranges, allowed values)
-are pydantic's; rules that tie fields together are the `problems()` methods below. Both kinds are
+are pydantic's; rules that tie fields together are the `@rule` methods below. Both kinds are
 collected and reported together, one line each:
 
     woocommerce-dr:nodeBalancer.checkTimeout: must be below checkInterval (got 10; allowed: 1 to 9)
 
 so one `pulumi preview` shows everything wrong with a stack file, not the first mistake only.
+The keys around the project's are checked with them (`key_problems`): no namespace but the
+project's, Pulumi's and the providers', and no provider credential in plain text. Whole-number
+fields take whole numbers only, never true, 2.0 or "2". docs/config.md lists every key and rule.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal
 
 import annotated_types
@@ -23,11 +26,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
+from components.firewall_rules import MAX_SOURCE_PREFIX, too_wide
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
 from components.server_names import longest_domain, name_problem
 from drctl.stack.outputs import ProbeCounts
 
 NAMESPACE = "woocommerce-dr"
+
+# Config namespaces a stack file may use besides the project's own: Pulumi's, and those of the
+# providers the program creates resources with (requirements.txt). Any other is a misspelling whose
+# keys nobody reads, such as `woocomerce-dr:sshKeys`.
+PROVIDER_NAMESPACES = ("pulumi", "linode", "cloudflare", "random", "tls")
+
+# Provider credentials, and the environment variable each provider reads when the key is absent.
+# In a stack file they must be `secure:` values: plain text would sit in git, in CI logs and in
+# every checkout.
+PROVIDER_CREDENTIALS = {
+    "linode:token": "LINODE_TOKEN",
+    "cloudflare:apiToken": "CLOUDFLARE_API_TOKEN",
+    "cloudflare:apiKey": "CLOUDFLARE_API_KEY",
+    "cloudflare:apiUserServiceKey": "CLOUDFLARE_API_USER_SERVICE_KEY",
+}
 
 # Linode Managed MySQL: engine_config.binlog_retention_period is 600 to 86400 seconds.
 MANAGED_BINLOG_RETENTION_MAX = 86400
@@ -59,12 +78,13 @@ _PATTERN_WORDS = {
 class Problem(Exception):
     """One thing wrong with one key: renders as the single line users see."""
 
-    def __init__(self, path: str, problem: str, got: Any, allowed: str):
+    def __init__(self, path: str, problem: str, got: Any, allowed: str, namespace: str = NAMESPACE):
         self.path, self.problem, self.got, self.allowed = path, problem, got, allowed
+        self.namespace = namespace
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{NAMESPACE}:{self.path}: {self.problem} (got {_show(self.got)}; allowed: {self.allowed})"
+        return f"{self.namespace}:{self.path}: {self.problem} (got {_show(self.got)}; allowed: {self.allowed})"
 
 
 class ConfigError(Exception):
@@ -100,7 +120,7 @@ class _Model(BaseModel):
 
 
 class RegionSpec(_Model):
-    region: str
+    region: str = Field(description="a Linode region id such as us-east")
     web_nodes: int = Field(2, ge=1, le=25)
     instance_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
     image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
@@ -216,12 +236,14 @@ class AccessSpec(_Model):
 
     @rule("admin_cidrs")
     def _admin_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
-        yield from _networks(self.admin_cidrs, f"{path}adminCidrs", "would open SSH to the whole internet")
+        yield from _networks(self.admin_cidrs, f"{path}adminCidrs", "would open SSH to the whole internet",
+                             "SSH")
 
     @rule("watchdog_cidrs")
     def _watchdog_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
         yield from _networks(self.watchdog_cidrs, f"{path}watchdogCidrs",
-                             "would open the NodeBalancers to the whole internet, around Cloudflare")
+                             "would open the NodeBalancers to the whole internet, around Cloudflare",
+                             "the NodeBalancers (the origins), around Cloudflare,")
 
     @rule("ssh_keys")
     def _keys_are_openssh(self, path: str) -> Iterable[Problem]:
@@ -239,17 +261,46 @@ class AccessSpec(_Model):
                 )
 
 
-def _networks(cidrs: tuple[str, ...], where: str, whole_internet: str) -> Iterable[Problem]:
-    """Each entry a network in CIDR notation, none of them everything."""
+def _networks(cidrs: tuple[str, ...], where: str, whole_internet: str, opens: str) -> Iterable[Problem]:
+    """Each entry a network in CIDR notation, none of them everything, and all of them together no
+    large share of the internet (components/firewall_rules.py: MAX_SOURCE_PREFIX)."""
     allowed = "an IPv4 or IPv6 network such as 203.0.113.0/24, never 0.0.0.0/0 or ::/0"
+    fine = True
     for i, cidr in enumerate(cidrs):
         try:
             net = ipaddress.ip_network(cidr, strict=True)
         except ValueError as err:
             yield Problem(f"{where}[{i}]", f"not a valid CIDR ({err})", cidr, allowed)
+            fine = False
             continue
         if net.prefixlen == 0:
             yield Problem(f"{where}[{i}]", whole_internet, cidr, allowed)
+            fine = False
+    wide = too_wide(cidrs) if fine else None
+    if wide:
+        version, covered, _ = wide
+        yield Problem(
+            where,
+            f"together these networks cover {_as_prefix(version, covered)} of IPv{version} "
+            f"({_amount(version, covered)}, overlaps merged): that would open {opens} to a large share of the internet",
+            list(cidrs), SOURCE_BUDGET,
+        )
+
+
+SOURCE_BUDGET = (f"networks that together cover at most a /{MAX_SOURCE_PREFIX[4]} of IPv4 "
+                 f"({2 ** (32 - MAX_SOURCE_PREFIX[4]):,} addresses) and at most a /{MAX_SOURCE_PREFIX[6]} of IPv6")
+
+
+def _amount(version: int, addresses: int) -> str:
+    """IPv4 in addresses; IPv6 in /32s, whose address counts have 30 digits."""
+    return f"{addresses:,} addresses" if version == 4 else f"the space of {addresses / 2 ** 96:,g} /32s"
+
+
+def _as_prefix(version: int, addresses: int) -> str:
+    """2**31 IPv4 addresses -> 'as much as a /1'; 3 * 2**24 -> 'more than a /7'."""
+    bits = 32 if version == 4 else 128
+    prefix = bits - (addresses.bit_length() - 1)
+    return f"as much as a /{prefix}" if addresses & (addresses - 1) == 0 else f"more than a /{prefix}"
 
 
 class ObjectivesSpec(_Model):
@@ -258,7 +309,7 @@ class ObjectivesSpec(_Model):
 
 
 class StackConfig(_Model):
-    domain: str
+    domain: str = Field(description="the shop's fully qualified domain name, such as shop.example.com")
     regions: tuple[RegionSpec, ...]
     node_balancer: NodeBalancerSpec = NodeBalancerSpec()
     database: DatabaseSpec = DatabaseSpec()
@@ -328,6 +379,21 @@ class StackConfig(_Model):
         firewalled = self.regions[1:] if self.database.mode == "managed" else self.regions
         return max((r.web_nodes for r in firewalled), default=0) + max(servers - 1, 0)
 
+    @rule("traffic", "access")
+    def _watchdog_can_reach_the_origins(self, path: str) -> Iterable[Problem]:
+        # In dns-failover mode drctl watch decides failover by probing each region's NodeBalancer
+        # directly, and the NodeBalancer firewalls admit only Cloudflare and watchdogCidrs: with no
+        # watchdogCidrs every probe is dropped, so the watchdog sees every region down, always.
+        if self.traffic.mode == "dns-failover" and not self.access.watchdog_cidrs:
+            yield Problem(
+                f"{path}access.watchdogCidrs",
+                "required with traffic.mode dns-failover: drctl watch probes each region's NodeBalancer from "
+                "these networks, and without them the firewalls drop every probe, so the watchdog could only "
+                "ever see every region down",
+                list(self.access.watchdog_cidrs),
+                "the networks drctl watch runs in, such as ['203.0.113.7/32']",
+            )
+
     @rule("traffic", "objectives")
     def _detection_fits_rto(self, path: str) -> Iterable[Problem]:
         m, rto = self.traffic.monitor, self.objectives.rto_seconds
@@ -359,21 +425,57 @@ def validate_stack_config(raw: Mapping[str, Any]) -> StackConfig:
     return config
 
 
+def validate_config_map(config: Mapping[str, str | None], secret_keys: Collection[str] = ()) -> StackConfig:
+    """Validate a whole stack config as the Pulumi CLI hands it to the program: full keys
+    (`namespace:key`), values as strings, and which keys were `secure:`. Checks the keys
+    (key_problems) and the project's values (validate_stack_config); ConfigError lists both."""
+    problems = key_problems(config, secret_keys)
+    prefix = f"{NAMESPACE}:"
+    raw = {key[len(prefix):]: parse_config_value(value) for key, value in config.items() if key.startswith(prefix)}
+    stack_config = None
+    try:
+        stack_config = validate_stack_config(raw)
+    except ConfigError as err:
+        problems.extend(err.problems)
+    if problems or stack_config is None:
+        raise ConfigError(problems)
+    return stack_config
+
+
+def key_problems(keys: Iterable[str], secret_keys: Collection[str]) -> list[Problem]:
+    """Keys in a namespace nothing reads, and provider credentials given in plain text."""
+    known = (NAMESPACE, *PROVIDER_NAMESPACES)
+    problems = []
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if namespace not in known:
+            hint = difflib.get_close_matches(namespace, known, n=1, cutoff=0.6)
+            problems.append(Problem(
+                name, "unknown config namespace, so nothing would read this key"
+                + (f"; did you mean '{hint[0]}:{name}'?" if hint else ""),
+                namespace, ", ".join(known), namespace=namespace))
+        elif key in PROVIDER_CREDENTIALS and key not in secret_keys:
+            problems.append(Problem(
+                name, "a provider credential in plain text", "(not shown)",
+                f"a secure: value (`pulumi config set --secret {key} ...`), or no {key} in the stack file "
+                f"and {PROVIDER_CREDENTIALS[key]} in the environment or a Pulumi ESC environment",
+                namespace=namespace))
+    return problems
+
+
 def load_stack_config() -> StackConfig:
-    """Read every `woocommerce-dr:*` key of the running Pulumi stack; raise `pulumi.RunError`
-    (which Pulumi prints without a traceback) listing every problem."""
+    """Read every key of the running Pulumi stack; raise `pulumi.RunError` (which Pulumi prints
+    without a traceback) listing every problem."""
     import pulumi
     from pulumi.runtime import config as runtime_config
 
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    cfg = pulumi.Config(NAMESPACE)
-    raw: dict[str, Any] = {}
-    for full_key in sorted(keys):
-        ns, _, key = full_key.partition(":")
-        if ns == NAMESPACE and key:
-            raw[key] = parse_config_value(cfg.get(key))
+    # The SDK keeps the secret keys it was given in-process; the language host passes them in the
+    # environment.
+    secret = {k for k in keys if runtime_config.is_config_secret(k)} | set(runtime_config.get_config_secret_keys_env())
+    config = {key: runtime_config.get_config(key) if key.startswith(f"{NAMESPACE}:") else None for key in keys}
     try:
-        return validate_stack_config(raw)
+        return validate_config_map(config, secret)
     except ConfigError as err:
         raise pulumi.RunError(f"invalid stack configuration:\n{err}") from None
 
@@ -412,7 +514,8 @@ def _check(model: type[_Model], raw: Any, path: str) -> tuple[Any, list[Problem]
         field = model.model_fields[name]
         if alias not in raw:
             if field.is_required():
-                problems.append(Problem(f"{path}{alias}", "required key is missing", None, _describe(field.annotation)))
+                problems.append(Problem(f"{path}{alias}", "required key is missing", None,
+                                        field.description or _describe(field.annotation, field.metadata)))
                 failed.add(name)
             continue
         value, field_problems = _check_field(field, raw[alias], f"{path}{alias}")
@@ -448,10 +551,22 @@ def _check_field(field: Any, raw: Any, path: str) -> tuple[Any, list[Problem]]:
     if sub is not None:
         instance, problems = _check(sub, raw, f"{path}.")
         return (_INVALID if instance is None else instance), problems
+    if _loosely_typed(field.annotation, raw):
+        return _INVALID, [Problem(path, "not a whole number", raw, _describe(field.annotation, field.metadata))]
     try:
         return _field_adapter(field).validate_python(raw), []
     except ValidationError as err:
         return _INVALID, [_from_pydantic(e, path, field) for e in err.errors()]
+
+
+def _loosely_typed(annotation: Any, raw: Any) -> bool:
+    """A whole-number field given true, 2.0 or "2". Pydantic would take each as a number (true is
+    1), and YAML makes them easy to write by accident (`webNodes: yes`, `webNodes: 2.0`); a stack file
+    gets the type a field declares. Literal[1, 2, 3] is covered too: pydantic takes true for 1 there."""
+    from typing import get_args, get_origin
+
+    types = {type(a) for a in get_args(annotation)} if get_origin(annotation) is Literal else {annotation}
+    return int in types and type(raw) is not int
 
 
 def _field_adapter(field: Any):
@@ -472,11 +587,11 @@ def _from_pydantic(error: Mapping[str, Any], path: str, field: Any) -> Problem:
         item = next(a for a in get_args(field.annotation) if a is not Ellipsis)
         allowed = _describe(item)
     else:
-        allowed = _describe(field.annotation, field.metadata)
+        allowed = field.description or _describe(field.annotation, field.metadata)
     problem = _problem_text(error["type"], error["msg"])
     got = error.get("input")
     if error["type"] == "literal_error" and isinstance(got, str):
-        hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.5)
+        hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.6)
         problem += f"; did you mean {hint[0]!r}?" if hint else ""
     return Problem(path + index, problem, got, allowed)
 

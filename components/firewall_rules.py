@@ -24,6 +24,15 @@ MAX_RULES = 25
 MAX_ADDRESSES = 255
 
 
+# The most address space one list of sources may open SSH, MySQL or the origins to, per family, after
+# overlapping networks are merged: a /8's worth of IPv4 (the largest block a registry ever gave one
+# organisation) and a /32's worth of IPv6 (a registry's standard allocation to a whole ISP). Any
+# admin or watchdog network fits; a list past either spans many organisations' users, a large share
+# of the internet, however it is split (["0.0.0.0/1", "128.0.0.0/1"] is everyone). The policy pack
+# (policy/firewall_rules.py) holds the same numbers.
+MAX_SOURCE_PREFIX = {4: 8, 6: 32}
+
+
 class FirewallRuleError(ValueError):
     pass
 
@@ -68,6 +77,25 @@ def database_inbound(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> 
         if ipv6:
             rules.append(_rule(f"{name}-ipv6", port, [], ipv6))
     return _within_limits("database", rules)
+
+
+def address_space(cidrs: Iterable[str]) -> dict[int, int]:
+    """{4: IPv4 addresses, 6: IPv6 addresses} the networks cover together, overlaps merged."""
+    by_family: dict[int, list] = {4: [], 6: []}
+    for cidr in cidrs:
+        net = ipaddress.ip_network(cidr, strict=False)
+        by_family[net.version].append(net)
+    return {version: sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))
+            for version, nets in by_family.items()}
+
+
+def too_wide(cidrs: Iterable[str]) -> tuple[int, int, int] | None:
+    """(family, addresses covered, allowed) for the first family past MAX_SOURCE_PREFIX, or None."""
+    for version, covered in address_space(cidrs).items():
+        allowed = 2 ** ((32 if version == 4 else 128) - MAX_SOURCE_PREFIX[version])
+        if covered > allowed:
+            return version, covered, allowed
+    return None
 
 
 def _rule(label: str, ports: str, ipv4: list[str], ipv6: list[str]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from itertools import chain
 from typing import Any
 
-from firewall_rules import ALL_PORTS, BadPortSpec, covers, is_whole_internet, port_ranges
+from firewall_rules import ALL_PORTS, BUDGET, BadPortSpec, as_prefix, covers, is_whole_internet, port_ranges, too_wide
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from resource_props import UNKNOWN, first_item, get, known_items, stack_and_project
 
@@ -32,6 +32,18 @@ ADMIN_PORTS = {
     22: ("SSH", "allow SSH only from woocommerce-dr:access.adminCidrs"),
     3306: ("MySQL", "allow MySQL only from the web and replica nodes' own addresses"),
 }
+
+# The services no list of sources may open to a large share of the internet (firewall_rules.py:
+# MAX_SOURCE_PREFIX), and who should reach each instead.
+GUARDED_SERVICES = (
+    ("SSH", (22,), "list only your admins' networks in woocommerce-dr:access.adminCidrs"),
+    ("MySQL", (3306,), "admit only the web and replica nodes' own addresses"),
+    ("HTTP(S)", (80, 443), "list only the networks drctl watch runs in, in woocommerce-dr:access.watchdogCidrs"),
+)
+# The NodeBalancers' rules for Cloudflare (components/firewall_rules.py): their sources are Cloudflare's
+# published ranges, read from Cloudflare's API at deploy time, so no copy here can know them; they are
+# not counted for HTTP(S). They count, like any rule, for every other service they might open.
+CLOUDFLARE_RULES = ("http-from-cloudflare-ipv4", "http-from-cloudflare-ipv6")
 
 Check = Callable[[Mapping[str, Any], ResourceValidationArgs, ReportViolation], None]
 
@@ -120,6 +132,56 @@ def firewall_no_public_admin_ports(props, args, report):
 
 
 @_policy(
+    "sources-not-a-large-share-of-the-internet",
+    "SSH, MySQL and the origins' HTTP(S) are open to at most a /8 of IPv4 and a /32 of IPv6 in all, "
+    "however the sources are split across entries and rules (Cloudflare's own NodeBalancer rules aside).",
+    {FIREWALL, DATABASE_ACCESS_CONTROLS, DATABASE_MYSQL},
+)
+def sources_not_a_large_share_of_the_internet(props, args, report):
+    if args.resource_type != FIREWALL:
+        sources = [str(s) for s in known_items(get(props, "allowLists"))]
+        wide = None if any(is_whole_internet(s) for s in sources) else too_wide(sources)  # /0: database-not-public
+        if wide:
+            report(f"Database '{args.name}' admits MySQL from {_share(*wide)} (allowed: {BUDGET}): "
+                   "list only the web and replica nodes' own addresses.")
+        return
+    rules = [r for r in known_items(get(props, "inbounds"))
+             if str(get(r, "action", "")).upper() == "ACCEPT" and str(get(r, "protocol", "")).upper() in ("TCP", "ALL")]
+    for service, ports, fix in GUARDED_SERVICES:
+        sources, labels = [], []
+        for rule in rules:
+            label = str(get(rule, "label", "?"))
+            if not _opens(rule, ports) or (service == "HTTP(S)" and label in CLOUDFLARE_RULES):
+                continue
+            sources += [str(s) for s in chain(known_items(get(rule, "ipv4s")), known_items(get(rule, "ipv6s")))]
+            labels.append(repr(label))
+        if service != "HTTP(S)" and any(is_whole_internet(s) for s in sources):
+            continue  # firewall-no-public-admin-ports names the rule
+        wide = too_wide(sources)
+        if wide:
+            report(f"Firewall '{_label(props, args)}' opens {service} (TCP {', '.join(map(str, ports))}) to "
+                   f"{_share(*wide)} through rule {', '.join(labels)} (allowed: {BUDGET}): {fix}.")
+
+
+def _opens(rule: Any, ports: tuple[int, ...]) -> bool:
+    """Whether an ACCEPT rule admits any of `ports`; an unknown or unreadable port list is another
+    policy's (firewall-no-public-admin-ports reports an unreadable one)."""
+    spec = get(rule, "ports")
+    if spec is UNKNOWN:
+        return False
+    try:
+        ranges = ALL_PORTS if str(get(rule, "protocol", "")).upper() == "ALL" else port_ranges(spec)
+    except BadPortSpec:
+        return False
+    return any(covers(ranges, port) for port in ports)
+
+
+def _share(version: int, addresses: int) -> str:
+    amount = f"{addresses:,} addresses" if version == 4 else f"the space of {addresses / 2 ** 96:,g} /32s"
+    return f"{as_prefix(version, addresses)} of IPv{version} ({amount})"
+
+
+@_policy(
     "database-not-public",
     "Database allow-lists never include the whole internet.",
     {DATABASE_ACCESS_CONTROLS, DATABASE_MYSQL},
@@ -203,6 +265,7 @@ POLICIES = [
     nodebalancer_health_checks,
     firewall_default_deny,
     firewall_no_public_admin_ports,
+    sources_not_a_large_share_of_the_internet,
     database_not_public,
     load_balancer_failover,
     monitor_path_and_host,

@@ -100,15 +100,13 @@ class RehearsalSpec:
     def from_stack(cls, stack: str, time_scale: float = DEFAULT_TIME_SCALE, root: Path = REPO_ROOT) -> RehearsalSpec:
         # The program's config model (pydantic only, no Pulumi) validates the stack file, so a
         # rehearsal and `pulumi up` can never read a setting or a default differently.
-        from components.config import ConfigError, parse_config_value, validate_stack_config
+        from components.config import ConfigError, validate_config_map
 
         if not 0 < time_scale <= 1:
             raise TopologyError(f"--time-scale must be above 0 and at most 1 (got {time_scale})")
         stack_file = load_stack_file(stack, root=root)
-        prefix = f"{stack_file.project}:"
-        raw = {k[len(prefix):]: parse_config_value(v) for k, v in stack_file.config.items() if k.startswith(prefix)}
         try:
-            config = validate_stack_config(raw)
+            config = validate_config_map(stack_file.config, stack_file.secret_keys)
         except ConfigError as err:
             raise TopologyError(f"{stack_file.source}:\n{err}") from None
         nb, monitor = config.node_balancer, config.traffic.monitor

@@ -4,6 +4,7 @@ unknowns of a preview that it must neither trip over nor mistake for a violation
 import pytest
 
 from drctl.plan.engine import UNKNOWN
+from tests.support.policy_pack import firewall_rules as pack_firewall_rules
 from tests.support.policy_pack import pack, urn_for, violations
 
 HEALTH = pack.nodebalancer_health_checks
@@ -13,6 +14,7 @@ DB_PRIVATE = pack.database_not_public
 FAILOVER = pack.load_balancer_failover
 MONITOR = pack.monitor_path_and_host
 TAGGED = pack.linode_resources_tagged
+SHARE = pack.sources_not_a_large_share_of_the_internet
 
 
 def nb_config(**changes):
@@ -150,6 +152,91 @@ def test_an_unreadable_port_list_open_to_everyone_is_refused():
 def test_computed_addresses_in_a_preview_do_not_hide_an_open_rule():
     fw = firewall(rule(label="mysql", ports="3306", ipv4s=[UNKNOWN, "0.0.0.0/0"]))
     assert len(violations(ADMIN_PORTS, pack.FIREWALL, fw)) == 1
+
+
+# --- Address space: no service open to a large share of the internet, however the sources are split ---
+
+BUDGET = "(allowed: at most a /8 of IPv4 and a /32 of IPv6 in all, overlaps merged)"
+
+
+def test_ssh_from_the_whole_internet_in_two_halves_is_refused():
+    fw = firewall(rule(label="ssh-from-admins-ipv4", ports="22", ipv4s=["0.0.0.0/1", "128.0.0.0/1"]))
+    assert violations(SHARE, pack.FIREWALL, fw) == [
+        "Firewall 'prod-us-east-web' opens SSH (TCP 22) to as much as a /0 of IPv4 (4,294,967,296 addresses) "
+        f"through rule 'ssh-from-admins-ipv4' {BUDGET}: list only your admins' networks in "
+        "woocommerce-dr:access.adminCidrs."
+    ]
+    assert violations(ADMIN_PORTS, pack.FIREWALL, fw) == []  # the gap this policy closes
+
+
+def test_halves_in_separate_rules_are_counted_together():
+    fw = firewall(rule(label="a", ports="22", ipv4s=["0.0.0.0/1"]), rule(label="b", ports="20-30", ipv4s=["128.0.0.0/1"]))
+    [message] = violations(SHARE, pack.FIREWALL, fw)
+    assert "opens SSH (TCP 22) to as much as a /0 of IPv4" in message and "through rule 'a', 'b'" in message
+
+
+def test_the_origins_open_to_half_the_internet_around_cloudflare_are_refused():
+    fw = firewall(rule(label="http-from-watchdog-ipv4", ports="80, 443", ipv4s=["128.0.0.0/1"]))
+    assert violations(SHARE, pack.FIREWALL, fw) == [
+        "Firewall 'prod-us-east-web' opens HTTP(S) (TCP 80, 443) to as much as a /1 of IPv4 (2,147,483,648 "
+        f"addresses) through rule 'http-from-watchdog-ipv4' {BUDGET}: list only the networks drctl watch runs "
+        "in, in woocommerce-dr:access.watchdogCidrs."
+    ]
+
+
+def test_the_origins_open_to_everyone_are_refused():
+    fw = firewall(rule(label="https", ports="443", ipv4s=[], ipv6s=["::/0"]))
+    [message] = violations(SHARE, pack.FIREWALL, fw)
+    assert "opens HTTP(S) (TCP 80, 443) to as much as a /0 of IPv6" in message
+
+
+def test_ipv6_past_a_slash_32_is_refused():
+    fw = firewall(rule(label="ssh", ports="22", ipv4s=[], ipv6s=["2001:db8::/32", "2001:db9::/32"]))
+    [message] = violations(SHARE, pack.FIREWALL, fw)
+    assert "opens SSH (TCP 22) to as much as a /31 of IPv6" in message
+
+
+def test_cloudflare_ranges_and_the_nodebalancer_network_stay_allowed():
+    # Cloudflare's IPv6 ranges alone are 14 /32s: counted, every NodeBalancer would be refused.
+    from drctl.plan.cloud import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6
+
+    nb = firewall(rule(label="http-from-cloudflare-ipv4", ports="80, 443", ipv4s=CLOUDFLARE_IPV4),
+                  rule(label="http-from-cloudflare-ipv6", ports="80, 443", ipv4s=[], ipv6s=CLOUDFLARE_IPV6),
+                  rule(label="http-from-watchdog-ipv4", ports="80, 443", ipv4s=["10.0.0.0/8"]))
+    web = firewall(rule(label="http-from-nodebalancer", ports="80, 443", ipv4s=["192.168.255.0/24"]),
+                   rule(label="ssh-from-admins-ipv4", ports="22", ipv4s=["203.0.113.0/24", "10.0.0.0/9"]))
+    assert violations(SHARE, pack.FIREWALL, nb) == violations(SHARE, pack.FIREWALL, web) == []
+
+
+def test_a_cloudflare_label_does_not_excuse_ssh():
+    fw = firewall(rule(label="http-from-cloudflare-ipv4", ports="22,80,443", ipv4s=["0.0.0.0/1", "128.0.0.0/1"]))
+    [message] = violations(SHARE, pack.FIREWALL, fw)
+    assert "opens SSH (TCP 22) to as much as a /0 of IPv4" in message
+
+
+def test_a_whole_internet_source_on_ssh_is_reported_once_by_the_admin_ports_policy():
+    fw = firewall(rule(label="ssh", ports="22", ipv4s=["0.0.0.0/0"]))
+    assert violations(SHARE, pack.FIREWALL, fw) == []
+    assert len(violations(ADMIN_PORTS, pack.FIREWALL, fw)) == 1
+
+
+def test_computed_sources_of_a_preview_are_not_counted():
+    fw = firewall(rule(label="mysql-from-clients-ipv4", ports="3306", ipv4s=[UNKNOWN, "192.0.2.10/32"]))
+    assert violations(SHARE, pack.FIREWALL, fw) == []
+
+
+def test_a_database_allow_list_of_two_halves_is_refused():
+    inputs = {"databaseId": 7, "databaseType": "mysql", "allowLists": ["0.0.0.0/1", "128.0.0.0/1"]}
+    assert violations(SHARE, pack.DATABASE_ACCESS_CONTROLS, inputs, name="db-acl") == [
+        "Database 'db-acl' admits MySQL from as much as a /0 of IPv4 (4,294,967,296 addresses) "
+        f"{BUDGET}: list only the web and replica nodes' own addresses."
+    ]
+
+
+def test_the_policy_and_the_config_share_one_threshold():
+    from components.firewall_rules import MAX_SOURCE_PREFIX
+
+    assert pack_firewall_rules.MAX_SOURCE_PREFIX == MAX_SOURCE_PREFIX == {4: 8, 6: 32}
 
 
 # --- Databases --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 import pytest
 
-from components.config import ConfigError, StackConfig, validate_stack_config
+from components.config import ConfigError, StackConfig, validate_config_map, validate_stack_config
+from drctl.stack.files import REPO_ROOT, load_stack_file
 from tests.support.harness import raw_config
 
 NB = {"algorithm": "roundrobin", "check": "connection", "checkInterval": 10, "checkTimeout": 5, "checkAttempts": 3}
@@ -285,7 +286,10 @@ def test_cloudflare_ids():
 
 
 def test_missing_required_key():
-    assert problems(domain=None) == ["woocommerce-dr:domain: required key is missing (got nothing; allowed: a string)"]
+    assert problems(domain=None) == [
+        "woocommerce-dr:domain: required key is missing (got nothing; allowed: the shop's fully qualified domain "
+        "name, such as shop.example.com)"
+    ]
 
 
 def test_wrong_shape():
@@ -326,3 +330,191 @@ def test_a_single_cidr_instead_of_a_list():
     assert problems(access={"adminCidrs": "203.0.113.0/24"}) == [
         "woocommerce-dr:access.adminCidrs: not a list (got '203.0.113.0/24'; allowed: a list of strings)"
     ]
+
+
+# --- strict types: YAML makes true, 2.0 and "2" easy to write where a whole number is meant --------
+
+@pytest.mark.parametrize(("value", "shown"), [(True, "true"), (False, "false"), (2.0, "2.0"), ("2", "'2'")])
+def test_web_nodes_must_be_a_whole_number_not_true_or_2_0(value, shown):
+    assert problems(regions=[{"region": "us-east", "webNodes": value}, {"region": "eu-west"}]) == [
+        f"woocommerce-dr:regions[0].webNodes: not a whole number (got {shown}; allowed: 1 to 25)"
+    ]
+
+
+def test_cluster_size_true_is_not_one():
+    # Pydantic alone takes true for the 1 of Literal[1, 2, 3].
+    assert problems(database={"mode": "managed", "clusterSize": True}) == [
+        "woocommerce-dr:database.clusterSize: not a whole number (got true; allowed: 1, 2, 3)"
+    ]
+
+
+# --- dns-failover needs the watchdog's networks ------------------------------------------------------
+
+def test_dns_failover_without_watchdog_cidrs_is_refused():
+    traffic = {**raw_config("prod")["traffic"], "mode": "dns-failover"}
+    assert problems(traffic=traffic) == [
+        "woocommerce-dr:access.watchdogCidrs: required with traffic.mode dns-failover: drctl watch probes each "
+        "region's NodeBalancer from these networks, and without them the firewalls drop every probe, so the "
+        "watchdog could only ever see every region down (got []; allowed: the networks drctl watch runs in, "
+        "such as ['203.0.113.7/32'])"
+    ]
+
+
+def test_dns_failover_with_watchdog_cidrs_passes():
+    traffic = {**raw_config("prod")["traffic"], "mode": "dns-failover"}
+    c = validate_stack_config(raw_config("prod", traffic=traffic, access={"watchdogCidrs": ["198.51.100.7/32"]}))
+    assert c.access.watchdog_cidrs == ("198.51.100.7/32",)
+
+
+# --- address space: no list may open SSH or the origins to a large share of the internet -------------
+
+BUDGET = "networks that together cover at most a /8 of IPv4 (16,777,216 addresses) and at most a /32 of IPv6"
+
+
+def test_admin_cidrs_that_are_the_whole_internet_in_two_halves_are_refused():
+    assert problems(access={"adminCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}) == [
+        "woocommerce-dr:access.adminCidrs: together these networks cover as much as a /0 of IPv4 "
+        "(4,294,967,296 addresses, overlaps merged): that would open SSH to a large share of the internet "
+        f'(got ["0.0.0.0/1", "128.0.0.0/1"]; allowed: {BUDGET})'
+    ]
+
+
+def test_watchdog_cidrs_that_are_half_the_internet_are_refused():
+    assert problems(access={"watchdogCidrs": ["128.0.0.0/1"]}) == [
+        "woocommerce-dr:access.watchdogCidrs: together these networks cover as much as a /1 of IPv4 "
+        "(2,147,483,648 addresses, overlaps merged): that would open the NodeBalancers (the origins), around "
+        f'Cloudflare, to a large share of the internet (got ["128.0.0.0/1"]; allowed: {BUDGET})'
+    ]
+
+
+def test_many_small_networks_add_up():
+    cidrs = ["10.0.0.0/8", "11.0.0.0/9"]  # a /8 and a half
+    [line] = problems(access={"adminCidrs": cidrs})
+    assert line.startswith("woocommerce-dr:access.adminCidrs: together these networks cover more than a /8 of IPv4 "
+                           "(25,165,824 addresses, overlaps merged)")
+
+
+def test_ipv6_past_a_slash_32_is_refused():
+    [line] = problems(access={"adminCidrs": ["2001:db8::/32", "2001:db9::/32"]})
+    assert line.startswith("woocommerce-dr:access.adminCidrs: together these networks cover as much as a /31 of IPv6")
+
+
+def test_overlaps_are_merged_before_counting():
+    # Two copies of a /8 and a network inside it: still one /8, the most a list may cover.
+    c = validate_stack_config(raw_config("prod", access={"adminCidrs": ["10.0.0.0/8", "10.1.0.0/16", "10.0.0.0/8"],
+                                                         "watchdogCidrs": ["2001:db8::/32", "2001:db8:1::/48"]}))
+    assert len(c.access.admin_cidrs) == 3
+
+
+# --- keys outside the project: namespaces and provider credentials ----------------------------------
+
+def key_problems_of(changes: dict, secret: tuple[str, ...] = ()) -> list[str]:
+    config = {**load_stack_file("prod").config, **changes}
+    secret_keys = [k for k in load_stack_file("prod").secret_keys if k not in changes] + list(secret)
+    with pytest.raises(ConfigError) as err:
+        validate_config_map(config, secret_keys)
+    return str(err.value).splitlines()
+
+
+def test_a_misspelled_namespace_is_refused_with_the_right_spelling():
+    assert key_problems_of({"woocomerce-dr:sshKeys": '["ssh-ed25519 AAAA me"]'}) == [
+        "woocomerce-dr:sshKeys: unknown config namespace, so nothing would read this key; did you mean "
+        "'woocommerce-dr:sshKeys'? (got 'woocomerce-dr'; allowed: woocommerce-dr, pulumi, linode, cloudflare, "
+        "random, tls)"
+    ]
+
+
+@pytest.mark.parametrize("key", ["pulumi:tags", "linode:url", "cloudflare:baseUrl", "tls:proxy", "random:x"])
+def test_the_namespaces_of_pulumi_and_the_providers_the_program_uses_are_allowed(key):
+    config = {**load_stack_file("prod").config, key: "v"}
+    validate_config_map(config, load_stack_file("prod").secret_keys)
+
+
+@pytest.mark.parametrize(("key", "variable"), [("linode:token", "LINODE_TOKEN"),
+                                               ("cloudflare:apiToken", "CLOUDFLARE_API_TOKEN")])
+def test_a_provider_token_in_plain_text_is_refused_without_echoing_it(key, variable):
+    token = "d3b07384d113edec49eaa6238ad5ff00"
+    [line] = key_problems_of({key: token})
+    assert line == (
+        f"{key}: a provider credential in plain text (got '(not shown)'; allowed: a secure: value "
+        f"(`pulumi config set --secret {key} ...`), or no {key} in the stack file and {variable} in the "
+        "environment or a Pulumi ESC environment)"
+    )
+    assert token not in line
+
+
+def test_provider_tokens_may_be_absent_and_come_from_the_environment():
+    stack = load_stack_file("prod")
+    config = {k: v for k, v in stack.config.items() if k not in ("linode:token", "cloudflare:apiToken")}
+    validate_config_map(config, [])
+
+
+def test_key_problems_and_value_problems_are_reported_together():
+    lines = key_problems_of({"linode:token": "x", "woocommerce-dr:domain": "shop"})
+    assert [line.split(": ", 1)[0] for line in lines] == ["linode:token", "woocommerce-dr:domain"]
+
+
+# --- the reference ---------------------------------------------------------------------------------
+
+def config_keys(model=StackConfig, prefix: str = "") -> list[str]:
+    """Every key of the model as docs/config.md writes it: `traffic.monitor.interval`, `regions[].webNodes`."""
+    from pydantic import BaseModel
+
+    keys = []
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name)
+        sub = next((a for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                    if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            keys.append(key)
+        else:
+            keys.extend(config_keys(sub, key + ("[]." if key == "regions" else ".")))
+    return keys
+
+
+def test_docs_config_md_names_every_key_and_the_new_rules():
+    doc = (REPO_ROOT / "docs" / "config.md").read_text()
+    missing = [key for key in config_keys() if f"`{key}`" not in doc]
+    assert missing == [], f"docs/config.md does not list {missing}"
+    for rule in ("duplicate key", "10,000 values", "woocomerce-dr:sshKeys", "secure:", "webNodes: true",
+                 "dns-failover", "at most a /8's worth of IPv4 addresses", "/32's worth of"):
+        assert rule in doc, rule
+
+
+# --- under `pulumi up`: the language host passes config and secret keys in the environment -----------
+
+def run_load_stack_config(monkeypatch, config: dict[str, str], secret_keys: list[str]):
+    """load_stack_config as a program started by the language host sees it: nothing set in-process,
+    PULUMI_CONFIG and PULUMI_CONFIG_SECRET_KEYS in the environment. Returns the config or the RunError."""
+    import contextvars
+    import json as json_module
+
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    from components.config import load_stack_config
+
+    monkeypatch.setenv("PULUMI_CONFIG", json_module.dumps(config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json_module.dumps(secret_keys))
+
+    def fresh_program():
+        runtime_config.set_all_config({}, [])  # in this copy of the context only
+        try:
+            return load_stack_config()
+        except pulumi.RunError as err:
+            return err
+
+    return contextvars.copy_context().run(fresh_program)
+
+
+def test_pulumi_up_sees_secure_tokens_as_secret_through_the_environment(monkeypatch):
+    stack = load_stack_file("prod")
+    assert isinstance(run_load_stack_config(monkeypatch, stack.config, stack.secret_keys), StackConfig)
+
+
+def test_pulumi_up_refuses_a_plain_token_and_a_misspelled_namespace(monkeypatch):
+    stack = load_stack_file("prod")
+    config = {**stack.config, "woocomerce-dr:sshKeys": "[]"}
+    err = run_load_stack_config(monkeypatch, config, [k for k in stack.secret_keys if k != "linode:token"])
+    assert [line.split(": ", 1)[0] for line in str(err).splitlines()] == [
+        "invalid stack configuration:", "linode:token", "woocomerce-dr:sshKeys"]

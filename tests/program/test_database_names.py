@@ -76,8 +76,7 @@ def test_a_managed_primary_publishes_no_name_of_ours(prod_run):
 
 
 def test_dns_failover_mode_publishes_the_same_names(prod_run):
-    traffic = {**harness.raw_config("prod")["traffic"], "mode": "dns-failover"}
-    dns_run = harness.run_ok(harness.stack_file("prod", traffic=traffic))
+    dns_run = harness.run_ok(harness.dns_failover("prod"))
     assert [(r.inputs["name"], r.inputs["content"]) for r in name_records(dns_run)] == [
         (r.inputs["name"], r.inputs["content"]) for r in name_records(prod_run)]
 

@@ -33,8 +33,7 @@ DNS_FAILOVER = ("prod", "dr-test")
 
 @cache
 def dns_failover_run(stack: str):
-    return harness.run_ok(harness.stack_file(stack, traffic={**harness.raw_config(stack)["traffic"],
-                                                             "mode": "dns-failover"}))
+    return harness.run_ok(harness.dns_failover(stack))
 
 
 @pytest.fixture(params=[*LOAD_BALANCER, *(f"{s}-dns-failover" for s in DNS_FAILOVER)])

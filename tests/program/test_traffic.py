@@ -25,8 +25,7 @@ def pools_in_order(run):
 
 @pytest.fixture(scope="module")
 def dns_run():
-    traffic = harness.raw_config("prod")["traffic"]
-    return harness.run_ok(harness.stack_file("prod", traffic={**traffic, "mode": "dns-failover"}))
+    return harness.run_ok(harness.dns_failover("prod"))
 
 
 @pytest.mark.parametrize("fixture", ["prod_run", "dr_test_run", "three_region_run"])

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from drctl.plan.engine import ProgramRun, run_program
-from drctl.stack.files import REPO_ROOT, StackFile, config_from_mapping, project_name
+from drctl.stack.files import REPO_ROOT, StackFile, config_from_mapping, project_name, read_stack_config
 
 NS = "woocommerce-dr"
 PROGRAMS = REPO_ROOT / "tests" / "program" / "programs"
@@ -22,8 +22,7 @@ PROGRAMS = REPO_ROOT / "tests" / "program" / "programs"
 
 @cache
 def _stack_mapping(stack: str) -> dict[str, Any]:
-    with open(REPO_ROOT / f"Pulumi.{stack}.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)["config"]
+    return read_stack_config(REPO_ROOT / f"Pulumi.{stack}.yaml")
 
 
 def stack_mapping(stack: str, **changes: Any) -> dict[str, Any]:
@@ -41,6 +40,17 @@ def stack_mapping(stack: str, **changes: Any) -> dict[str, Any]:
 
 def stack_file(stack: str, **changes: Any) -> StackFile:
     return config_from_mapping(project_name(), stack, stack_mapping(stack, **changes))
+
+
+# drctl watch's address in dns-failover stacks: the mode requires one (components/config.py).
+WATCHDOG_CIDRS = ["198.51.100.7/32"]
+
+
+def dns_failover(stack: str = "prod", **changes: Any) -> StackFile:
+    """`stack` switched to traffic.mode dns-failover, with the watchdog network the mode needs."""
+    traffic = {**raw_config(stack)["traffic"], "mode": "dns-failover"}
+    access = {**raw_config(stack).get("access", {}), "watchdogCidrs": WATCHDOG_CIDRS}
+    return stack_file(stack, **{"traffic": traffic, "access": access, **changes})
 
 
 def three_regions(stack: str = "prod", **changes: Any) -> StackFile:
