@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from drctl.drill.orders import Write, summarize
+from drctl.stack.state_files import write_private
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,10 @@ class DrillReport:
         return "\n".join(lines) + "\n"
 
     def write(self, directory: Path) -> tuple[Path, Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        json_path, md_path = directory / "report.json", directory / "report.md"
-        json_path.write_text(json.dumps(self.as_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-        md_path.write_text(self.markdown(), encoding="utf-8")
+        # Order numbers and the stack's topology: the operator's to share, 0600 until they do.
+        json_path, md_path = Path(directory) / "report.json", Path(directory) / "report.md"
+        write_private(json_path, json.dumps(self.as_dict(), indent=2, default=str) + "\n")
+        write_private(md_path, self.markdown())
         return json_path, md_path
 
 

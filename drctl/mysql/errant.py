@@ -27,6 +27,7 @@ from typing import Any
 from drctl.mysql import gtid
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer
+from drctl.stack.state_files import write_private
 
 MAX_EVENTS_SCANNED = 2_000_000  # stop reading binary logs after this many events
 ROWS_LINES_PER_TRANSACTION = 200
@@ -196,8 +197,7 @@ def examine(conn, server: DbServer, dialect: r.Dialect, primary_region: str,
 
 
 def write_export(report: ErrantReport, directory: Path, clock: float | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    # Customers' rows: readable by the operator only (0600 in a 0700 directory), written atomically.
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock or time.time()))
-    path = directory / f"errant-{report.region}-{stamp}.json"
-    path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
+    path = Path(directory) / f"errant-{report.region}-{stamp}.json"
+    return write_private(path, json.dumps(report.as_dict(), indent=2) + "\n")

@@ -21,7 +21,7 @@ from drctl.cloud.linode import LinodeAPI, LinodeAPIError
 from drctl.cloud.traffic import TrafficBackend, TrafficError
 from drctl.mysql.topology import DbServer, servers_from_outputs
 from drctl.runbook.hooks import HookFailed, run_hooks
-from drctl.runbook.journal import Journal, JournalError, PromotionHistory, Step, state_dir
+from drctl.runbook.journal import Journal, JournalError, PromotionHistory, RunLock, Step, state_dir
 from drctl.stack.command_line import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -34,8 +34,10 @@ from drctl.stack.command_line import (
     stack_source,
 )
 from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
+from drctl.stack.state_files import private_dir
 
 JOURNAL_FILE = "journal.json"
+LOCK_FILE = "lock"
 HISTORY_FILE = "promotions.json"
 FENCES_FILE = "fences.json"
 DEFAULT_BLOCK_SECONDS = 3600
@@ -59,6 +61,7 @@ class Runbook:
     servers: dict[str, DbServer] = field(init=False)
     _traffic: TrafficBackend | None = field(default=None, init=False, repr=False)
     _linode: LinodeAPI | None = field(default=None, init=False, repr=False)
+    _lock: RunLock | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.servers = servers_from_outputs(self.outputs)
@@ -112,10 +115,19 @@ class Runbook:
     def open_journal(self, operation: str, params: dict[str, Any], abandon: bool) -> tuple[Journal, bool]:
         """The journal for this run: resumed when an unfinished one matches, else a new one (a
         finished predecessor is kept under journals/)."""
+        if self._lock is None:
+            self._lock = RunLock(self.state_dir / LOCK_FILE, clock=self.clock)
+        holder = self._lock.acquire(operation)  # before the journal: two runs must not both read it open
         journal = Journal(self.journal_path, operation, params, clock=self.clock)
         self._archive_finished()
         resumed = journal.open(abandon=abandon)
+        journal.doc["holder"] = holder  # who runs it now: a resumed journal names the latest run
         return journal, resumed
+
+    def release_lock(self) -> None:
+        """Let the next run of this stack start (the process's exit does the same)."""
+        if self._lock is not None:
+            self._lock.release()
 
     def peek_journal(self, operation: str, params: dict[str, Any], abandon: bool) -> Journal | None:
         """For --dry-run: the unfinished journal of this very operation (read-only), None when there is
@@ -127,8 +139,7 @@ class Runbook:
         journal = Journal(self.journal_path, "", {})
         existing = journal.read()
         if existing and existing.get("finished"):
-            archive = self.state_dir / "journals"
-            archive.mkdir(parents=True, exist_ok=True)
+            archive = private_dir(self.state_dir / "journals")
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(existing.get("started") or 0))
             shutil.move(str(self.journal_path), archive / f"{stamp}-{existing['operation']}.json")
 

@@ -57,6 +57,14 @@ class FailbackOptions(ChangeOptions):
 
 
 def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
+    """Run (or --dry-run) a failback, holding the stack's run lock while it runs."""
+    try:
+        return _failback(rb, opts)
+    finally:
+        rb.release_lock()
+
+
+def _failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
     result, journal, plan = begin(rb, "failback", opts.to, {"to": opts.to}, opts)
     if plan is None:
         try:

@@ -16,9 +16,6 @@ holds addresses, never secrets.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,8 @@ from drctl.cloud.linode import LinodeAPI, LinodeAPIError, blackhole_rules
 from drctl.cloud.traffic import TrafficBackend, TrafficError
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer
+from drctl.runbook.journal import JournalError
+from drctl.stack.state_files import StateFileError, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,12 @@ class FenceStore:
         self.path = path
 
     def load(self) -> dict[str, dict[str, Any]]:
+        """The saved rules; an unreadable file refuses (JournalError): restoring a firewall from a
+        guess could lock the shop out of its own database."""
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+            return read_json(self.path, "saved firewall rules") or {}
+        except StateFileError as err:
+            raise JournalError(str(err)) from None
 
     def get(self, region: str) -> dict[str, Any]:
         return self.load().get(region, {})
@@ -88,13 +89,7 @@ class FenceStore:
         self._write(doc)
 
     def _write(self, doc: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, doc)
 
 
 def fence_network(server: DbServer, linode: LinodeAPI | None, store: FenceStore,

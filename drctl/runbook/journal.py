@@ -10,14 +10,17 @@ never leaves half a file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-import tempfile
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from drctl.stack.state_files import StateFileError, private_dir, read_json, write_json
 
 
 class JournalError(Exception):
@@ -116,20 +119,12 @@ class Journal:
     def read(self) -> dict[str, Any] | None:
         """The journal file as it stands (None when there is none); JournalError when unreadable."""
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except ValueError as err:
-            raise JournalError(f"journal {self.path} is not valid JSON ({err}); move it aside to continue") from None
+            return read_json(self.path, "journal")
+        except StateFileError as err:
+            raise JournalError(str(err)) from None
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.doc, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, self.doc)
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -143,16 +138,29 @@ class PromotionHistory:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time):
         self.path, self.clock = path, clock
 
-    def last(self) -> dict[str, Any] | None:
+    def entries(self) -> list[dict[str, Any]]:
+        """Every recorded promotion, oldest first. A history that cannot be read refuses
+        (JournalError): an unreadable record must not let a flapping promotion through."""
         try:
-            entries = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            return None
+            entries = read_json(self.path, "promotion history")
+        except StateFileError as err:
+            raise JournalError(f"{err} (it holds the anti-flapping record of past promotions)") from None
+        if entries is None:
+            return []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "at" in e for e in entries):
+            raise JournalError(f"promotion history {self.path} is not a list of promotions; drctl will not guess "
+                               "what it held: repair it or move it aside, then run again")
+        return entries
+
+    def last(self) -> dict[str, Any] | None:
+        entries = self.entries()
         return entries[-1] if entries else None
 
     def check(self, block_seconds: int, force: bool) -> None:
+        if force:
+            return
         last = self.last()
-        if not last or force:
+        if not last:
             return
         age = self.clock() - last["at"]
         if age < block_seconds:
@@ -164,10 +172,59 @@ class PromotionHistory:
     def record(self, from_region: str, to_region: str, **details: Any) -> None:
         """Add a promotion; `details` (JSON-able, no secrets) ride along, e.g. the GTID position the
         new primary started from, which failback uses to tell the old primary's own transactions."""
-        try:
-            entries = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            entries = []
+        entries = self.entries()
         entries.append({"at": self.clock(), "from": from_region, "to": to_region, **details})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(entries[-50:], indent=2), encoding="utf-8")
+        write_json(self.path, entries[-50:])
+
+
+class RunLock:
+    """One state-changing run (promote, failback) per stack on this machine at a time: an exclusive
+    lock on `<state dir>/lock`, whose file names the holder for the refusal. Without it two
+    `promote --yes` started together would both fence and both promote. The kernel drops the lock
+    when the holder exits, however it exits, so a crash never leaves it stuck."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time):
+        self.path, self.clock = path, clock
+        self._fd: int | None = None
+        self.holder: dict[str, Any] | None = None
+
+    def acquire(self, operation: str) -> dict[str, Any]:
+        """Take the lock (again is a no-op) and return who holds it now; JournalError naming the
+        other holder when another run has it."""
+        if self._fd is not None:
+            return self.holder or {}
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = _holder_of(fd)
+            os.close(fd)
+            raise JournalError(
+                f"another drctl {other.get('operation', 'run')} is running on this stack (pid {other.get('pid', '?')} "
+                f"on {other.get('host', '?')}, since {_clock(other.get('since'))}; lock {self.path}): wait for it "
+                "to finish, or stop it first; two runs at once would both fence and promote") from None
+        self.holder = {"operation": operation, "pid": os.getpid(), "host": socket.gethostname(), "since": self.clock()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(self.holder).encode(), 0)
+        self._fd = fd
+        return self.holder
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd, self.holder = None, None
+
+
+def _holder_of(fd: int) -> dict[str, Any]:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _clock(at: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if isinstance(at, int | float) else "?"

@@ -262,8 +262,16 @@ def fetch_from(rb: Runbook, conn, dialect: r.Dialect, donor: DbServer, timeout: 
 
 
 def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
-    """Run (or --dry-run) a promotion. Raises Refused / UsageError / JournalError before any change;
-    after that, failures are recorded in the result and the journal."""
+    """Run (or --dry-run) a promotion, holding the stack's run lock while it runs. Raises Refused /
+    UsageError / JournalError before any change; after that, failures are recorded in the result
+    and the journal."""
+    try:
+        return _promote(rb, opts)
+    finally:
+        rb.release_lock()
+
+
+def _promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
     result, journal, plan = begin(rb, "promote", opts.region, {"region": opts.region}, opts)
     blocked = None
     if plan is None:

@@ -4,6 +4,7 @@ report files say."""
 from __future__ import annotations
 
 import json
+import stat
 
 from drctl.drill.orders import Write
 from drctl.drill.report import DrillReport, loss_window_seconds, lost_orders, outage
@@ -93,3 +94,11 @@ def test_the_markdown_puts_objectives_next_to_measurements():
     assert "| RPO | 15 s | 0.0 s (0 orders lost) | met |" in md
     assert "| detection (fault to traffic leaving us-east) | 1.0 |" in md
     assert '| promote | ok | 1.0 | {"mode": "planned"} |' in md
+
+
+def test_reports_are_written_for_their_owner_only(tmp_path):
+    r = report()
+    r.finish()
+    for path in r.write(tmp_path / "drill-prod"):  # a directory drctl creates: 0700
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((tmp_path / "drill-prod").stat().st_mode) == 0o700

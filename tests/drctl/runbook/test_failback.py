@@ -4,6 +4,7 @@ switchover returns the primary role and the traffic."""
 
 import contextlib
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ def test_failback_refuses_errant_orders_and_the_export_names_each_one(mariadb_pa
     assert "us-east has" in result.message and "(2 changed shop data)" in result.message
     assert "--discard-errant" in result.message
     export = json.loads(Path(result.export).read_text())
+    # customers' rows: the operator's eyes only
+    assert stat.S_IMODE(Path(result.export).stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(result.export).parent.stat().st_mode) == 0o700
     data = [t for t in export["transactions"] if not t["drctlOnly"]]
     assert [t["statements"] for t in data] == [["INSERT INTO shop.orders (id, total) VALUES (4, 40)"],
                                                ["INSERT INTO shop.orders (id, total) VALUES (5, 50)"]]

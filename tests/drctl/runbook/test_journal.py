@@ -1,12 +1,16 @@
 """Resumable runbooks: the journal, the anti-flapping block period and hooks."""
 
 import json
+import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from drctl.runbook.hooks import HookFailed, run_hooks
-from drctl.runbook.journal import Journal, JournalError, PromotionHistory, Step
+from drctl.runbook.journal import Journal, JournalError, PromotionHistory, RunLock, Step
+from drctl.stack.files import REPO_ROOT
 
 
 class Clock:
@@ -139,3 +143,63 @@ def test_peek_refuses_like_open_without_writing(tmp_path):
     assert Journal(path, "failback", {"to": "us-east"}).peek(abandon=True) is False
     assert Journal(path, "promote", {"region": "eu-west"}).peek() is True
     assert path.read_text() == before
+
+
+# --- state files: atomic, private, read fail-closed ------------------------------------------------
+
+
+def test_a_truncated_promotion_history_refuses_instead_of_passing_the_block_check(tmp_path):
+    history = PromotionHistory(tmp_path / "promotions.json", clock=Clock())
+    history.record("us-east", "eu-west")
+    history.path.write_text(history.path.read_text()[:20])  # a crash mid-write, as the old writer allowed
+    with pytest.raises(JournalError, match=r"promotion history .* is not valid JSON .* move it aside"):
+        history.check(block_seconds=3600, force=False)
+    with pytest.raises(JournalError):
+        history.record("eu-west", "us-east")  # nor is it overwritten with a history that forgot the first
+    history.check(block_seconds=3600, force=True)  # --force is the operator's explicit override
+
+
+def test_a_history_that_is_not_a_list_of_promotions_refuses(tmp_path):
+    history = PromotionHistory(tmp_path / "promotions.json", clock=Clock())
+    history.path.write_text('{"at": 1}')
+    with pytest.raises(JournalError, match="is not a list of promotions"):
+        history.last()
+
+
+def test_state_files_are_private_and_written_whole(tmp_path):
+    state = tmp_path / "state" / "prod"  # neither directory exists yet
+    journal = Journal(state / "journal.json", "promote", {"region": "eu-west"})
+    journal.open()
+    PromotionHistory(state / "promotions.json").record("us-east", "eu-west")
+    for path in (state / "journal.json", state / "promotions.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for directory in (state, state.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert sorted(p.name for p in state.iterdir()) == ["journal.json", "promotions.json"]  # no temp file left
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_lock_and_names_it(tmp_path):
+    first, second = RunLock(tmp_path / "lock"), RunLock(tmp_path / "lock")
+    holder = first.acquire("promote")
+    assert holder["pid"] == os.getpid() and holder["operation"] == "promote"
+    with pytest.raises(JournalError, match=rf"another drctl promote is running on this stack \(pid {os.getpid()} on "
+                                           r"\S+, since \d{4}-\d\d-\d\d .*two runs at once would both fence and promote"):
+        second.acquire("failback")
+    first.release()
+    assert second.acquire("failback")["operation"] == "failback"  # free once the first is done
+    second.release()
+
+
+def test_the_lock_dies_with_its_holder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from drctl.runbook.journal import RunLock; "
+        "RunLock(Path(sys.argv[1])).acquire('promote'); print('held', flush=True); time.sleep(60)"),
+        str(tmp_path / "lock")], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(JournalError, match=f"pid {holder.pid} on"):
+            RunLock(tmp_path / "lock").acquire("promote")
+    finally:
+        holder.kill()
+        holder.wait()
+    RunLock(tmp_path / "lock").acquire("promote")  # a killed holder leaves no stale lock

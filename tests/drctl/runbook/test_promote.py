@@ -17,7 +17,7 @@ import pytest
 from drctl import cli
 from drctl.mysql import replication as r
 from drctl.runbook.context import Refused
-from drctl.runbook.journal import JournalError
+from drctl.runbook.journal import JournalError, RunLock
 from drctl.runbook.promote import PromoteOptions, promote
 from tests.support.fake_linode import Fault
 from tests.support.runbook_support import (
@@ -286,6 +286,22 @@ def test_promote_without_yes_refuses_as_a_usage_error(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == (
         "drctl promote: promote changes which database takes writes: pass --yes to act, or --dry-run to see the "
         "steps\n")
+
+
+def test_a_second_promote_is_refused_while_another_runs_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(outputs_doc(paper_servers(tmp_path))))
+    monkeypatch.setenv("DRCTL_STATE_DIR", str(tmp_path / "state"))
+    running = RunLock(tmp_path / "state" / "runbook-test" / "lock")
+    running.acquire("failback")  # the first run, mid-way
+    try:
+        code = cli.main(["promote", "--outputs", str(outputs), "--region", "eu-west", "--yes", "-o", "json"])
+    finally:
+        running.release()
+    doc = json.loads(capsys.readouterr().out)
+    assert (code, doc["outcome"]) == (1, "refused")
+    assert doc["message"].startswith(f"another drctl failback is running on this stack (pid {os.getpid()} on ")
+    assert not (tmp_path / "state" / "runbook-test" / "journal.json").exists()  # not even a journal
 
 
 def test_an_unknown_region_is_a_usage_error(tmp_path, monkeypatch, capsys):
