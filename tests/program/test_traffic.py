@@ -97,7 +97,7 @@ def shop_records(run):
 @pytest.mark.parametrize("fixture", ["prod_run", "dr_test_run", "three_region_run"])
 def test_no_dns_record_shares_the_load_balancers_name(request, fixture):
     # A load balancer hostname shadows a record of the same name. The only records beside it are
-    # the database servers' names, DNS-only (tests/test_database_names.py).
+    # the database servers' names, DNS-only (tests/program/test_database_names.py).
     run = request.getfixturevalue(fixture)
     [lb] = run.of_type(LB)
     records = run.of_type(DNS)
