@@ -9,8 +9,9 @@ Cloudflare's envelope (`success`, `errors`, `messages`, `result`, `result_info`)
 plug in with `add_route`. `serving_pool` says which pool Cloudflare would send traffic to.
 
 Checks the bearer token (401 otherwise), logs every request (`requests`), and injects faults
-(`fail`: a status with optional Retry-After, or a delay that outlasts the client's timeout;
-`deny_writes`: a token without "DNS Write").
+(`fail`: a status with an error code, message and optional Retry-After, or a delay that outlasts the
+client's timeout; `lose_answer`: the request is carried out but its answer never arrives;
+`writes_denied`: a token without "DNS Write").
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ class Fault:
     retry_after: str | None
     delay: float
     code: int
+    message: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path))
+
+
+@dataclass
+class AnswerLoss:
+    """The request is carried out; its answer is dropped (the connection closes) or comes `late`."""
+
+    times: int
+    method: str | None
+    path: str | None
+    late: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path))
@@ -81,6 +96,7 @@ class FakeCloudflare:
     records_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    losses: list[AnswerLoss] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     writes_denied: bool = False
     load_balancers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -171,10 +187,19 @@ class FakeCloudflare:
                     if (name is None or r["name"] == name) and (type is None or r["type"] == type)]
 
     def fail(self, status: int, *, times: int = 1, method: str | None = None, path: str | None = None,
-             retry_after: str | None = None, delay: float = 0.0, code: int = 10000) -> None:
-        """The next `times` matching requests answer `status` (after `delay` seconds)."""
+             retry_after: str | None = None, delay: float = 0.0, code: int = 10000, message: str | None = None) -> None:
+        """The next `times` matching requests answer `status` (after `delay` seconds) with Cloudflare
+        error `code` and `message` (default "injected HTTP <status>")."""
         with self._lock:
-            self.faults.append(Fault(status, times, method, path, retry_after, delay, code))
+            self.faults.append(Fault(status, times, method, path, retry_after, delay, code, message))
+
+    def lose_answer(self, *, times: int = 1, method: str | None = None, path: str | None = None,
+                    late: float = 0.0) -> None:
+        """The next `times` matching requests are carried out, but the client never gets the answer:
+        the connection closes without one, or (with `late`) it is sent after `late` seconds, once
+        the client has given up waiting."""
+        with self._lock:
+            self.losses.append(AnswerLoss(times, method, path, late))
 
     def log(self, *, method: str | None = None, path: str | None = None, ok: bool | None = None) -> list[Request]:
         with self._lock:
@@ -276,23 +301,33 @@ class FakeCloudflare:
         request = Request(h.command, path, parse_qs(url.query), body, time.monotonic())
         with self._lock:
             self.requests.append(request)
+        loss = self._take_loss(request)
         status, payload, headers = self._respond(request, h.headers.get("Authorization", ""))
         request.status = status
+        if loss is not None and not loss.late:
+            h.close_connection = True  # carried out, and the connection closes without an answer
+            return
+        if loss is not None:
+            time.sleep(loss.late)
         data = json.dumps(payload).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for key, value in headers.items():
-            h.send_header(key, value)
-        h.end_headers()
-        h.wfile.write(data)
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                h.send_header(key, value)
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # a late answer to a client that gave up
+            h.close_connection = True
 
     def _respond(self, request: Request, authorization: str) -> tuple[int, Any, dict[str, str]]:
         fault = self._take_fault(request)
         if fault is not None:
             time.sleep(fault.delay)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            return fault.status, _envelope(None, errors=[(fault.code, f"injected HTTP {fault.status}")]), headers
+            message = fault.message or f"injected HTTP {fault.status}"
+            return fault.status, _envelope(None, errors=[(fault.code, message)]), headers
         if authorization != f"Bearer {self.token}":
             return 401, _envelope(None, errors=[(10000, "Authentication error")]), {}
         if self.writes_denied and request.is_write:
@@ -308,6 +343,14 @@ class FakeCloudflare:
                 status, result, info = (*out, None)[:3] if isinstance(out, tuple) else (200, out, None)
                 return status, _envelope(result, result_info=info), {}
         return 404, _envelope(None, errors=[(7003, f"No route for {request.method} {request.path}")]), {}
+
+    def _take_loss(self, request: Request) -> AnswerLoss | None:
+        with self._lock:
+            for loss in self.losses:
+                if loss.times > 0 and loss.matches(request.method, request.path):
+                    loss.times -= 1
+                    return loss
+        return None
 
     def _take_fault(self, request: Request) -> Fault | None:
         with self._lock:
