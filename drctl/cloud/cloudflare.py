@@ -19,6 +19,8 @@ Every call goes through `CloudflareApi._call`, which owns the retry policy inste
 
 Errors raised here are `CloudflareApiError` subclasses whose messages are built by drctl from the
 status and Cloudflare's error codes: never from request headers, and scrubbed of the token anyway.
+Write bodies are built from typed values: integers stay integers (the SDK parses a TTL as a float,
+and Cloudflare refuses `"ttl": 300.0`).
 """
 
 from __future__ import annotations
@@ -119,16 +121,16 @@ class DnsRecord:
     name: str
     content: str
     proxied: bool | None = None
-    ttl: float | None = None
+    ttl: int | None = None  # seconds, 1 = automatic; an integer, as the API wants it back
     comment: str | None = None
     created_on: datetime | None = None
 
     def patch(self, content: str) -> dict[str, Any]:
         """A batch patch giving this record new content; the SDK wants name, type and ttl too."""
-        body: dict[str, Any] = {"id": self.id, "type": self.type, "name": self.name, "content": content,
-                                "ttl": self.ttl if self.ttl is not None else 1}
+        body: dict[str, Any] = {"id": str(self.id), "type": str(self.type), "name": str(self.name),
+                                "content": str(content), "ttl": int(self.ttl) if self.ttl is not None else 1}
         if self.proxied is not None:
-            body["proxied"] = self.proxied
+            body["proxied"] = bool(self.proxied)
         return body
 
     def has(self, body: Mapping[str, Any]) -> bool:
@@ -583,8 +585,16 @@ def _describe(err: cloudflare.APIError) -> str:
 def _record(r: Any) -> DnsRecord:
     return DnsRecord(
         id=r.id, type=r.type, name=r.name, content=str(r.content), proxied=getattr(r, "proxied", None),
-        ttl=getattr(r, "ttl", None), comment=getattr(r, "comment", None), created_on=getattr(r, "created_on", None),
+        ttl=_whole_seconds(getattr(r, "ttl", None)), comment=getattr(r, "comment", None),
+        created_on=getattr(r, "created_on", None),
     )
+
+
+def _whole_seconds(ttl: Any) -> int | None:
+    # The SDK types a TTL as float | Literal[1] and parses 300 as 300.0; the API takes integers only.
+    if ttl is None:
+        return None
+    return int(ttl) if float(ttl).is_integer() else round(ttl)
 
 
 def _load_balancer(got: Any, lb_id: str) -> LoadBalancer:

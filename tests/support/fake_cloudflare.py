@@ -11,7 +11,9 @@ plug in with `add_route`. `serving_pool` says which pool Cloudflare would send t
 Checks the bearer token (401 otherwise), logs every request (`requests`), and injects faults
 (`fail`: a status with an error code, message and optional Retry-After, or a delay that outlasts the
 client's timeout; `lose_answer`: the request is carried out but its answer never arrives;
-`writes_denied`: a token without "DNS Write").
+`writes_denied`: a token without "DNS Write"). DNS record bodies are checked against the documented
+field types (tests/support/api_fields.py) and refused as the API refuses them: a float TTL gets
+400 with code 9208.
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.api_fields import DNS_RECORD, problems
+
 API_PREFIX = "/client/v4"
 RECORD_MISSING = (81044, "Record does not exist.")
+TTL_NOT_A_NUMBER = (9208, "ttl must be a number")
+TTL_OUT_OF_RANGE = (9021, "Invalid TTL. Must be between 30 and 86400 seconds, or 1 for Automatic.")
+DNS_VALIDATION = 1004  # "DNS Validation Error"
 
 
 class ApiFailure(Exception):
@@ -381,14 +388,17 @@ class FakeCloudflare:
         return dict(self._existing(zone_id, record_id))
 
     def _create(self, zone_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        _check_record_body(body)
         record = self._new_record(zone_id, body)
         self.records_by_id[record["id"]] = record
         return dict(record)
 
     def _patch(self, zone_id: str, record_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        _check_record_body(body)
         return dict(self._apply(self.records_by_id, zone_id, record_id, body, replace=False))
 
     def _put(self, zone_id: str, record_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        _check_record_body(body)
         return dict(self._apply(self.records_by_id, zone_id, record_id, body, replace=True))
 
     def _delete(self, zone_id: str, record_id: str, query: Any, body: Any) -> dict[str, Any]:
@@ -398,6 +408,9 @@ class FakeCloudflare:
 
     def _batch(self, zone_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
         # Work on a copy and commit only if every operation succeeded: one transaction.
+        for key in ("patches", "puts", "posts"):
+            for item in body.get(key) or []:
+                _check_record_body(item)
         staged = {k: dict(v) for k, v in self.records_by_id.items()}
         result: dict[str, list[dict[str, Any]]] = {"deletes": [], "patches": [], "puts": [], "posts": []}
         for item in body.get("deletes") or []:
@@ -443,6 +456,19 @@ class FakeCloudflare:
         # Strictly increasing, so "oldest record" is well defined even within one microsecond.
         base = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(microseconds=next(self._ticks))
         return base.isoformat().replace("+00:00", "Z")
+
+
+def _check_record_body(body: dict[str, Any]) -> None:
+    """Refuse a record body as Cloudflare does: a TTL that is not an integer (`300.0`) gets 400
+    with code 9208; any other field of the wrong type a DNS validation error."""
+    ttl = body.get("ttl")
+    if ttl is not None and type(ttl) is not int:
+        raise ApiFailure(400, *TTL_NOT_A_NUMBER)
+    if ttl is not None and not (ttl == 1 or 30 <= ttl <= 86400):
+        raise ApiFailure(400, *TTL_OUT_OF_RANGE)
+    found = problems(body, DNS_RECORD)
+    if found:
+        raise ApiFailure(400, DNS_VALIDATION, f"DNS Validation Error: {found[0]}")
 
 
 def _touched_ids(request: Request) -> set[str]:

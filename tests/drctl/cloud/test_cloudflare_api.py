@@ -283,3 +283,22 @@ def test_backing_off_stops_when_the_next_wait_would_pass_the_deadline(fake_cf, t
     with pytest.raises(CloudflareUnavailable, match="after 2 attempts"):
         api.get_dns_record(ZONE, record)
     assert timing.waits == [0.375]  # the next, 0.75 s, would end past the 1 s budget
+
+
+# -- bodies built from typed values ------------------------------------------------
+
+def test_a_custom_ttl_is_written_back_as_an_integer(fake_cf, timing):
+    rec = fake_cf.add_record(ZONE, "A", "db.example.test", "192.0.2.1", proxied=False, ttl=300)
+    api = make_api(fake_cf, timing)
+    updated, _ = api.set_dns_content(ZONE, rec["id"], "192.0.2.2")
+    [patch] = fake_cf.log(method="PATCH")
+    assert type(patch.body["ttl"]) is int and patch.body["ttl"] == 300 and patch.body["proxied"] is False
+    assert updated.ttl == 300 and type(updated.ttl) is int
+
+
+def test_the_fake_refuses_a_float_ttl_as_cloudflare_does(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    current = api.get_dns_record(ZONE, record)
+    with pytest.raises(CloudflareRejected, match="9208: ttl must be a number") as err:
+        api.batch_dns(ZONE, patches=[{**current.patch("192.0.2.5"), "ttl": 300.0}])
+    assert err.value.status == 400 and fake_cf.record(record)["content"] == "192.0.2.1"
