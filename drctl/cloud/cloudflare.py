@@ -15,7 +15,8 @@ Every call goes through `CloudflareApi._call`, which owns the retry policy inste
   is what the write wanted, the write succeeded (a DNS batch deleting a record it already deleted
   would otherwise come back 404, and a create would be made twice);
 - the SDK sleeps with `time.sleep`; tests and the benchmark need an injectable clock and sleep;
-- a 401/403 must become a message naming the token permission the operation needs.
+- a 401/403 must become a message saying what to fix: the token itself (Cloudflare error 9109,
+  invalid or revoked) or the permission the operation needs.
 
 Errors raised here are `CloudflareApiError` subclasses whose messages are built by drctl from the
 status and Cloudflare's error codes: never from request headers, and scrubbed of the token anyway.
@@ -53,6 +54,11 @@ POOLS_READ = 'account "Load Balancing: Monitors and Pools Read" (or "... Write")
 POOLS_WRITE = 'account "Load Balancing: Monitors and Pools Write"'
 
 DEFAULT_TIMEOUT = 10.0  # seconds per request (connect, each read); the operation's deadline may cut it
+
+# Cloudflare error codes saying the token itself cannot be used, whatever its permissions: 9109
+# "Invalid access token" (also "Cannot use the access token from location: ..." for a token limited
+# to other client addresses), 1000 "Invalid API Token", 6003/6111 a malformed Authorization header.
+TOKEN_REFUSED_CODES = frozenset({1000, 6003, 6111, 9109})
 RECORD_MISSING_CODE = 81044  # "Record does not exist."
 
 T = TypeVar("T")
@@ -77,6 +83,13 @@ class CloudflareConfigError(CloudflareApiError):
 
 class CloudflarePermissionError(CloudflareApiError):
     kind = "permission"
+
+
+class CloudflareTokenRefused(CloudflarePermissionError):
+    """The token itself was refused (invalid, expired, revoked, or not allowed from this address):
+    no permission added to it would help."""
+
+    kind = "token"
 
 
 class CloudflareRateLimited(CloudflareApiError):
@@ -548,8 +561,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _refusal(operation: str, permission: str, err: cloudflare.APIStatusError) -> CloudflareApiError:
-    """The error for a request Cloudflare answered with a 4xx."""
+    """The error for a request Cloudflare answered with a 4xx, read from its error codes first:
+    a 403 is a missing permission only when the code does not say the token itself is refused."""
     codes, status = _codes(err), err.status_code
+    if status == 401 or TOKEN_REFUSED_CODES.intersection(codes):
+        return CloudflareTokenRefused(_token_message(operation, permission, err), operation=operation,
+                                      status=status, codes=codes)
     if isinstance(err, cloudflare.AuthenticationError | cloudflare.PermissionDeniedError):
         return CloudflarePermissionError(_permission_message(operation, permission, err), operation=operation,
                                          status=status, codes=codes)
@@ -557,12 +574,17 @@ def _refusal(operation: str, permission: str, err: cloudflare.APIStatusError) ->
                               operation=operation, status=status, codes=codes)
 
 
+def _token_message(operation: str, permission: str, err: cloudflare.APIStatusError) -> str:
+    said = "; ".join(f"{e.code}: {e.message}" for e in getattr(err, "errors", []) or [])
+    status = f"{err.status_code}" + (f", Cloudflare error {said}" if said else "")
+    return (f"{operation}: Cloudflare refused the API token itself ({status}): it is invalid, expired or "
+            f"revoked, or not allowed from this address; put a valid token with {permission} permission "
+            f"in {ENV_TOKEN} (adding permissions to this one will not help)")
+
+
 def _permission_message(operation: str, permission: str, err: cloudflare.APIStatusError) -> str:
     codes = _codes(err)
     status = f"{err.status_code}{', Cloudflare error ' + ', '.join(map(str, codes)) if codes else ''}"
-    if err.status_code == 401:
-        return (f"{operation}: Cloudflare rejected the API token ({status}): check that {ENV_TOKEN} holds a "
-                f"valid, unexpired token with {permission} permission")
     scope = "account" if permission.startswith("account") else "zone"
     return (f"{operation}: the API token lacks the {permission} permission for this {scope} ({status}); "
             "edit the token in the Cloudflare dashboard to add it")

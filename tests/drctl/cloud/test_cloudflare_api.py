@@ -13,6 +13,7 @@ from drctl.cloud.cloudflare import (
     CloudflarePermissionError,
     CloudflareRateLimited,
     CloudflareRejected,
+    CloudflareTokenRefused,
     CloudflareUnavailable,
     RetryPolicy,
 )
@@ -285,7 +286,26 @@ def test_backing_off_stops_when_the_next_wait_would_pass_the_deadline(fake_cf, t
     assert timing.waits == [0.375]  # the next, 0.75 s, would end past the 1 s budget
 
 
-# -- bodies built from typed values ------------------------------------------------
+# -- error codes, and bodies built from typed values ------------------------------------------------
+
+def test_an_invalid_or_revoked_token_is_reported_as_such_not_as_a_missing_permission(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.fail(403, code=9109, message="Invalid access token", method="PATCH")
+    with pytest.raises(CloudflareTokenRefused) as err:
+        api.set_dns_content(ZONE, record, "192.0.2.2")
+    message = str(err.value)
+    assert err.value.kind == "token" and err.value.codes == (9109,)
+    assert "refused the API token itself (403, Cloudflare error 9109: Invalid access token)" in message
+    assert "invalid, expired or revoked" in message and "lacks" not in message
+
+
+def test_a_403_without_a_token_code_still_names_the_missing_permission(fake_cf, timing, record):
+    api = make_api(fake_cf, timing)
+    fake_cf.fail(403, code=10000, message="Authentication error")
+    with pytest.raises(CloudflarePermissionError, match='lacks the zone "DNS Read"') as err:
+        api.get_dns_record(ZONE, record)
+    assert not isinstance(err.value, CloudflareTokenRefused)
+
 
 def test_a_custom_ttl_is_written_back_as_an_integer(fake_cf, timing):
     rec = fake_cf.add_record(ZONE, "A", "db.example.test", "192.0.2.1", proxied=False, ttl=300)
