@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from drctl.cloud.cloudflare import CloudflareApiError, CloudflareRateLimited, CloudflareRejected
 from drctl.cloud.dns_records import DnsFailover, RecordSet, RegionAddresses
-from drctl.cloud.origin_probe import UNKNOWN, HealthTracker, ProbeResult, probe_all
+from drctl.cloud.origin_probe import UNKNOWN, UP, HealthTracker, ProbeResult, probe_all
 from drctl.watch.alerts import Alerter
 from drctl.watch.lease import Lease, LeaseState
 from drctl.watch.metrics import WatchMetrics
@@ -155,8 +155,11 @@ class Watchdog:
 
     def _health(self) -> list[RegionHealth]:
         now = self.clock()
-        return [RegionHealth(r.region, self.trackers[r.region].state, self.trackers[r.region].up_for(now))
-                for r in self.regions]
+        health = []
+        for r in self.regions:
+            t = self.trackers[r.region]
+            health.append(RegionHealth(r.region, t.state, t.up_for(now), failing=t.state == UP and not t.passing))
+        return health
 
     def _decide(self, records: RecordSet) -> Decision:
         return decide(self._health(), records.region, auto_failback=self.settings.auto_failback,

@@ -8,6 +8,7 @@ import threading
 import time
 
 from drctl.cloud.cloudflare import RetryPolicy
+from drctl.cloud.origin_probe import ProbeResult
 from tests.support.watch_shop import Shop
 
 QUICK_RETRIES = RetryPolicy(base_delay=0.01, max_delay=0.02)
@@ -246,3 +247,38 @@ def test_a_record_pointing_elsewhere_is_left_alone(shop: Shop):
     assert shop.record_writes() == 0
     [decision] = shop.events(wd, "decision")
     assert decision["action"] == "foreign"
+
+
+# -- faults (issue 16) -----------------------------------------------------------------------------
+
+def scripted(watchdog, answers: dict[str, list[bool]]) -> None:
+    """Probe results from a script per region instead of sockets: the order in which regions fail
+    is set by the test, not by timing."""
+    left = {r.ipv4: list(answers[r.region]) for r in watchdog.regions}
+
+    def probe(address: str) -> ProbeResult:
+        ok = left[address].pop(0)
+        return ProbeResult(ok, 0.001, 200 if ok else 503, None if ok else "HTTP 503 (expected 200)")
+
+    watchdog.probe = probe
+
+
+def test_every_region_down_at_once_never_switches_to_one_whose_latest_probe_failed(shop: Shop, tmp_path):
+    """As seen against an independent fake: eu-west's first failed probe comes one round after
+    us-east's, so us-east reaches `fall` while eu-west is still up on paper, its latest probe failed."""
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    scripted(wd, {"us-east": [True, True, False, False, False], "eu-west": [True, True, True, False, False]})
+    actions = [wd.run_cycle().decision.action for _ in range(5)]
+    assert actions == ["stay", "stay", "stay", "hold", "all_down"]
+    assert shop.record_writes() == 0 and shop.region_pointed_at() == "us-east"
+    assert [a["event"] for a in read_alerts(alerts)] == ["all_down"]
+
+
+def test_a_region_that_failed_a_probe_is_switched_to_only_after_rise_good_ones(shop: Shop):
+    wd = shop.watchdog()
+    scripted(wd, {"us-east": [True, True, False, False, False, False],
+                  "eu-west": [True, True, True, False, True, True]})
+    reports = [wd.run_cycle() for _ in range(6)]
+    assert [r.decision.action for r in reports] == ["stay", "stay", "stay", "hold", "hold", "switch"]
+    assert reports[-1].switched and shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
