@@ -5,7 +5,8 @@ holding the lease, repoints the DNS records; it writes one JSON log line per cha
 Quiet by design: the records are re-read every `record_refresh` seconds (a manual change is
 noticed) and always right before a write; a write happens only when the fresh read still calls
 for one. No Cloudflare error ends a cycle early without being logged, counted and retried on the
-next cycle, and no exception ends the loop.
+next cycle, and no exception ends the loop. Quiet is not silent: a switch that keeps failing is
+counted and alerted (`Streak`: at the 3rd in a row, then the 6th, 12th, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from drctl.cloud.cloudflare import CloudflareApiError, CloudflareRateLimited, Cl
 from drctl.cloud.dns_records import DnsFailover, RecordSet, RegionAddresses
 from drctl.cloud.origin_probe import UNKNOWN, UP, HealthTracker, ProbeResult, probe_all
 from drctl.watch.alerts import Alerter
-from drctl.watch.lease import Lease, LeaseState
+from drctl.watch.lease import Lease, LeaseState, replaced
 from drctl.watch.metrics import WatchMetrics
 from drctl.watch.policy import Decision, RegionHealth, decide
 
@@ -37,6 +38,28 @@ class WatchSettings:
     stability_window: float = 300.0
     dry_run: bool = False
     record_refresh: float = 300.0
+    alert_after: int = 3  # failures of the switch in a row before an alert
+
+
+@dataclass
+class Streak:
+    """Failures of one kind in a row, and when they are worth an alert: at `alert_after`, then at
+    each doubling (3, 6, 12, 24, ...), so a fault that lasts is never silent and never a flood."""
+
+    alert_after: int = 3
+    count: int = 0
+    last_error: str = ""
+
+    def failed(self, error: str) -> bool:
+        """Count one failure; True when this one should be alerted."""
+        self.count, self.last_error = self.count + 1, error
+        ratio = self.count / self.alert_after
+        return self.count >= self.alert_after and ratio.is_integer() and int(ratio) & (int(ratio) - 1) == 0
+
+    def reset(self) -> int:
+        """End the streak; return how long it was."""
+        count, self.count, self.last_error = self.count, 0, ""
+        return count
 
 
 @dataclass
@@ -84,6 +107,7 @@ class Watchdog:
         self._records_at = float("-inf")
         self._logged: dict[str, Any] = {}  # last logged value per topic: log on change only
         self._errors: list[CloudflareApiError] = []
+        self.switch_failures = Streak(settings.alert_after)
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -108,7 +132,7 @@ class Watchdog:
             report.records = records
             report.decision = self._decide(records)
             if report.decision.switch:
-                report.decision, report.switched = self._switch()
+                report.decision, report.switched = self._switch(report.decision)
                 report.records = self._records or records
             self._note_decision(report.decision)
         report.errors = [str(e) for e in self._errors]
@@ -180,11 +204,12 @@ class Watchdog:
             self.log.emit("record", region=records.region, records=where,
                           content={r.type: r.content for r in records.records})
 
-    def _switch(self) -> tuple[Decision, bool]:
+    def _switch(self, planned: Decision) -> tuple[Decision, bool]:
         """Re-read, re-decide, and write only if the fresh read still calls for it."""
         fresh = self._guard(self.dns.read)
-        if fresh is None:
-            return Decision("stay", "records could not be re-read before writing; trying again next cycle"), False
+        if fresh is None:  # the switch did not happen: it counts as a failed one
+            self._switch_failed(self._records.region if self._records else None, planned, self._errors[-1])
+            return planned, False
         self._set_records(fresh)
         decision = self._decide(fresh)
         if not decision.switch:
@@ -204,16 +229,27 @@ class Watchdog:
         try:
             records, result = self.dns.point_to(decision.target or "", fresh, deletes=fence.deletes, posts=fence.posts)
         except CloudflareApiError as err:
-            if isinstance(err, CloudflareRejected) and fence.deletes:
+            if isinstance(err, CloudflareRejected) and fence.deletes and replaced(err):
                 self.lease.lost()  # the lease record we fenced with is gone: someone else holds it
             self._api_failed(err)
+            self._switch_failed(source, decision, err)
             return decision, False
         self.lease.confirm(result)
         self._set_records(records)
+        self.switch_failures.reset()
         if result is None:
             return decision, False
         self._record_switch(source, decision)
         return decision, True
+
+    def _switch_failed(self, source: str | None, decision: Decision, err: CloudflareApiError) -> None:
+        """A switch that keeps failing (a write Cloudflare refuses every time, an API that stays
+        down) is an outage nobody sees in the records: alert it, with the count and the error."""
+        if self.switch_failures.failed(str(err)):
+            fields = {"from_region": source, "to_region": decision.target, "count": self.switch_failures.count,
+                      "kind": err.kind, "error": str(err)}
+            self.log.emit("switch_failing", **fields)
+            self._alert("switch_failing", **fields)
 
     def _record_switch(self, source: str | None, decision: Decision) -> None:
         at = self.wall()
@@ -228,6 +264,7 @@ class Watchdog:
     def _note_decision(self, decision: Decision) -> None:
         if decision.action == "switch":
             return
+        self.switch_failures.reset()  # no switch called for any more: a later failure starts afresh
         for topic in ("planned", "deferred"):  # the next planned/deferred switch is news again
             self._logged.pop(topic, None)
         if not self._changed("decision", (decision.action, decision.target)):

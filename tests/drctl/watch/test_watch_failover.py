@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from drctl.cloud.cloudflare import RetryPolicy
 from drctl.cloud.origin_probe import ProbeResult
 from tests.support.watch_shop import Shop
@@ -282,3 +284,50 @@ def test_a_region_that_failed_a_probe_is_switched_to_only_after_rise_good_ones(s
     reports = [wd.run_cycle() for _ in range(6)]
     assert [r.decision.action for r in reports] == ["stay", "stay", "stay", "hold", "hold", "switch"]
     assert reports[-1].switched and shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
+
+
+@pytest.mark.parametrize("how", ["dropped", "late"])
+def test_a_switch_applied_but_its_answer_lost_is_recognised_logged_and_alerted_once(shop: Shop, tmp_path, how):
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    wd.dns.api.retry, wd.dns.api.timeout = QUICK_RETRIES, 0.5
+    settle(wd)
+    shop.fake.lose_answer(method="POST", path="/batch$", late=1.0 if how == "late" else 0.0)
+    shop.origin("us-east").healthy = False
+    reports = [wd.run_cycle() for _ in range(4)]
+    assert [r.switched for r in reports] == [False, True, False, False]
+    assert shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
+    assert len(shop.fake.log(method="POST", path="/batch$")) == 2  # taking the lease, the switch: never re-sent
+    [switch] = shop.events(wd, "switch")
+    assert (switch["from_region"], switch["to_region"]) == ("us-east", "eu-west")
+    assert [a["event"] for a in read_alerts(alerts)] == ["switch"]
+    assert not shop.events(wd, "api_error") and shop.events(wd, "lease")[-1]["held"]
+    [lease] = shop.fake.find(type="TXT")
+    assert wd.lease.fence().deletes == (lease["id"],)  # the lease posted with the switch is known as ours
+
+
+def test_a_dns_only_record_with_a_custom_ttl_fails_over_and_keeps_its_ttl(shop: Shop):
+    for record_id in (shop.a_id, shop.aaaa_id):
+        shop.fake.records_by_id[record_id].update(proxied=False, ttl=300)
+    wd = shop.watchdog()
+    settle(wd)
+    shop.origin("us-east").healthy = False
+    settle(wd)
+    assert shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
+    records = [shop.fake.record(i) for i in (shop.a_id, shop.aaaa_id)]
+    assert [(r["ttl"], r["proxied"]) for r in records] == [(300, False), (300, False)]
+
+
+def test_a_switch_refused_again_and_again_alerts_with_the_count(shop: Shop, tmp_path):
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    settle(wd)
+    shop.fake.fail(400, code=9208, message="ttl must be a number", method="POST", path="/batch$", times=100)
+    shop.origin("us-east").healthy = False
+    for _ in range(8):  # `fall` is reached on the 2nd: seven refused switches
+        wd.run_cycle()
+    failing = [a for a in read_alerts(alerts) if a["event"] == "switch_failing"]
+    assert [a["count"] for a in failing] == [3, 6]
+    assert failing[0]["to_region"] == "eu-west" and "9208: ttl must be a number" in failing[0]["error"]
+    assert [e["count"] for e in shop.events(wd, "switch_failing")] == [3, 6]
+    assert shop.record_writes() == 0 and shop.events(wd, "lease")[-1]["held"]  # a 400 is not a lost lease
