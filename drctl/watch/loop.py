@@ -5,13 +5,16 @@ holding the lease, repoints the DNS records; it writes one JSON log line per cha
 Quiet by design: the records are re-read every `record_refresh` seconds (a manual change is
 noticed) and always right before a write; a write happens only when the fresh read still calls
 for one. No Cloudflare error ends a cycle early without being logged, counted and retried on the
-next cycle, and no exception ends the loop. Quiet is not silent: a switch that keeps failing is
-counted and alerted (`Streak`: at the 3rd in a row, then the 6th, 12th, ...).
+next cycle, and no exception ends the loop. Quiet is not silent: a switch that keeps failing, or
+cycles that keep failing, are counted and alerted (`Streak`: at the 3rd in a row, then the 6th,
+12th, ...), and a failed cycle still waits a whole interval before the next, so a fault that
+fails every cycle at once cannot make the loop spin.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +41,19 @@ class WatchSettings:
     stability_window: float = 300.0
     dry_run: bool = False
     record_refresh: float = 300.0
-    alert_after: int = 3  # failures of the switch in a row before an alert
+    alert_after: int = 3  # failures in a row (of the switch, or of whole cycles) before an alert
+
+    def __post_init__(self) -> None:
+        # The command line refuses these too; a loop built any other way must not spin on a nan.
+        for name in ("interval", "record_refresh"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"WatchSettings.{name} must be a finite number of seconds above 0 (got {value!r})")
+        if not (math.isfinite(self.stability_window) and self.stability_window >= 0):
+            raise ValueError("WatchSettings.stability_window must be a finite number of seconds, 0 or more "
+                             f"(got {self.stability_window!r})")
+        if min(self.fall, self.rise, self.alert_after) < 1:
+            raise ValueError("WatchSettings.fall, rise and alert_after must be at least 1")
 
 
 @dataclass
@@ -108,6 +123,7 @@ class Watchdog:
         self._logged: dict[str, Any] = {}  # last logged value per topic: log on change only
         self._errors: list[CloudflareApiError] = []
         self.switch_failures = Streak(settings.alert_after)
+        self.cycle_failures = Streak(settings.alert_after)
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -140,20 +156,42 @@ class Watchdog:
         return report
 
     def run(self, stop: threading.Event) -> None:
-        """Cycle every `interval` seconds (fixed rate) until `stop` is set."""
+        """Cycle every `interval` seconds (fixed rate) until `stop` is set; after a failed cycle,
+        wait a whole interval."""
         self.log.emit("start", regions=[r.region for r in self.regions], holder=self.lease.holder,
                       **asdict(self.settings))
+        interval = self.settings.interval
         next_start = self.clock()
         while not stop.is_set():
-            try:
-                self.run_cycle()
-            except Exception as err:  # a bug must not silence the watchdog; it is logged and retried
-                self.log.emit("cycle_failed", error=f"{type(err).__name__}: {err}")
-            next_start += self.settings.interval
+            ok = self.guarded_cycle()
+            next_start += interval
             now = self.clock()
             if next_start < now:  # overran (slow API): start again now rather than bunching cycles
                 next_start = now
+            if not ok:  # whatever failed may fail again at once: never retry it without a pause
+                next_start = max(next_start, now + interval)
             stop.wait(next_start - now)
+
+    def guarded_cycle(self) -> bool:
+        """One cycle that no exception escapes: a bug must not silence the watchdog. Failures in a
+        row are logged with their count (the 1st, 2nd, 4th, 8th, ... and whenever the error
+        changes) and alerted (see Streak); the first good cycle after them says how many there were."""
+        try:
+            self.run_cycle()
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            changed = error != self.cycle_failures.last_error
+            alert = self.cycle_failures.failed(error)
+            count = self.cycle_failures.count
+            if changed or count & (count - 1) == 0 or alert:
+                self.log.emit("cycle_failed", error=error, count=count)
+            if alert:
+                self._alert("cycle_failing", count=count, error=error)
+            return False
+        failed = self.cycle_failures.reset()
+        if failed:
+            self.log.emit("cycle_ok", failed_before=failed)
+        return True
 
     def close(self) -> None:
         """Let go of the lease (a standby takes over at once instead of after expiry)."""

@@ -11,6 +11,7 @@ import pytest
 
 from drctl.cloud.cloudflare import RetryPolicy
 from drctl.cloud.origin_probe import ProbeResult
+from drctl.watch.loop import WatchSettings
 from tests.support.watch_shop import Shop
 
 QUICK_RETRIES = RetryPolicy(base_delay=0.01, max_delay=0.02)
@@ -331,3 +332,47 @@ def test_a_switch_refused_again_and_again_alerts_with_the_count(shop: Shop, tmp_
     assert failing[0]["to_region"] == "eu-west" and "9208: ttl must be a number" in failing[0]["error"]
     assert [e["count"] for e in shop.events(wd, "switch_failing")] == [3, 6]
     assert shop.record_writes() == 0 and shop.events(wd, "lease")[-1]["held"]  # a 400 is not a lost lease
+
+
+class StopAfter(threading.Event):
+    """A stop event that records each wait instead of waiting, and stops the loop after `cycles`."""
+
+    def __init__(self, cycles: int):
+        super().__init__()
+        self.cycles, self.waits = cycles, []
+
+    def wait(self, timeout=None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.cycles:
+            self.set()
+        return self.is_set()
+
+
+def test_failing_cycles_still_wait_their_interval_and_are_counted_and_alerted(shop: Shop, tmp_path):
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    now = [0.0]
+    wd.clock = lambda: now[0]
+
+    def broken_round():
+        now[0] += 0.2  # longer than the 0.05 s interval, then fails
+        raise RuntimeError("probe pool is gone")
+
+    wd.probe_round = broken_round
+    stop = StopAfter(7)
+    wd.run(stop)
+    assert stop.waits == pytest.approx([0.05] * 7)  # never at once, however long the failed cycle took
+    logged = shop.events(wd, "cycle_failed")
+    assert [e["count"] for e in logged] == [1, 2, 3, 4, 6]  # the 1st, powers of two, and each alert
+    assert logged[0]["error"] == "RuntimeError: probe pool is gone"
+    assert [(a["event"], a["count"]) for a in read_alerts(alerts)] == [("cycle_failing", 3), ("cycle_failing", 6)]
+    del wd.probe_round
+    assert wd.guarded_cycle()
+    [recovered] = shop.events(wd, "cycle_ok")
+    assert recovered["failed_before"] == 7
+
+
+@pytest.mark.parametrize("field", ["interval", "record_refresh", "stability_window"])
+def test_watch_settings_refuse_a_nan_so_the_loop_cannot_spin(field):
+    with pytest.raises(ValueError, match=f"WatchSettings.{field} must be a finite number of seconds"):
+        WatchSettings(**{"interval": 1.0, "fall": 2, "rise": 2, field: float("nan")})
