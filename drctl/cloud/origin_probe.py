@@ -11,7 +11,9 @@ Cloudflare's own monitor does for origins unless told otherwise.
 `HealthTracker` is the hysteresis of Route 53 health checks and keepalived's fall/rise: a region is
 down after `fall` consecutive failed probes and up after `rise` consecutive good ones; a single
 probe never flips it. Until either threshold is first met the state is "unknown", which is
-neither: drctl never moves traffic onto a region it has not seen up.
+neither: drctl never moves traffic onto a region it has not seen up. `passing` is stricter than
+up: the latest `rise` probes all passed. A region that is up but has just failed a probe is not yet
+down, and not a place to move traffic to either.
 """
 
 from __future__ import annotations
@@ -168,6 +170,11 @@ class HealthTracker:
             return None
         self.state, self.since = new, now
         return new
+
+    @property
+    def passing(self) -> bool:
+        """The latest `rise` probes all passed (successes reset on every failure)."""
+        return self.successes >= self.rise
 
     def up_for(self, now: float) -> float:
         """Seconds this region has been up (0 unless up)."""

@@ -238,11 +238,13 @@ def _cloudflare_errors() -> Iterator[None]:
 
 def backend_for(outputs: Any) -> TrafficBackend:
     """The backend for the stack's traffic mode, with the Cloudflare client from the environment
-    (CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL)."""
+    (CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL); each call's budget is derived from the
+    stack's RTO (objectives.rtoSeconds)."""
     from drctl.cloud.cloudflare import ENV_TOKEN, LB_WRITE, POOLS_WRITE, CloudflareApi, CloudflareApiError
+    from drctl.cloud.deadline import api_budget
 
     try:
-        api = CloudflareApi.from_env()
+        api = CloudflareApi.from_env(budget=api_budget(outputs.objectives.rto_seconds))
     except CloudflareApiError as err:
         if outputs.traffic_mode == "load-balancer":
             raise TrafficError(f"{ENV_TOKEN} is not set: export an API token with {LB_WRITE} on the shop's zone "

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drctl.cloud.deadline import api_budget
 from drctl.cloud.linode import LinodeAPI, LinodeAPIError
 from drctl.cloud.traffic import TrafficBackend, TrafficError
 from drctl.mysql.topology import DbServer, servers_from_outputs
@@ -234,7 +235,8 @@ class ChangeOptions:
 
 def runbook_from_args(args: argparse.Namespace, say: Callable[[str], None]) -> Runbook:
     """Load the stack outputs and wire the real clients (tokens and base URLs from the environment:
-    LINODE_TOKEN, DRCTL_LINODE_BASE_URL, CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL)."""
+    LINODE_TOKEN, DRCTL_LINODE_BASE_URL, CLOUDFLARE_API_TOKEN, DRCTL_CLOUDFLARE_BASE_URL). Each of
+    their API operations gets a deadline derived from objectives.rtoSeconds (cloud/deadline.py)."""
     stack, outputs_file = stack_source(args)
     outputs = load_outputs(stack, outputs_file)
     from drctl.cloud.traffic import backend_for  # imports the Cloudflare SDK: only when needed
@@ -244,7 +246,7 @@ def runbook_from_args(args: argparse.Namespace, say: Callable[[str], None]) -> R
         state_dir=state_dir(stack or outputs.stack),
         say=say,
         traffic_factory=lambda: backend_for(outputs),
-        linode_factory=LinodeAPI,
+        linode_factory=lambda: LinodeAPI(budget=api_budget(outputs.objectives.rto_seconds)),
     )
 
 

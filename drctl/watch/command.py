@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from drctl.cloud.cloudflare import CloudflareApi, CloudflareConfigError
+from drctl.cloud.deadline import api_budget
 from drctl.cloud.dns_records import DnsFailover, require_dns_mode
 from drctl.cloud.origin_probe import HttpsProbe, valid_expected_codes
 from drctl.stack.command_line import (
@@ -114,7 +115,7 @@ def build(args: argparse.Namespace, *, log_stream=None, wall: Callable[[], float
     outputs = load_outputs(*stack_source(args))
     require_dns_mode(outputs)
     settings, timeout, expected = _settings(args, outputs)
-    api = CloudflareApi.from_env()
+    api = CloudflareApi.from_env(budget=api_budget(outputs.objectives.rto_seconds))
     dns = DnsFailover.from_outputs(outputs, api)
     probe = HttpsProbe(outputs.domain, outputs.health_path, timeout, expected, args.origin_port, args.ca_file)
     log = EventLog(log_stream or sys.stderr, wall, {"stack": outputs.stack})

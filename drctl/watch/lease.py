@@ -30,7 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from drctl.cloud.cloudflare import BatchResult, CloudflareApi, CloudflareApiError, CloudflareRejected, DnsRecord
+from drctl.cloud.cloudflare import (
+    RECORD_MISSING_CODE,
+    BatchResult,
+    CloudflareApi,
+    CloudflareApiError,
+    CloudflareRejected,
+    DnsRecord,
+)
 
 SKEW = 10.0  # seconds of clock difference tolerated between watchdog hosts
 LEASE_PREFIX = "_drctl-watch"
@@ -200,9 +207,10 @@ class CloudflareLease:
     def _write(self, records: list[DnsRecord], now: float) -> None:
         try:
             done = self.api.batch_dns(self.zone_id, deletes=[r.id for r in records], posts=[self._record(now)])
-        except CloudflareRejected:
-            # Someone replaced a record we read: they won this round.
-            self.lost()
+        except CloudflareRejected as err:
+            if not replaced(err):
+                raise  # refused for another reason: an error to see, not a lost race
+            self.lost()  # someone replaced a record we read: they won this round
             return
         self.confirm(done)
         if not records:
@@ -222,6 +230,12 @@ class CloudflareLease:
     def _observe(self, holder: str, expires: float, now: float) -> None:
         self._record_id, self._other, self._expires = None, holder, expires
         self._next_look = min(expires + self.skew, now + self.ttl / 4)
+
+
+def replaced(err: CloudflareRejected) -> bool:
+    """Whether a refused batch failed its compare-and-swap: a record it deletes is gone (another
+    watchdog replaced the lease). Any other refusal (a 400 for a bad body, say) is not a lost lease."""
+    return err.status == 404 or RECORD_MISSING_CODE in err.codes
 
 
 def _parse(record: DnsRecord) -> tuple[str, float]:

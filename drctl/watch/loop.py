@@ -5,12 +5,16 @@ holding the lease, repoints the DNS records; it writes one JSON log line per cha
 Quiet by design: the records are re-read every `record_refresh` seconds (a manual change is
 noticed) and always right before a write; a write happens only when the fresh read still calls
 for one. No Cloudflare error ends a cycle early without being logged, counted and retried on the
-next cycle, and no exception ends the loop.
+next cycle, and no exception ends the loop. Quiet is not silent: a switch that keeps failing, or
+cycles that keep failing, are counted and alerted (`Streak`: at the 3rd in a row, then the 6th,
+12th, ...), and a failed cycle still waits a whole interval before the next, so a fault that
+fails every cycle at once cannot make the loop spin.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,9 +25,9 @@ from typing import Any, TextIO
 
 from drctl.cloud.cloudflare import CloudflareApiError, CloudflareRateLimited, CloudflareRejected
 from drctl.cloud.dns_records import DnsFailover, RecordSet, RegionAddresses
-from drctl.cloud.origin_probe import UNKNOWN, HealthTracker, ProbeResult, probe_all
+from drctl.cloud.origin_probe import UNKNOWN, UP, HealthTracker, ProbeResult, probe_all
 from drctl.watch.alerts import Alerter
-from drctl.watch.lease import Lease, LeaseState
+from drctl.watch.lease import Lease, LeaseState, replaced
 from drctl.watch.metrics import WatchMetrics
 from drctl.watch.policy import Decision, RegionHealth, decide
 
@@ -37,6 +41,40 @@ class WatchSettings:
     stability_window: float = 300.0
     dry_run: bool = False
     record_refresh: float = 300.0
+    alert_after: int = 3  # failures in a row (of the switch, or of whole cycles) before an alert
+
+    def __post_init__(self) -> None:
+        # The command line refuses these too; a loop built any other way must not spin on a nan.
+        for name in ("interval", "record_refresh"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"WatchSettings.{name} must be a finite number of seconds above 0 (got {value!r})")
+        if not (math.isfinite(self.stability_window) and self.stability_window >= 0):
+            raise ValueError("WatchSettings.stability_window must be a finite number of seconds, 0 or more "
+                             f"(got {self.stability_window!r})")
+        if min(self.fall, self.rise, self.alert_after) < 1:
+            raise ValueError("WatchSettings.fall, rise and alert_after must be at least 1")
+
+
+@dataclass
+class Streak:
+    """Failures of one kind in a row, and when they are worth an alert: at `alert_after`, then at
+    each doubling (3, 6, 12, 24, ...), so a fault that lasts is never silent and never a flood."""
+
+    alert_after: int = 3
+    count: int = 0
+    last_error: str = ""
+
+    def failed(self, error: str) -> bool:
+        """Count one failure; True when this one should be alerted."""
+        self.count, self.last_error = self.count + 1, error
+        ratio = self.count / self.alert_after
+        return self.count >= self.alert_after and ratio.is_integer() and int(ratio) & (int(ratio) - 1) == 0
+
+    def reset(self) -> int:
+        """End the streak; return how long it was."""
+        count, self.count, self.last_error = self.count, 0, ""
+        return count
 
 
 @dataclass
@@ -84,6 +122,8 @@ class Watchdog:
         self._records_at = float("-inf")
         self._logged: dict[str, Any] = {}  # last logged value per topic: log on change only
         self._errors: list[CloudflareApiError] = []
+        self.switch_failures = Streak(settings.alert_after)
+        self.cycle_failures = Streak(settings.alert_after)
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -108,7 +148,7 @@ class Watchdog:
             report.records = records
             report.decision = self._decide(records)
             if report.decision.switch:
-                report.decision, report.switched = self._switch()
+                report.decision, report.switched = self._switch(report.decision)
                 report.records = self._records or records
             self._note_decision(report.decision)
         report.errors = [str(e) for e in self._errors]
@@ -116,20 +156,42 @@ class Watchdog:
         return report
 
     def run(self, stop: threading.Event) -> None:
-        """Cycle every `interval` seconds (fixed rate) until `stop` is set."""
+        """Cycle every `interval` seconds (fixed rate) until `stop` is set; after a failed cycle,
+        wait a whole interval."""
         self.log.emit("start", regions=[r.region for r in self.regions], holder=self.lease.holder,
                       **asdict(self.settings))
+        interval = self.settings.interval
         next_start = self.clock()
         while not stop.is_set():
-            try:
-                self.run_cycle()
-            except Exception as err:  # a bug must not silence the watchdog; it is logged and retried
-                self.log.emit("cycle_failed", error=f"{type(err).__name__}: {err}")
-            next_start += self.settings.interval
+            ok = self.guarded_cycle()
+            next_start += interval
             now = self.clock()
             if next_start < now:  # overran (slow API): start again now rather than bunching cycles
                 next_start = now
+            if not ok:  # whatever failed may fail again at once: never retry it without a pause
+                next_start = max(next_start, now + interval)
             stop.wait(next_start - now)
+
+    def guarded_cycle(self) -> bool:
+        """One cycle that no exception escapes: a bug must not silence the watchdog. Failures in a
+        row are logged with their count (the 1st, 2nd, 4th, 8th, ... and whenever the error
+        changes) and alerted (see Streak); the first good cycle after them says how many there were."""
+        try:
+            self.run_cycle()
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            changed = error != self.cycle_failures.last_error
+            alert = self.cycle_failures.failed(error)
+            count = self.cycle_failures.count
+            if changed or count & (count - 1) == 0 or alert:
+                self.log.emit("cycle_failed", error=error, count=count)
+            if alert:
+                self._alert("cycle_failing", count=count, error=error)
+            return False
+        failed = self.cycle_failures.reset()
+        if failed:
+            self.log.emit("cycle_ok", failed_before=failed)
+        return True
 
     def close(self) -> None:
         """Let go of the lease (a standby takes over at once instead of after expiry)."""
@@ -155,8 +217,11 @@ class Watchdog:
 
     def _health(self) -> list[RegionHealth]:
         now = self.clock()
-        return [RegionHealth(r.region, self.trackers[r.region].state, self.trackers[r.region].up_for(now))
-                for r in self.regions]
+        health = []
+        for r in self.regions:
+            t = self.trackers[r.region]
+            health.append(RegionHealth(r.region, t.state, t.up_for(now), failing=t.state == UP and not t.passing))
+        return health
 
     def _decide(self, records: RecordSet) -> Decision:
         return decide(self._health(), records.region, auto_failback=self.settings.auto_failback,
@@ -177,11 +242,12 @@ class Watchdog:
             self.log.emit("record", region=records.region, records=where,
                           content={r.type: r.content for r in records.records})
 
-    def _switch(self) -> tuple[Decision, bool]:
+    def _switch(self, planned: Decision) -> tuple[Decision, bool]:
         """Re-read, re-decide, and write only if the fresh read still calls for it."""
         fresh = self._guard(self.dns.read)
-        if fresh is None:
-            return Decision("stay", "records could not be re-read before writing; trying again next cycle"), False
+        if fresh is None:  # the switch did not happen: it counts as a failed one
+            self._switch_failed(self._records.region if self._records else None, planned, self._errors[-1])
+            return planned, False
         self._set_records(fresh)
         decision = self._decide(fresh)
         if not decision.switch:
@@ -201,16 +267,27 @@ class Watchdog:
         try:
             records, result = self.dns.point_to(decision.target or "", fresh, deletes=fence.deletes, posts=fence.posts)
         except CloudflareApiError as err:
-            if isinstance(err, CloudflareRejected) and fence.deletes:
+            if isinstance(err, CloudflareRejected) and fence.deletes and replaced(err):
                 self.lease.lost()  # the lease record we fenced with is gone: someone else holds it
             self._api_failed(err)
+            self._switch_failed(source, decision, err)
             return decision, False
         self.lease.confirm(result)
         self._set_records(records)
+        self.switch_failures.reset()
         if result is None:
             return decision, False
         self._record_switch(source, decision)
         return decision, True
+
+    def _switch_failed(self, source: str | None, decision: Decision, err: CloudflareApiError) -> None:
+        """A switch that keeps failing (a write Cloudflare refuses every time, an API that stays
+        down) is an outage nobody sees in the records: alert it, with the count and the error."""
+        if self.switch_failures.failed(str(err)):
+            fields = {"from_region": source, "to_region": decision.target, "count": self.switch_failures.count,
+                      "kind": err.kind, "error": str(err)}
+            self.log.emit("switch_failing", **fields)
+            self._alert("switch_failing", **fields)
 
     def _record_switch(self, source: str | None, decision: Decision) -> None:
         at = self.wall()
@@ -225,6 +302,7 @@ class Watchdog:
     def _note_decision(self, decision: Decision) -> None:
         if decision.action == "switch":
             return
+        self.switch_failures.reset()  # no switch called for any more: a later failure starts afresh
         for topic in ("planned", "deferred"):  # the next planned/deferred switch is news again
             self._logged.pop(topic, None)
         if not self._changed("decision", (decision.action, decision.target)):

@@ -1,12 +1,16 @@
 """Where the shop's DNS record should point, given each region's health: the watchdog's decision,
 as a pure function so tests and the benchmark run exactly the code production runs.
 
-Rules (issue 7):
+Rules (issues 7 and 16):
 - failover: only when the record points at a region that is *down* and a *later* region in
-  failover order is *up* (seen up `rise` times in a row); the first such region wins;
-- never toward a region that is down or not yet seen up;
+  failover order is *ready*: up, and its latest `rise` probes all passed; the first such region wins;
+- never toward a region that is down, not yet seen up, or failing: up, but a probe failed since its
+  last `rise` good ones (it may be on its way down: during an outage of every region, one probe
+  round can see the serving region reach `fall` while another has failed only once);
 - every region down: leave the record alone (fail-static: a dead region serves errors either way,
   and rewriting DNS during a global incident only adds churn) and alert;
+- the serving region down and the only candidates failing: hold (no write, no alert yet) until
+  their probes settle one way or the other;
 - failback (toward an earlier region) only with `auto_failback`, and only to a region up for at
   least `stability_window` seconds; a region that is down is left at once for an earlier region
   that is up, window or not, since anything beats serving from a dead region.
@@ -20,7 +24,7 @@ from typing import Literal
 
 from drctl.cloud.origin_probe import DOWN, UP
 
-Action = Literal["stay", "switch", "all_down", "stranded", "foreign"]
+Action = Literal["stay", "switch", "all_down", "stranded", "hold", "foreign"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,12 @@ class RegionHealth:
     region: str
     state: str  # probe.UP / DOWN / UNKNOWN
     up_for: float = 0.0  # seconds in state UP
+    failing: bool = False  # up, but a probe failed since its last `rise` good ones
+
+    @property
+    def ready(self) -> bool:
+        """Fit to take traffic: up, and its latest `rise` probes all passed."""
+        return self.state == UP and not self.failing
 
 
 @dataclass(frozen=True)
@@ -53,18 +63,22 @@ def decide(order: Sequence[RegionHealth], current: str | None, *, auto_failback:
     serving = order[index]
     if auto_failback:
         for earlier in order[:index]:
-            if earlier.state == UP and (serving.state == DOWN or earlier.up_for >= stability_window):
+            if earlier.ready and (serving.state == DOWN or earlier.up_for >= stability_window):
                 why = (f"{current} is down" if serving.state == DOWN
                        else f"{earlier.region} up for {earlier.up_for:.0f} s >= stability window {stability_window:g} s")
                 return Decision("switch", f"failback to {earlier.region}: {why}", earlier.region, "failback")
     if serving.state != DOWN:
         return Decision("stay", f"{current} is {serving.state}")
     for later in order[index + 1:]:
-        if later.state == UP:
+        if later.ready:
             return Decision("switch", f"failover: {current} is down, {later.region} is up", later.region, "failover")
     if all(r.state == DOWN for r in order):
         return Decision("all_down", "every region is down: record left as it is (fail-static)")
-    earlier_up = [r.region for r in order[:index] if r.state == UP]
+    failing = [r.region for r in order if r.state == UP and r.failing]
+    if failing:
+        return Decision("hold", f"{current} is down and {', '.join(failing)} failing (a probe failed since its last "
+                        "good ones): record left as it is until their probes settle")
+    earlier_up = [r.region for r in order[:index] if r.ready]
     if earlier_up:
         return Decision("stranded", f"{current} is down and no later region is up; {', '.join(earlier_up)} is up: "
                         "failing back is manual (or run with --auto-failback)")

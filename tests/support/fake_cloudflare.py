@@ -9,8 +9,11 @@ Cloudflare's envelope (`success`, `errors`, `messages`, `result`, `result_info`)
 plug in with `add_route`. `serving_pool` says which pool Cloudflare would send traffic to.
 
 Checks the bearer token (401 otherwise), logs every request (`requests`), and injects faults
-(`fail`: a status with optional Retry-After, or a delay that outlasts the client's timeout;
-`deny_writes`: a token without "DNS Write").
+(`fail`: a status with an error code, message and optional Retry-After, or a delay that outlasts the
+client's timeout; `lose_answer`: the request is carried out but its answer never arrives;
+`writes_denied`: a token without "DNS Write"). DNS record bodies are checked against the documented
+field types (tests/support/api_fields.py) and refused as the API refuses them: a float TTL gets
+400 with code 9208.
 """
 
 from __future__ import annotations
@@ -28,8 +31,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.api_fields import DNS_RECORD, problems
+
 API_PREFIX = "/client/v4"
 RECORD_MISSING = (81044, "Record does not exist.")
+TTL_NOT_A_NUMBER = (9208, "ttl must be a number")
+TTL_OUT_OF_RANGE = (9021, "Invalid TTL. Must be between 30 and 86400 seconds, or 1 for Automatic.")
+DNS_VALIDATION = 1004  # "DNS Validation Error"
 
 
 class ApiFailure(Exception):
@@ -63,6 +71,20 @@ class Fault:
     retry_after: str | None
     delay: float
     code: int
+    message: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path))
+
+
+@dataclass
+class AnswerLoss:
+    """The request is carried out; its answer is dropped (the connection closes) or comes `late`."""
+
+    times: int
+    method: str | None
+    path: str | None
+    late: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or re.search(self.path, path))
@@ -81,6 +103,7 @@ class FakeCloudflare:
     records_by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    losses: list[AnswerLoss] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     writes_denied: bool = False
     load_balancers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -171,10 +194,19 @@ class FakeCloudflare:
                     if (name is None or r["name"] == name) and (type is None or r["type"] == type)]
 
     def fail(self, status: int, *, times: int = 1, method: str | None = None, path: str | None = None,
-             retry_after: str | None = None, delay: float = 0.0, code: int = 10000) -> None:
-        """The next `times` matching requests answer `status` (after `delay` seconds)."""
+             retry_after: str | None = None, delay: float = 0.0, code: int = 10000, message: str | None = None) -> None:
+        """The next `times` matching requests answer `status` (after `delay` seconds) with Cloudflare
+        error `code` and `message` (default "injected HTTP <status>")."""
         with self._lock:
-            self.faults.append(Fault(status, times, method, path, retry_after, delay, code))
+            self.faults.append(Fault(status, times, method, path, retry_after, delay, code, message))
+
+    def lose_answer(self, *, times: int = 1, method: str | None = None, path: str | None = None,
+                    late: float = 0.0) -> None:
+        """The next `times` matching requests are carried out, but the client never gets the answer:
+        the connection closes without one, or (with `late`) it is sent after `late` seconds, once
+        the client has given up waiting."""
+        with self._lock:
+            self.losses.append(AnswerLoss(times, method, path, late))
 
     def log(self, *, method: str | None = None, path: str | None = None, ok: bool | None = None) -> list[Request]:
         with self._lock:
@@ -276,23 +308,33 @@ class FakeCloudflare:
         request = Request(h.command, path, parse_qs(url.query), body, time.monotonic())
         with self._lock:
             self.requests.append(request)
+        loss = self._take_loss(request)
         status, payload, headers = self._respond(request, h.headers.get("Authorization", ""))
         request.status = status
+        if loss is not None and not loss.late:
+            h.close_connection = True  # carried out, and the connection closes without an answer
+            return
+        if loss is not None:
+            time.sleep(loss.late)
         data = json.dumps(payload).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for key, value in headers.items():
-            h.send_header(key, value)
-        h.end_headers()
-        h.wfile.write(data)
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                h.send_header(key, value)
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # a late answer to a client that gave up
+            h.close_connection = True
 
     def _respond(self, request: Request, authorization: str) -> tuple[int, Any, dict[str, str]]:
         fault = self._take_fault(request)
         if fault is not None:
             time.sleep(fault.delay)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            return fault.status, _envelope(None, errors=[(fault.code, f"injected HTTP {fault.status}")]), headers
+            message = fault.message or f"injected HTTP {fault.status}"
+            return fault.status, _envelope(None, errors=[(fault.code, message)]), headers
         if authorization != f"Bearer {self.token}":
             return 401, _envelope(None, errors=[(10000, "Authentication error")]), {}
         if self.writes_denied and request.is_write:
@@ -308,6 +350,14 @@ class FakeCloudflare:
                 status, result, info = (*out, None)[:3] if isinstance(out, tuple) else (200, out, None)
                 return status, _envelope(result, result_info=info), {}
         return 404, _envelope(None, errors=[(7003, f"No route for {request.method} {request.path}")]), {}
+
+    def _take_loss(self, request: Request) -> AnswerLoss | None:
+        with self._lock:
+            for loss in self.losses:
+                if loss.times > 0 and loss.matches(request.method, request.path):
+                    loss.times -= 1
+                    return loss
+        return None
 
     def _take_fault(self, request: Request) -> Fault | None:
         with self._lock:
@@ -338,14 +388,17 @@ class FakeCloudflare:
         return dict(self._existing(zone_id, record_id))
 
     def _create(self, zone_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        _check_record_body(body)
         record = self._new_record(zone_id, body)
         self.records_by_id[record["id"]] = record
         return dict(record)
 
     def _patch(self, zone_id: str, record_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        _check_record_body(body)
         return dict(self._apply(self.records_by_id, zone_id, record_id, body, replace=False))
 
     def _put(self, zone_id: str, record_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
+        _check_record_body(body)
         return dict(self._apply(self.records_by_id, zone_id, record_id, body, replace=True))
 
     def _delete(self, zone_id: str, record_id: str, query: Any, body: Any) -> dict[str, Any]:
@@ -355,6 +408,9 @@ class FakeCloudflare:
 
     def _batch(self, zone_id: str, query: Any, body: dict[str, Any]) -> dict[str, Any]:
         # Work on a copy and commit only if every operation succeeded: one transaction.
+        for key in ("patches", "puts", "posts"):
+            for item in body.get(key) or []:
+                _check_record_body(item)
         staged = {k: dict(v) for k, v in self.records_by_id.items()}
         result: dict[str, list[dict[str, Any]]] = {"deletes": [], "patches": [], "puts": [], "posts": []}
         for item in body.get("deletes") or []:
@@ -400,6 +456,19 @@ class FakeCloudflare:
         # Strictly increasing, so "oldest record" is well defined even within one microsecond.
         base = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(microseconds=next(self._ticks))
         return base.isoformat().replace("+00:00", "Z")
+
+
+def _check_record_body(body: dict[str, Any]) -> None:
+    """Refuse a record body as Cloudflare does: a TTL that is not an integer (`300.0`) gets 400
+    with code 9208; any other field of the wrong type a DNS validation error."""
+    ttl = body.get("ttl")
+    if ttl is not None and type(ttl) is not int:
+        raise ApiFailure(400, *TTL_NOT_A_NUMBER)
+    if ttl is not None and not (ttl == 1 or 30 <= ttl <= 86400):
+        raise ApiFailure(400, *TTL_OUT_OF_RANGE)
+    found = problems(body, DNS_RECORD)
+    if found:
+        raise ApiFailure(400, DNS_VALIDATION, f"DNS Validation Error: {found[0]}")
 
 
 def _touched_ids(request: Request) -> set[str]:

@@ -2,7 +2,8 @@
 pointed at it through `base_url`. Only tests use it.
 
 State is plain dicts the test can read and change; faults are queued per method and path pattern
-(status, headers, how many times), and every request is logged.
+(status, headers, how many times), answers can be lost (`losses`: the request is carried out and
+the connection closes without an answer), and every request is logged.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ class Fault:
     times: int = 1
 
 
+@dataclass
+class AnswerLoss:
+    method: str
+    path: str  # regular expression matched against the path after /v4
+    times: int = 1
+
+
 class FakeLinode:
     def __init__(self, token: str = "test-linode-token"):
         self.token = token
@@ -31,6 +39,7 @@ class FakeLinode:
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.databases: dict[int, dict[str, Any]] = {}
         self.faults: list[Fault] = []
+        self.losses: list[AnswerLoss] = []
         self.requests: list[tuple[str, str, Any]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -99,6 +108,11 @@ class FakeLinode:
                             return self._reply(fault.status, {"errors": [{"reason": "injected fault"}]},
                                                fault.headers)
                     status, reply = fake._route(method, path, body)
+                    for loss in fake.losses:
+                        if loss.times > 0 and loss.method == method and re.fullmatch(loss.path, path):
+                            loss.times -= 1
+                            self.close_connection = True  # carried out; the answer never leaves
+                            return None
                 return self._reply(status, reply)
 
             def do_GET(self) -> None:

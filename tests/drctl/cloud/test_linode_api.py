@@ -1,9 +1,12 @@
 """drctl's Linode API layer against the local fake, through the official SDK."""
 
+import time
+
 import pytest
 
 from drctl.cloud.linode import LinodeAPI, LinodeAPIError, blackhole_rules
-from tests.support.fake_linode import FakeLinode, Fault
+from tests.support.fake_linode import AnswerLoss, FakeLinode, Fault
+from tests.support.hung_server import HungServer
 
 
 @pytest.fixture
@@ -90,3 +93,60 @@ def test_missing_token_is_reported(monkeypatch):
     monkeypatch.delenv("LINODE_TOKEN", raising=False)
     with pytest.raises(LinodeAPIError, match="LINODE_TOKEN is not set"):
         LinodeAPI()
+
+
+def test_a_firewall_change_applied_but_its_answer_lost_is_read_back_not_sent_again(linode):
+    client = api(linode)
+    linode.losses.append(AnswerLoss("PUT", r"/networking/firewalls/9/rules"))
+    client.set_firewall_rules(9, blackhole_rules(client.firewall_rules(9)))
+    assert linode.firewalls[9]["inbound_policy"] == "DROP"
+    assert [(m, p) for m, p, _ in linode.writes()] == [("PUT", "/networking/firewalls/9/rules")]
+
+
+def test_a_node_change_refused_with_a_5xx_is_read_back_then_sent_again(linode):
+    client = api(linode)
+    node = client.node_statuses(7)[0]
+    path = f"/nodebalancers/7/configs/{node.config_id}/nodes/{node.node_id}"
+    linode.faults.append(Fault("PUT", path, 503))
+    client.set_node_mode(node, "reject")
+    assert [(m, p) for m, p, _ in linode.requests[-3:]] == [("PUT", path), ("GET", path), ("PUT", path)]
+    assert [n.mode for n in client.node_statuses(7) if n.node_id == node.node_id] == ["reject"]
+
+
+def test_an_allow_list_change_applied_but_its_answer_lost_counts_as_done(linode):
+    client = api(linode)
+    linode.losses.append(AnswerLoss("PUT", r"/databases/mysql/instances/5"))
+    client.set_database_allow_list(5, [])
+    assert linode.databases[5]["allow_list"] == [] and len(linode.writes()) == 1
+
+
+def test_a_hung_api_fails_within_the_operation_budget_with_a_clear_message():
+    with HungServer() as hung:
+        client = LinodeAPI(token="t", base_url=f"{hung.url}/v4", budget=1.0)  # request timeout: 15 s
+        started = time.monotonic()
+        with pytest.raises(LinodeAPIError) as err:
+            client.firewall_rules(9)
+        took = time.monotonic() - started
+    assert 0.9 <= took < 1.5
+    assert str(err.value).startswith("Linode API gave no answer within the 1 s budget of one Linode API operation "
+                                     "while trying to read the rules of firewall 9 (gave up after 1.0 s, 1 attempt(s)")
+
+
+def test_a_retry_after_beyond_the_deadline_ends_the_call_at_once_saying_so(linode):
+    linode.faults.append(Fault("GET", r"/nodebalancers/7/configs", 429, {"Retry-After": "120"}))
+    started = time.monotonic()
+    with pytest.raises(LinodeAPIError, match=r"rate limit while trying to read NodeBalancer 7: it asks to wait "
+                                             r"120 s, which the 5 s budget of one Linode API operation does not leave"):
+        api(linode, budget=5.0).node_statuses(7)
+    assert time.monotonic() - started < 1.0 and len(linode.requests) == 1
+
+
+def test_an_invalid_token_is_reported_as_such_not_as_a_missing_scope(linode):
+    client = LinodeAPI(token="not-the-token", base_url=linode.base_url, retry_interval=0.01)
+    with pytest.raises(LinodeAPIError) as err:
+        client.firewall_rules(9)
+    assert str(err.value) == (
+        "Linode API refused the token while trying to read the rules of firewall 9 (HTTP 401: Invalid Token): "
+        "LINODE_TOKEN is invalid, expired or revoked; create a personal access token with the "
+        "'Firewalls: Read Only' scope"
+    )

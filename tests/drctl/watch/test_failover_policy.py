@@ -61,3 +61,25 @@ def test_auto_failback_leaves_a_down_region_without_waiting():
 
 def test_record_pointing_at_no_region_is_left_alone():
     assert decide(regions(DOWN, UP), None).action == "foreign"
+
+
+def failing(name: str) -> RegionHealth:
+    """Up, but its latest probe failed: not down yet, not fit to take traffic either."""
+    return RegionHealth(name, UP, 100.0, failing=True)
+
+
+def test_never_fails_over_to_a_region_whose_latest_probe_failed():
+    d = decide([RegionHealth("us-east", DOWN), failing("eu-west")], "us-east")
+    assert d.action == "hold" and d.target is None and "eu-west failing" in d.reason
+
+
+def test_a_failing_region_is_skipped_for_a_later_one_that_is_ready():
+    d = decide([RegionHealth("us-east", DOWN), failing("eu-west"), RegionHealth("ap-south", UP)], "us-east")
+    assert (d.action, d.target) == ("switch", "ap-south")
+
+
+def test_auto_failback_never_goes_to_a_failing_region():
+    d = decide([failing("us-east"), RegionHealth("eu-west", DOWN)], "eu-west", auto_failback=True)
+    assert d.action == "hold"
+    d = decide([failing("us-east"), RegionHealth("eu-west", UP)], "eu-west", auto_failback=True, stability_window=0)
+    assert d.action == "stay"

@@ -7,7 +7,11 @@ import sys
 import threading
 import time
 
+import pytest
+
 from drctl.cloud.cloudflare import RetryPolicy
+from drctl.cloud.origin_probe import ProbeResult
+from drctl.watch.loop import WatchSettings
 from tests.support.watch_shop import Shop
 
 QUICK_RETRIES = RetryPolicy(base_delay=0.01, max_delay=0.02)
@@ -246,3 +250,129 @@ def test_a_record_pointing_elsewhere_is_left_alone(shop: Shop):
     assert shop.record_writes() == 0
     [decision] = shop.events(wd, "decision")
     assert decision["action"] == "foreign"
+
+
+# -- faults (issue 16) -----------------------------------------------------------------------------
+
+def scripted(watchdog, answers: dict[str, list[bool]]) -> None:
+    """Probe results from a script per region instead of sockets: the order in which regions fail
+    is set by the test, not by timing."""
+    left = {r.ipv4: list(answers[r.region]) for r in watchdog.regions}
+
+    def probe(address: str) -> ProbeResult:
+        ok = left[address].pop(0)
+        return ProbeResult(ok, 0.001, 200 if ok else 503, None if ok else "HTTP 503 (expected 200)")
+
+    watchdog.probe = probe
+
+
+def test_every_region_down_at_once_never_switches_to_one_whose_latest_probe_failed(shop: Shop, tmp_path):
+    """As seen against an independent fake: eu-west's first failed probe comes one round after
+    us-east's, so us-east reaches `fall` while eu-west is still up on paper, its latest probe failed."""
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    scripted(wd, {"us-east": [True, True, False, False, False], "eu-west": [True, True, True, False, False]})
+    actions = [wd.run_cycle().decision.action for _ in range(5)]
+    assert actions == ["stay", "stay", "stay", "hold", "all_down"]
+    assert shop.record_writes() == 0 and shop.region_pointed_at() == "us-east"
+    assert [a["event"] for a in read_alerts(alerts)] == ["all_down"]
+
+
+def test_a_region_that_failed_a_probe_is_switched_to_only_after_rise_good_ones(shop: Shop):
+    wd = shop.watchdog()
+    scripted(wd, {"us-east": [True, True, False, False, False, False],
+                  "eu-west": [True, True, True, False, True, True]})
+    reports = [wd.run_cycle() for _ in range(6)]
+    assert [r.decision.action for r in reports] == ["stay", "stay", "stay", "hold", "hold", "switch"]
+    assert reports[-1].switched and shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
+
+
+@pytest.mark.parametrize("how", ["dropped", "late"])
+def test_a_switch_applied_but_its_answer_lost_is_recognised_logged_and_alerted_once(shop: Shop, tmp_path, how):
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    wd.dns.api.retry, wd.dns.api.timeout = QUICK_RETRIES, 0.5
+    settle(wd)
+    shop.fake.lose_answer(method="POST", path="/batch$", late=1.0 if how == "late" else 0.0)
+    shop.origin("us-east").healthy = False
+    reports = [wd.run_cycle() for _ in range(4)]
+    assert [r.switched for r in reports] == [False, True, False, False]
+    assert shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
+    assert len(shop.fake.log(method="POST", path="/batch$")) == 2  # taking the lease, the switch: never re-sent
+    [switch] = shop.events(wd, "switch")
+    assert (switch["from_region"], switch["to_region"]) == ("us-east", "eu-west")
+    assert [a["event"] for a in read_alerts(alerts)] == ["switch"]
+    assert not shop.events(wd, "api_error") and shop.events(wd, "lease")[-1]["held"]
+    [lease] = shop.fake.find(type="TXT")
+    assert wd.lease.fence().deletes == (lease["id"],)  # the lease posted with the switch is known as ours
+
+
+def test_a_dns_only_record_with_a_custom_ttl_fails_over_and_keeps_its_ttl(shop: Shop):
+    for record_id in (shop.a_id, shop.aaaa_id):
+        shop.fake.records_by_id[record_id].update(proxied=False, ttl=300)
+    wd = shop.watchdog()
+    settle(wd)
+    shop.origin("us-east").healthy = False
+    settle(wd)
+    assert shop.region_pointed_at() == "eu-west" and shop.record_writes() == 1
+    records = [shop.fake.record(i) for i in (shop.a_id, shop.aaaa_id)]
+    assert [(r["ttl"], r["proxied"]) for r in records] == [(300, False), (300, False)]
+
+
+def test_a_switch_refused_again_and_again_alerts_with_the_count(shop: Shop, tmp_path):
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    settle(wd)
+    shop.fake.fail(400, code=9208, message="ttl must be a number", method="POST", path="/batch$", times=100)
+    shop.origin("us-east").healthy = False
+    for _ in range(8):  # `fall` is reached on the 2nd: seven refused switches
+        wd.run_cycle()
+    failing = [a for a in read_alerts(alerts) if a["event"] == "switch_failing"]
+    assert [a["count"] for a in failing] == [3, 6]
+    assert failing[0]["to_region"] == "eu-west" and "9208: ttl must be a number" in failing[0]["error"]
+    assert [e["count"] for e in shop.events(wd, "switch_failing")] == [3, 6]
+    assert shop.record_writes() == 0 and shop.events(wd, "lease")[-1]["held"]  # a 400 is not a lost lease
+
+
+class StopAfter(threading.Event):
+    """A stop event that records each wait instead of waiting, and stops the loop after `cycles`."""
+
+    def __init__(self, cycles: int):
+        super().__init__()
+        self.cycles, self.waits = cycles, []
+
+    def wait(self, timeout=None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.cycles:
+            self.set()
+        return self.is_set()
+
+
+def test_failing_cycles_still_wait_their_interval_and_are_counted_and_alerted(shop: Shop, tmp_path):
+    command, alerts = alert_command(tmp_path)
+    wd = shop.watchdog("--alert-command", command)
+    now = [0.0]
+    wd.clock = lambda: now[0]
+
+    def broken_round():
+        now[0] += 0.2  # longer than the 0.05 s interval, then fails
+        raise RuntimeError("probe pool is gone")
+
+    wd.probe_round = broken_round
+    stop = StopAfter(7)
+    wd.run(stop)
+    assert stop.waits == pytest.approx([0.05] * 7)  # never at once, however long the failed cycle took
+    logged = shop.events(wd, "cycle_failed")
+    assert [e["count"] for e in logged] == [1, 2, 3, 4, 6]  # the 1st, powers of two, and each alert
+    assert logged[0]["error"] == "RuntimeError: probe pool is gone"
+    assert [(a["event"], a["count"]) for a in read_alerts(alerts)] == [("cycle_failing", 3), ("cycle_failing", 6)]
+    del wd.probe_round
+    assert wd.guarded_cycle()
+    [recovered] = shop.events(wd, "cycle_ok")
+    assert recovered["failed_before"] == 7
+
+
+@pytest.mark.parametrize("field", ["interval", "record_refresh", "stability_window"])
+def test_watch_settings_refuse_a_nan_so_the_loop_cannot_spin(field):
+    with pytest.raises(ValueError, match=f"WatchSettings.{field} must be a finite number of seconds"):
+        WatchSettings(**{"interval": 1.0, "fall": 2, "rise": 2, field: float("nan")})
