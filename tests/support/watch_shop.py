@@ -87,7 +87,7 @@ class Shop:
 
     def flags(self, *extra: str) -> list[str]:
         return ["watch", "--outputs", str(self.outputs), "--origin-port", str(self.origins.port),
-                "--interval", "0.05", "--timeout", "0.04", "--fall", "2", "--rise", "2", *extra]
+                "--interval", "0.2", "--timeout", "0.15", "--fall", "2", "--rise", "2", *extra]
 
     def watchdog(self, *extra: str, wall=None) -> Watchdog:
         """Built by the real CLI parser and `watch.build`, logging into a buffer of its own."""

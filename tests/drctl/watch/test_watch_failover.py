@@ -350,7 +350,7 @@ class StopAfter(threading.Event):
 
 def test_failing_cycles_still_wait_their_interval_and_are_counted_and_alerted(shop: Shop, tmp_path):
     command, alerts = alert_command(tmp_path)
-    wd = shop.watchdog("--alert-command", command)
+    wd = shop.watchdog("--alert-command", command, "--interval", "0.05", "--timeout", "0.04")
     now = [0.0]
     wd.clock = lambda: now[0]
 
