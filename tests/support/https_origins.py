@@ -9,8 +9,8 @@ script of answers (flapping), and read back the SNI and Host each request carrie
 
 from __future__ import annotations
 
+import errno
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
@@ -89,21 +89,6 @@ def _handler(origin: Origin, sni_by_socket: dict[int, str | None]) -> type[BaseH
     return Handler
 
 
-def _free_common_port(addresses: list[str]) -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind((addresses[0], 0))
-            port = s.getsockname()[1]
-        try:
-            for address in addresses[1:]:
-                with socket.socket() as s:
-                    s.bind((address, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no port free on every test address")
-
-
 @dataclass
 class Origins:
     """Start one origin per address; `port` is shared by all of them."""
@@ -114,7 +99,22 @@ class Origins:
     by_address: dict[str, Origin] = field(default_factory=dict)
 
     def __enter__(self) -> Origins:
-        self.port = _free_common_port(self.addresses)
+        # The servers bind the port themselves: the first takes one the kernel picks, the others the
+        # same one on their own address (a number found free and handed over later could be taken
+        # in between). Should another address have it already, start again.
+        for _ in range(50):
+            try:
+                self._start_all()
+                return self
+            except OSError as err:
+                if err.errno != errno.EADDRINUSE:
+                    raise
+                self.__exit__()
+                self.by_address.clear()
+        raise RuntimeError("no port free on every test address")
+
+    def _start_all(self) -> None:
+        self.port = 0
         for address in self.addresses:
             origin = Origin(address)
             sni: dict[int, str | None] = {}
@@ -122,10 +122,10 @@ class Origins:
             context.load_cert_chain(self.certs.cert, self.certs.key)
             context.sni_callback = lambda sock, name, _ctx, sni=sni: sni.__setitem__(id(sock), name)
             server = _TLSServer((address, self.port), _handler(origin, sni), context, sni)
-            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+            self.port = server.server_address[1]
             origin._server = server
             self.by_address[address] = origin
-        return self
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def __exit__(self, *exc: object) -> None:
         for origin in self.by_address.values():
