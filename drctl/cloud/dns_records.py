@@ -120,8 +120,8 @@ def require_dns_mode(outputs: StackOutputs) -> None:
     """Raise OutputsError unless the stack's traffic goes through repointable DNS records."""
     if outputs.traffic_mode != "dns-failover":
         raise OutputsError(
-            f"stack {outputs.stack!r} uses traffic mode {outputs.traffic_mode!r}: there the Cloudflare "
-            "load balancer moves traffic itself; DNS records are only repointed in dns-failover mode"
+            f"stack {outputs.stack!r} uses traffic mode {outputs.traffic_mode!r} (allowed: 'dns-failover'): there "
+            "the Cloudflare load balancer moves traffic itself; DNS records are only repointed in dns-failover mode"
         )
     if not outputs.cloudflare.dns_record_ids:
         raise OutputsError(f"stack {outputs.stack!r}: drctl.cloudflare.dnsRecordIds is empty, "

@@ -38,14 +38,18 @@ from drctl.stack.command_line import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    HOUR,
     UsageError,
     fail,
     number,
     positive_seconds,
     printer,
-    seconds,
+    readable_file,
+    writable_dir,
 )
-from drctl.stack.outputs import OutputsError
+from drctl.stack.outputs import OutputsError, StackOutputs
+
+MAX_WRITER_RATE = 10000.0  # orders per second: far above what a shop's database takes, never a typo's millions
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,21 +61,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target", metavar="REGION", help="the region to promote (default: the second in failover order)")
     ChangeOptions.add_arguments(p)  # --dry-run, --yes, hooks, timeouts, --skip-traffic: passed to promote and failback
     p.add_argument("--force", action="store_true", help="drill although preflight finds problems (recorded)")
-    p.add_argument("--max-duration", type=seconds, default=1800.0, metavar="SECONDS",
-                   help="stop and restore after this long (default 1800)")
-    p.add_argument("--max-write-outage", type=seconds, metavar="SECONDS",
-                   help="stop and restore when orders fail for this long (default: twice objectives.rtoSeconds)")
-    p.add_argument("--settle", type=seconds, default=30.0, metavar="SECONDS",
-                   help="orders written before the fault and watched after each switch (default 30)")
-    p.add_argument("--poll", type=positive_seconds, default=5.0, metavar="SECONDS",
+    p.add_argument("--max-duration", type=positive_seconds, default=1800.0, metavar="SECONDS",
+                   help="stop and restore after this long (default 1800; above 0, at most 86400)")
+    p.add_argument("--max-write-outage", type=positive_seconds, metavar="SECONDS",
+                   help="stop and restore when orders fail for this long (default: twice objectives.rtoSeconds; "
+                        "above 0, at most 86400)")
+    p.add_argument("--settle", type=number(float, 0, maximum=HOUR, unit="s"), default=30.0, metavar="SECONDS",
+                   help="orders written before the fault and watched after each switch (default 30; 0 to 3600, "
+                        "below --max-duration)")
+    p.add_argument("--poll", type=number(float, 0, above=True, maximum=HOUR, unit="s"), default=5.0, metavar="SECONDS",
                    help="how often to read traffic state while waiting for detection (default 5: Cloudflare "
-                        "allows 1200 API requests per 5 minutes)")
-    p.add_argument("--writer-rate", type=number(float, 0), default=20.0, metavar="N", help="synthetic orders per second (default 20)")
+                        "allows 1200 API requests per 5 minutes; above 0, at most 3600)")
+    p.add_argument("--writer-rate", type=number(float, 0, above=True, maximum=MAX_WRITER_RATE), default=20.0,
+                   metavar="N", help="synthetic orders per second (default 20; above 0, at most 10000)")
     p.add_argument("--accept-data-loss", action="store_true", help="passed to promote (its RPO gate)")
     p.add_argument("--discard-errant", action="store_true", help="passed to failback")
-    p.add_argument("--origin-ca-file", metavar="FILE",
+    p.add_argument("--origin-ca-file", type=readable_file, metavar="FILE",
                    help="verify the NodeBalancers' origin certificates against FILE in the origin probe")
-    p.add_argument("--report-dir", type=Path, help="where report.json and report.md go")
+    p.add_argument("--report-dir", type=writable_dir,
+                   help="where report.json and report.md go (default drill-<stack>-<UTC time>/); a writable "
+                        "directory, or a new one in a writable directory")
     p.set_defaults(func=run)
 
 
@@ -84,10 +93,11 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
         fail("drill", "a drill fails over a stack and back: pass --yes to act, or --dry-run to see the plan")
         return EXIT_USAGE
     try:
+        check_flags(args)
         rb = runbook_factory(args, say)
         outputs = rb.outputs
-        target = args.target or outputs.regions[1].region
-        outputs.region(target)
+        target = drill_target(outputs, args.target)
+        rb.server(target, "--target")
     except (UsageError, OutputsError) as err:
         fail("drill", str(err))
         return EXIT_USAGE
@@ -125,6 +135,37 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
         print(report.markdown())
     say(f"report: {json_path} and {md_path}")
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """What the flags say together, before anything runs: the drill's waits against its whole budget
+    (a settle period as long as the drill stops it before the fault; a write outage longer than the
+    drill is never seen), and a place for the report when --report-dir is not given."""
+    if args.settle >= args.max_duration:
+        raise UsageError(f"--settle: must be below --max-duration {args.max_duration:g} s (got {args.settle:g}; "
+                         f"allowed: 0 to below {args.max_duration:g})")
+    if args.max_write_outage is not None and args.max_write_outage > args.max_duration:
+        raise UsageError(f"--max-write-outage: must be at most --max-duration {args.max_duration:g} s "
+                         f"(got {args.max_write_outage:g}; allowed: above 0, at most {args.max_duration:g})")
+    if args.report_dir is None and not args.dry_run:
+        try:
+            writable_dir(".")
+        except argparse.ArgumentTypeError as err:
+            raise UsageError(f"--report-dir: not given, and the current directory cannot take the report: {err}") from None
+
+
+def drill_target(outputs: StackOutputs, target: str | None) -> str:
+    """The region the drill promotes: --target, a DR region of the stack (default: the second in
+    failover order)."""
+    primary = outputs.regions[0].region
+    if target is None:
+        return outputs.regions[1].region
+    dr = ", ".join(r.region for r in outputs.regions[1:])
+    if target == primary:
+        raise UsageError(f"--target: must be a DR region, not the primary (got {target!r}; allowed: {dr})")
+    if target not in {r.region for r in outputs.regions}:
+        raise UsageError(f"--target: not a region of stack {outputs.stack!r} (got {target!r}; allowed: {dr})")
+    return target
 
 
 def dry_run(drill: Drill, runbook: RunbookAdapter, say: Callable[[str], None]) -> int:

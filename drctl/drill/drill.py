@@ -101,7 +101,7 @@ class Drill:
         self._tracker = HealthTracker(fall=monitor.fall, rise=monitor.rise)
         self.primary = outputs.regions[0].region
         self.target = options.target or outputs.regions[1].region
-        outputs.region(self.target)  # refuse a region the stack does not have, before anything starts
+        outputs.region(self.target, "--target")  # refuse a region the stack does not have, before anything starts
         if self.target == self.primary:
             raise ValueError(f"--target must be a DR region, not the primary {self.primary}")
         self.max_write_outage = options.max_write_outage or 2.0 * outputs.objectives.rto_seconds

@@ -37,7 +37,16 @@ from drctl.drill.runbook_adapter import RunbookAdapter
 from drctl.rehearsal.local.binaries import MissingBinary
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
 from drctl.runbook.context import ChangeOptions, Runbook
-from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_output_argument, fail, number, printer
+from drctl.stack.command_line import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_output_argument,
+    fail,
+    number,
+    printer,
+    writable_dir,
+)
 from drctl.stack.files import StackFileError
 
 REGION_DOWN = "region-down"
@@ -116,8 +125,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="the primary region dies: its database and origins are killed")
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject", help="planned: how the web tier fails")
     p.add_argument("--time-scale", type=number(float, 0, above=True, maximum=1), default=DEFAULT_TIME_SCALE,
-                   help=f"multiply health-check periods and the RTO objective (default {DEFAULT_TIME_SCALE})")
-    p.add_argument("--report-dir", type=Path, help="also write report.json and report.md here")
+                   help=f"multiply health-check periods and the RTO objective (default {DEFAULT_TIME_SCALE}; above 0, "
+                        "at most 1)")
+    p.add_argument("--report-dir", type=writable_dir, help="also write report.json and report.md here (a writable "
+                                                            "directory, or a new one in a writable directory)")
     add_output_argument(p)
     p.set_defaults(func=run)
 
@@ -125,7 +136,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     say = printer(args)
     if args.unplanned and args.fault != "nodes-reject":
-        fail("rehearse", "--fault applies to --planned; --unplanned kills the whole region")
+        fail("rehearse", f"--fault: applies to --planned only, --unplanned kills the whole region (got {args.fault} "
+                         "with --unplanned)")
         return EXIT_USAGE
     try:
         spec = RehearsalSpec.from_stack(args.stack, time_scale=args.time_scale)

@@ -30,8 +30,9 @@ from drctl.stack.command_line import (
     add_output_argument,
     add_stack_arguments,
     fail,
+    positive_seconds,
     printer,
-    seconds,
+    program,
     stack_source,
 )
 from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
@@ -71,10 +72,11 @@ class Runbook:
     def stack(self) -> str:
         return self.outputs.stack
 
-    def server(self, region: str) -> DbServer:
+    def server(self, region: str, flag: str | None = None) -> DbServer:
+        """The database server of `region`; UsageError naming `flag` (the option that gave it) otherwise."""
         if region not in self.servers:
-            raise UsageError(f"no database server in region {region!r} of stack {self.stack!r} "
-                             f"(regions with one: {', '.join(self.servers)})")
+            raise UsageError(f"{flag + ': ' if flag else ''}no database server in region {region!r} of stack "
+                             f"{self.stack!r} (got {region!r}; allowed: {', '.join(self.servers)})")
         return self.servers[region]
 
     def traffic(self) -> TrafficBackend:
@@ -208,14 +210,16 @@ class ChangeOptions:
     def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dry-run", action="store_true", help="print every step and change nothing")
         p.add_argument("--yes", action="store_true", help="act (required unless --dry-run)")
-        p.add_argument("--pre-hook", action="append", default=[], metavar="CMD",
+        p.add_argument("--pre-hook", action="append", default=[], type=program, metavar="CMD",
                        help="executable run before any change; failing aborts (repeatable; see drctl/runbook/hooks.py)")
-        p.add_argument("--post-hook", action="append", default=[], metavar="CMD",
+        p.add_argument("--post-hook", action="append", default=[], type=program, metavar="CMD",
                        help="executable run after the operation, DRCTL_RESULT=success|failed (repeatable)")
-        p.add_argument("--catch-up-timeout", type=seconds, default=300.0, metavar="SECONDS",
-                       help="longest wait for a server to apply the transactions it must have (default 300)")
-        p.add_argument("--traffic-timeout", type=seconds, default=120.0, metavar="SECONDS",
-                       help="longest wait for traffic to reach the new primary's region (default 120)")
+        p.add_argument("--catch-up-timeout", type=positive_seconds, default=300.0, metavar="SECONDS",
+                       help="longest wait for a server to apply the transactions it must have (default 300; "
+                            "above 0, at most 86400)")
+        p.add_argument("--traffic-timeout", type=positive_seconds, default=120.0, metavar="SECONDS",
+                       help="longest wait for traffic to reach the new primary's region (default 120; above 0, "
+                            "at most 86400)")
         p.add_argument("--skip-traffic", action="store_true",
                        help="leave traffic alone (you move it yourself); drctl says so in its report")
         p.add_argument("--abandon-journal", action="store_true",

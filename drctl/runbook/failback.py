@@ -40,6 +40,7 @@ from drctl.runbook.switchover import (
     run_command,
     wait_for,
 )
+from drctl.stack.command_line import writable_dir
 
 REACHABLE_AFTER_UNFENCE_SECONDS = 120.0
 
@@ -312,8 +313,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--discard-errant", action="store_true",
                    help="rebuild the rejoining server from a copy of the current primary, dropping its errant "
                         "transactions (they are exported first)")
-    p.add_argument("--export-dir", type=Path, metavar="DIR",
-                   help="where errant transactions are exported (default: the state directory's errant/)")
+    p.add_argument("--export-dir", type=writable_dir, metavar="DIR",
+                   help="where errant transactions are exported (default: the state directory's errant/); a "
+                        "writable directory, or a new one in a writable directory")
     p.set_defaults(func=run)
 
 

@@ -50,7 +50,9 @@ from drctl.runbook.switchover import (
     source_region,
     wait_for,
 )
-from drctl.stack.command_line import number, seconds
+from drctl.stack.command_line import number, positive_seconds
+
+MAX_BLOCK_SECONDS = 30 * 86400  # a block period longer than a month is a typo, not a policy
 
 # --- options and results --------------------------------------------------------------------------
 
@@ -355,12 +357,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ChangeOptions.add_arguments(p)
     p.add_argument("--accept-data-loss", action="store_true",
                    help="unplanned: promote although transactions may be lost beyond objectives.rpoSeconds")
-    p.add_argument("--apply-timeout", type=seconds, default=60.0, metavar="SECONDS",
-                   help="unplanned: longest wait for the replica to apply its relay log (default 60)")
+    p.add_argument("--apply-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",
+                   help="unplanned: longest wait for the replica to apply its relay log (default 60; above 0, "
+                        "at most 86400)")
     p.add_argument("--force", action="store_true",
                    help="promote within the block period after the last promotion, or a replica with errant transactions")
-    p.add_argument("--block-seconds", type=number(int, 0), default=DEFAULT_BLOCK_SECONDS, metavar="SECONDS",
-                   help=f"anti-flapping block period after a promotion (default {DEFAULT_BLOCK_SECONDS})")
+    p.add_argument("--block-seconds", type=number(int, 0, maximum=MAX_BLOCK_SECONDS, unit="s"),
+                   default=DEFAULT_BLOCK_SECONDS, metavar="SECONDS",
+                   help=f"anti-flapping block period after a promotion (default {DEFAULT_BLOCK_SECONDS}; 0 to "
+                        f"{MAX_BLOCK_SECONDS}, 30 days)")
     p.set_defaults(func=run)
 
 

@@ -273,6 +273,9 @@ def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dic
     return {"checks": checks, "problems": problems}
 
 
+TARGET_FLAGS = {"promote": "--region", "failback": "--to"}  # the option naming the region each one acts on
+
+
 def begin(rb: Runbook, operation: str, target: str, params: dict[str, Any],
           change: ChangeOptions) -> tuple[RunResult, Journal | None, dict[str, Any] | None]:
     """How promote and failback start: --yes or --dry-run, a region the stack has, the journal
@@ -281,7 +284,7 @@ def begin(rb: Runbook, operation: str, target: str, params: dict[str, Any],
     if not change.dry_run and not change.yes:
         raise UsageError(f"{operation} changes which database takes writes: pass --yes to act, or --dry-run to "
                          "see the steps")
-    rb.server(target)
+    rb.server(target, TARGET_FLAGS[operation])
     result = RunResult(operation, target, journal=str(rb.journal_path))
     if change.dry_run:
         journal = rb.peek_journal(operation, params, change.abandon_journal)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shlex
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -30,27 +34,104 @@ def fail(command: str, message: str) -> None:
 
 # --- numbers --------------------------------------------------------------------------------------
 
+DAY = 86400.0  # the longest wait any drctl timeout or period may ask for
+HOUR = 3600.0
 
-def number(kind: type, minimum: float, *, above: bool = False, maximum: float | None = None) -> Callable[[str], Any]:
+
+def number(kind: type, minimum: float, *, above: bool = False, maximum: float | None = None,
+           unit: str = "") -> Callable[[str], Any]:
     """An argparse type: an int or a finite float of at least `minimum` (above it, with `above`),
-    at most `maximum`."""
+    at most `maximum`. Every refusal states the whole allowed range and what was given."""
+    allowed = _range(kind, minimum, above, maximum, unit)
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
-        if value < minimum or (above and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {minimum:g} (got {text})")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum:g} (got {text})")
+            value = None
+        if (value is None or not math.isfinite(value) or value < minimum or (above and value == minimum)
+                or (maximum is not None and value > maximum)):
+            raise argparse.ArgumentTypeError(f"must be {allowed} (got {_shown(text)})")
         return value
+    parse.allowed, parse.maximum = allowed, maximum  # type: ignore[attr-defined]  # for --help and the tests
     return parse
 
 
-seconds = number(float, 0)  # a wait or a period: 0 or more, finite
-positive_seconds = number(float, 0, above=True)  # a poll interval or timeout: 0 would spin
+def _range(kind: type, minimum: float, above: bool, maximum: float | None, unit: str) -> str:
+    what = "an integer" if kind is int else "a number"
+    unit = f" {unit}" if unit else ""
+    low = _plain(minimum)
+    if maximum is None:
+        return f"{what} {'above' if above else 'at least'} {low}{unit}"
+    if above:
+        return f"{what} above {low} and at most {_plain(maximum)}{unit}"
+    return f"{what} from {low} to {_plain(maximum)}{unit}"
+
+
+def _plain(value: float) -> str:
+    """2592000, not 2.592e+06: a limit is read and typed back."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _shown(text: str) -> str:
+    return text if text and text.isprintable() and not any(c.isspace() for c in text) else repr(text)
+
+
+seconds = number(float, 0, maximum=DAY, unit="s")  # a wait or a period: 0 up to a day
+positive_seconds = number(float, 0, above=True, maximum=DAY, unit="s")  # a timeout or poll: 0 would spin or give up at once
+
+
+def tcp_port(minimum: int = 1) -> Callable[[str], int]:
+    """A TCP port (0 where "any free port" makes sense)."""
+    return number(int, minimum, maximum=65535)
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+def readable_file(text: str) -> str:
+    """An argparse type: a file that exists and can be read, checked before anything runs."""
+    path = Path(text)
+    if not path.is_file():
+        why = "is a directory" if path.is_dir() else "no such file"
+        raise argparse.ArgumentTypeError(f"{why} (got {_shown(text)}; allowed: a readable file)")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot read the file (got {_shown(text)}; allowed: a readable file)")
+    return text
+
+
+def writable_dir(text: str) -> Path:
+    """An argparse type: a directory drctl can write into, or one it can create (its nearest existing
+    parent is a writable directory); checked before anything runs, created only when written to."""
+    path = Path(text)
+    allowed = "a writable directory, or a new one in a writable directory"
+    if not text:
+        raise argparse.ArgumentTypeError(f"empty path (got ''; allowed: {allowed})")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"{existing} is a file"
+        raise argparse.ArgumentTypeError(f"{where} (got {_shown(text)}; allowed: {allowed})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{existing} is not writable (got {_shown(text)}; allowed: {allowed})")
+    return path
+
+
+def program(text: str) -> str:
+    """An argparse type: a command line run without a shell (hooks, alert commands) whose program
+    exists and is executable, checked before anything runs."""
+    try:
+        argv = shlex.split(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"cannot split into words: {err} (got {text!r}; allowed: PROGRAM [ARGS...] "
+                                         "with balanced quotes)") from None
+    if not argv:
+        raise argparse.ArgumentTypeError(f"empty command (got {text!r}; allowed: PROGRAM [ARGS...])")
+    if shutil.which(argv[0]) is None:
+        raise argparse.ArgumentTypeError(f"no executable {argv[0]!r} (got {text!r}; allowed: a program on PATH or "
+                                         "the path of an executable, then its arguments)")
+    return text
 
 
 # --- which stack ----------------------------------------------------------------------------------
@@ -71,6 +152,12 @@ def stack_source(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if not stack and not outputs:
         raise UsageError("give -s/--stack STACK or --outputs FILE")
     return stack, outputs
+
+
+def source_flag(args: argparse.Namespace) -> str:
+    """The flag and value the stack outputs came from, for a message about what they hold."""
+    outputs = getattr(args, "outputs", None)
+    return f"--outputs {outputs}" if outputs else f"-s/--stack {getattr(args, 'stack', None)}"
 
 
 def add_output_argument(p: argparse.ArgumentParser, what: str = "output format") -> None:

@@ -161,12 +161,13 @@ class StackOutputs(_Model):
     database: DatabaseOut
     objectives: ObjectivesOut
 
-    def region(self, region_id: str) -> RegionOut:
+    def region(self, region_id: str, flag: str | None = None) -> RegionOut:
+        """The region `region_id`; OutputsError naming `flag` (the option that gave it) otherwise."""
         for r in self.regions:
             if r.region == region_id:
                 return r
         raise OutputsError(
-            f"--region: not a region of stack {self.stack!r} "
+            f"{flag + ': ' if flag else ''}not a region of stack {self.stack!r} "
             f"(got {region_id!r}; allowed: {', '.join(r.region for r in self.regions)})"
         )
 
@@ -188,11 +189,35 @@ def parse_outputs(doc: Any, source: str) -> StackOutputs:
     try:
         return StackOutputs.model_validate(doc)
     except ValidationError as err:
-        lines = [
-            f"{source}: drctl.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in err.errors(include_url=False)
-        ]
-        raise OutputsError("stack outputs do not match this drctl version:\n" + "\n".join(lines)) from None
+        errors = err.errors(include_url=False)
+        shown = errors[:_SHOWN_PROBLEMS]
+        more = f" ({len(errors)} problems, the first {len(shown)} below)" if len(errors) > len(shown) else ""
+        lines = [f"{source}: {_where(e['loc'])}: {e['msg']}{_given(e)}" for e in shown]
+        joint = " " if len(lines) == 1 else "\n"  # one problem, one line
+        raise OutputsError(f"stack outputs do not match this drctl version{more}:{joint}" + "\n".join(lines)) from None
+
+
+_SHOWN_PROBLEMS = 10
+_SECRET_WORDS = ("password", "cert", "secret", "token", "key")
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return "drctl" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def _given(error: dict[str, Any]) -> str:
+    """What the document held there, when it is a short scalar and cannot be a secret."""
+    value = error.get("input")
+    if error["type"] == "missing" or not isinstance(value, str | int | float | bool) or value is None:
+        return ""
+    if any(word in str(part).lower() for part in error["loc"] for word in _SECRET_WORDS):
+        return ""
+    text = repr(value)
+    return f" (got {text if len(text) <= 60 else text[:57] + '...'})"
+
+
+MAX_OUTPUTS_BYTES = 16 * 2**20  # a stack's outputs are a few kilobytes; /dev/zero is not
+_SAVED = "a file saved by `pulumi stack output --json --show-secrets`"
 
 
 def load_outputs(stack: str | None = None, outputs_file: str | None = None) -> StackOutputs:
@@ -200,12 +225,18 @@ def load_outputs(stack: str | None = None, outputs_file: str | None = None) -> S
     if outputs_file:
         path = Path(outputs_file)
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            with path.open("rb") as f:  # a pipe too: --outputs <(pulumi stack output --json --show-secrets)
+                data = f.read(MAX_OUTPUTS_BYTES + 1)
+            if len(data) > MAX_OUTPUTS_BYTES:
+                raise OutputsError(f"--outputs: larger than {MAX_OUTPUTS_BYTES // 2**20} MiB (got {outputs_file}; "
+                                   f"allowed: {_SAVED})")
+            doc = json.loads(data.decode("utf-8"))
         except OSError as err:
-            raise OutputsError(f"--outputs: cannot read {outputs_file} ({err.strerror})") from None
+            raise OutputsError(f"--outputs: cannot read it, {(err.strerror or str(err)).lower()} (got {outputs_file}; "
+                               f"allowed: {_SAVED})") from None
         except ValueError as err:
-            raise OutputsError(f"--outputs: {outputs_file} is not JSON ({err})") from None
-        return parse_outputs(doc, outputs_file)
+            raise OutputsError(f"--outputs: not JSON, {err} (got {outputs_file}; allowed: {_SAVED})") from None
+        return parse_outputs(doc, f"--outputs {outputs_file}")
     if not stack:
         raise OutputsError("give -s/--stack STACK (reads `pulumi stack output`) or --outputs FILE")
     if shutil.which("pulumi") is None:
@@ -214,10 +245,27 @@ def load_outputs(stack: str | None = None, outputs_file: str | None = None) -> S
             "machine that has it (`pulumi stack output --json --show-secrets -s STACK > outputs.json`) "
             "and pass --outputs outputs.json"
         )
-    proc = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    try:
+        proc = subprocess.run(
+            ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise OutputsError(f"-s/--stack: pulumi stack output --stack {stack} did not answer within 120 s") from None
     if proc.returncode != 0:
-        raise OutputsError(f"pulumi stack output --stack {stack} failed: {proc.stderr.strip()}")
-    return parse_outputs(json.loads(proc.stdout), f"stack {stack}")
+        raise OutputsError(f"-s/--stack: pulumi stack output --stack {stack} failed: {proc.stderr.strip()}")
+    return parse_outputs(_json_after_warnings(proc.stdout, stack), f"-s/--stack {stack}")
+
+
+def _json_after_warnings(text: str, stack: str) -> Any:
+    """The JSON document `pulumi stack output --json` printed, past any warning lines it printed
+    first (an update notice, a deprecation)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("{", "[")):
+            try:
+                return json.loads("\n".join(lines[i:]))
+            except ValueError:
+                continue
+    raise OutputsError(f"-s/--stack: pulumi stack output --stack {stack} printed no JSON document "
+                       f"(got {text.strip()[:80]!r})")

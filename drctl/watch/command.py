@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from drctl.cloud.cloudflare import CloudflareApi, CloudflareConfigError
@@ -27,6 +26,7 @@ from drctl.cloud.deadline import api_budget
 from drctl.cloud.dns_records import DnsFailover, require_dns_mode
 from drctl.cloud.origin_probe import HttpsProbe, valid_expected_codes
 from drctl.stack.command_line import (
+    DAY,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -36,7 +36,12 @@ from drctl.stack.command_line import (
     fail,
     number,
     positive_seconds,
+    program,
+    readable_file,
+    seconds,
+    source_flag,
     stack_source,
+    tcp_port,
 )
 from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
 from drctl.watch.alerts import Alerter
@@ -47,6 +52,9 @@ from drctl.watch.metrics import WatchMetrics
 DEFAULT_STABILITY_WINDOW = 300.0
 DEFAULT_RECORD_REFRESH = 300.0
 MIN_LEASE_TTL = 60.0
+MAX_PROBE_SECONDS = 3600.0  # Cloudflare's own monitors probe at least hourly
+MAX_PROBES = 100
+MAX_ALERT_SECONDS = 300.0
 
 
 def _url(text: str) -> str:
@@ -61,28 +69,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[1],
     )
     add_stack_arguments(p)
-    pos = positive_seconds
-    p.add_argument("--interval", type=pos, metavar="S", help="seconds between probe rounds (default: the stack's monitor interval)")
-    p.add_argument("--timeout", type=pos, metavar="S", help="seconds per probe, below --interval (default: the stack's monitor timeout)")
-    p.add_argument("--fall", type=number(int, 1), metavar="N", help="failed probes in a row before a region is down (default: monitor consecutiveDown)")
-    p.add_argument("--rise", type=number(int, 1), metavar="N", help="good probes in a row before a region is up (default: monitor consecutiveUp)")
+    pos = number(float, 0, above=True, maximum=MAX_PROBE_SECONDS, unit="s")
+    p.add_argument("--interval", type=pos, metavar="S", help="seconds between probe rounds (default: the stack's monitor interval; above 0, at most 3600)")
+    p.add_argument("--timeout", type=pos, metavar="S", help="seconds per probe, below --interval (default: the stack's monitor timeout; above 0, at most 3600)")
+    p.add_argument("--fall", type=number(int, 1, maximum=MAX_PROBES), metavar="N", help="failed probes in a row before a region is down (default: monitor consecutiveDown; 1 to 100)")
+    p.add_argument("--rise", type=number(int, 1, maximum=MAX_PROBES), metavar="N", help="good probes in a row before a region is up (default: monitor consecutiveUp; 1 to 100)")
     p.add_argument("--expected-codes", metavar="CODES", help='healthy HTTP status codes, e.g. "200" or "2xx" (default: the monitor\'s)')
-    p.add_argument("--origin-port", type=number(int, 1), default=443, metavar="PORT", help="HTTPS port of the NodeBalancers (default 443)")
-    p.add_argument("--ca-file", metavar="PATH", help="CA bundle to verify origin certificates with (e.g. Cloudflare's Origin CA root); without it the certificate is not verified (SNI is still sent)")
+    p.add_argument("--origin-port", type=tcp_port(1), default=443, metavar="PORT", help="HTTPS port of the NodeBalancers (default 443; 1 to 65535)")
+    p.add_argument("--ca-file", type=readable_file, metavar="PATH", help="CA bundle to verify origin certificates with (e.g. Cloudflare's Origin CA root); without it the certificate is not verified (SNI is still sent)")
     p.add_argument("--once", action="store_true", help="probe until every region has a state (at most max(fall, rise) rounds), act once, exit: 0 traffic on a healthy region, 1 otherwise")
     p.add_argument("--dry-run", action="store_true", help="decide and log, but write nothing (no DNS change, no lease, no alert)")
     p.add_argument("--auto-failback", action="store_true", help="move traffic back to an earlier region once it has been up for --stability-window")
-    p.add_argument("--stability-window", type=number(float, 0), default=DEFAULT_STABILITY_WINDOW, metavar="S", help="seconds an earlier region must stay up before an automatic failback (default 300)")
+    p.add_argument("--stability-window", type=seconds, default=DEFAULT_STABILITY_WINDOW, metavar="S", help="seconds an earlier region must stay up before an automatic failback (default 300; 0 to 86400)")
     p.add_argument("--lease", choices=("cloudflare", "file", "none"), default="cloudflare", help="single-writer lease: a TXT record _drctl-watch.<domain> (works across hosts), a lock file (one host), or none")
     p.add_argument("--lease-file", metavar="PATH", help="lock file for --lease file (default /run/drctl-watch/<stack>.lock)")
-    p.add_argument("--lease-ttl", type=number(float, MIN_LEASE_TTL), metavar="S", help="seconds a lease lasts unless renewed; a dead holder is replaced after this (default max(600, 4 x interval))")
+    p.add_argument("--lease-ttl", type=number(float, MIN_LEASE_TTL, maximum=DAY, unit="s"), metavar="S", help="seconds a lease lasts unless renewed; a dead holder is replaced after this (default max(600, 4 x interval); 60 to 86400)")
     p.add_argument("--holder-id", metavar="ID", help="this watchdog's name in the lease, unique per running process (default HOST:PID)")
-    p.add_argument("--record-refresh", type=pos, default=DEFAULT_RECORD_REFRESH, metavar="S", help="seconds between re-reads of the DNS records when nothing happens (default 300)")
-    p.add_argument("--metrics-port", type=number(int, 0), metavar="PORT", help="serve Prometheus metrics on this port (0: any free port)")
+    p.add_argument("--record-refresh", type=positive_seconds, default=DEFAULT_RECORD_REFRESH, metavar="S", help="seconds between re-reads of the DNS records when nothing happens (default 300; above 0, at most 86400)")
+    p.add_argument("--metrics-port", type=tcp_port(0), metavar="PORT", help="serve Prometheus metrics on this port (0: any free port; 0 to 65535)")
     p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR", help="address for --metrics-port (default 127.0.0.1)")
     p.add_argument("--alert-webhook", type=_url, metavar="URL", help="POST a JSON event here on every switch and when every region is down")
-    p.add_argument("--alert-command", metavar="CMD", help="run this command (event JSON on stdin, DRCTL_ALERT_* variables) on the same events")
-    p.add_argument("--alert-timeout", type=pos, default=5.0, metavar="S", help="seconds an alert hook may take (default 5)")
+    p.add_argument("--alert-command", type=program, metavar="CMD", help="run this command (event JSON on stdin, DRCTL_ALERT_* variables) on the same events")
+    p.add_argument("--alert-timeout", type=number(float, 0, above=True, maximum=MAX_ALERT_SECONDS, unit="s"), default=5.0, metavar="S", help="seconds an alert hook may take (default 5; above 0, at most 300: the watchdog waits for it)")
     add_output_argument(p, "--once summary format")
     p.set_defaults(func=run)
 
@@ -110,10 +118,7 @@ def build(args: argparse.Namespace, *, log_stream=None, wall: Callable[[], float
     """Everything the flags and stack outputs say, checked; raises UsageError naming the flag."""
     if args.once and args.auto_failback:
         raise UsageError("--auto-failback needs a stability window watched over time: run the loop, not --once")
-    if args.ca_file and not Path(args.ca_file).is_file():
-        raise UsageError(f"--ca-file: no such file: {args.ca_file}")
-    outputs = load_outputs(*stack_source(args))
-    require_dns_mode(outputs)
+    outputs = _dns_outputs(args)
     settings, timeout, expected = _settings(args, outputs)
     api = CloudflareApi.from_env(budget=api_budget(outputs.objectives.rto_seconds))
     dns = DnsFailover.from_outputs(outputs, api)
@@ -138,12 +143,24 @@ def build(args: argparse.Namespace, *, log_stream=None, wall: Callable[[], float
     )
 
 
+def _dns_outputs(args: argparse.Namespace) -> StackOutputs:
+    """The stack outputs, of a stack whose traffic the watchdog can move (dns-failover mode)."""
+    outputs = load_outputs(*stack_source(args))
+    try:
+        require_dns_mode(outputs)
+    except OutputsError as err:
+        raise UsageError(f"{source_flag(args)}: {err}") from None
+    return outputs
+
+
 def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSettings, float, str]:
     m = outputs.monitor
     interval = args.interval if args.interval is not None else float(m.interval)
     timeout = args.timeout if args.timeout is not None else float(m.timeout)
     if timeout >= interval:
-        raise UsageError(f"--timeout: must be below the interval {interval:g} s (got {timeout:g})")
+        given = f"--timeout {timeout:g}" if args.timeout is not None else f"the stack's monitor timeout {timeout:g}"
+        of = f"--interval {interval:g}" if args.interval is not None else f"the stack's monitor interval {interval:g} s"
+        raise UsageError(f"--timeout: must be below {of} (got {given}; allowed: above 0 and below the interval)")
     expected = args.expected_codes or m.expected_codes
     if not valid_expected_codes(expected):
         raise UsageError(f'--expected-codes: use codes like "200" or "2xx", separated by commas (got {expected!r})')
@@ -162,8 +179,13 @@ def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSet
 def _lease(args: argparse.Namespace, outputs: StackOutputs, api: CloudflareApi, settings: WatchSettings,
            wall: Callable[[], float]) -> Lease:
     holder = args.holder_id or f"{socket.gethostname()}:{os.getpid()}"
-    if any(c.isspace() or c == '"' for c in holder):
-        raise UsageError(f"--holder-id: no spaces or quotes (got {holder!r})")
+    if not holder or any(c.isspace() or c == '"' for c in holder):
+        raise UsageError(f"--holder-id: no spaces or quotes (got {holder!r}; allowed: a name like HOST:PID)")
+    if args.lease_file is not None and args.lease != "file":
+        raise UsageError(f"--lease-file: applies to --lease file only (got {args.lease_file} with --lease {args.lease})")
+    if args.lease_ttl is not None and args.lease != "cloudflare":
+        raise UsageError(f"--lease-ttl: applies to --lease cloudflare only (got {args.lease_ttl:g} with --lease "
+                         f"{args.lease})")
     if args.dry_run or args.lease == "none":
         return NoLease(holder)
     if args.lease == "file":
@@ -172,12 +194,14 @@ def _lease(args: argparse.Namespace, outputs: StackOutputs, api: CloudflareApi, 
         try:
             lease.refresh()
         except OSError as err:
-            raise UsageError(f"--lease-file: cannot open {path} ({err.strerror})") from None
+            raise UsageError(f"--lease-file: cannot open it, {(err.strerror or str(err)).lower()} (got {path}; "
+                             "allowed: a file in a directory drctl can write)") from None
         return lease
     ttl = args.lease_ttl or max(600.0, 4 * settings.interval)
     if ttl < 4 * settings.interval:
-        raise UsageError(f"--lease-ttl: must be at least 4 x the interval ({4 * settings.interval:g} s) so the "
-                         f"holder renews it in time (got {ttl:g})")
+        raise UsageError(f"--lease-ttl: must be at least 4 x the interval {settings.interval:g} s, "
+                         f"{4 * settings.interval:g} s, so the holder renews it in time (got {ttl:g}; allowed: "
+                         f"{max(MIN_LEASE_TTL, 4 * settings.interval):g} to {DAY:g})")
     return CloudflareLease(api, outputs.cloudflare.zone_id, outputs.domain, holder, ttl, wall)
 
 

@@ -308,7 +308,8 @@ def test_an_unknown_region_is_a_usage_error(tmp_path, monkeypatch, capsys):
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(outputs_doc(paper_servers(tmp_path))))
     assert cli.main(["promote", "--outputs", str(outputs), "--region", "mars-1", "--yes"]) == 2
-    assert "no database server in region 'mars-1'" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("drctl promote: --region: no database server in region 'mars-1' of stack "
+                                       "'runbook-test' (got 'mars-1'; allowed: us-east, eu-west, ap-south)\n")
 
 
 def test_a_second_promotion_within_the_block_period_needs_force(mariadb_pair, tmp_path, cloud):
