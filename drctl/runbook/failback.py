@@ -37,6 +37,7 @@ from drctl.runbook.switchover import (
     begin,
     dry_run,
     execute,
+    holding_run_lock,
     run_command,
     wait_for,
 )
@@ -57,15 +58,8 @@ class FailbackOptions(ChangeOptions):
                    **ChangeOptions.from_args(args).change_fields())
 
 
+@holding_run_lock
 def failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
-    """Run (or --dry-run) a failback, holding the stack's run lock while it runs."""
-    try:
-        return _failback(rb, opts)
-    finally:
-        rb.release_lock()
-
-
-def _failback(rb: Runbook, opts: FailbackOptions) -> RunResult:
     result, journal, plan = begin(rb, "failback", opts.to, {"to": opts.to}, opts)
     if plan is None:
         try:

@@ -45,6 +45,7 @@ from drctl.runbook.switchover import (
     begin,
     dry_run,
     execute,
+    holding_run_lock,
     promotion_steps,
     run_command,
     source_region,
@@ -263,17 +264,10 @@ def fetch_from(rb: Runbook, conn, dialect: r.Dialect, donor: DbServer, timeout: 
     return wanted
 
 
+@holding_run_lock
 def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
-    """Run (or --dry-run) a promotion, holding the stack's run lock while it runs. Raises Refused /
-    UsageError / JournalError before any change; after that, failures are recorded in the result
-    and the journal."""
-    try:
-        return _promote(rb, opts)
-    finally:
-        rb.release_lock()
-
-
-def _promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
+    """Run (or --dry-run) a promotion. Raises Refused / UsageError / JournalError before any change;
+    after that, failures are recorded in the result and the journal."""
     result, journal, plan = begin(rb, "promote", opts.region, {"region": opts.region}, opts)
     blocked = None
     if plan is None:

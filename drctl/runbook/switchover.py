@@ -6,6 +6,7 @@ traffic, verify), the result both report, and running steps under the journal (f
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -294,6 +295,18 @@ def begin(rb: Runbook, operation: str, target: str, params: dict[str, Any],
     if plan is not None:
         rb.say("  = read every server and decide (done in an earlier run)")
     return result, journal, plan
+
+
+def holding_run_lock(run: Callable[[Runbook, Any], RunResult]) -> Callable[[Runbook, Any], RunResult]:
+    """Wrap promote or failback: the stack's run lock (taken when the journal opens) is let go
+    when the run returns, however it returns, so the next run in this process can start."""
+    @functools.wraps(run)
+    def locked(rb: Runbook, opts: Any) -> RunResult:
+        try:
+            return run(rb, opts)
+        finally:
+            rb.release_lock()
+    return locked
 
 
 # --- running the steps ---------------------------------------------------------------------------
