@@ -223,3 +223,32 @@ def _layout(value: Any, depth: int = 0) -> str:
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
     items = [f"{inner}{json.dumps(k)}: {_layout(v, depth + 1)}" for k, v in value.items()]
     return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+
+
+def unconfirmed_entries(prices: PriceList) -> list[tuple[str, str, str]]:
+    """(where in the list, the figure as shown, why) for every figure no source confirms or nobody found."""
+    found: list[tuple[str, str, str]] = []
+
+    def add(where: str, figure: float | None, why: str | None) -> None:
+        if why:
+            # Rates are fractions of a cent per GB: shown as written, not rounded to cents.
+            shown = "no figure" if figure is None else f"{figure:g}" if figure < 1 else f"{figure:,.2f}"
+            found.append((where, shown, why))
+
+    linode, lb = prices.linode, prices.cloudflare.load_balancing
+    for type_id, plan in linode.instance_types.items():
+        add(f"linode.instance_types.{type_id}", plan.monthly, plan.unconfirmed)
+        if plan.backups:
+            add(f"linode.instance_types.{type_id}.backups", plan.backups.monthly, plan.backups.unconfirmed)
+    add("linode.nodebalancer", linode.nodebalancer.monthly, linode.nodebalancer.unconfirmed)
+    for type_id, db in linode.managed_mysql.items():
+        for nodes, figure in db.cluster_monthly.items():
+            add(f"linode.managed_mysql.{type_id} ({nodes} node{'s' if nodes != 1 else ''})", figure, db.unconfirmed)
+    add("linode.object_storage", linode.object_storage.monthly, linode.object_storage.unconfirmed)
+    add("cloudflare.load_balancing.base", lb.base.monthly, lb.base.unconfirmed)
+    add("cloudflare.load_balancing.additional_origin", lb.additional_origin.monthly, lb.additional_origin.unconfirmed)
+    add("cloudflare.load_balancing.check_regions.per_region", lb.check_regions.per_region.monthly,
+        lb.check_regions.per_region.unconfirmed)
+    for usage in prices.usage():
+        add(f"usage.{usage.id} (per {usage.unit})", usage.rate, usage.unconfirmed)
+    return found
