@@ -33,7 +33,7 @@ _LONG = 100
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "plan",
-        help="show what a stack would create, offline (no credentials, no Pulumi CLI)",
+        help="show what a stack would create and cost a month, offline (no credentials, no Pulumi CLI)",
         description=__doc__.split("\n\n")[1],
     )
     p.add_argument("-s", "--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")

@@ -65,10 +65,10 @@ def render_cost(report: CostReport, prices: PriceList, on: datetime.date) -> lis
             lines += _wrapped(f"- {u.what}. Included: {u.included}. Beyond: {rate}.", "      ", "        ")
     if report.free:
         lines += _wrapped("Not billed (why: `drctl prices`): " + ", ".join(
-            f"{_short(t)} x{n}" for t, n in report.free.items()) + ".", "    ", "        ")
+            f"{_short(t)}({n})" for t, n in report.free.items()) + ".", "    ", "        ")
     if report.unpriced:
         lines += _wrapped("No price and no reason to be free (add them to drctl/plan/prices.json): " + ", ".join(
-            f"{t} x{n}" for t, n in report.unpriced.items()) + ".", "    ", "        ")
+            f"{t}({n})" for t, n in report.unpriced.items()) + ".", "    ", "        ")
     return lines
 
 

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prices",
         help="show the price list drctl plan uses; --refresh its Linode part from Linode's public API",
-        description=__doc__.split("\n\n")[0].removeprefix("`drctl prices`: "),
+        description=__doc__.split("\n\n")[0].replace("`drctl prices`: the", "The", 1),
     )
     p.add_argument("--refresh", action="store_true",
                    help="read Linode's public price endpoints (DRCTL_LINODE_BASE_URL, else api.linode.com; no "
