@@ -15,7 +15,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-plan: $(VENV)/.runtime  ## offline plan of the prod stack: no credentials, no Pulumi CLI
+plan: $(VENV)/.runtime  ## offline plan of the prod stack and its monthly cost: no credentials, no Pulumi CLI
 	$(PY) -m drctl plan --stack prod
 
 plan-dr-test: $(VENV)/.runtime

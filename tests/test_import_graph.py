@@ -31,7 +31,9 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.watch":     ("drctl.cloud", "drctl.stack"),
-    "drctl.plan":      ("drctl.stack", "components"),
+    # `drctl prices --refresh` reads Linode's public price endpoints through drctl.cloud, the one door
+    # to the Linode API (its SDK, DRCTL_LINODE_BASE_URL); `drctl plan` itself imports no cloud client.
+    "drctl.plan":      ("drctl.cloud", "drctl.stack", "components"),
     "components":      ("drctl.mysql", "drctl.stack"),
     "drctl.mysql":     ("drctl.stack",),
     "drctl.cloud":     ("drctl.stack",),

@@ -53,6 +53,12 @@ SCOPES = {
 }
 
 
+def linode_base_url(base_url: str | None = None) -> str:
+    """The API every Linode call goes to: `base_url`, else DRCTL_LINODE_BASE_URL (a test fake, a
+    proxy), else Linode's own."""
+    return base_url or os.environ.get("DRCTL_LINODE_BASE_URL") or DEFAULT_BASE_URL
+
+
 class LinodeAPIError(Exception):
     """A Linode API call failed; the message says which call, why, and what to do."""
 
@@ -99,8 +105,7 @@ class LinodeAPI:
         token = token or os.environ.get("LINODE_TOKEN")
         if not token:
             raise LinodeAPIError("LINODE_TOKEN is not set: export a Linode personal access token")
-        base_url = base_url or os.environ.get("DRCTL_LINODE_BASE_URL") or DEFAULT_BASE_URL
-        self.client = LinodeClient(token, base_url=base_url, retry=False)
+        self.client = LinodeClient(token, base_url=linode_base_url(base_url), retry=False)
         self._session = _TimeoutSession(timeout)
         self.client.session = self._session
         self.timeout, self.retry_interval, self.budget, self.attempts = timeout, retry_interval, budget, attempts

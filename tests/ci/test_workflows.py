@@ -154,6 +154,36 @@ def test_the_preview_applies_the_policy_pack_and_comments_on_the_pull_request():
     assert preview["jobs"]["preview"]["permissions"]["pull-requests"] == "write"
 
 
+def test_each_stacks_cost_diff_is_posted_beside_its_preview_before_pulumi_runs():
+    job = load("preview.yml")["jobs"]["preview"]
+    (cost,) = [s for s in job["steps"] if "-m drctl plan" in s.get("run", "")]
+    (preview,) = pulumi_steps(load("preview.yml"))
+    assert job["steps"].index(cost) < job["steps"].index(preview)
+    assert cost["continue-on-error"] is True  # a cost that cannot be made never holds up the preview
+    assert cost["env"]["STACK"] == "${{ matrix.stack }}"
+    assert cost["env"]["GH_TOKEN"] == "${{ github.token }}" and "secrets." not in yaml.safe_dump(cost)
+    run = cost["run"].replace("\\\n", " ")
+    assert 'git show "FETCH_HEAD:Pulumi.$STACK.yaml"' in run
+    assert '--stack-file "$base" --compare-file "Pulumi.$STACK.yaml"' in run
+    assert "python .github/scripts/cost_comment.py --stack \"$STACK\" --pr \"$PR\"" in run
+
+
+def test_the_cost_steps_drctl_command_runs_as_written(tmp_path):
+    """The drctl line of the step, run here on prod against a copy of itself (the workflow's base)."""
+    (cost,) = [s for s in load("preview.yml")["jobs"]["preview"]["steps"] if "-m drctl plan" in s.get("run", "")]
+    run = cost["run"].replace("\\\n", " ")
+    command = next(line for line in run.splitlines() if "-m drctl plan" in line)
+    base = tmp_path / "base-prod.yaml"
+    base.write_text((REPO_ROOT / "Pulumi.prod.yaml").read_text())
+    env = {**os.environ, "STACK": "prod", "base": str(base), "RUNNER_TEMP": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", command.replace("venv/bin/python", sys.executable)], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (tmp_path / "cost.err").read_text()
+    table = (tmp_path / "cost.txt").read_text()
+    assert table.startswith("Monthly cost (USD): prod (base-prod.yaml) -> prod (Pulumi.prod.yaml)")
+    assert "TOTAL" in table
+
+
 def test_both_backends_get_their_credentials():
     for name in ("preview.yml", "deploy.yml"):
         (step,) = pulumi_steps(load(name))

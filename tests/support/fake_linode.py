@@ -1,6 +1,11 @@
 """A local fake of the few Linode API v4 endpoints drctl uses, for the official `linode_api4` SDK
 pointed at it through `base_url`. Only tests use it.
 
+The public price endpoints (`GET /linode/types`, `/nodebalancers/types`, `/databases/types`,
+`/object-storage/types`) answer without a token, as Linode's do, in the real API's JSON shape and
+pages; a request that brings a wrong token is refused there too. Their figures (`prices`) are the
+fake's own, for tests, not Linode's.
+
 State is plain dicts the test can read and change; faults are queued per method and path pattern
 (status, headers, how many times), answers can be lost (`losses`: the request is carried out and
 the connection closes without an answer), and every request is logged.
@@ -14,6 +19,58 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
+
+PRICE_PATHS = ("/linode/types", "/nodebalancers/types", "/databases/types", "/object-storage/types")
+
+
+def _region_prices(monthly: float) -> list[dict[str, Any]]:
+    """Jakarta +20%, São Paulo +40%, as the real endpoints list them."""
+    return [{"id": "id-cgk", "hourly": round(monthly * 1.2 / 730, 4), "monthly": round(monthly * 1.2, 2)},
+            {"id": "br-gru", "hourly": round(monthly * 1.4 / 730, 4), "monthly": round(monthly * 1.4, 2)}]
+
+
+def _linode_type(type_id: str, label: str, cls: str, monthly: float, transfer: int, backups: float) -> dict[str, Any]:
+    return {
+        "id": type_id, "label": label, "class": cls, "disk": 81920, "memory": 4096, "vcpus": 2, "gpus": 0,
+        "network_out": 4000, "transfer": transfer, "successor": None,
+        "price": {"hourly": round(monthly / 730, 4), "monthly": monthly}, "region_prices": _region_prices(monthly),
+        "addons": {"backups": {"price": {"hourly": round(backups / 730, 4), "monthly": backups},
+                               "region_prices": _region_prices(backups)}},
+    }
+
+
+def _database_type(type_id: str, label: str, by_nodes: dict[int, float]) -> dict[str, Any]:
+    sizes = [{"quantity": n, "price": {"hourly": round(m / 730, 4), "monthly": m}} for n, m in by_nodes.items()]
+    return {"id": type_id, "label": label, "class": "dedicated", "deprecated": False, "disk": 81920,
+            "memory": 4096, "vcpus": 2, "engines": {"mysql": sizes, "postgresql": sizes}}
+
+
+def default_prices() -> dict[str, list[dict[str, Any]]]:
+    return {
+        "/linode/types": [
+            _linode_type("g6-nanode-1", "Nanode 1GB", "nanode", 5.0, 1000, 2.0),
+            _linode_type("g6-standard-1", "Linode 2GB", "standard", 12.0, 2000, 2.5),
+            _linode_type("g6-standard-2", "Linode 4GB", "standard", 26.0, 4000, 5.0),
+            _linode_type("g6-dedicated-2", "Dedicated 4GB", "dedicated", 36.0, 4000, 5.0),
+            _linode_type("g6-standard-4", "Linode 8GB", "standard", 48.0, 5000, 10.0),
+            # The public endpoint lists some plans at 0: a price it does not publish, not a free plan.
+            {**_linode_type("g1-gpu-rtx6000-1", "Dedicated 32GB + RTX6000 GPU x1", "gpu", 0.0, 16000, 0.0),
+             "region_prices": []},
+        ],
+        "/nodebalancers/types": [
+            {"id": "nodebalancer", "label": "NodeBalancer", "transfer": 0,
+             "price": {"hourly": 0.015, "monthly": 10.0}, "region_prices": _region_prices(10.0)},
+        ],
+        "/databases/types": [
+            _database_type("g6-nanode-1", "DBaaS - Nanode 1GB", {1: 15.0, 3: 35.0}),
+            _database_type("g6-dedicated-2", "DBaaS - Dedicated 4GB", {1: 68.0, 2: 136.0, 3: 204.0}),
+        ],
+        "/object-storage/types": [
+            {"id": "objectstorage", "label": "Object Storage", "transfer": 1000,
+             "price": {"hourly": 0.0075, "monthly": 5.0}, "region_prices": []},
+        ],
+    }
 
 
 @dataclass
@@ -38,6 +95,9 @@ class FakeLinode:
         self.nodebalancers: dict[int, dict[int, dict[str, Any]]] = {}  # nb -> config -> {port, nodes}
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.databases: dict[int, dict[str, Any]] = {}
+        self.prices: dict[str, list[dict[str, Any]]] = default_prices()  # public price endpoint -> items
+        self.price_page_size: int | None = None  # smaller than the asked page size: forces several pages
+        self.headers_seen: list[tuple[str, str, dict[str, str]]] = []  # (method, path, request headers)
         self.faults: list[Fault] = []
         self.losses: list[AnswerLoss] = []
         self.requests: list[tuple[str, str, Any]] = []
@@ -95,13 +155,19 @@ class FakeLinode:
                 self.wfile.write(data)
 
             def _dispatch(self, method: str) -> None:
-                path = self.path.split("?", 1)[0].removeprefix("/v4")
+                path, _, query = self.path.partition("?")
+                path = path.removeprefix("/v4")
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 with fake._lock:
                     fake.requests.append((method, path, body))
-                    if self.headers.get("Authorization") != f"Bearer {fake.token}":
+                    fake.headers_seen.append((method, path, dict(self.headers)))
+                    public = method == "GET" and path in PRICE_PATHS
+                    token = self.headers.get("Authorization")
+                    if (token or not public) and token != f"Bearer {fake.token}":
                         return self._reply(401, {"errors": [{"reason": "Invalid Token"}]})
+                    if public and not any(f.times > 0 and re.fullmatch(f.path, path) for f in fake.faults):
+                        return self._reply(200, fake._price_page(path, parse_qs(query)))
                     for fault in fake.faults:
                         if fault.times > 0 and fault.method == method and re.fullmatch(fault.path, path):
                             fault.times -= 1
@@ -122,6 +188,13 @@ class FakeLinode:
                 self._dispatch("PUT")
 
         return Handler
+
+    def _price_page(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        items = self.prices.get(path, [])
+        size = min(int(query.get("page_size", ["100"])[0]), self.price_page_size or 500)
+        page = int(query.get("page", ["1"])[0])
+        pages = max(1, -(-len(items) // size))
+        return {"data": items[(page - 1) * size: page * size], "page": page, "pages": pages, "results": len(items)}
 
     def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         if m := re.fullmatch(r"/nodebalancers/(\d+)/configs", path):

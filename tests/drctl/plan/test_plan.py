@@ -1,6 +1,7 @@
 """`drctl plan`: the offline plan of a stack, as a newcomer runs it."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,33 @@ def test_json_plan_is_valid_json_with_resources_and_outputs(capsys, stack):
     assert isinstance(doc["resources"], list)
     assert doc["outputs"]["url"].startswith("https://")
     assert doc["summary"]["toCreate"] == len(doc["resources"])
+
+
+def test_the_text_plan_ends_with_the_monthly_cost_per_region_and_kind(capsys):
+    _, out, _ = plan(capsys, "-s", "prod")
+    table = out[out.index("Monthly cost (USD), price list of "):]
+    assert "    REGION      KIND" in table
+    assert re.search(r"us-east +web Linodes +g6-standard-2 \(Linode 4GB\) +2 +24\.00 +48\.00", table)
+    assert "    By region: us-east 58.00 + 1 x ?, eu-west 82.00, cloudflare 5.00 + 1 x ?" in table
+    assert "    Total: 145.00 + 2 x ? a month" in table
+    assert "Usage-priced, not in the total:" in table
+
+
+def test_the_json_plan_carries_the_same_cost(capsys):
+    _, out, _ = plan(capsys, "-s", "dr-test", "-o", "json")
+    cost = json.loads(out)["cost"]
+    assert cost["total"] == {"monthly": 59.0, "unknownItems": 1, "unconfirmedItems": 2}
+    assert cost["byRegion"]["us-east"] == {"monthly": 27.0, "unknownItems": 0}
+    assert cost["notBilled"]["linode:index/firewall:Firewall"]["count"] == 6
+    assert cost["unpriced"] == {}
+
+
+def test_a_broken_price_list_given_on_the_command_line_is_a_usage_error(capsys, tmp_path):
+    broken = tmp_path / "prices.json"
+    broken.write_text("[]")
+    code, out, err = plan(capsys, "-s", "prod", "--price-list", str(broken))
+    assert code == 2 and out == ""
+    assert err.startswith(f"drctl plan: the price list {broken} is not valid:")
 
 
 def test_plan_never_prints_secret_values(capsys):
