@@ -62,6 +62,9 @@ _LINODE_IMAGE = r"^(linode|private)/[a-z0-9.\-/]+$"
 _PATH = r"^/"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _HTTPS_URL = r"^https://"
+# Page text: printable, no control characters (a title on one line; a message may break lines).
+_ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
+_PLAIN_TEXT = r"^[^\x00-\x09\x0b-\x1f\x7f]+$"
 
 # What each pattern means, for the "allowed:" part of a message.
 _PATTERN_WORDS = {
@@ -72,6 +75,8 @@ _PATTERN_WORDS = {
     _PATH: "a path starting with /",
     _EMAIL: "an email address",
     _HTTPS_URL: "an https:// URL",
+    _ONE_LINE: "one line of text without control characters",
+    _PLAIN_TEXT: "text without control characters (line breaks allowed)",
 }
 
 
@@ -216,6 +221,22 @@ class AlertsSpec(_Model):
     webhook_url: str | None = Field(None, pattern=_HTTPS_URL)
 
 
+class FallbackPageSpec(_Model):
+    """The maintenance page Cloudflare's edge answers when no region can (components/fallback_page.py)."""
+
+    enabled: bool = True
+    title: str = Field("We'll be right back", min_length=1, max_length=120, pattern=_ONE_LINE)
+    message: str = Field(
+        "The shop is briefly unavailable while we fix a problem. Please try again in a few minutes.",
+        min_length=1, max_length=2000, pattern=_PLAIN_TEXT,
+    )
+    # What the 503's Retry-After asks browsers and crawlers to wait.
+    retry_after_seconds: int = Field(300, ge=30, le=86400)
+    # How long the edge waits for a region before it answers the page instead: below Cloudflare's
+    # own 100 s origin timeout, above the slowest checkout a shopper should still wait for.
+    origin_timeout_seconds: int = Field(30, ge=5, le=90)
+
+
 class TrafficSpec(_Model):
     mode: Literal["load-balancer", "dns-failover"] = "load-balancer"
     account_id: str = Field(pattern=_CLOUDFLARE_ID.pattern)
@@ -225,6 +246,7 @@ class TrafficSpec(_Model):
     check_regions: tuple[Literal[CLOUDFLARE_CHECK_REGIONS], ...] = ()  # type: ignore[valid-type]
     session_affinity: Literal["none", "cookie", "ip_cookie", "header"] = "none"
     alerts: AlertsSpec = AlertsSpec()
+    fallback_page: FallbackPageSpec = FallbackPageSpec()
 
 
 class AccessSpec(_Model):

@@ -60,6 +60,10 @@ def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, t
             "loadBalancerId": traffic.load_balancer_id,
             "dnsRecordIds": list(traffic.dns_record_ids),
         },
+        "fallbackPage": {
+            "scriptName": traffic.fallback.script_name,
+            "routePattern": traffic.fallback.route_pattern,
+        } if traffic.fallback else None,
         "database": database.outputs(),
         "objectives": {
             "rtoSeconds": config.objectives.rto_seconds,

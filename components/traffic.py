@@ -15,6 +15,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from components.config import StackConfig
+from components.fallback_page import FallbackPage
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Traffic(pulumi.ComponentResource):
     pool_ids: dict[str, pulumi.Output[str]]
     load_balancer_id: pulumi.Output[str] | None
     dns_record_ids: list[pulumi.Output[str]]
+    fallback: FallbackPage | None
 
     def __init__(self, name: str, config: StackConfig, origins: list[RegionOrigin],
                  opts: pulumi.ResourceOptions | None = None):
@@ -42,11 +44,15 @@ class Traffic(pulumi.ComponentResource):
             self._load_balancer(origins)
         else:
             self._dns_record(origins[0])
+        # The maintenance page sits in front of either mode: it answers only when no origin does.
+        self.fallback = (FallbackPage(f"{name}-fallback", config, opts=self._child())
+                         if config.traffic.fallback_page.enabled else None)
         self.register_outputs({
             "monitorId": self.monitor_id,
             "poolIds": self.pool_ids,
             "loadBalancerId": self.load_balancer_id,
             "dnsRecordIds": self.dns_record_ids,
+            "fallbackScriptName": self.fallback.script_name if self.fallback else None,
         })
 
     def _child(self) -> pulumi.ResourceOptions:

@@ -140,4 +140,10 @@ _COMPUTED = {
     "cloudflare:index/loadBalancerPool:LoadBalancerPool": lambda n, i: {"id": f"{_n(n, 16**32):032x}"},
     "cloudflare:index/loadBalancer:LoadBalancer": lambda n, i: {"id": f"{_n(n, 16**32):032x}"},
     "cloudflare:index/dnsRecord:DnsRecord": lambda n, i: {"id": f"{_n(n, 16**32):032x}"},
+    # A Worker's id is its name; the upload reports the handlers the module exports.
+    "cloudflare:index/workersScript:WorkersScript": lambda n, i: {
+        "id": i.get("scriptName") or n, "handlers": ["fetch"], "hasModules": True,
+        "etag": hashlib.sha256(str(i.get("content", "")).encode()).hexdigest(),
+    },
+    "cloudflare:index/workersRoute:WorkersRoute": lambda n, i: {"id": f"{_n(n, 16**32):032x}"},
 }

@@ -28,6 +28,7 @@ MYSQL = "linode:index/databaseMysqlV2:DatabaseMysqlV2"
 BUCKET = "linode:index/objectStorageBucket:ObjectStorageBucket"
 LOAD_BALANCER = "cloudflare:index/loadBalancer:LoadBalancer"
 POOL = "cloudflare:index/loadBalancerPool:LoadBalancerPool"
+WORKER = "cloudflare:index/workersScript:WorkersScript"
 
 ACCOUNT = "account"  # the Linode account, for what is billed once per account
 CLOUDFLARE = "cloudflare"  # Cloudflare's part, which belongs to no Linode region
@@ -42,7 +43,7 @@ ROLE_KINDS = {
 }
 KIND_ORDER = ("web Linodes", "NodeBalancer", "managed MySQL cluster", "MySQL primary Linode",
               "MySQL replica Linode", "guard Linode", "watchdog Linode", "Object Storage",
-              "Load Balancing plan", "Load Balancing origins", "Load Balancing check regions")
+              "Load Balancing plan", "Load Balancing origins", "Load Balancing check regions", "Workers plan")
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,20 @@ def _load_balancing(found: list[Any], prices: PriceList) -> list[CostLine]:
     return lines
 
 
+def _workers(scripts: list[Any], prices: PriceList) -> list[CostLine]:
+    # Workers Paid is one subscription per account, whatever the number of scripts. Every request
+    # to the shop runs the fallback page's Worker, so a shop outgrows Free's 100,000 a day.
+    price = prices.cloudflare.workers
+    detail = f"Workers Paid, for {len(scripts)} script{'s' if len(scripts) != 1 else ''}"
+    if price is None:
+        return [CostLine(CLOUDFLARE, "Workers plan", detail, 1, None)]
+    return [CostLine(CLOUDFLARE, "Workers plan", detail, 1, price.in_region(None), bool(price.unconfirmed))]
+
+
 ACCOUNT_WIDE_RULES: tuple[tuple[frozenset[str], Callable[[list[Any], PriceList], list[CostLine]]], ...] = (
     (frozenset({BUCKET}), _object_storage),
     (frozenset({LOAD_BALANCER, POOL}), _load_balancing),
+    (frozenset({WORKER}), _workers),
 )
 ACCOUNT_WIDE = frozenset().union(*(types for types, _ in ACCOUNT_WIDE_RULES))
 PRICED_TYPES = frozenset(PER_RESOURCE) | ACCOUNT_WIDE

@@ -134,6 +134,9 @@ class LoadBalancing(_Model):
 class CloudflarePrices(_Model):
     checked: datetime.date
     load_balancing: LoadBalancing
+    # The Workers plan, once per account (the fallback page's Worker); lists written before the
+    # fallback page have none, and then the plan is costed as unknown.
+    workers: Price | None = None
     usage: tuple[UsagePrice, ...]
 
 
@@ -249,6 +252,8 @@ def unconfirmed_entries(prices: PriceList) -> list[tuple[str, str, str]]:
     add("cloudflare.load_balancing.additional_origin", lb.additional_origin.monthly, lb.additional_origin.unconfirmed)
     add("cloudflare.load_balancing.check_regions.per_region", lb.check_regions.per_region.monthly,
         lb.check_regions.per_region.unconfirmed)
+    if prices.cloudflare.workers is not None:
+        add("cloudflare.workers", prices.cloudflare.workers.monthly, prices.cloudflare.workers.unconfirmed)
     for usage in prices.usage():
         add(f"usage.{usage.id} (per {usage.unit})", usage.rate, usage.unconfirmed)
     return found

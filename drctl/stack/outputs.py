@@ -91,6 +91,14 @@ class CloudflareOut(_Model):
     dns_record_ids: tuple[str, ...] = ()  # dns-failover mode: the A (and AAAA) records
 
 
+class FallbackPageOut(_Model):
+    """The maintenance page's Worker (components/fallback_page.py): it answers a 503 from Cloudflare's
+    edge when no region can, and steps aside by itself."""
+
+    script_name: str
+    route_pattern: str
+
+
 # Where the database Linodes keep the CA certificates they verify a source with (cloud-init writes
 # them: components/mysql_cloud_init.py). CHANGE REPLICATION SOURCE names a file on the replica, so
 # repointing a server at a new primary needs these paths, not only the certificates.
@@ -160,6 +168,7 @@ class StackOutputs(_Model):
     cloudflare: CloudflareOut
     database: DatabaseOut
     objectives: ObjectivesOut
+    fallback_page: FallbackPageOut | None = None  # None: traffic.fallbackPage.enabled false, or an older stack
 
     def region(self, region_id: str, flag: str | None = None) -> RegionOut:
         """The region `region_id`; OutputsError naming `flag` (the option that gave it) otherwise."""

@@ -330,7 +330,7 @@ CASES = [
          "https:// URL)"),
     Case("traffic-missing", without("traffic"),
          "woocommerce-dr:traffic: required key is missing (got nothing; allowed: a mapping with keys mode, accountId, "
-         "zoneId, monitor, checkRegions, sessionAffinity, alerts)"),
+         "zoneId, monitor, checkRegions, sessionAffinity, alerts, fallbackPage)"),
 
     # --- objectives -------------------------------------------------------------------------------
     Case("detection-slower-than-rto", prod(("    rtoSeconds: 300\n", "    rtoSeconds: 120\n")),

@@ -107,10 +107,11 @@ def test_prod_managed_cluster_is_shown_with_its_size_and_without_a_guessed_price
 
 def test_prod_total_adds_the_known_prices_and_counts_the_unknown():
     report = cost("prod")
-    assert report.total == Decimal("145.00")  # 4 web 96 + 2 NodeBalancers 20 + replica 24 + Cloudflare plan 5
+    # 4 web 96 + 2 NodeBalancers 20 + replica 24 + Cloudflare Load Balancing 5 + Workers Paid 5
+    assert report.total == Decimal("150.00")
     assert report.unknown == 2  # the managed cluster, the health-check regions
     assert report.by_region() == {"us-east": (Decimal(58), 1), "eu-west": (Decimal(82), 0),
-                                  CLOUDFLARE: (Decimal(5), 1)}
+                                  CLOUDFLARE: (Decimal(10), 1)}
 
 
 def test_dr_test_prices_every_linode_it_creates():
@@ -118,7 +119,7 @@ def test_dr_test_prices_every_linode_it_creates():
     assert line(report, "us-east", "web Linodes").detail == "g6-nanode-1 (Nanode 1GB)"
     assert line(report, "us-east", "MySQL primary Linode").monthly == 12
     assert line(report, "eu-west", "MySQL replica Linode").monthly == 12
-    assert report.total == Decimal("59.00")  # 2 x 5 + 2 x 10 + 2 x 12 + Cloudflare plan 5
+    assert report.total == Decimal("64.00")  # 2 x 5 + 2 x 10 + 2 x 12 + Load Balancing 5 + Workers 5
     assert report.unknown == 1
 
 
@@ -144,8 +145,23 @@ def test_cloudflare_load_balancing_is_priced_once_with_its_origins_and_check_reg
 
 def test_dns_failover_has_no_load_balancing_to_pay_for():
     report = cost("prod, dns-failover")
-    assert not [c for c in report.lines if c.region == CLOUDFLARE]
+    assert [c.kind for c in report.lines if c.region == CLOUDFLARE] == ["Workers plan"]
     assert "authoritative DNS queries" not in " ".join(u.what for u in report.usage)
+
+
+@pytest.mark.parametrize("name", ["prod", "prod, dns-failover"])
+def test_the_fallback_pages_worker_costs_the_workers_paid_plan_once(name):
+    workers = line(cost(name), CLOUDFLARE, "Workers plan")
+    assert (workers.count, workers.monthly, workers.detail) == (1, Decimal(5), "Workers Paid, for 1 script")
+    assert workers.unconfirmed  # no Cloudflare pricing page among the stored sources
+    usage = [u for u in cost(name).usage if "Worker" in u.what]
+    assert len(usage) == 1 and "10 million a month" in usage[0].included and "100,000 a day" in usage[0].included
+
+
+def test_a_price_list_without_a_workers_price_costs_the_worker_as_unknown():
+    older = PRICES.model_copy(update={"cloudflare": PRICES.cloudflare.model_copy(update={"workers": None})})
+    report = cost_of(planned("prod").resources, older)
+    assert line(report, CLOUDFLARE, "Workers plan").monthly is None
 
 
 def test_self_managed_database_is_two_linodes_instead_of_a_cluster():

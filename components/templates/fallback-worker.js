@@ -1,0 +1,51 @@
+// woocommerce-dr fallback page: a Cloudflare Worker on the shop's route (components/fallback_page.py
+// renders the constants below; docs/fallback-page.md explains the choice).
+//
+// Every request goes to the origin first, so the page steps aside by itself the moment a region
+// serves again. Only when the origin cannot answer (connection refused, timed out, a 5xx, or one of
+// Cloudflare's 52x errors) does the edge answer a 503 maintenance page instead. The health path is
+// never touched: monitors must keep seeing the truth.
+
+const HEALTH_PATH = __HEALTH_PATH__;
+const ORIGIN_TIMEOUT_MS = __ORIGIN_TIMEOUT_MS__;
+const RETRY_AFTER_SECONDS = __RETRY_AFTER_SECONDS__;
+const PAGE = __PAGE_HTML__;
+
+// The header a drill, a rehearsal or `curl -I` can tell the page by.
+export const MARKER = "x-woocommerce-dr-fallback";
+
+export function isHealthPath(pathname) {
+  return pathname === HEALTH_PATH || pathname.startsWith(HEALTH_PATH + "/");
+}
+
+export function fallback(reason) {
+  return new Response(PAGE, {
+    status: 503,
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "retry-after": String(RETRY_AFTER_SECONDS),
+      [MARKER]: reason,
+    },
+  });
+}
+
+export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (isHealthPath(url.pathname)) {
+      return fetch(request);
+    }
+    let response;
+    try {
+      response = await fetch(request, { signal: AbortSignal.timeout(ORIGIN_TIMEOUT_MS) });
+    } catch (err) {
+      const why = err && err.name === "TimeoutError" ? "origin timed out" : "origin unreachable";
+      return fallback(why);
+    }
+    if (response.status >= 500) {
+      return fallback(`origin answered ${response.status}`);
+    }
+    return response;
+  },
+};
