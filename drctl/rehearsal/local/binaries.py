@@ -19,6 +19,7 @@ PACKAGES = {
     "cloud-init": "cloud-init",
     "php": "php-cli",
     "haproxy": "haproxy",
+    "node": "nodejs",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.
