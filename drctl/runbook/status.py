@@ -3,8 +3,9 @@
 For every region: where Cloudflare sends traffic and how healthy the region's pool is (load-balancer
 mode) or where the DNS records point (dns-failover mode); the NodeBalancer's node statuses (Linode
 API); the database's live role, read_only, replication threads, lag from the heartbeat, GTIDs, and
-whether a replica misses any of the primary's transactions or has errant ones of its own. Then one
-verdict line. A component that does not answer is reported as such, never as a traceback.
+whether a replica misses any of the primary's transactions or has errant ones of its own; whether
+the fallback page (the maintenance page Cloudflare's edge answers when no region can) is armed or
+serving. Then one verdict line. A component that does not answer is reported as such, never as a traceback.
 
 Exit 0 healthy, 1 degraded, 2 usage error.
 """
@@ -42,6 +43,9 @@ def collect(rb: Runbook) -> dict[str, Any]:
             "database": _database(rb, state, primary) if state is not None else {"error": "no database server"},
         })
     problems = _problems(rb, topo, traffic, regions)
+    fallback = fallback_page_state(rb.outputs, traffic)
+    if fallback["state"] == "serving":
+        problems.append(f"shoppers get the maintenance page: {fallback['detail']}")
     doc = {
         "stack": rb.stack,
         "trafficMode": rb.outputs.traffic_mode,
@@ -49,6 +53,7 @@ def collect(rb: Runbook) -> dict[str, Any]:
         "primary": primary.region if primary else None,
         "traffic": traffic,
         "regions": regions,
+        "fallbackPage": fallback,
         "objectives": {"rpoSeconds": rb.outputs.objectives.rpo_seconds},
     }
     doc["verdict"] = _verdict(doc, topo, problems)
@@ -60,6 +65,30 @@ def _traffic(rb: Runbook) -> dict[str, Any]:
         return rb.traffic().state().as_dict()
     except Exception as err:  # no token, API down: say so, keep going
         return {"error": str(err)}
+
+
+def fallback_page_state(outputs: Any, traffic: dict[str, Any]) -> dict[str, Any]:
+    """Whether the maintenance page is off, armed or serving, told from what Cloudflare reports.
+
+    The Worker tries the origin on every request, so it serves exactly when no region answers. In
+    load-balancer mode Cloudflare's pool health says so: every pool unhealthy means the page is what
+    shoppers get. In dns-failover mode nothing here measures the front door, so it is only armed,
+    and the detail says how to look."""
+    page = outputs.fallback_page
+    if page is None:
+        return {"state": "off", "script": None, "route": None,
+                "detail": "no fallback page: shoppers get Cloudflare's error page when every region is down"}
+    found = {"script": page.script_name, "route": page.route_pattern}
+    if "error" in traffic:
+        return {"state": "unknown", **found, "detail": f"traffic state unreadable: {traffic['error']}"}
+    health = [r.get("healthy") for r in traffic.get("regions", {}).values()]
+    if health and all(h is False for h in health):
+        return {"state": "serving", **found, "detail": "Cloudflare sees every region's pool unhealthy"}
+    if any(h is True for h in health):
+        up = sorted(name for name, r in traffic["regions"].items() if r.get("healthy"))
+        return {"state": "armed", **found, "detail": f"steps aside: {', '.join(up)} healthy"}
+    how = f"`curl -sI https://{page.route_pattern.removesuffix('/*')}/` shows x-woocommerce-dr-fallback when it serves"
+    return {"state": "armed", **found, "detail": f"no pool health to tell whether it serves; {how}"}
 
 
 def _region_traffic(traffic: dict[str, Any], region: str) -> dict[str, Any]:
@@ -224,6 +253,10 @@ def render(doc: dict[str, Any]) -> str:
             if "error" in entry[key]:
                 lines.append(f"{entry['region']} {key}: {entry[key]['error']}")
                 break
+    fb = doc["fallbackPage"]
+    where = f" (Worker {fb['script']} on {fb['route']})" if fb["script"] else ""
+    lines += ["", f"fallback page: {fb['state'].upper() if fb['state'] == 'serving' else fb['state']}{where}: "
+                  f"{fb['detail']}"]
     lines += ["", doc["verdict"]["summary"]]
     lines += [f"  - {p}" for p in doc["verdict"]["problems"]]
     return "\n".join(lines) + "\n"

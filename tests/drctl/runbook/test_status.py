@@ -134,3 +134,32 @@ def test_missing_api_tokens_are_reported_not_raised(shop, capsys, monkeypatch):
 def test_no_stack_is_a_usage_error(capsys):
     assert cli.main(["status"]) == 2
     assert capsys.readouterr().err == "drctl status: give -s/--stack STACK or --outputs FILE\n"
+
+
+def with_fallback_page(shop):
+    doc = json.loads(shop.outputs_file.read_text())
+    doc["drctl"]["fallbackPage"] = {"scriptName": "woocommerce-dr-prod-fallback", "routePattern": "shop.example.com/*"}
+    shop.outputs_file.write_text(json.dumps(doc))
+
+
+def test_the_fallback_page_is_armed_while_a_region_is_healthy(shop, capsys):
+    with_fallback_page(shop)
+    code, out, _ = status(shop, capsys)
+    assert code == 0, out
+    assert ("fallback page: armed (Worker woocommerce-dr-prod-fallback on shop.example.com/*): steps aside: "
+            "ap-south, eu-west, us-east healthy") in out
+
+
+def test_every_pool_down_means_the_fallback_page_is_serving(shop, capsys, cloud):
+    with_fallback_page(shop)
+    for region in REGIONS:
+        cloud.cloudflare.set_pool_health(f"pool-{region}", False)
+    code, doc = status_json(shop, capsys)
+    assert code == 1
+    assert doc["fallbackPage"]["state"] == "serving"
+    assert "shoppers get the maintenance page: Cloudflare sees every region's pool unhealthy" in doc["verdict"]["problems"]
+
+
+def test_a_stack_without_the_page_shows_it_off(shop, capsys):
+    code, doc = status_json(shop, capsys)
+    assert code == 0 and doc["fallbackPage"]["state"] == "off"
