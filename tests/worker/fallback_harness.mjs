@@ -14,6 +14,7 @@ const origins = {
   error502: async () => new Response("bad gateway", { status: 502 }),
   cloudflare521: async () => new Response("web server is down", { status: 521 }),
   cloudflare522: async () => new Response("connection timed out", { status: 522 }),
+  cloudflare530: async () => new Response("origin DNS error", { status: 530 }),
   refused: async () => { throw new TypeError("fetch failed: connect ECONNREFUSED"); },
   // Answers after 10 s unless the caller gives up first, as a hung origin does.
   slow: (request, init) => new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 """The fallback page's Worker, run for real under Node with a stubbed origin: it passes the shop
-through while the origin answers, and answers the branded 503 only when the origin is refused, hangs
-past the timeout, or answers a 5xx or one of Cloudflare's 52x errors. The health path always goes
+through while a region answers (its own 500s included), and answers the branded 503 only when the
+origin is refused, hangs past the timeout, or Cloudflare reports it reached no origin (52x, 530). The health path always goes
 to the origin, even when the origin is down: monitors must see the truth."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ SCENARIOS = [
     {"name": "502", "origin": "error502", "path": "/cart/"},
     {"name": "521", "origin": "cloudflare521", "path": "/"},
     {"name": "522", "origin": "cloudflare522", "path": "/"},
+    {"name": "530", "origin": "cloudflare530", "path": "/"},
     {"name": "refused", "origin": "refused", "path": "/checkout/", "method": "POST"},
     {"name": "slow", "origin": "slow", "path": "/"},
     {"name": "health-up", "origin": "up", "path": "/healthz"},
@@ -33,7 +34,7 @@ SCENARIOS = [
     {"name": "health-521", "origin": "cloudflare521", "path": "/healthz"},
     {"name": "health-refused", "origin": "refused", "path": "/healthz"},
     {"name": "health-subpath-502", "origin": "error502", "path": "/healthz/db"},
-    {"name": "lookalike-path-502", "origin": "error502", "path": "/healthzz"},
+    {"name": "lookalike-path-521", "origin": "cloudflare521", "path": "/healthzz"},
 ]
 
 
@@ -69,9 +70,15 @@ def test_an_origin_4xx_is_the_shops_own_answer(results):
     assert (results["not-found"]["status"], results["not-found"]["body"]) == (404, "no such product")
 
 
+@pytest.mark.parametrize(("name", "status", "body"), [("500", 500, "fatal error"), ("502", 502, "bad gateway")])
+def test_an_error_from_a_region_that_serves_is_the_shops_own_answer(results, name, status, body):
+    # A broken product page on a healthy shop is not an outage: no maintenance page over it.
+    r = results[name]
+    assert (r["status"], r["body"]) == (status, body) and "x-woocommerce-dr-fallback" not in r["headers"]
+
+
 @pytest.mark.parametrize("name, reason", [
-    ("500", "origin answered 500"), ("502", "origin answered 502"),
-    ("521", "origin answered 521"), ("522", "origin answered 522"),
+    ("521", "origin answered 521"), ("522", "origin answered 522"), ("530", "origin answered 530"),
     ("refused", "origin unreachable"), ("slow", "origin timed out"),
 ])
 def test_a_failing_origin_gets_the_maintenance_page(results, name, reason):
@@ -89,7 +96,7 @@ def test_a_hung_origin_is_given_up_on_at_the_timeout(results):
 
 
 def test_the_page_shows_the_configured_text_escaped(results):
-    body = results["502"]["body"]
+    body = results["521"]["body"]
     assert "<title>Acme &lt;Shop&gt; &amp; &quot;Co&quot;</title>" in body
     assert "<h1>Acme &lt;Shop&gt; &amp; &quot;Co&quot;</h1>" in body
     assert "<p>Back soon.</p>" in body
@@ -113,4 +120,4 @@ def test_an_unreachable_origin_fails_the_health_path_instead_of_looking_healthy(
 
 
 def test_only_the_health_path_and_below_are_let_through(results):
-    assert is_fallback(results["lookalike-path-502"])
+    assert is_fallback(results["lookalike-path-521"])
