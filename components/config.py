@@ -234,7 +234,8 @@ class FallbackPageSpec(_Model):
     retry_after_seconds: int = Field(300, ge=30, le=86400)
     # How long the edge waits for a region before it answers the page instead: below Cloudflare's
     # own 100 s origin timeout, above the slowest checkout a shopper should still wait for.
-    origin_timeout_seconds: int = Field(30, ge=5, le=90)
+    # Below Cloudflare's own 100 s (its 524): a slower request would fail anyway, a faster one is never cut.
+    origin_timeout_seconds: int = Field(90, ge=5, le=90)
 
 
 class TrafficSpec(_Model):

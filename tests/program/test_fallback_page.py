@@ -87,7 +87,7 @@ def test_the_script_carries_the_configured_text_escaped_and_timings():
 def test_the_default_page_text_is_used_when_none_is_configured(prod_run):
     content = worker(prod_run)[0].inputs["content"]
     assert "We&#x27;ll be right back" in content
-    assert "const RETRY_AFTER_SECONDS = 300;" in content and "const ORIGIN_TIMEOUT_MS = 30000;" in content
+    assert "const RETRY_AFTER_SECONDS = 300;" in content and "const ORIGIN_TIMEOUT_MS = 90000;" in content
 
 
 def test_no_secret_goes_into_the_worker(run):
