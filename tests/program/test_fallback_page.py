@@ -1,6 +1,6 @@
 """The maintenance page's Worker: created in both traffic modes on the shop's whole hostname, its
 script carrying the page text escaped and the health path let through, no secret anywhere near it,
-and its name and route in the drctl output. The script's behaviour runs under Node in tests/worker."""
+and its name and route in the drctl output. The script's behaviour runs under Node in tests/program/test_fallback_worker.py."""
 
 from functools import cache
 

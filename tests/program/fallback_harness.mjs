@@ -1,7 +1,7 @@
 // Runs the rendered fallback Worker (argv[2], an .mjs file) under Node against a stubbed origin.
 // For each scenario: the global `fetch` the Worker calls is replaced by one origin behaviour, one
 // request goes through the Worker's fetch handler, and what came back is printed as one JSON line
-// per scenario (tests/worker/test_fallback_worker.py asserts on them).
+// per scenario (tests/program/test_fallback_worker.py asserts on them).
 import { pathToFileURL } from "node:url";
 
 const worker = (await import(pathToFileURL(process.argv[2]).href)).default;
