@@ -205,7 +205,9 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
             # Replication and pooled connections sit idle for long; a firewall does not cut them.
             "  timeout client 1h",
             "  timeout server 1h",
-            f"  server {DATABASE_SERVER} {HOST}:{r.database_port} check inter {s.nb_interval_ms}ms fall 1 rise 1",
+            # No health check: a firewall has none, and a scaled-down check flapped DOWN on a loaded
+            # machine and refused a healthy database. A dead server is refused anyway (retries 0).
+            f"  server {DATABASE_SERVER} {HOST}:{r.database_port}",
         ]
     return "\n".join(lines) + "\n"
 

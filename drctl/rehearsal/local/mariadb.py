@@ -73,11 +73,14 @@ class LocalCA:
 
 
 def install_datadir(install_db: str, datadir: Path) -> None:
-    subprocess.run(
+    done = subprocess.run(
         [install_db, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
          "--skip-test-db", "--innodb-log-file-size=16M", *_as_root()],
-        check=True, capture_output=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
+    if done.returncode != 0:  # say why: its own words are all there is to go on
+        said = "\n".join((done.stderr or done.stdout or "(nothing)").strip().splitlines()[-20:])
+        raise LocalServerError(f"mariadb-install-db exited with {done.returncode} for {datadir}:\n{said}")
 
 
 def make_template(directory: Path, find_binaries: FindBinaries = binaries.find) -> Path:
