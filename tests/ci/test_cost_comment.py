@@ -5,13 +5,13 @@ could not be made said as such, never posted as a table."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 from drctl.stack.files import REPO_ROOT
+from tests.support.fake_gh import FakeGh
 
 SCRIPT = REPO_ROOT / ".github" / "scripts" / "cost_comment.py"
 TABLE = """Monthly cost (USD): prod (base-prod.yaml) -> prod (Pulumi.prod.yaml), price list of 2026-11-29 (2 days old)
@@ -35,26 +35,18 @@ if sys.argv[1:3] == ["api", "--paginate"]:
 @pytest.fixture
 def comment(tmp_path):
     """Run the script with a recording `gh`; returns (exit code, stdout, [calls])."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "gh"
-    fake.write_text(f"#!{sys.executable}\n{FAKE_GH}")
-    fake.chmod(0o755)
-    calls_file = tmp_path / "calls.jsonl"
+    fake = FakeGh(tmp_path, FAKE_GH)
 
     def run(status: str = "0", cost: str = TABLE, errors: str = "", comments=(), stack: str = "prod"):
         (tmp_path / "cost.txt").write_text(cost)
         (tmp_path / "cost.err").write_text(errors)
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GH_CALLS": str(calls_file),
-               "GH_COMMENTS": json.dumps(list(comments))}
+        env = fake.env(GH_COMMENTS=json.dumps(list(comments)))
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "--stack", stack, "--pr", "12", "--status", status,
              "--cost", str(tmp_path / "cost.txt"), "--errors", str(tmp_path / "cost.err")],
             env=env, capture_output=True, text=True, timeout=30,
         )
-        calls = [json.loads(line) for line in calls_file.read_text().splitlines()] if calls_file.exists() else []
-        calls_file.unlink(missing_ok=True)
-        return done.returncode, done.stdout, calls
+        return done.returncode, done.stdout, fake.take_calls()
 
     return run
 

@@ -5,7 +5,6 @@ when the stack is in sync again, and a failed check reported as such, never as d
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from drctl.stack.files import REPO_ROOT
+from tests.support.fake_gh import FakeGh
 
 SCRIPT = REPO_ROOT / ".github" / "scripts" / "drift_issue.py"
 RUN_URL = "https://github.com/acme/shop/actions/runs/42"
@@ -35,26 +35,19 @@ if sys.argv[1:3] == ["issue", "list"]:
 @pytest.fixture
 def gh(tmp_path):
     """Run the reporter with a recording `gh`; returns (exit code, [calls])."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "gh"
-    fake.write_text(f"#!{sys.executable}\n{FAKE_GH}")
-    fake.chmod(0o755)
-    calls_file = tmp_path / "calls.jsonl"
+    fake = FakeGh(tmp_path, FAKE_GH)
 
     def report(status: str, log: str | None, open_issues=(), stack: str = "prod"):
         log_file = tmp_path / "preview.log"
         if log is not None:
             log_file.write_text(log)
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GH_CALLS": str(calls_file),
-               "GH_OPEN_ISSUES": json.dumps(list(open_issues))}
+        env = fake.env(GH_OPEN_ISSUES=json.dumps(list(open_issues)))
         done = subprocess.run(
             [sys.executable, str(SCRIPT), "--stack", stack, "--status", status, "--log", str(log_file),
              "--run-url", RUN_URL],
             env=env, capture_output=True, text=True, timeout=30,
         )
-        calls = [json.loads(line) for line in calls_file.read_text().splitlines()] if calls_file.exists() else []
-        return done.returncode, calls
+        return done.returncode, fake.take_calls()
 
     return report
 
