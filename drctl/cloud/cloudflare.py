@@ -27,7 +27,6 @@ and Cloudflare refuses `"ttl": 300.0`).
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import ipaddress
 import os
 import random
@@ -40,7 +39,7 @@ from typing import Any, TypeVar
 import cloudflare
 import httpx
 
-from drctl.cloud.deadline import DEFAULT_BUDGET, Deadline, DeadlineScope, earliest
+from drctl.cloud.deadline import DEFAULT_BUDGET, Deadline, DeadlineScope, earliest, retry_after_seconds
 
 ENV_TOKEN = "CLOUDFLARE_API_TOKEN"
 ENV_BASE_URL = "DRCTL_CLOUDFLARE_BASE_URL"  # a local fake in tests, a proxy when air-gapped
@@ -489,7 +488,7 @@ class _Attempts:
 
     def _rate_limited(self, err: cloudflare.RateLimitError, attempt: int, *, last: bool) -> None:
         api = self.api
-        wait = _retry_after(err.response.headers) or api._backoff(attempt)
+        wait = retry_after_seconds(err.response.headers.get("retry-after")) or api._backoff(attempt)
         if last or wait > api.retry.max_retry_after or not self.deadline.allows(wait):
             api._blocked_until = api.clock() + wait
             raise CloudflareRateLimited(
@@ -544,20 +543,6 @@ def _causes(err: BaseException) -> Iterator[BaseException]:
     while seen is not None:
         yield seen
         seen = seen.__cause__ or seen.__context__
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
-        return None
-    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
 def _refusal(operation: str, permission: str, err: cloudflare.APIStatusError) -> CloudflareApiError:

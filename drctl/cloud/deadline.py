@@ -10,6 +10,7 @@ the reads an operation makes to check its own write share the operation's deadli
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,3 +82,16 @@ class DeadlineScope:
     def current(self) -> Deadline | None:
         stack = self._stack()
         return earliest(*stack) if stack else None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header as seconds from now (it may be a number of seconds or an HTTP date);
+    None when absent or unreadable. Both APIs send it; the deadline decides whether to honour it."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())

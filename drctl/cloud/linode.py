@@ -19,7 +19,6 @@ whether the first one landed:
 
 from __future__ import annotations
 
-import email.utils
 import os
 import threading
 import time
@@ -33,7 +32,7 @@ from linode_api4.errors import ApiError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from drctl.cloud.deadline import DEFAULT_BUDGET, Deadline, DeadlineScope, earliest
+from drctl.cloud.deadline import DEFAULT_BUDGET, Deadline, DeadlineScope, earliest, retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.linode.com/v4"
 REQUEST_TIMEOUT_SECONDS = 15
@@ -249,7 +248,8 @@ class _Attempts:
         """The wait before trying a 408/429/5xx again; raise when a Retry-After outlasts the deadline."""
         self.problem = f"HTTP {err.status}"
         if err.status == 429:
-            wait = _retry_after(err) or self.api._backoff(attempt)
+            wait = (retry_after_seconds(err.response.headers.get("Retry-After")) if err.response is not None
+                    else None) or self.api._backoff(attempt)
             if not self.deadline.allows(wait):
                 raise LinodeAPIError(
                     f"Linode API rate limit while trying to {self.what}: it asks to wait {wait:.0f} s, which "
@@ -292,17 +292,6 @@ def _refusal(err: ApiError, scope: str, what: str) -> LinodeAPIError:
             401)
     return LinodeAPIError(
         f"Linode API refused to {what} (HTTP {err.status}): the token needs the '{SCOPES[scope]}' scope", err.status)
-
-
-def _retry_after(err: ApiError) -> float | None:
-    value = err.response.headers.get("Retry-After") if err.response is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
 def _may_have_applied(err: requests.RequestException) -> bool:
