@@ -312,6 +312,14 @@ class WebStack:
         uploads.mkdir(exist_ok=True)
         _chown(uploads, "www-data:www-data")
 
+    def add_mu_plugin(self, name: str, code: str) -> None:
+        """A test's stimulus inside WordPress (a must-use plugin: loaded on every request, after
+        the database connection): never part of what a node is given."""
+        plugins = self.docroot / "wp-content/mu-plugins"
+        plugins.mkdir(exist_ok=True)
+        (plugins / f"{name}.php").write_text(code)
+        (plugins / f"{name}.php").chmod(0o644)
+
     # --- running ------------------------------------------------------------------------------------
     def start(self) -> WebStack:
         self.start_php_fpm()
