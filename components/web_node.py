@@ -53,6 +53,9 @@ STATIC_FILES = (
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),
     ("nginx-site.conf", "/etc/nginx/sites-available/woocommerce", "root:root", "0644"),
     ("nginx-healthz.conf", "/etc/nginx/snippets/woocommerce-dr-healthz.conf", "root:root", "0644"),
+    ("metadata-guard.nft", f"{ETC}/metadata-guard.nft", "root:root", "0644"),
+    ("woocommerce-dr-metadata-guard.service", "/etc/systemd/system/woocommerce-dr-metadata-guard.service",
+     "root:root", "0644"),
 )
 
 
