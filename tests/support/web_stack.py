@@ -154,6 +154,16 @@ class SandboxRewrites:
 # --- processes ----------------------------------------------------------------------------------------
 
 
+def need_installed(path: Path, package: str) -> Path:
+    """A file a Debian package installs (not a binary): fail under CI, else skip, naming the package."""
+    if not path.exists():
+        message = f"needs {path} (apt-get install {package})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI must install it (.ci/run)", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 def php_fpm_binary() -> str:
     """Debian names PHP-FPM by version (php-fpm8.2; Ubuntu 24.04: php-fpm8.3)."""
     for directory in ("/usr/sbin", "/usr/bin"):
@@ -209,6 +219,8 @@ class WebStack:
 
     def __init__(self, files: dict[str, dict[str, Any]], database: MariaDBServer):
         binaries = need("nginx")
+        need_installed(WORDPRESS / "wp-settings.php", "wordpress")
+        need_installed(WORDPRESS / "wp-content/themes/twentytwentythree", "wordpress-theme-twentytwentythree")
         self.nginx_binary = binaries["nginx"]
         self.php_fpm_binary = php_fpm_binary()
         self.php_binary = need("php")["php"]
