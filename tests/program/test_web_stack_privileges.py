@@ -12,7 +12,6 @@ import pymysql
 import pytest
 
 from tests.support.binaries import require
-from tests.support.harness import run_ok
 from tests.support.web_stack import PRIMARY_REGION, REPLICA_REGION, rendered_files
 
 pytestmark = pytest.mark.integration
@@ -91,11 +90,6 @@ def test_the_web_nodes_account_reads_replication_status_for_healthz(web_stack_da
 
 
 # --- managed: the setup the admin account runs ------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def prod_run():
-    return run_ok("prod")
-
 
 def test_the_managed_primarys_setup_gives_the_web_nodes_a_shop_account_and_nothing_more(prod_run, mariadb_server):
     # mariadb_server's root stands in for the managed admin, which runs the script as it is rendered.

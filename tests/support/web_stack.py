@@ -54,7 +54,6 @@ from components import web_node
 from drctl.mysql import bootstrap as boot
 from drctl.plan.engine import ProgramRun, unwrap
 from drctl.rehearsal.local.ports import PortPool
-from tests.support import harness
 from tests.support.binaries import need
 from tests.support.mariadb import MariaDBCluster, MariaDBServer
 from tests.support.waiting import wait_until
@@ -480,8 +479,9 @@ def web_stack(files: dict[str, dict[str, Any]], database: MariaDBServer) -> Iter
 
 
 @pytest.fixture(scope="module")
-def web_stack_run() -> ProgramRun:
-    return harness.run_ok(STACK)
+def web_stack_run(dr_test_run) -> ProgramRun:
+    """The stack whose files the tier serves (STACK, applied once per session: program_runs.py)."""
+    return dr_test_run
 
 
 @pytest.fixture(scope="module")
