@@ -7,7 +7,8 @@ itself, and its logic runs for real in the tests (under Node). docs/fallback-pag
 limits and token scopes.
 
 The script is a real file (templates/fallback-worker.js) with four constants rendered in; the page
-text comes from the stack config and is HTML-escaped here, once.
+is either built here from the stack config's title and message (HTML-escaped here, once) or read
+from the HTML file `htmlFile` names (components/fallback_html.py checks it), embedded as written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from components import fallback_html
 from components.config import StackConfig
 
 TEMPLATE = Path(__file__).with_name("templates") / "fallback-worker.js"
@@ -80,13 +82,24 @@ def render_worker(*, page: str, health_path: str, retry_after_seconds: int, orig
     return script
 
 
-def worker_for(config: StackConfig) -> str:
+def page_for(config: StackConfig) -> str:
+    """The page the edge answers: the file `htmlFile` names, exactly as written (the config model
+    has checked it), or the built-in page with the configured title and message."""
+    fp = config.traffic.fallback_page
+    if fp.html_file is not None:
+        return fallback_html.read_page(fp.html_file)
+    return page_html(fp.title, fp.message, config.domain)
+
+
+def worker_for(config: StackConfig, *, origin_timeout_ms: int | None = None) -> str:
+    """The Worker for this stack; `origin_timeout_ms` replaces the configured wait for a region
+    (the local rehearsal scales it with its health-check periods)."""
     fp = config.traffic.fallback_page
     return render_worker(
-        page=page_html(fp.title, fp.message, config.domain),
+        page=page_for(config),
         health_path=config.traffic.monitor.path,
         retry_after_seconds=fp.retry_after_seconds,
-        origin_timeout_ms=fp.origin_timeout_seconds * 1000,
+        origin_timeout_ms=fp.origin_timeout_seconds * 1000 if origin_timeout_ms is None else origin_timeout_ms,
     )
 
 
