@@ -9,7 +9,8 @@ import pytest
 
 from components import fallback_html
 from components.config import ConfigError, validate_stack_config
-from components.fallback_page import COMPATIBILITY_DATE, MAIN_MODULE, render_worker
+from components.fallback_page import COMPATIBILITY_DATE, MAIN_MODULE
+from components.fallback_worker import render_worker
 from drctl.plan.engine import Secret, unwrap
 from drctl.stack.files import REPO_ROOT
 from drctl.stack.outputs import parse_outputs

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.fallback_html import read_page
-from components.fallback_page import page_html, render_worker
+from components.fallback_worker import page_html, render_worker
 from drctl.stack.files import REPO_ROOT
 from tests.support.binaries import require
 
