@@ -256,8 +256,9 @@ class OutageDrill:
         if self._times.get("fault") is not None:
             if self.report.aborted is None:
                 self._checks()
+            # A region that could not be put back cannot come back by waiting for it.
             check_back_home(self.report, self.outputs, self.traffic, self.runbook, self.options.poll_seconds,
-                            self.sleep, after="the outage")
+                            self.sleep, after="the outage", wait=not self.faults.pending)
         self.report.finish()
 
     def _measure(self) -> None:
