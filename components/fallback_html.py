@@ -9,7 +9,7 @@ mistake in it must surface there, as one config error, never as a broken page du
 - UTF-8 text, not empty, at most MAX_BYTES: the page travels inside the Worker script as a JSON
   string of ASCII escapes, which makes a page up to three times its size (an emoji's 4 bytes
   become a 12-character surrogate pair), and a Worker script must stay below Cloudflare's upload
-  limit (3 MB on Workers Free, 10 MB on Paid, both after compression; 1 MiB on Free until 2024).
+  limit (3 MB on Workers Free, 10 MB on Paid, both after compression; 1 MB on Free until late 2024).
   256 KiB keeps even the worst case below 1 MiB, far above any maintenance page;
 - well-formed HTML as the WHATWG parser (html5lib, the algorithm browsers implement) sees it: no
   parse error at all, a doctype included, so what the author wrote is what every browser shows;

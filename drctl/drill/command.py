@@ -78,8 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stop and restore when orders fail for this long (default: twice objectives.rtoSeconds; "
                         "above 0, at most 86400)")
     p.add_argument("--settle", type=number(float, 0, maximum=HOUR, unit="s"), default=30.0, metavar="SECONDS",
-                   help="orders written before the fault and watched after each switch (default 30; 0 to 3600, "
-                        "below --max-duration)")
+                   help="orders written before the fault and watched after each switch; with all-regions-down, "
+                        "how long every shopper must get the page (default 30; 0 to 3600, below --max-duration)")
     p.add_argument("--poll", type=number(float, 0, above=True, maximum=HOUR, unit="s"), default=5.0, metavar="SECONDS",
                    help="how often to read traffic state while waiting for detection (default 5: Cloudflare "
                         "allows 1200 API requests per 5 minutes; above 0, at most 3600)")
