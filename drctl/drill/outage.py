@@ -189,7 +189,8 @@ class OutageDrill:
             self._answers["balancerDownAfter"] = seen_down - self._times["fault"]
             balancer = f"; the load balancer saw every region down {seen_down - self._times['fault']:.2f} s after the fault"
         else:
-            balancer = "; the load balancer never reported every region down (its health could not be read)"
+            balancer = ("; the traffic backend did not report every region down (unreadable, or no pool health to "
+                        "read: dns-failover)")
         self.report.log("outage", "ok" if pages == len(answers) else "failed",
                         f"{pages} of {len(answers)} shopper requests got the page"
                         + (f" (others: {', '.join(others[:3])})" if others else "")
