@@ -204,3 +204,14 @@ def test_a_symlink_within_the_project_is_followed(tmp_path):
     (tmp_path / "pages" / "real.html").write_bytes(GOOD % b"hi")
     (tmp_path / "page.html").symlink_to(tmp_path / "pages" / "real.html")
     assert "hi" in fallback_html.read_page("page.html", tmp_path)
+
+
+def test_the_rehearsals_edge_runs_the_programs_worker_with_only_its_wait_scaled(dr_test_run):
+    from drctl.rehearsal.topology import RehearsalSpec
+
+    script, _ = worker(dr_test_run)
+    spec = RehearsalSpec.from_stack("dr-test")  # time scale 0.02: 90 s becomes 1.8 s
+    assert "const ORIGIN_TIMEOUT_MS = 90000;" in script.inputs["content"]
+    assert spec.edge_worker == script.inputs["content"].replace("const ORIGIN_TIMEOUT_MS = 90000;",
+                                                                "const ORIGIN_TIMEOUT_MS = 1800;")
+    assert spec.fallback_script_name == script.inputs["scriptName"]
