@@ -190,15 +190,20 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-write-outage: must be at most --max-duration {args.max_duration:g} s "
                          f"(got {args.max_write_outage:g}; allowed: above 0, at most {args.max_duration:g})")
     if args.fault == ALL_REGIONS_DOWN:
-        # A full outage promotes nothing and writes no order: flags about either would be ignored.
+        # A full outage promotes nothing, writes no order and probes no origin: flags about those would be
+        # ignored (the runbook's timeouts too, but their defaults cannot be told from a value given).
         ignored = [flag for flag, given in (("--target", args.target is not None),
                                             ("--writer-rate", args.writer_rate is not None),
                                             ("--max-write-outage", args.max_write_outage is not None),
                                             ("--accept-data-loss", args.accept_data_loss),
-                                            ("--discard-errant", args.discard_errant)) if given]
+                                            ("--discard-errant", args.discard_errant),
+                                            ("--origin-ca-file", args.origin_ca_file is not None),
+                                            ("--pre-hook", bool(args.pre_hook)), ("--post-hook", bool(args.post_hook)),
+                                            ("--skip-traffic", args.skip_traffic),
+                                            ("--abandon-journal", args.abandon_journal)) if given]
         if ignored:
-            raise UsageError(f"{ignored[0]}: does not apply to --fault {ALL_REGIONS_DOWN}, which promotes nothing and "
-                             f"writes no order (got {ignored[0]}; allowed: --fault nodes-reject, pool-disable or "
+            raise UsageError(f"{ignored[0]}: does not apply to --fault {ALL_REGIONS_DOWN}, which promotes nothing, "
+                             f"writes no order and probes no origin (got {ignored[0]}; allowed: --fault nodes-reject, pool-disable or "
                              f"firewall-blackhole with it)")
     if args.report_dir is None and not args.dry_run:
         try:

@@ -243,14 +243,18 @@ CASES = [
     ("drill-all-regions-down-without-yes", ["drill", *LB, "--fault", "all-regions-down"],
      "a drill takes every region of a stack down: pass --yes to act, or --dry-run"),
     ("drill-all-regions-down-with-target", ["drill", *LB, "--yes", "--fault", "all-regions-down", "--target", "eu-west"],
-     "--target: does not apply to --fault all-regions-down, which promotes nothing and writes no order (got "
+     "--target: does not apply to --fault all-regions-down, which promotes nothing, writes no order and probes no origin (got "
      "--target; allowed: --fault nodes-reject, pool-disable or firewall-blackhole with it)"),
     ("drill-all-regions-down-with-writer-rate", ["drill", *LB, "--dry-run", "--fault", "all-regions-down",
                                                  "--writer-rate", "20"],
-     "--writer-rate: does not apply to --fault all-regions-down, which promotes nothing and writes no order"),
+     "--writer-rate: does not apply to --fault all-regions-down, which promotes nothing, writes no order and "
+     "probes no origin"),
     ("drill-all-regions-down-accepting-data-loss", ["drill", *LB, "--yes", "--fault", "all-regions-down",
                                                     "--accept-data-loss"],
      "--accept-data-loss: does not apply to --fault all-regions-down"),
+    ("drill-all-regions-down-with-a-hook", ["drill", *LB, "--yes", "--fault", "all-regions-down", "--pre-hook",
+                                            "/bin/true"],
+     "--pre-hook: does not apply to --fault all-regions-down"),
     # -- rehearse -------------------------------------------------------------------------------
     ("rehearse-unknown-stack", ["rehearse", "-s", "dr-tset"], "--stack: no stack file Pulumi.dr-tset.yaml (got 'dr-tset'; "),
     ("rehearse-time-scale-zero", ["rehearse", "--time-scale", "0"],
