@@ -70,7 +70,6 @@ def test_a_planned_drill_loses_no_order_passes_and_leaves_nothing_behind(spec, m
                            topo.replication_credentials()[1]]
 
     said: list[str] = []
-    started = time.monotonic()
     result = rehearse(spec, template=mariadb_template, say=said.append, hooks={"after-promotion": after_promotion})
     report = result.report
 
@@ -82,7 +81,6 @@ def test_a_planned_drill_loses_no_order_passes_and_leaves_nothing_behind(spec, m
     acknowledged = {w.seq for w in acknowledged_by(result.writes, PRIMARY, first_dr.finished)}
     assert acknowledged and acknowledged <= seen["dr"]
     assert report.measured["rtoSeconds"] <= report.objectives["rtoSeconds"]
-    assert time.monotonic() - started < 120
     everything_shown = json.dumps(report.as_dict(), default=str) + report.markdown() + "\n".join(said)
     assert not [secret for secret in seen["secrets"] if secret in everything_shown]
     # nothing left: no process of the topology, no directory
@@ -153,12 +151,10 @@ def test_the_restore_path_fails_back_when_the_writer_fails_mid_drill(spec, maria
 
 def test_the_command_runs_a_blackhole_rehearsal_and_writes_the_report(tmp_path):
     need("mariadbd", "mariadb-install-db", "mariadb", "mariadb-dump", "haproxy", "openssl")
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "drctl", "rehearse", "--planned", "--fault", "firewall-blackhole",
                            "--report-dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT,
                           timeout=150, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert time.monotonic() - started < 120
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# Rehearsal of `dr-test-rehearsal`: PASSED")
     assert "Fault: `firewall-blackhole` in us-east" in md and md in proc.stdout
