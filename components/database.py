@@ -21,7 +21,8 @@ Accounts: the managed admin (`akmadmin`) in managed mode, or `drctl` (all privil
 servers; `replicator` (REPLICATION SLAVE only, self-managed primary); `woocommerce` (the shop's own
 schema, plus reading what /healthz needs) for the web nodes in both modes — created on each replica
 locally, outside its binary log, by a self-managed primary's bootstrap, and on a managed primary by
-the admin account from one primary-region web node (`managed_setup_sql`, components/heartbeat.py).
+the admin account from one primary-region web node (`managed_setup_sql`, components/heartbeat.py),
+which also creates `drctl_heartbeat` for that node's heartbeat timer (the heartbeat table only).
 
 The web tier and this tier need each other's computed values (web nodes need the database host,
 the allow-list needs the web nodes' IPs), so the web nodes' addresses come in as Inputs
@@ -53,6 +54,7 @@ MYSQL_PORT = 3306
 APP_USER, APP_DATABASE = "woocommerce", "woocommerce"
 ADMIN_USER = "drctl"
 REPLICATION_USER = "replicator"
+HEARTBEAT_USER = "drctl_heartbeat"  # managed mode: the web-node timer that writes the heartbeat
 # Web nodes reach the database over the region's private network (Linode private IPv4 range).
 PRIVATE_NETWORK_ACCOUNT_HOST = "192.168.%"
 SELF_MANAGED_BINLOG_SECONDS = 7 * 86400
@@ -147,6 +149,7 @@ class DatabaseTier(pulumi.ComponentResource):
         self.server_ca_cert_pem = ca.cert_pem
 
         if self.mode == "managed":
+            self._heartbeat_password = _password(f"{name}-heartbeat-password", child)
             self._managed_primary(args.spec)
         else:
             self._self_managed_primary(args)
@@ -399,13 +402,21 @@ class DatabaseTier(pulumi.ComponentResource):
                                 ca_cert_pem=primary.ca_cert_pem, user=self.admin_user, password=self.admin_password,
                                 address=primary.address)
 
+    def heartbeat_endpoint(self) -> DatabaseEndpoint:
+        """The managed primary as the heartbeat writer's own account reaches it (managed mode only)."""
+        primary = self._primary_endpoint
+        return DatabaseEndpoint(region=primary.region, role="primary", host=primary.host, port=primary.port,
+                                ca_cert_pem=primary.ca_cert_pem, user=HEARTBEAT_USER,
+                                password=pulumi.Output.secret(self._heartbeat_password.result))
+
     def managed_setup_sql(self) -> pulumi.Output[str]:
         """The script a managed primary's admin runs once (`drctl.mysql.bootstrap.managed_primary_setup_sql`):
-        the shop's schema and account, admitted from anywhere the allow-list admits (the web nodes'
-        public IPs), and the heartbeat table. A secret: it holds the shop account's password."""
-        return pulumi.Output.secret(self._app_password.result.apply(
-            lambda password: bootstrap.managed_primary_setup_sql(
-                bootstrap.Account(APP_USER, password, "%"), APP_DATABASE)))
+        the shop's schema and account and the heartbeat writer's account, admitted from anywhere the
+        allow-list admits (the web nodes' public IPs), and the heartbeat table. A secret: it holds
+        both accounts' passwords."""
+        return pulumi.Output.secret(pulumi.Output.all(self._app_password.result, self._heartbeat_password.result).apply(
+            lambda pw: bootstrap.managed_primary_setup_sql(
+                bootstrap.Account(APP_USER, pw[0], "%"), APP_DATABASE, bootstrap.Account(HEARTBEAT_USER, pw[1], "%"))))
 
     def endpoints(self) -> dict[str, DatabaseEndpoint]:
         """Region -> where its web nodes connect: the primary in the primary region, the local

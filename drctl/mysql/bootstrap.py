@@ -211,15 +211,18 @@ def app_account_statements(app: Account, database: str, monitor_privilege: str |
     return statements
 
 
-def managed_primary_setup_sql(app: Account, database: str) -> str:
+def managed_primary_setup_sql(app: Account, database: str, heartbeat: Account) -> str:
     """What a managed primary's admin account runs once (components/heartbeat.py, on one web node):
-    the shop's schema, the shop's own account, the heartbeat table. A managed database is never a
-    replica, so its shop account needs no replication-status privilege (and the admin may not be
-    allowed to grant one). Holds the shop account's password: keep the script root's alone."""
+    the shop's schema, the shop's own account, the heartbeat table and the heartbeat writer's own
+    account (that one row's table, nothing else). A managed database is never a replica, so its
+    shop account needs no replication-status privilege (and the admin may not be allowed to grant
+    one). Holds both accounts' passwords: keep the script root's alone."""
     statements = [
         r.Statement(f"CREATE DATABASE IF NOT EXISTS {r.quote_name(database)} CHARACTER SET utf8mb4"),
         *app_account_statements(app, database, monitor_privilege=None),
         *(r.Statement(sql) for sql in r.HEARTBEAT_DDL),
+        # After the table: MySQL refuses a table-level grant on a table that does not exist.
+        *account_statements(heartbeat, f"SELECT, INSERT, UPDATE ON {r.quote_name(r.HEARTBEAT_SCHEMA)}.`drctl_heartbeat`"),
     ]
     return r.script(statements)
 

@@ -4,6 +4,7 @@ modes. Self-managed (dr-test): the accounts the database tier's own bootstrap cr
 primary and the replica (tests/support/web_stack.py). Managed (prod): the setup script the primary
 region's first node runs as the managed admin, run by the `mariadb` client on a fresh server."""
 
+import configparser
 import contextlib
 import json
 import subprocess
@@ -11,6 +12,7 @@ import subprocess
 import pymysql
 import pytest
 
+from drctl.mysql.replication import HEARTBEAT_WRITE
 from tests.support.binaries import require
 from tests.support.web_stack import PRIMARY_REGION, REPLICA_REGION, rendered_files
 
@@ -101,3 +103,19 @@ def test_the_managed_primarys_setup_gives_the_web_nodes_a_shop_account_and_nothi
         settings = web_node_credentials(prod_run, instance)
         assert settings["user"] == "woocommerce"
         assert_least_privilege(mariadb_server, settings)
+
+
+def test_the_managed_heartbeat_writer_has_its_own_account_for_its_one_table(prod_run, mariadb_server):
+    files = rendered_files(prod_run, f"{PRIMARY_REGION}-web-0")
+    subprocess.run([require("mariadb"), f"--socket={mariadb_server.socket}", "--user=root"],
+                   input=files["/etc/woocommerce-dr/primary-setup.sql"]["content"], text=True, check=True,
+                   capture_output=True)
+    client = configparser.ConfigParser()
+    client.read_string(files["/etc/woocommerce-dr/heartbeat.cnf"]["content"])
+    writer = {"user": client["client"]["user"], "password": client["client"]["password"].strip('"')}
+    assert writer["user"] == "drctl_heartbeat"
+    with logged_in(mariadb_server, writer) as conn:
+        assert refusal(conn, HEARTBEAT_WRITE) is None
+        assert refusal(conn, "SELECT * FROM woocommerce.wp_options") in DENIED
+        refused = {what: refusal(conn, sql) for what, sql in FORBIDDEN.items() if what != "write the heartbeat"}
+        assert {what: code for what, code in refused.items() if code not in DENIED} == {}
