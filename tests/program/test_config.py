@@ -218,7 +218,8 @@ def test_admin_cidrs_never_the_whole_internet(cidr):
     ]
 
 
-@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 253)])
+# dr-test's two guards take an address each (automation.guards).
+@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 251)])
 def test_admin_cidrs_leave_room_for_the_database_firewalls(stack, room):
     cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(room + 1)]
     assert problems(stack, access={"adminCidrs": cidrs}) == [
@@ -234,9 +235,13 @@ def test_admin_cidrs_room_follows_web_nodes_and_regions():
     regions = [{"region": "us-east", "webNodes": 2}, {"region": "eu-west", "webNodes": 10},
                {"region": "ap-south", "webNodes": 1}]
     cidrs = [f"10.0.{i}.0/24" for i in range(245)]
-    # eu-west's replica admits its 10 web nodes and the other two MySQL Linodes: 255 - 12 = 243.
+    # eu-west's replica admits its 10 web nodes, the other two MySQL Linodes and dr-test's two guards:
+    # 255 - 14 = 241; each operator network takes one more.
     assert problems("dr-test", regions=regions, access={"adminCidrs": cidrs})[0].endswith(
-        "(got '245 networks'; allowed: at most 243 with these regions, webNodes, guards and operatorCidrs)")
+        "(got '245 networks'; allowed: at most 241 with these regions, webNodes, guards and operatorCidrs)")
+    operators = {"adminCidrs": cidrs, "operatorCidrs": ["198.51.100.0/28", "2001:db8::/48"]}
+    assert problems("dr-test", regions=regions, access=operators)[0].endswith(
+        "(got '245 networks'; allowed: at most 239 with these regions, webNodes, guards and operatorCidrs)")
 
 
 def test_admin_cidrs_must_be_networks():
