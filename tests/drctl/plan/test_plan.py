@@ -54,7 +54,7 @@ def test_the_json_plan_carries_the_same_cost(capsys):
     # dr-test's guards add two Linodes (2 x 5) and two reserved IPv4s (2 x 2, unconfirmed).
     assert cost["total"] == {"monthly": 78.0, "unknownItems": 1, "unconfirmedItems": 5}
     assert cost["byRegion"]["us-east"] == {"monthly": 27.0, "unknownItems": 0}
-    assert cost["notBilled"]["linode:index/firewall:Firewall"]["count"] == 6
+    assert cost["notBilled"]["linode:index/firewall:Firewall"]["count"] == 8  # 6 + one per guard
     assert cost["unpriced"] == {}
 
 
