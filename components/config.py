@@ -68,6 +68,7 @@ _HTTPS_URL = r"^https://"
 # A git repository drctl is cloned from: https, no credentials in the URL (it sits in git and plans).
 _GIT_URL = r"^https://[^@\s/]+/[^@\s]+$"
 _COMMIT = r"^[0-9a-f]{40}$"
+_URL_CHARACTERS = re.compile(r"^https://[A-Za-z0-9._~:/?#@!&+,;=%-]+$")
 # API tokens are letters, digits, '-' and '_'; the rest is what an environment file carries unquoted.
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:=+/-]{16,256}$")
 # Page text: printable, no control characters (a title on one line; a message may break lines).
@@ -574,6 +575,15 @@ class StackConfig(_Model):
                 # Never shown: it is a credential. It lands in a systemd environment file, unquoted.
                 yield Problem(f"{path}{key}", "not an API token: 16 to 256 letters, digits and - _ . : = + / expected",
                               "(not shown)", f"a {scopes}, as the provider's console shows it")
+
+    @rule("automation", "traffic")
+    def _webhook_fits_the_guard_command_line(self, path: str) -> Iterable[Problem]:
+        # With automatic promotion the guards alert to it: it goes on their command line, unquoted.
+        url = self.traffic.alerts.webhook_url
+        if self.automatic and url and not _URL_CHARACTERS.match(url):
+            yield Problem(f"{path}traffic.alerts.webhookUrl", "holds characters a URL does not (spaces, quotes, "
+                          "backslashes): the guards pass it to drctl guard --alert-webhook", url,
+                          "an https:// URL with percent-encoded special characters")
 
     @rule("automation", "traffic", "objectives")
     def _automatic_promotion_fits_rto(self, path: str) -> Iterable[Problem]:

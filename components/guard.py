@@ -40,6 +40,7 @@ class GuardTierArgs:
     operator_cidrs: tuple[str, ...]
     ssh_keys: tuple[str, ...]
     run_watch: bool
+    alert_webhook: str | None  # traffic.alerts.webhookUrl: where a guard calls for a person
     linode_token: pulumi.Input[str]
     cloudflare_token: pulumi.Input[str]
 
@@ -52,6 +53,7 @@ class GuardTierArgs:
             regions=automation.guards, instance_type=automation.guard_type, image=automation.guard_image,
             repo=source.repo, commit=source.commit, operator_cidrs=config.access.operator_cidrs,
             ssh_keys=config.access.ssh_keys, run_watch=config.traffic.mode == "dns-failover",
+            alert_webhook=config.traffic.alerts.webhook_url,
             linode_token=pulumi.Output.secret(config.guard_linode_token.get_secret_value()),
             cloudflare_token=pulumi.Output.secret(config.guard_cloudflare_token.get_secret_value()),
         )
@@ -86,6 +88,8 @@ class GuardTier(pulumi.ComponentResource):
         own_copy = drctl_output({**document, "automation": {**document["automation"], "guards": [
             {"region": region, "label": self.labels[region], "ipv4": reserved[region]} for region in args.regions
         ]}})
+        # A guard that stops short of promoting (RPO exceeded, a journal open) alerts a person here.
+        alerts = f"--alert-webhook {args.alert_webhook}" if args.alert_webhook else ""
         self.instances: dict[str, linode.Instance] = {}
         self.firewalls: dict[str, linode.Firewall] = {}
         for region in args.regions:
@@ -93,8 +97,9 @@ class GuardTier(pulumi.ComponentResource):
             root = random.RandomPassword(f"{name}-{region}-root", length=40, special=False, opts=child)
             user_data = pulumi.Output.all(own_copy, args.linode_token, args.cloudflare_token).apply(
                 lambda v, region=region: guard_cloud_init.user_data(guard_cloud_init.GuardNode(
-                    stack=stack, region=region, repo=args.repo, commit=args.commit, outputs=v[0],
-                    linode_token=v[1], cloudflare_token=v[2], run_watch=args.run_watch)))
+                    stack=stack, region=region, hostname=self.labels[region], repo=args.repo, commit=args.commit,
+                    outputs=v[0], linode_token=v[1], cloudflare_token=v[2], run_watch=args.run_watch,
+                    guard_args=alerts, watch_args=alerts)))
             self.instances[region] = linode.Instance(
                 f"{name}-{region}",
                 label=self.labels[region],

@@ -35,12 +35,15 @@ PACKAGES = ("git", "python3-venv")
 
 # systemd's EnvironmentFile is not a shell: values are written bare, so they must need no quoting.
 _BARE = re.compile(r"^[A-Za-z0-9_.:/@,=+-]*$")
+# Arguments are split at spaces by systemd; each may be a URL (--alert-webhook).
+_ARGUMENT = re.compile(r"^[A-Za-z0-9_.:/@,=+?&%~#-]*$")
 
 
 @dataclass(frozen=True)
 class GuardNode:
     stack: str
     region: str
+    hostname: str  # the Linode's label: the units' holder id (%H) must be the name the outputs give the guard
     repo: str
     commit: str
     outputs: Mapping[str, Any]  # the guards' copy of the drctl stack outputs (JSON document)
@@ -66,6 +69,8 @@ def decode_user_data(encoded: str) -> str:
 
 def cloud_config(node: GuardNode) -> str:
     doc = {
+        "hostname": node.hostname,
+        "preserve_hostname": False,
         "package_update": True,
         "packages": list(PACKAGES),
         "write_files": files(node),
@@ -101,7 +106,8 @@ def _environment(values: Mapping[str, str]) -> str:
 
 def _checked(values: Mapping[str, str]) -> Mapping[str, str]:
     for key, value in values.items():
-        if not _BARE.match(value.replace(" ", "") if key.endswith(("ARGS", "SERVICES")) else value):
+        arguments = key.endswith(("ARGS", "SERVICES"))
+        if not (all(_ARGUMENT.match(a) for a in value.split(" ")) if arguments else _BARE.match(value)):
             # Never the value: it may be a token.
             raise ValueError(f"{key} holds characters an environment file cannot carry unquoted")
     return values

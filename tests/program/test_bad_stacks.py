@@ -484,6 +484,10 @@ CASES = [
         ("  woocommerce-dr:guardCloudflareToken:\n    secure: v1:placeholder\n",
          "  woocommerce-dr:guardCloudflareToken: AbCdEf0123456789AbCdEf0123456789AbCdEf01\n")),
          "woocommerce-dr:guardCloudflareToken: a credential in plain text (got '(not shown)'; allowed: a secure: value"),
+    Case("automatic-webhook-with-a-space", automatic(
+        ('      expectedCodes: "200"\n', '      expectedCodes: "200"\n    alerts:\n      webhookUrl: "https://hooks.example.com/a b"\n')),
+         "woocommerce-dr:traffic.alerts.webhookUrl: holds characters a URL does not (spaces, quotes, backslashes): "
+         "the guards pass it to drctl guard --alert-webhook (got 'https://hooks.example.com/a b'"),
     Case("operator-cidr-not-a-network", prod(("    watchdogCidrs: []", "    operatorCidrs: [10.0.0.300/32]\n    watchdogCidrs: []")),
          "woocommerce-dr:access.operatorCidrs[0]: not a valid CIDR"),
     Case("operator-cidrs-everyone", prod(("    watchdogCidrs: []", "    operatorCidrs: [0.0.0.0/0]\n    watchdogCidrs: []")),

@@ -164,6 +164,21 @@ def test_the_guard_gets_the_stack_outputs_naming_every_guard(dr_test_run):
         assert all(g.ipv6 is None for g in own.automation.guards)  # unknown before the Linode exists
 
 
+def test_a_guard_is_named_as_the_outputs_name_it(dr_test_run):
+    # drctl guard's holder id is the host name (%H in deploy/drctl-guard@.service): votes and the lease
+    # must carry the label the outputs give the guard.
+    for guard in guards(dr_test_run):
+        assert cloud_config(guard)["hostname"] == guard.plain("label")
+
+
+def test_a_guard_alerts_to_the_stacks_webhook():
+    traffic = {**harness.raw_config("dr-test")["traffic"],
+               "alerts": {"webhookUrl": "https://hooks.example.com/drctl?team=sre&level=page"}}
+    for guard in guards(harness.run_ok(harness.stack_file("dr-test", traffic=traffic))):
+        args = env_file(guard, "/etc/drctl/guard-dr-test.env")["DRCTL_GUARD_ARGS"]
+        assert args == "--alert-webhook https://hooks.example.com/drctl?team=sre&level=page"
+
+
 def test_the_guard_tokens_land_in_a_root_only_environment_file(dr_test_run):
     for guard in guards(dr_test_run):
         written = files(guard)["/etc/drctl/guard-dr-test.env"]
