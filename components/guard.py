@@ -111,7 +111,9 @@ class GuardTier(pulumi.ComponentResource):
                 authorized_keys=list(args.ssh_keys) or None,
                 tags=tags(region, ROLE),
                 # Secret: the tokens and the database passwords. A change rebuilds the guard with the
-                # new outputs (its address stays: reserved); guards keep no state of their own.
+                # new outputs (its address stays: reserved): a guard acting on stale outputs (a
+                # replaced firewall, a rotated password) would fail mid-promotion. The rebuild starts
+                # its state directory afresh (docs/guard.md says when not to).
                 metadatas=[linode.InstanceMetadataArgs(user_data=pulumi.Output.secret(user_data))],
                 opts=child,
             )
