@@ -71,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_stack_arguments(p)
     pos = number(float, 0, above=True, maximum=MAX_PROBE_SECONDS, unit="s")
     p.add_argument("--interval", type=pos, metavar="S", help="seconds between probe rounds (default: the stack's monitor interval; above 0, at most 3600)")
+    p.add_argument("--fast-interval", type=pos, metavar="S", help="fast confirm: after a region's first failed probe, probe every S seconds until --fall is reached (default: the stack's traffic.monitor fastInterval, else off; above 0, at most 3600 and at most --interval)")
     p.add_argument("--timeout", type=pos, metavar="S", help="seconds per probe, below --interval (default: the stack's monitor timeout; above 0, at most 3600)")
     p.add_argument("--fall", type=number(int, 1, maximum=MAX_PROBES), metavar="N", help="failed probes in a row before a region is down (default: monitor consecutiveDown; 1 to 100)")
     p.add_argument("--rise", type=number(int, 1, maximum=MAX_PROBES), metavar="N", help="good probes in a row before a region is up (default: monitor consecutiveUp; 1 to 100)")
@@ -161,6 +162,10 @@ def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSet
         given = f"--timeout {timeout:g}" if args.timeout is not None else f"the stack's monitor timeout {timeout:g}"
         of = f"--interval {interval:g}" if args.interval is not None else f"the stack's monitor interval {interval:g} s"
         raise UsageError(f"--timeout: must be below {of} (got {given}; allowed: above 0 and below the interval)")
+    fast = args.fast_interval if args.fast_interval is not None else outputs_fast_interval(outputs)
+    if fast is not None and fast > interval:
+        raise UsageError(f"--fast-interval: must be at most the interval {interval:g} s (got {fast:g}; allowed: above "
+                         "0, at most the interval)")
     expected = args.expected_codes or m.expected_codes
     if not valid_expected_codes(expected):
         raise UsageError(f'--expected-codes: use codes like "200" or "2xx", separated by commas (got {expected!r})')
@@ -172,8 +177,16 @@ def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSet
         stability_window=args.stability_window,
         dry_run=args.dry_run,
         record_refresh=args.record_refresh,
+        fast_interval=fast,
     )
     return settings, timeout, expected
+
+
+def outputs_fast_interval(outputs: StackOutputs) -> float | None:
+    """The stack's fast-confirm interval (traffic.monitor.fastInterval), None when it has none."""
+    automation = getattr(outputs, "automation", None)
+    value = getattr(automation, "fast_interval", None) if automation is not None else None
+    return float(value) if value else None
 
 
 def _lease(args: argparse.Namespace, outputs: StackOutputs, api: CloudflareApi, settings: WatchSettings,

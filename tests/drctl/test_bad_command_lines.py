@@ -145,6 +145,10 @@ CASES = [
      "--timeout: must be below --interval 2 (got --timeout 5; allowed: above 0 and below the interval)"),
     ("watch-interval-below-the-stack-timeout", ["watch", *DNS, "--interval", "3"],
      "--timeout: must be below --interval 3 (got the stack's monitor timeout 5; allowed: "),
+    ("watch-fast-interval-zero", ["watch", *DNS, "--fast-interval", "0"],
+     "argument --fast-interval: must be a number above 0 and at most 3600 s (got 0)"),
+    ("watch-fast-interval-above-the-interval", ["watch", *DNS, "--interval", "30", "--fast-interval", "40"],
+     "--fast-interval: must be at most the interval 30 s (got 40; allowed: above 0, at most the interval)"),
     ("watch-fall-zero", ["watch", *DNS, "--fall", "0"], "argument --fall: must be an integer from 1 to 100 (got 0)"),
     ("watch-fall-fraction", ["watch", *DNS, "--fall", "2.5"], "argument --fall: must be an integer from 1 to 100 (got 2.5)"),
     ("watch-rise-over-100", ["watch", *DNS, "--rise", "101"], "argument --rise: must be an integer from 1 to 100 (got 101)"),
@@ -366,7 +370,7 @@ def test_the_numeric_flags_are_all_found():
     found = {(command, action.option_strings[-1]) for command, action in NUMERIC_FLAGS}
     assert {("promote", "--catch-up-timeout"), ("failback", "--traffic-timeout"), ("drill", "--writer-rate"),
             ("watch", "--metrics-port"), ("rehearse", "--time-scale")} <= found
-    assert len(found) == 24  # promote 4, failback 2, watch 10, drill 7, rehearse 1
+    assert len(found) == 25  # promote 4, failback 2, watch 11, drill 7, rehearse 1
 
 
 @pytest.mark.parametrize(("command", "action"), NUMERIC_FLAGS,
