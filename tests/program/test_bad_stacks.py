@@ -247,7 +247,8 @@ CASES = [
          "woocommerce-dr:nodeBalancer.checkPath: malformed value (got 'healthz'; allowed: a path starting with /)"),
     Case("node-balancer-misspelled", prod(("  woocommerce-dr:nodeBalancer:\n", "  woocommerce-dr:nodebalancer:\n")),
          "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; allowed: "
-         "domain, regions, nodeBalancer, database, traffic, access, objectives)"),
+         "domain, regions, nodeBalancer, database, traffic, access, objectives, automation, "
+         "guardLinodeToken, guardCloudflareToken)"),
 
     # --- database ---------------------------------------------------------------------------------
     Case("database-mode-manual", prod(("    mode: managed\n", "    mode: manual\n")),
@@ -279,7 +280,8 @@ CASES = [
          "woocommerce-dr:access.watchdogCidrs: required with traffic.mode dns-failover: drctl watch probes each "
          "region's NodeBalancer from these networks, and without them the firewalls drop every probe, so the "
          "watchdog could only ever see every region down (got []; allowed: the networks drctl watch runs in, such "
-         "as ['203.0.113.7/32'])"),
+         "as ['203.0.113.7/32'] (or automation.promote automatic, whose guard Linodes run "
+         "drctl watch))"),
     Case("dns-failover-without-access", prod(DNS_MODE, ("  woocommerce-dr:access:\n    adminCidrs: []\n    sshKeys: "
                                                         "[]\n    watchdogCidrs: []  # drctl watch's address, in "
                                                         "dns-failover mode\n", "")),
@@ -380,8 +382,9 @@ CASES = [
     Case("admin-cidrs-too-many", prod(("    adminCidrs: []\n", "    adminCidrs: [" + ", ".join(
         f"10.0.{i}.0/24" for i in range(254)) + "]\n")),
          "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
-         "its region's web nodes and the other database servers, and holds at most 255 addresses (got '254 "
-         "networks'; allowed: at most 253 with these regions and webNodes)"),
+         "its region's web nodes, the other database servers, the guards and access.operatorCidrs, and "
+         "holds at most 255 addresses (got '254 "
+         "networks'; allowed: at most 253 with these regions, webNodes, guards and operatorCidrs)"),
     Case("watchdog-cidrs-everyone", prod(("    watchdogCidrs: []", "    watchdogCidrs: [0.0.0.0/0]")),
          "woocommerce-dr:access.watchdogCidrs[0]: would open the NodeBalancers to the whole internet, around "
          "Cloudflare (got '0.0.0.0/0'; "),
@@ -394,7 +397,7 @@ CASES = [
                                 "[]  # drctl watch's address, in dns-failover mode\n",
                                 "  woocommerce-dr:access: [203.0.113.0/24]\n")),
          'woocommerce-dr:access: not a mapping of keys (got ["203.0.113.0/24"]; allowed: a mapping with keys '
-         "adminCidrs, sshKeys, watchdogCidrs)"),
+         "adminCidrs, sshKeys, watchdogCidrs, operatorCidrs)"),
 
     # --- domain -----------------------------------------------------------------------------------
     Case("domain-one-label", prod(("shop.example.com", "shop")),

@@ -87,7 +87,8 @@ def test_unknown_key_names_the_right_spelling():
 def test_unknown_top_level_key():
     assert problems(nodebalancer=NB) == [
         "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; "
-        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives)"
+        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives, automation, "
+        "guardLinodeToken, guardCloudflareToken)"
     ]
 
 
@@ -222,8 +223,9 @@ def test_admin_cidrs_leave_room_for_the_database_firewalls(stack, room):
     cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(room + 1)]
     assert problems(stack, access={"adminCidrs": cidrs}) == [
         "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
-        "its region's web nodes and the other database servers, and holds at most 255 addresses "
-        f"(got '{room + 1} networks'; allowed: at most {room} with these regions and webNodes)"
+        "its region's web nodes, the other database servers, the guards and access.operatorCidrs, and holds at "
+        "most 255 addresses "
+        f"(got '{room + 1} networks'; allowed: at most {room} with these regions, webNodes, guards and operatorCidrs)"
     ]
     validate_stack_config(raw_config(stack, access={"adminCidrs": cidrs[:room]}))
 
@@ -234,7 +236,7 @@ def test_admin_cidrs_room_follows_web_nodes_and_regions():
     cidrs = [f"10.0.{i}.0/24" for i in range(245)]
     # eu-west's replica admits its 10 web nodes and the other two MySQL Linodes: 255 - 12 = 243.
     assert problems("dr-test", regions=regions, access={"adminCidrs": cidrs})[0].endswith(
-        "(got '245 networks'; allowed: at most 243 with these regions and webNodes)")
+        "(got '245 networks'; allowed: at most 243 with these regions, webNodes, guards and operatorCidrs)")
 
 
 def test_admin_cidrs_must_be_networks():
@@ -356,7 +358,8 @@ def test_dns_failover_without_watchdog_cidrs_is_refused():
         "woocommerce-dr:access.watchdogCidrs: required with traffic.mode dns-failover: drctl watch probes each "
         "region's NodeBalancer from these networks, and without them the firewalls drop every probe, so the "
         "watchdog could only ever see every region down (got []; allowed: the networks drctl watch runs in, "
-        "such as ['203.0.113.7/32'])"
+        "such as ['203.0.113.7/32'] (or automation.promote automatic, whose guard Linodes run "
+        "drctl watch))"
     ]
 
 
