@@ -22,14 +22,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # top of drctl/ (drctl is its __init__.py), or the whole of components/. A unit may always import
 # itself, and only what its row lists besides: a unit without a row may import nothing.
 ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
-    "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.drill", "drctl.rehearsal", "drctl.plan"),
+    "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.guard", "drctl.drill", "drctl.rehearsal",
+                        "drctl.plan"),
     "drctl.__main__":  ("drctl.cli",),
     "drctl":           (),
     # The rehearsal reads a stack file through the program's own config model (components/config.py,
     # pydantic only), so it can never read a setting or a default differently from `pulumi up`.
-    "drctl.rehearsal": ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "components"),
+    "drctl.rehearsal": ("drctl.guard", "drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack",
+                        "components"),
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
+    # The guard decides with the watchdog's probes and policy, keeps its lease and votes as the
+    # watchdog keeps its lease, alerts and logs as it does, and promotes through the runbook.
+    "drctl.guard":     ("drctl.watch", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.watch":     ("drctl.cloud", "drctl.stack"),
     # `drctl prices --refresh` reads Linode's public price endpoints through drctl.cloud, the one door
     # to the Linode API (its SDK, DRCTL_LINODE_BASE_URL); `drctl plan` itself imports no cloud client.

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from drctl.cloud.cloudflare import CloudflareApiError, CloudflareRateLimited, CloudflareRejected
 from drctl.cloud.dns_records import DnsFailover, RecordSet, RegionAddresses
 from drctl.cloud.origin_probe import UNKNOWN, UP, HealthTracker, ProbeResult, probe_all
-from drctl.watch.alerts import Alerter
+from drctl.watch.alerts import Alerter, deliver
 from drctl.watch.lease import Lease, LeaseState, replaced
 from drctl.watch.metrics import WatchMetrics
 from drctl.watch.policy import Decision, RegionHealth, decide, next_probe_delay
@@ -350,20 +350,14 @@ class Watchdog:
             self.metrics.api_errors.labels(kind=err.kind).inc()
 
     def _alert(self, name: str, **details: Any) -> None:
-        if not self.alerter.configured:
-            return
-        if self.settings.dry_run:  # a dry run has no effects outside this process
-            self.log.emit("alert_skipped", alert=name, dry_run=True)
-            return
-        event = {"event": name, "stack": self.stack, "domain": self.domain,
-                 "at": datetime.fromtimestamp(self.wall(), UTC).isoformat(timespec="seconds"), **details}
-        failures = self.alerter.send(event)
+        deliver(self.alerter, name, details, stack=self.stack, domain=self.domain, at=self.wall(),
+                dry_run=self.settings.dry_run, log=self.log.emit, counted=self._count_alert)
+
+    def _count_alert(self, name: str, failures: int) -> None:
         if self.metrics:
             self.metrics.alerts.labels(kind=name).inc()
             if failures:
-                self.metrics.alert_failures.inc(len(failures))
-        for failure in failures:
-            self.log.emit("alert_failed", alert=name, error=failure)
+                self.metrics.alert_failures.inc(failures)
 
     def _changed(self, topic: str, value: Any) -> bool:
         if topic in self._logged and self._logged[topic] == value:
