@@ -398,7 +398,7 @@ def test_bench_does_not_import_tests():
 # ---- The checker itself, on made-up trees: it must find what it is for ----------------------------
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     base = {name: "" for name in ("drctl/__init__.py", "drctl/__main__.py", "drctl/cli.py", "components/__init__.py")}
-    for package in ("stack", "mysql", "cloud", "runbook", "watch", "drill", "rehearsal", "plan"):
+    for package in ("stack", "mysql", "cloud", "runbook", "watch", "guard", "drill", "rehearsal", "plan"):
         base[f"drctl/{package}/__init__.py"] = ""
     for rel, text in {**base, **files}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -464,13 +464,13 @@ def test_the_checker_reports_a_longer_cycle_in_order(tmp_path):
 
 
 def test_the_checker_reports_a_stray_top_level_module_and_a_package_without_a_row(tmp_path):
-    write_tree(tmp_path, {"drctl/helpers.py": "", "drctl/guard/__init__.py": ""})
+    write_tree(tmp_path, {"drctl/helpers.py": "", "drctl/restore/__init__.py": ""})
     project = scan(tmp_path)
     assert top_level_problems(project) == [
         'drctl/helpers.py: a module at the top of drctl/: breaks the rule "drctl/ holds only __init__.py, '
         '__main__.py, cli.py and packages"']
     assert table_problems(project) == [
-        'drctl/guard/: no row in ALLOWED_IMPORTS: breaks the rule "every package of drctl has a row"']
+        'drctl/restore/: no row in ALLOWED_IMPORTS: breaks the rule "every package of drctl has a row"']
 
 
 def test_the_checker_reports_underscore_names(tmp_path):

@@ -7,7 +7,8 @@ The primary is declared lost only when independent signals agree, and keep agree
   down (after fall/rise, with fast confirm: drctl/cloud/origin_probe.py, drctl/watch/policy.py);
 - Cloudflare's own view: the primary's pool is unhealthy (its monitors probe from many places).
   When that view cannot be read (API down, rate-limited) nothing is confirmed: the guard's own
-  vantage point alone is never enough;
+  vantage point alone is never enough. In dns-failover mode Cloudflare has no view of the origins
+  ("absent"): the guards' majority must then count at least two guards;
 - the guards: of the guards whose vote is fresh (this one included), a strict majority votes
   "lost". A guard that votes "up" blocks; a guard that has stopped voting (dead, or cut off from
   Cloudflare, where votes are kept) is not counted, and cannot act either: acting needs the lease,
@@ -43,7 +44,7 @@ Action = Literal[
     "promoted",  # a promotion away from this primary happened: stay put, never fail back
     "no_target",  # there is no replica left to promote
 ]
-Cloudflare = Literal["healthy", "unhealthy", "unknown"]
+Cloudflare = Literal["healthy", "unhealthy", "unknown", "absent"]  # absent: no pools (dns-failover mode)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ def _signals(obs: Observation, settings: Settings) -> Verdict | None:
         blockers.append(f"Cloudflare sees {p}'s pool healthy")
     if lost * 2 <= voting:
         blockers.append(f"only {lost} of {voting} guards see it lost (a majority is needed)")
+    elif obs.cloudflare == "absent" and lost < 2:
+        blockers.append("Cloudflare has no view of the origins in dns-failover mode and no other guard votes with "
+                        "this one")
     if blockers:
         return Verdict("disagree", f"own probes say {p} is down, but {'; '.join(blockers)}: this vantage point "
                        "may be cut off from it; no promotion")

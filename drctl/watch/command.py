@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.once:
             return _once(watchdog, args)
-        _stop_on_signals(stop)
+        stop_on_signals(stop)
         watchdog.run(stop)
         return EXIT_OK
     finally:
@@ -218,7 +218,7 @@ def _lease(args: argparse.Namespace, outputs: StackOutputs, api: CloudflareApi, 
     return CloudflareLease(api, outputs.cloudflare.zone_id, outputs.domain, holder, ttl, wall)
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGTERM, signal.SIGINT):
