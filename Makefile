@@ -30,9 +30,10 @@ test-again: $(VENV)/.dev  ## the real-server tests (MariaDB, HAProxy, PHP) once 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
-rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, then unplanned failover of dr-test (MariaDB, HAProxy)
+rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned, then automatic failover of dr-test (MariaDB, HAProxy)
 	$(PY) -m drctl rehearse -s dr-test --planned
 	$(PY) -m drctl rehearse -s dr-test --unplanned
+	$(PY) -m drctl rehearse -s dr-test --automatic
 
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
 	$(PY) bench/drill_benchmark.py

@@ -285,6 +285,8 @@ CASES = [
     ("rehearse-unknown-fault", ["rehearse", "--fault", "meteor"], "argument --fault: invalid choice: 'meteor'"),
     ("rehearse-fault-with-unplanned", ["rehearse", "--unplanned", "--fault", "pool-disable"],
      "--fault: applies to --planned only, --unplanned kills the whole region (got pool-disable with --unplanned)"),
+    ("rehearse-fault-with-automatic", ["rehearse", "--automatic", "--fault", "pool-disable"],
+     "--fault: applies to --planned only, --automatic kills the whole region (got pool-disable with --automatic)"),
     ("rehearse-planned-and-unplanned", ["rehearse", "--planned", "--unplanned"],
      "argument --unplanned: not allowed with argument --planned"),
     ("rehearse-report-dir-under-a-file", ["rehearse", "--report-dir", "{file}/report"],
