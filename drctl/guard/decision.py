@@ -24,11 +24,12 @@ and failback is `drctl failback`, by a person.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from drctl.cloud.origin_probe import DOWN
+from drctl.cloud.origin_probe import DOWN, HealthTracker
+from drctl.watch.policy import next_probe_delay
 
 Action = Literal[
     "healthy",  # some signal says the primary is up: nothing to do
@@ -182,3 +183,20 @@ def _act(obs: Observation, memory: Memory, settings: Settings, agreed: float) ->
                 replace(memory, awaiting_operator=True))
     return Verdict("promote", f"{lost}: promoting {t} ({obs.loss.summary})", t, agreed), memory
 
+
+
+# The verdicts that wait on signals the guard does not schedule (Cloudflare's monitors, the other
+# guards, the confirm time): while its own probes say lost, it looks again every fast interval, so a
+# decision is not held up by up to a whole interval after Cloudflare or a vote changes.
+PENDING = ("disagree", "undecided", "confirming", "assess")
+
+
+def next_cycle_delay(action: str, trackers: Iterable[HealthTracker], interval: float,
+                     fast_interval: float | None) -> float:
+    """Seconds to the guard's next cycle: the fast interval while a probe failure is being confirmed
+    (drctl/watch/policy.py) or while the decision is pending on the other signals, else the interval."""
+    trackers = list(trackers)
+    lost = bool(trackers) and all(t.state == DOWN for t in trackers)
+    if fast_interval is not None and lost and action in PENDING:
+        return min(interval, fast_interval)
+    return next_probe_delay(trackers, interval, fast_interval)

@@ -6,7 +6,7 @@ runs the runbook's unplanned promote (fencing, RPO gate, traffic, journal) witho
 
 Like drctl watch it writes one JSON log line per change (signals, verdict, lease, votes), never per
 probe; probes every `interval`, every `fast_interval` while a probe has failed and `fall` is not
-reached (fast confirm); and no exception ends the loop (a failing cycle is logged, counted, alerted
+reached (fast confirm) and while the decision waits on the other signals; and no exception ends the loop (a failing cycle is logged, counted, alerted
 at the 3rd in a row, then the 6th, 12th, ...).
 
 It watches the deployed primary region. After a promotion away from it (its own or a person's, as
@@ -27,7 +27,7 @@ from typing import Any
 from drctl.cloud.cloudflare import CloudflareApiError
 from drctl.cloud.origin_probe import HealthTracker, ProbeResult
 from drctl.cloud.traffic import TrafficError
-from drctl.guard.decision import Loss, Memory, Observation, Settings, Verdict, decide
+from drctl.guard.decision import Loss, Memory, Observation, Settings, Verdict, decide, next_cycle_delay
 from drctl.guard.metrics import GuardMetrics
 from drctl.guard.votes import VoteBoard
 from drctl.runbook.context import Refused, Runbook
@@ -38,7 +38,6 @@ from drctl.stack.outputs import OutputsError
 from drctl.watch.alerts import Alerter, deliver
 from drctl.watch.lease import Lease
 from drctl.watch.loop import EventLog, Streak
-from drctl.watch.policy import next_probe_delay
 
 # Verdicts worth a page when the guard enters them; the others are in the log and the metrics.
 ALERTED = ("disagree", "undecided", "journal_open", "blocked", "await_operator")
@@ -139,7 +138,8 @@ class Guard:
             stop.wait(next_start - now)
 
     def next_delay(self) -> float:
-        return next_probe_delay(self.trackers.values(), self.settings.interval, self.settings.fast_interval)
+        action = self._logged.get("verdict", "healthy")
+        return next_cycle_delay(action, self.trackers.values(), self.settings.interval, self.settings.fast_interval)
 
     def guarded_cycle(self) -> bool:
         try:

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from drctl.cloud.origin_probe import HealthTracker
-from drctl.guard.decision import Loss, Memory, Observation, Settings, Vote, decide, quorum
-from drctl.watch.policy import next_probe_delay
+from drctl.guard.decision import Loss, Memory, Observation, Settings, Vote, decide, next_cycle_delay, quorum
 
 INTERVAL, FAST, TIMEOUT, FALL, RISE = 60.0, 5.0, 5.0, 2, 2
 CONFIRM, BLOCK, VOTE_TTL = 60.0, 3600.0, 180.0
@@ -98,7 +97,7 @@ def simulate(world: World) -> Run:
         if verdict.acts:
             assert run.promoted_at is None, "promoted twice"
             run.promoted_at = done
-        t = max(t + next_probe_delay([healthz, database], INTERVAL, FAST), done)
+        t = max(t + next_cycle_delay(verdict.action, [healthz, database], INTERVAL, FAST), done)
     return run
 
 
@@ -149,8 +148,23 @@ def test_scenario(world: World, promotes: bool, verdicts: set[str]):
 
 def test_a_dead_primary_is_promoted_within_detection_plus_cloudflare_plus_confirm():
     run = simulate(World())
-    # Every signal agrees once Cloudflare sees it (the slowest); then confirmSeconds.
-    assert DIES + CLOUDFLARE_SEES_IT + CONFIRM <= run.promoted_at <= DIES + CLOUDFLARE_SEES_IT + CONFIRM + INTERVAL
+    # Every signal agrees once Cloudflare sees it (the slowest); then confirmSeconds. While it waits on
+    # them the guard looks every fast interval, not every interval.
+    assert DIES + CLOUDFLARE_SEES_IT + CONFIRM <= run.promoted_at <= DIES + CLOUDFLARE_SEES_IT + CONFIRM + 2 * FAST
+
+
+def test_the_guard_looks_again_every_fast_interval_only_while_its_own_probes_say_lost_and_it_waits():
+    down, up = HealthTracker(FALL, RISE), HealthTracker(FALL, RISE)
+    for t in (0, 5):
+        down.observe(False, t)
+    for t in (0, 60):
+        up.observe(True, t)
+    assert next_cycle_delay("confirming", [down, down], INTERVAL, FAST) == FAST
+    assert next_cycle_delay("disagree", [down, down], INTERVAL, FAST) == FAST
+    assert next_cycle_delay("promoted", [down, down], INTERVAL, FAST) == INTERVAL
+    assert next_cycle_delay("standby", [down, down], INTERVAL, FAST) == INTERVAL
+    assert next_cycle_delay("healthy", [down, up], INTERVAL, FAST) == INTERVAL
+    assert next_cycle_delay("confirming", [down, down], INTERVAL, None) == INTERVAL
 
 
 def test_after_a_promotion_the_old_primary_stays_promoted_away_from_whatever_its_probes_say():

@@ -156,7 +156,7 @@ def test_a_guard_cut_off_from_the_primary_never_promotes(rig: Rig):
     rig.other_guard_votes(lost=False)
     rig.healthz_ok["us-east"] = False  # this guard cannot reach the NodeBalancer...
     guard.database = lambda region: ProbeResult(False, 1.0, None, "timed out")  # ...nor the database
-    reports = rig.cycles(guard, 1800)
+    reports = rig.cycles(guard, 600)  # several times what a real loss takes to be promoted (the test above)
     assert "disagree" in {rep.verdict.action for rep in reports}
     assert not any(rep.promotion for rep in reports)
     assert writable(rig.shop["us-east"]) and not writable(rig.shop["eu-west"])
