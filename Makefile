@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,11 @@ rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned,
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
 	$(PY) bench/drill_benchmark.py
 
-bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
+bench-watch: $(VENV)/.dev  ## the watchdog's failover policy (with and without fast confirm) against the seed's script, one table
 	$(PY) bench/watch_policy.py
+
+bench-guard: $(VENV)/.runtime  ## RTO at prod's scale on a simulated clock: a person promoting against drctl guard
+	$(PY) bench/guard_rto.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -28,8 +28,9 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "drctl":           (),
     # The rehearsal reads a stack file through the program's own config model (components/config.py,
     # pydantic only), so it can never read a setting or a default differently from `pulumi up`.
-    "drctl.rehearsal": ("drctl.guard", "drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack",
-                        "components"),
+    # `rehearse --automatic` runs guards with the lease and the log they share with the watchdog.
+    "drctl.rehearsal": ("drctl.guard", "drctl.watch", "drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud",
+                        "drctl.stack", "components"),
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
     # The guard decides with the watchdog's probes and policy, keeps its lease and votes as the
