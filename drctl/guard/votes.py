@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from drctl.cloud.cloudflare import CloudflareApi, CloudflareApiError
+from drctl.cloud.cloudflare import CloudflareApi
 from drctl.guard.decision import Vote
 
 VOTE_PREFIX = "_drctl-guard-vote"
@@ -45,7 +45,6 @@ class CloudflareVotes:
     refresh: float  # seconds between re-publications of an unchanged vote
     wall: Callable[[], float] = time.time
     _cast: tuple[bool, float] | None = field(default=None, init=False)  # (vote, when) last published
-    _seen: dict[str, Vote] = field(default_factory=dict, init=False)
 
     @property
     def name(self) -> str:
@@ -72,7 +71,6 @@ class CloudflareVotes:
                 holder, vote = parsed
                 if holder not in votes or vote.at > votes[holder].at:
                     votes[holder] = vote
-        self._seen = votes
         return votes
 
 
@@ -105,5 +103,3 @@ class FileVotes:
                     votes[doc["holder"]] = Vote(bool(doc["lost"]), float(doc["at"]))
         return votes
 
-
-__all__ = ["CloudflareApiError", "CloudflareVotes", "FileVotes", "VoteBoard"]
