@@ -68,6 +68,9 @@ _HTTPS_URL = r"^https://"
 # A git repository drctl is cloned from: https, no credentials in the URL (it sits in git and plans).
 _GIT_URL = r"^https://[^@\s/]+/[^@\s]+$"
 _COMMIT = r"^[0-9a-f]{40}$"
+_URL_CHARACTERS = re.compile(r"^https://[A-Za-z0-9._~:/?#@!&+,;=%-]+$")
+# API tokens are letters, digits, '-' and '_'; the rest is what an environment file carries unquoted.
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:=+/-]{16,256}$")
 # Page text: printable, no control characters (a title on one line; a message may break lines).
 _ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
 _PLAIN_TEXT = r"^[^\x00-\x09\x0b-\x1f\x7f]+$"
@@ -568,6 +571,19 @@ class StackConfig(_Model):
                 yield Problem(f"{path}{key}", "required with automation.promote automatic: the guards fence, "
                               "promote and move traffic with it", None,
                               f"a secure: value (`pulumi config set --secret {key} ...`): a {scopes}")
+            elif not _TOKEN.match(value.get_secret_value()):
+                # Never shown: it is a credential. It lands in a systemd environment file, unquoted.
+                yield Problem(f"{path}{key}", "not an API token: 16 to 256 letters, digits and - _ . : = + / expected",
+                              "(not shown)", f"a {scopes}, as the provider's console shows it")
+
+    @rule("automation", "traffic")
+    def _webhook_fits_the_guard_command_line(self, path: str) -> Iterable[Problem]:
+        # With automatic promotion the guards alert to it: it goes on their command line, unquoted.
+        url = self.traffic.alerts.webhook_url
+        if self.automatic and url and not _URL_CHARACTERS.match(url):
+            yield Problem(f"{path}traffic.alerts.webhookUrl", "holds characters a URL does not (spaces, quotes, "
+                          "backslashes): the guards pass it to drctl guard --alert-webhook", url,
+                          "an https:// URL with percent-encoded special characters")
 
     @rule("automation", "traffic", "objectives")
     def _automatic_promotion_fits_rto(self, path: str) -> Iterable[Problem]:
@@ -577,10 +593,10 @@ class StackConfig(_Model):
         total = self.automatic_rto_seconds
         if total > rto:
             if self.traffic.mode == "load-balancer":
-                detection = (f"detection {self.automatic_detection_seconds} s (the slower of drctl guard's "
-                             f"{m.fast_confirm_detection_seconds} s and Cloudflare's {m.worst_case_detection_seconds} s)")
+                detection = (f"detection {self.automatic_detection_seconds} s (the slower of drctl guard, "
+                             f"{m.fast_confirm_detection_seconds} s, and Cloudflare, {m.worst_case_detection_seconds} s)")
             else:
-                detection = f"detection {self.automatic_detection_seconds} s (drctl guard's, with fast confirm)"
+                detection = f"detection {self.automatic_detection_seconds} s (drctl guard, with fast confirm)"
             yield Problem(
                 f"{path}automation.confirmSeconds",
                 f"automatic failover takes up to {total} s but objectives.rtoSeconds is {rto} s: lower "
@@ -793,8 +809,8 @@ def _from_pydantic(error: Mapping[str, Any], path: str, field: Any) -> Problem:
         allowed = field.description or _describe(field.annotation, field.metadata)
     problem = _problem_text(error["type"], error["msg"])
     got = error.get("input")
-    if "token" in path.lower():
-        got = "(not shown)"  # never echo a credential, even a malformed one
+    if "token" in path.lower() or (path.endswith("drctlSource.repo") and "@" in str(got)):
+        got = "(not shown)"  # never echo a credential, even a malformed one, or a URL that may carry one
     if error["type"] == "literal_error" and isinstance(got, str):
         hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.6)
         problem += f"; did you mean {hint[0]!r}?" if hint else ""

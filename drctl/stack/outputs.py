@@ -175,9 +175,9 @@ class GuardOut(_Model):
 
     region: str
     label: str  # the Linode's label, unique in the account: the guard's holder/voter id
-    # The stack output has both. A guard's own copy of the outputs (written by its user data) has
-    # neither: a Linode's address cannot be part of the user data it boots with.
-    ipv4: str | None = None
+    ipv4: str  # a Linode reserved IP: known before the guard exists, kept when it is replaced
+    # SLAAC, known once the guard exists: in the stack output, not in the guards' own copy of the
+    # outputs (their user data), which cannot hold an address of the Linode it boots.
     ipv6: str | None = None
 
 
