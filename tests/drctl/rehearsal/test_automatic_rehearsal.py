@@ -28,10 +28,12 @@ def test_the_primary_region_dies_and_one_guard_promotes_without_anyone_calling_p
     assert result.promoted_by in automatic.GUARDS
     assert result.guard_verdicts[result.promoted_by] in ("promote", "promoted")
     assert "1 promotion(s) started" in result.verdict  # the other guard stood by (the lease)
-    phases = list(result.phases)
-    assert phases[0].startswith("detect") and phases[-1] == "front door takes orders"
-    assert {"confirm", "promote", "traffic"} <= {p.split()[0] for p in phases}
-    assert list(result.phases.values()) == sorted(result.phases.values())
+    phases = {name.split()[0]: at for name, at in result.phases.items()}
+    assert set(phases) == {"detect", "confirm", "promote", "traffic", "front"}
+    assert phases["detect"] < phases["confirm"] < phases["promote"] <= phases["traffic"]
+    # The DR region takes no order before the promotion starts (its database is a read-only replica);
+    # it may before the traffic step ends: Cloudflare's stand-in fails over to its pool by itself.
+    assert phases["front"] > phases["confirm"]
 
 
 def test_a_guard_cut_off_from_the_primary_promotes_nothing(spec):
