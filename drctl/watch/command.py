@@ -231,7 +231,7 @@ def _once(watchdog: Watchdog, args: argparse.Namespace) -> int:
     for _ in range(rounds - 1):
         if watchdog.settled:
             break
-        time.sleep(watchdog.settings.interval)
+        time.sleep(watchdog.next_delay())  # fast confirm: a failing region is settled sooner
         probes = watchdog.probe_round()
     report = watchdog.act(probes)
     healthy = _healthy(report, watchdog.settings.dry_run)
