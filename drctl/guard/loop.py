@@ -101,6 +101,7 @@ class Guard:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="drctl-guard-probe")
         self._logged: dict[str, Any] = {}
         self._errors: list[str] = []
+        self._retry_at = float("-inf")  # after a promotion that failed part-way: not before this
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class Guard:
                 verdict, self.memory = decide(obs, self.memory, self.settings.decision)
                 report = CycleReport(verdict, obs)
         self._note_verdict(verdict)
-        if verdict.acts:
+        if verdict.acts and self.clock() >= self._retry_at:
             report.promotion = self._promote(verdict)
         report.errors = list(self._errors)
         return report
@@ -306,6 +307,8 @@ class Guard:
             self.memory = replace(self.memory, awaiting_operator=True)  # the RPO gate: a person decides
             self._alert("await_operator", **fields)
         else:
+            if result.outcome != "done":  # resumed from its journal, but not at every fast cycle
+                self._retry_at = self.clock() + self.settings.interval
             self._alert("promoted" if result.outcome == "done" else "promote_failed", **fields)
         return result
 

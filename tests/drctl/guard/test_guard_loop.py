@@ -219,3 +219,20 @@ def test_dry_run_says_it_would_promote_and_changes_nothing(rig: Rig):
     assert rig.cloud.cloudflare.find(name=f"{GUARD_LEASE_PREFIX}.{DOMAIN}") == []  # no lease taken
     votes = rig.cloud.cloudflare.find(name=f"_drctl-guard-vote.{DOMAIN}")
     assert [v["content"] for v in votes] == [f'"drctl-guard vote holder=guard-b lost=1 at={int(EPOCH + 180)}"']
+
+
+def test_a_promotion_that_fails_part_way_is_resumed_from_its_journal_an_interval_later(rig: Rig):
+    guard = rig.guard()
+    rig.cycles(guard, 180)
+    rig.other_guard_votes(lost=True)
+    rig.primary_region_dies()
+    rig.cloud.cloudflare.fail(403, times=1, method="PATCH", path=r"/zones/[^/]+/load_balancers/lb$",
+                              message="the load balancer refuses this once")
+    reports = rig.cycles(guard, 400)
+    attempts = [(rep.observation.now, rep.promotion) for rep in reports if rep.promotion is not None]
+    assert [p.outcome for _, p in attempts] == ["failed", "done"], [p.message for _, p in attempts]
+    assert attempts[1][0] - attempts[0][0] >= 60  # not at every fast cycle
+    steps = [s["name"] for s in attempts[1][1].steps]
+    assert steps[:2] == ["assess", "fence-old-primary"]  # the same journal, resumed
+    assert writable(rig.shop["eu-west"]) and rig.cloud.serving() == "eu-west"
+    assert rig.alerted().count("promote_failed") == 1
