@@ -82,3 +82,23 @@ def test_fast_interval_is_capped_by_the_interval():
     tracker = HealthTracker(FALL, RISE)
     tracker.observe(False, 0)
     assert next_probe_delay([tracker], 10, 30) == 10
+
+
+# -- the watchdog itself, built by the CLI, against real HTTPS origins ------------------------------
+
+def test_the_watchdog_probes_at_the_fast_interval_only_while_a_region_confirms_a_failure(shop):
+    wd = shop.watchdog("--interval", "1", "--fast-interval", "0.1")
+    for _ in range(2):
+        wd.run_cycle()
+    assert wd.next_delay() == 1
+    shop.origin("us-east").healthy = False
+    wd.run_cycle()  # first failure: confirm it sooner
+    assert wd.next_delay() == 0.1
+    report = wd.run_cycle()  # fall reached: down, and the switch made
+    assert report.states["us-east"] == DOWN and report.switched
+    assert wd.next_delay() == 1
+
+
+def test_the_stack_fast_interval_is_the_default_and_never_above_the_interval(shop):
+    assert shop.watchdog("--interval", "30", "--timeout", "5").settings.fast_interval == 5  # the stack's 5 s
+    assert shop.watchdog().settings.fast_interval == 0.2  # --interval 0.2: capped
