@@ -7,7 +7,8 @@ from components import preflight
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
 from components.drctl_output import drctl_document, drctl_output
-from components.guard import GuardAddresses, GuardTier, GuardTierArgs
+from components.guard import GuardTier, GuardTierArgs
+from components.guard_addresses import GuardAddresses
 from components.heartbeat import heartbeat_writer_files
 from components.traffic import RegionOrigin, Traffic
 from components.web_tier import build_web_tiers

@@ -298,6 +298,24 @@ class AccessSpec(_Model):
                              "would open MySQL and the NodeBalancers to the whole internet",
                              "MySQL and the NodeBalancers")
 
+    @rule("operator_cidrs", "watchdog_cidrs")
+    def _origins_open_to_little_together(self, path: str) -> Iterable[Problem]:
+        # Both lists open the NodeBalancers' 80/443 around Cloudflare, in one firewall: the policy pack
+        # counts them together, so each may fit the budget while both do not.
+        if not (self.operator_cidrs and self.watchdog_cidrs) or any(_networks_problems(c) for c in (
+                self.operator_cidrs, self.watchdog_cidrs)):
+            return
+        both = [*self.watchdog_cidrs, *self.operator_cidrs]
+        wide = too_wide(both)
+        if wide:
+            version, covered, _ = wide
+            yield Problem(
+                f"{path}operatorCidrs",
+                f"with access.watchdogCidrs these networks cover {_as_prefix(version, covered)} of IPv{version} "
+                f"({_amount(version, covered)}, overlaps merged): together they open the NodeBalancers, around "
+                "Cloudflare, to a large share of the internet", list(self.operator_cidrs), SOURCE_BUDGET + " together",
+            )
+
     @rule("admin_cidrs")
     def _admin_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
         yield from _networks(self.admin_cidrs, f"{path}adminCidrs", "would open SSH to the whole internet",
@@ -323,6 +341,11 @@ class AccessSpec(_Model):
                     key.split(" ", 1)[0][:24],
                     "a line such as 'ssh-ed25519 AAAA... you@laptop'",
                 )
+
+
+def _networks_problems(cidrs: tuple[str, ...]) -> bool:
+    """Whether `_networks` reports anything for `cidrs` (then a rule over several lists stays quiet)."""
+    return bool(list(_networks(cidrs, "", "", "")))
 
 
 def _networks(cidrs: tuple[str, ...], where: str, whole_internet: str, opens: str) -> Iterable[Problem]:

@@ -1,7 +1,7 @@
 """The guard Linodes: with `automation.promote: automatic`, one small Linode per `automation.guards`
 region (never a shop region) running `drctl guard` (and `drctl watch` in dns-failover mode).
 
-Each guard's public IPv4 is a Linode reserved IP, created before anything else: the database
+Each guard's public IPv4 is a Linode reserved IP (components/guard_addresses.py), created first: the database
 firewalls, the managed allow-list and the NodeBalancer firewalls admit it, and the guard's user data
 carries the stack outputs, firewall ids included. An address that only exists once the Linode does
 would make that a cycle (firewall -> guard address, guard user data -> firewall id); a reserved one
@@ -14,7 +14,7 @@ Its tokens (`guardLinodeToken`, `guardCloudflareToken`) reach it as secrets in i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +25,8 @@ import pulumi_random as random
 from components import firewall_rules, guard_cloud_init
 from components.config import StackConfig
 from components.drctl_output import drctl_output
+from components.guard_addresses import ROLE, GuardAddresses
 from components.tags import label, tags
-
-ROLE = "guard"
 
 
 @dataclass(frozen=True)
@@ -57,20 +56,6 @@ class GuardTierArgs:
             linode_token=pulumi.Output.secret(config.guard_linode_token.get_secret_value()),
             cloudflare_token=pulumi.Output.secret(config.guard_cloudflare_token.get_secret_value()),
         )
-
-
-class GuardAddresses(pulumi.ComponentResource):
-    """The guards' reserved IPv4 addresses, which the database and web tiers admit."""
-
-    def __init__(self, name: str, regions: Sequence[str], opts: pulumi.ResourceOptions | None = None):
-        super().__init__("woocommerce-dr:index:GuardAddresses", name, None, opts)
-        self.addresses: dict[str, linode.ReservedIp] = {
-            region: linode.ReservedIp(f"{name}-{region}", region=region, tags=tags(region, ROLE),
-                                      opts=pulumi.ResourceOptions(parent=self))
-            for region in regions
-        }
-        self.ipv4s: pulumi.Output[list[str]] = pulumi.Output.all(*(r.address for r in self.addresses.values()))
-        self.register_outputs({"ipv4s": self.ipv4s})
 
 
 class GuardTier(pulumi.ComponentResource):
@@ -111,7 +96,9 @@ class GuardTier(pulumi.ComponentResource):
                 authorized_keys=list(args.ssh_keys) or None,
                 tags=tags(region, ROLE),
                 # Secret: the tokens and the database passwords. A change rebuilds the guard with the
-                # new outputs (its address stays: reserved); guards keep no state of their own.
+                # new outputs (its address stays: reserved): a guard acting on stale outputs (a
+                # replaced firewall, a rotated password) would fail mid-promotion. The rebuild starts
+                # its state directory afresh (docs/guard.md says when not to).
                 metadatas=[linode.InstanceMetadataArgs(user_data=pulumi.Output.secret(user_data))],
                 opts=child,
             )

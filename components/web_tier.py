@@ -49,6 +49,7 @@ class RegionalWebTierArgs:
     # The guard Linodes' IPv4 addresses (components/guard.py), admitted to the NodeBalancer: the
     # guards probe its health path directly. Empty with manual promotion.
     guard_ips: pulumi.Input[Sequence[str]] = ()
+    guard_count: int = 0  # how many addresses guard_ips will hold
 
     @classmethod
     def from_config(
@@ -60,7 +61,8 @@ class RegionalWebTierArgs:
         primary = region.region == config.primary.region
         return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
                    access=config.access, database=database, site=site,
-                   heartbeat_writer=heartbeat_writer if primary else None, guard_ips=guard_ips)
+                   heartbeat_writer=heartbeat_writer if primary else None, guard_ips=guard_ips,
+                   guard_count=len(config.automation.guards) if config.automatic else 0)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class RegionalWebTier(pulumi.ComponentResource):
         certificate, private_key = self._origin_certificate(name, args.domain)
         instances = [self._web_node(name, i, args, certificate, private_key) for i in range(args.region.web_nodes)]
         nodebalancer = self._nodebalancer(name, args.node_balancer, instances)
-        web_firewall, nodebalancer_firewall = self._firewalls(name, args.access, instances, nodebalancer, args.guard_ips)
+        web_firewall, nodebalancer_firewall = self._firewalls(name, args.access, instances, nodebalancer, args.guard_ips,
+                                                              args.guard_count)
 
         self.nodebalancer_id = nodebalancer.id
         self.nodebalancer_ipv4 = nodebalancer.ipv4
@@ -213,7 +216,7 @@ class RegionalWebTier(pulumi.ComponentResource):
 
     def _firewalls(
         self, name: str, access: AccessSpec, instances: Sequence[linode.Instance], nodebalancer: linode.NodeBalancer,
-        guard_ips: pulumi.Input[Sequence[str]] = (),
+        guard_ips: pulumi.Input[Sequence[str]] = (), guard_count: int = 0,
     ) -> tuple[linode.Firewall, linode.Firewall]:
         # Attached from the firewall's side: `firewall_id` on an Instance or NodeBalancer forces its
         # replacement, and a new NodeBalancer IP would break the Cloudflare origins.
@@ -235,9 +238,9 @@ class RegionalWebTier(pulumi.ComponentResource):
                     f"for the {self.region} NodeBalancer: {err}"
                 ) from None
 
-        # Checked now with the configured networks, so a preview fails before anything is created;
-        # the guards (at most automation.guards' 5 addresses) join once their addresses are known.
-        nodebalancer_rules(())
+        # Checked now, so a preview fails before anything is created: the configured networks, and as
+        # many stand-in addresses (TEST-NET-1) as there are guards, whose own are known only later.
+        nodebalancer_rules([f"192.0.2.{i + 1}" for i in range(guard_count)])
         nodebalancer_inbounds = pulumi.Output.from_input(guard_ips).apply(lambda ips: nodebalancer_rules(list(ips or ())))
         web = linode.Firewall(
             f"{name}-web-firewall", label=label("firewall", stack, self.region, "web"),

@@ -592,3 +592,15 @@ def test_a_malformed_token_is_refused_without_being_shown():
                      "expected (got '(not shown)'; allowed: a Linode token with Firewalls and Databases read/write, "
                      "as the provider's console shows it)"]
     assert "has spaces" not in "\n".join(lines)
+
+
+def test_operator_and_watchdog_networks_together_stay_within_the_budget():
+    # Each a /9, within the budget alone; both open the NodeBalancers' 80/443 in one firewall.
+    lines = problems(access={"watchdogCidrs": ["10.0.0.0/9"], "operatorCidrs": ["10.128.0.0/9", "11.0.0.0/9"]})
+    assert lines == [
+        "woocommerce-dr:access.operatorCidrs: with access.watchdogCidrs these networks cover more than a /8 of IPv4 "
+        "(25,165,824 addresses, overlaps merged): together they open the NodeBalancers, around Cloudflare, to a large "
+        "share of the internet (got [\"10.128.0.0/9\", \"11.0.0.0/9\"]; allowed: networks that together cover at most a "
+        "/8 of IPv4 (16,777,216 addresses) and at most a /32 of IPv6 together)"]
+    assert validate_stack_config(raw_config("prod", access={"watchdogCidrs": ["10.0.0.0/9"],
+                                                            "operatorCidrs": ["10.128.0.0/9"]}))

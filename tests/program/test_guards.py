@@ -339,3 +339,17 @@ def test_the_installer_refuses_a_commit_without_the_guard_unit(installer, tmp_pa
     result = _install(tmp_path, installer, commit, "drctl-guard")
     assert result.returncode == 1
     assert f"commit {commit} has no deploy/drctl-guard@.service" in result.stderr
+
+
+def test_a_nodebalancer_firewall_without_room_for_the_guards_fails_the_preview_with_the_numbers():
+    from drctl.plan.cloud import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6
+
+    # Exactly full without the guards: the two guards' addresses would not fit.
+    room = 255 - len(CLOUDFLARE_IPV4) - len(CLOUDFLARE_IPV6)
+    watchdog = [f"10.{i // 256}.{i % 256}.1/32" for i in range(room)]
+    access = {**harness.raw_config("dr-test").get("access", {}), "watchdogCidrs": watchdog}
+    result = harness.run(harness.stack_file("dr-test", access=access), preview=True)
+    assert result.refused_input
+    assert ("the NodeBalancer firewall would need 4 inbound rules with 257 addresses (allowed: at most 25 rules "
+            "and 255 addresses per Cloud Firewall)") in result.error
+    assert harness.run(harness.stack_file("prod", access={"watchdogCidrs": watchdog}), preview=True).error is None
