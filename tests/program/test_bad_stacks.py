@@ -511,6 +511,10 @@ CASES = [
          "woocommerce-dr:automation.guards: automation.promote automatic needs at least 2 guard regions: a lone "
          "guard is one vantage point, and a vantage point cut off from the primary must never promote "
          "(got [\"us-central\"]; allowed: 2 to 5 Linode regions that are not shop regions; 3 tolerate one guard lost)"),
+    Case("guard-image-debian", automatic(("guards: [us-central, eu-central]",
+                                          "guards: [us-central, eu-central]\n    guardImage: linode/debian12")),
+         "woocommerce-dr:automation.guardImage: not an allowed value; did you mean 'linode/ubuntu24.04'? (got "
+         "'linode/debian12'; allowed: linode/ubuntu24.04, linode/ubuntu22.04)"),
     Case("guard-twice", automatic(("guards: [us-central, eu-central]", "guards: [us-central, us-central]")),
          "woocommerce-dr:automation.guards[1]: 'us-central' is listed twice"),
     Case("guard-not-a-region", automatic(("guards: [us-central, eu-central]", "guards: [us-central, eu-centrl]")),
