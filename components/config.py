@@ -62,7 +62,11 @@ _CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
 _EXPECTED_CODES = re.compile(r"^[1-5]([0-9]{2}|xx)$")
 _LINODE_TYPE = r"^g\d-[a-z0-9-]+$"
-_LINODE_IMAGE = r"^(linode|private)/[a-z0-9.\-/]+$"
+# The images the web-node and MySQL templates are written for: Ubuntu LTS, whose PHP-FPM socket link
+# (/run/php/php-fpm.sock), MySQL 8 packages and mysqld.cnf layout they rely on. Anything else
+# (Debian: another socket path and MariaDB instead of MySQL; a private image: unknown) is refused.
+UBUNTU_LTS_IMAGES = ("linode/ubuntu24.04", "linode/ubuntu22.04")
+UbuntuLtsImage = Literal[UBUNTU_LTS_IMAGES]  # type: ignore[valid-type]
 _PATH = r"^/"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _HTTPS_URL = r"^https://"
@@ -81,7 +85,6 @@ _PATTERN_WORDS = {
     _CLOUDFLARE_ID.pattern: "a 32-character hexadecimal Cloudflare id",
     _EXPECTED_CODES.pattern: 'an HTTP status code or class, quoted, such as "200" or "2xx"',
     _LINODE_TYPE: "a Linode type id such as g6-standard-2",
-    _LINODE_IMAGE: "a Linode image id such as linode/ubuntu24.04",
     _PATH: "a path starting with /",
     _EMAIL: "an email address",
     _HTTPS_URL: "an https:// URL",
@@ -140,7 +143,7 @@ class RegionSpec(_Model):
     region: str = Field(description="a Linode region id such as us-east")
     web_nodes: int = Field(2, ge=1, le=25)
     instance_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
-    image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    image: UbuntuLtsImage = "linode/ubuntu24.04"
 
     @rule("region")
     def _known_region(self, path: str) -> Iterable[Problem]:
@@ -177,7 +180,7 @@ class DatabaseSpec(_Model):
     type: str = Field("g6-dedicated-2", pattern=_LINODE_TYPE)
     cluster_size: Literal[1, 2, 3] = 3
     replica_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
-    replica_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    replica_image: UbuntuLtsImage = "linode/ubuntu24.04"
     # A replica that was cut off must find every binlog it missed when it reconnects: a day at least.
     binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
     maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
@@ -433,7 +436,7 @@ class AutomationSpec(_Model):
     # Regions of the guard Linodes, one guard each; none of them a shop region.
     guards: tuple[str, ...] = ()
     guard_type: str = Field("g6-nanode-1", pattern=_LINODE_TYPE)
-    guard_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    guard_image: UbuntuLtsImage = "linode/ubuntu24.04"
     drctl_source: DrctlSourceSpec | None = None
 
     @rule("guards")

@@ -47,11 +47,15 @@ STATIC_FILES = (
     ("woocommerce-dr-wp-cron.timer", "/etc/systemd/system/woocommerce-dr-wp-cron.timer", "root:root", "0644"),
     ("woocommerce-dr.php", f"{SHARE}/woocommerce-dr.php", "root:root", "0644"),
     ("healthz.php", f"{SHARE}/healthz.php", "root:root", "0644"),
+    ("healthz-verdict.php", f"{SHARE}/healthz-verdict.php", "root:root", "0644"),
     ("create-database.php", f"{SHARE}/create-database.php", "root:root", "0644"),
     ("db.php", f"{SHARE}/db.php", "root:root", "0644"),
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),
     ("nginx-site.conf", "/etc/nginx/sites-available/woocommerce", "root:root", "0644"),
     ("nginx-healthz.conf", "/etc/nginx/snippets/woocommerce-dr-healthz.conf", "root:root", "0644"),
+    ("metadata-guard.nft", f"{ETC}/metadata-guard.nft", "root:root", "0644"),
+    ("woocommerce-dr-metadata-guard.service", "/etc/systemd/system/woocommerce-dr-metadata-guard.service",
+     "root:root", "0644"),
 )
 
 
@@ -97,6 +101,9 @@ class WebNode:
     origin_certificate_pem: str
     origin_private_key_pem: str
     run_cron: bool
+    # objectives.rpoSeconds: the most replication lag at which /healthz still calls a replica region
+    # a valid failover target (docs/health.md).
+    rpo_seconds: int
     site_admin: SiteAdmin | None = None  # set on the one node that runs `wp core install`
     services: tuple[ExtraService, ...] = ()
 
@@ -137,6 +144,7 @@ def settings_files(node: WebNode) -> list[dict[str, str]]:
     database = {
         "region": node.region, "host": db.host, "port": int(db.port), "user": db.user,
         "password": db.password, "database": db.database, "ca_file": ca_file,
+        "rpo_seconds": node.rpo_seconds,
     }
     wordpress = {"home": f"https://{node.domain}", "keys": {k: node.wordpress_keys[k] for k in WORDPRESS_KEY_NAMES}}
     env = {

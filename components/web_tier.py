@@ -42,6 +42,7 @@ class RegionalWebTierArgs:
     access: AccessSpec
     database: DatabaseEndpoint
     site: WordPressSite
+    rpo_seconds: int  # objectives.rpoSeconds, for /healthz's verdict on a replica region
     # Primary region only, when the database runs no heartbeat event of its own (managed mode):
     # the writer's cloud-init files (`components.heartbeat.heartbeat_writer_files`, a secret Output)
     # for the region's first node.
@@ -61,6 +62,7 @@ class RegionalWebTierArgs:
         primary = region.region == config.primary.region
         return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
                    access=config.access, database=database, site=site,
+                   rpo_seconds=config.objectives.rpo_seconds,
                    heartbeat_writer=heartbeat_writer if primary else None, guard_ips=guard_ips,
                    guard_count=len(config.automation.guards) if config.automatic else 0)
 
@@ -285,6 +287,7 @@ def _user_data(
             origin_certificate_pem=values["certificate"],
             origin_private_key_pem=values["private_key"],
             run_cron=index == 0,  # WordPress cron on exactly one node per region
+            rpo_seconds=args.rpo_seconds,
             site_admin=admin,
             services=services,
         ))

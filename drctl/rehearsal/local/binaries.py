@@ -21,6 +21,11 @@ PACKAGES = {
     "php": "php-cli",
     "haproxy": "haproxy",
     "node": "nodejs",
+    "nginx": "nginx",
+    "php-fpm8.2": "php-fpm",
+    "nft": "nftables",
+    "unshare": "util-linux",
+    "ip": "iproute2",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.
