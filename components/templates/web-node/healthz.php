@@ -60,7 +60,9 @@ try {
     $answer['region'] = $db['region'];
     // Connect without the shop's schema first: a replica that refused to set up has none, and must
     // still be able to say why.
-    $link = woocommerce_dr_connect(['database' => ''] + $db, 2);
+    // Short timeouts for connecting and reading: a monitor needs a quick answer, and these reads are
+    // safe to abandon.
+    $link = woocommerce_dr_connect(['database' => ''] + $db, 2, 2);
     try {
         // MySQL's super_read_only implies read_only, and MariaDB has only read_only: one answer for both.
         $read_only = (int) $link->query('SELECT @@global.read_only')->fetch_row()[0] === 1;

@@ -20,6 +20,8 @@ PACKAGES = {
     "php": "php-cli",
     "haproxy": "haproxy",
     "node": "nodejs",
+    "nginx": "nginx",
+    "php-fpm8.2": "php-fpm",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.
