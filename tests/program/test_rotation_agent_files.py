@@ -1,6 +1,6 @@
 """The rotation agent as every web node receives it: its settings name the NodeBalancer's ports and
 network, its unit puts the node back in rotation whenever it stops, and the node starts it at boot.
-(tests/web/test_rotation_agent.py runs it for real against nginx and PHP-FPM.)"""
+(tests/program/test_web_stack_rotation.py runs it for real against nginx and PHP-FPM.)"""
 
 import shlex
 

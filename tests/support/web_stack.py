@@ -57,6 +57,7 @@ from drctl.rehearsal.local.ports import PortPool
 from tests.support import harness
 from tests.support.binaries import need
 from tests.support.mariadb import MariaDBCluster, MariaDBServer
+from tests.support.origin_pull_certs import make_origin_pull_certs
 from tests.support.waiting import wait_until
 
 INSTANCE = "linode:index/instance:Instance"
@@ -93,7 +94,7 @@ class SandboxRewrites:
 
     # Absolute directories of a node, moved below the sandbox root.
     NODE_PATHS = ("/etc/woocommerce-dr", "/usr/local/share/woocommerce-dr", "/var/www/woocommerce",
-                  "/etc/ssl/woocommerce-dr")
+                  "/etc/ssl/woocommerce-dr", "/var/log/nginx")
     # The PHP-FPM socket: Ubuntu's php-fpm package links /run/php/php-fpm.sock; ours is the sandbox's.
     FPM_SOCKET = "/run/php/php-fpm.sock"
 
@@ -221,7 +222,7 @@ class WebStack:
         self.files = files
         self.nginx: subprocess.Popen | None = None
         self.php_fpm: subprocess.Popen | None = None
-        for directory in ("run", "log", "var/lib/nginx"):
+        for directory in ("run", "log", "var/lib/nginx", "var/log/nginx"):
             self._dir(directory, "www-data:www-data")
         self._lay_files()
         self._origin_certificate()
@@ -287,6 +288,10 @@ class WebStack:
         key.chmod(0o600)
         _chown(key, self.rewrites.owner("/etc/ssl/woocommerce-dr/origin.key", "root:root"))
         self.origin_certificate = cert
+        # The stack's origin-pull CA is a mock value too: a test CA takes its place, and requests
+        # present its client certificate as Cloudflare does for the zone (request(client=...)).
+        self.origin_pull = make_origin_pull_certs(self.root / "origin-pull")
+        shutil.copyfile(self.origin_pull.ca, self.path(web_node.ORIGIN_PULL_CA_PATH))
 
     def install_wordpress(self) -> None:
         """What woocommerce-dr-bootstrap's install_wordpress() does, from Debian's WordPress instead
@@ -399,11 +404,17 @@ class WebStack:
         return self.request("GET", path, https=https, timeout=timeout, **kwargs)
 
     def request(self, method: str, path: str, https: bool = True, body: str | bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 30) -> Response:
+                headers: dict[str, str] | None = None, timeout: float = 30,
+                client: str | None = "zone") -> Response:
+        """`client`: the TLS client certificate presented: "zone" (Cloudflare pulling for our zone,
+        the default), "stranger" (one nginx does not trust) or None (none at all)."""
         host = headers.get("Host") if headers else None
         headers = {"Host": host or "dr-test.shop.example.com", **(headers or {})}
         if https:
             context = ssl.create_default_context(cafile=str(self.origin_certificate))
+            if client is not None:
+                presented = getattr(self.origin_pull, client)
+                context.load_cert_chain(str(presented.certificate), str(presented.key))
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 "127.0.0.1", self.https_port, timeout=timeout, context=context)
         else:
