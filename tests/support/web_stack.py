@@ -110,6 +110,11 @@ class SandboxRewrites:
         rules.append(("nginx IPv6 listen", r"^\s*listen \[::\]:\d+[^;]*;\n", lambda m: ""))
         rules.append(("nginx listen", r"listen (80|443)\b",
                       lambda m: f"listen 127.0.0.1:{self.ports[int(m.group(1))]}"))
+        # The rotation agent's settings (rotation.env): the same ports, and /livez on the sandbox's port.
+        rules.append(("rotation probe", r"^PROBE_URL=http://127\.0\.0\.1/livez$",
+                      lambda m: f"PROBE_URL=http://127.0.0.1:{self.ports[80]}/livez"))
+        rules.append(("rotation ports", r"^PORTS='443, 80'$",
+                      lambda m: f"PORTS='{self.ports[443]}, {self.ports[80]}'"))
         return rules
 
     def apply_text(self, text: str) -> str:

@@ -22,6 +22,9 @@ PACKAGES = {
     "node": "nodejs",
     "nginx": "nginx",
     "php-fpm8.2": "php-fpm",
+    "nft": "nftables",
+    "curl": "curl",
+    "ip": "iproute2",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.
