@@ -301,7 +301,8 @@ class WebStack:
     def install_wordpress(self) -> None:
         """What woocommerce-dr-bootstrap's install_wordpress() does, from Debian's WordPress instead
         of a download (WooCommerce is not available here): root owns the code, www-data the uploads,
-        wp-config.php and the db.php drop-in installed from the shared folder."""
+        wp-config.php, the db.php drop-in and the read-only mode's must-use plugin installed from the
+        shared folder."""
         # Hard links: the tree is 60 MB and PHP resolves __DIR__ through symlinks, so links would
         # make WordPress load Debian's own wp-config.php.
         def link(src: str, dst: str) -> None:
@@ -318,6 +319,10 @@ class WebStack:
         _chown(self.docroot / "wp-config.php", "root:www-data")
         shutil.copyfile(share / "db.php", self.docroot / "wp-content/db.php")
         (self.docroot / "wp-content/db.php").chmod(0o644)
+        plugins = self.docroot / "wp-content/mu-plugins"
+        plugins.mkdir(exist_ok=True)
+        shutil.copyfile(share / "woocommerce-dr-read-only.php", plugins / "00-woocommerce-dr-read-only.php")
+        (plugins / "00-woocommerce-dr-read-only.php").chmod(0o644)
         uploads = self.docroot / "wp-content/uploads"
         uploads.mkdir(exist_ok=True)
         _chown(uploads, "www-data:www-data")
