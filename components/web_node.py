@@ -49,6 +49,7 @@ STATIC_FILES = (
     ("woocommerce-dr-wp-cron.timer", "/etc/systemd/system/woocommerce-dr-wp-cron.timer", "root:root", "0644"),
     ("woocommerce-dr.php", f"{SHARE}/woocommerce-dr.php", "root:root", "0644"),
     ("healthz.php", f"{SHARE}/healthz.php", "root:root", "0644"),
+    ("healthz-verdict.php", f"{SHARE}/healthz-verdict.php", "root:root", "0644"),
     # Installed as a must-use plugin by the bootstrap (docs/read-only-mode.md).
     ("woocommerce-dr-read-only.php", f"{SHARE}/woocommerce-dr-read-only.php", "root:root", "0644"),
     ("create-database.php", f"{SHARE}/create-database.php", "root:root", "0644"),
@@ -137,6 +138,9 @@ class WebNode:
     origin_certificate_pem: str
     origin_private_key_pem: str
     run_cron: bool
+    # objectives.rpoSeconds: the most replication lag at which /healthz still calls a replica region
+    # a valid failover target (docs/health.md).
+    rpo_seconds: int
     # The CA of the zone's Authenticated Origin Pulls client certificate: nginx serves the shop only
     # to TLS clients it signed (Cloudflare, for this zone).
     origin_pull_ca_pem: str
@@ -181,6 +185,7 @@ def settings_files(node: WebNode) -> list[dict[str, str]]:
     database = {
         "region": node.region, "host": db.host, "port": int(db.port), "user": db.user,
         "password": db.password, "database": db.database, "ca_file": ca_file,
+        "rpo_seconds": node.rpo_seconds,
     }
     wordpress = {"home": f"https://{node.domain}", "keys": {k: node.wordpress_keys[k] for k in WORDPRESS_KEY_NAMES}}
     env = {

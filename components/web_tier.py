@@ -45,6 +45,7 @@ class RegionalWebTierArgs:
     site: WordPressSite
     # The CA of the zone's origin-pull client certificate (components/origin_pulls.py).
     origin_pull_ca_pem: pulumi.Input[str]
+    rpo_seconds: int  # objectives.rpoSeconds, for /healthz's verdict on a replica region
     # Primary region only, when the database runs no heartbeat event of its own (managed mode):
     # the writer's cloud-init files (`components.heartbeat.heartbeat_writer_files`, a secret Output)
     # for the region's first node.
@@ -60,6 +61,7 @@ class RegionalWebTierArgs:
         primary = region.region == config.primary.region
         return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
                    access=config.access, database=database, site=site, origin_pull_ca_pem=origin_pull_ca_pem,
+                   rpo_seconds=config.objectives.rpo_seconds,
                    heartbeat_writer=heartbeat_writer if primary else None)
 
 
@@ -276,6 +278,7 @@ def _user_data(
             run_cron=index == 0,  # WordPress cron on exactly one node per region
             rotation=web_node.Rotation(ports=PORTS, source=firewall_rules.NODEBALANCER_NETWORK),
             origin_pull_ca_pem=values["origin_pull_ca"],
+            rpo_seconds=args.rpo_seconds,
             site_admin=admin,
             services=services,
         ))

@@ -191,12 +191,16 @@ def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
 
 def ensure_app_account(conn, config: BootstrapConfig) -> None:
     """The web nodes' account: everything on the shop's schema (`wp core install` creates its
-    tables), and reading what /healthz reports, the heartbeat and this server's replica state. The
-    same on every server, so a server that changes role later (failback) answers /healthz fully."""
+    tables), and reading what /healthz reports: the heartbeat, this server's replica state and its
+    live replication status. Nothing else: no other schema, no mysql.*, no account or replication
+    changes. The same on every server, so a server that changes role later (failback) answers
+    /healthz fully."""
     ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r.quote_name(config.app_database)}.*")
     for schema in (r.HEARTBEAT_SCHEMA, r.LOCAL_SCHEMA):
         r.execute(conn, r.Statement(f"GRANT SELECT ON {r.quote_name(schema)}.* TO %s@%s",
                                      (config.app.name, config.app.host)))
+    r.execute(conn, r.Statement(f"GRANT {r.replica_monitor_privilege(r.detect_dialect(conn))} ON *.* TO %s@%s",
+                                 (config.app.name, config.app.host)))
 
 
 def ensure_account(conn, account: Account, privileges: str, grant_option: bool = False) -> None:

@@ -257,6 +257,12 @@ def reset_replica_sql(dialect: Dialect) -> str:
     return "RESET SLAVE ALL" if dialect.is_mariadb else "RESET REPLICA ALL"
 
 
+def replica_monitor_privilege(dialect: Dialect) -> str:
+    """The privilege that reads SHOW REPLICA STATUS and nothing more (no STOP, no CHANGE): what
+    /healthz needs to judge a replica. MariaDB 10.5.9 split it out of REPLICATION CLIENT."""
+    return "SLAVE MONITOR" if dialect.is_mariadb else "REPLICATION CLIENT"
+
+
 def replica_status_sql(dialect: Dialect) -> str:
     return "SHOW SLAVE STATUS" if dialect.is_mariadb else "SHOW REPLICA STATUS"
 
