@@ -57,7 +57,7 @@ STATIC_FILES = (
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),
     ("nginx-site.conf", "/etc/nginx/sites-available/woocommerce", "root:root", "0644"),
     ("nginx-healthz.conf", "/etc/nginx/snippets/woocommerce-dr-healthz.conf", "root:root", "0644"),
-    # The rotation agent (docs/health.md, "Leaving the NodeBalancer's rotation").
+    # The rotation agent (docs/node-rotation.md).
     ("woocommerce-dr-rotation", "/usr/local/sbin/woocommerce-dr-rotation", "root:root", "0755"),
     ("woocommerce-dr-rotation.service", "/etc/systemd/system/woocommerce-dr-rotation.service", "root:root", "0644"),
     ("livez.php", f"{SHARE}/livez.php", "root:root", "0644"),
