@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from drctl.cloud.origin_probe import HttpsProbe
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +22,16 @@ VISITOR = "203.0.113.9"
 def access_log(shop) -> list[str]:
     """The shop's access log (nginx-site.conf's woocommerce_dr format: visitor address first)."""
     return shop.path("/var/log/nginx/access.log").read_text().splitlines()
+
+
+def logged(shop, path: str) -> str:
+    """The access log's line for the one request of `path`: nginx writes it after the answer is sent."""
+    def lines() -> list[str]:
+        return [line for line in access_log(shop) if f"GET {path} " in line]
+
+    wait_until(lines, 10, f"the access log's line for {path}")
+    [line] = lines()
+    return line
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +75,10 @@ def test_the_nodebalancers_tcp_check_connects_on_both_ports(shop):
 
 
 def test_cf_connecting_ip_is_the_visitor_on_a_verified_connection(shop):
-    response = shop.get("/", https=True, client="zone", headers={"CF-Connecting-IP": VISITOR})
+    response = shop.get("/?verified=1", https=True, client="zone", headers={"CF-Connecting-IP": VISITOR})
     assert response.headers["x-test-remote-addr"] == VISITOR
-    assert any(line.startswith(f"{VISITOR} ") and "client_cert=SUCCESS" in line for line in access_log(shop))
+    line = logged(shop, "/?verified=1")
+    assert line.startswith(f"{VISITOR} ") and "client_cert=SUCCESS" in line
 
 
 def test_a_cf_connecting_ip_that_is_not_an_address_is_ignored(shop):
@@ -79,7 +91,7 @@ def test_cf_connecting_ip_is_ignored_without_the_zones_certificate(shop, client,
     spoofed = "198.51.100.66"
     path = f"/?unverified={verdict.rstrip(':')}"
     assert shop.get(path, https=True, client=client, headers={"CF-Connecting-IP": spoofed}).status == 403
-    [line] = [line for line in access_log(shop) if f"GET {path} " in line]
+    line = logged(shop, path)
     assert line.startswith("127.0.0.1 ") and f"client_cert={verdict}" in line
     assert spoofed not in line
 

@@ -112,7 +112,9 @@ def node(web_stack_run, mariadb_ca, tmp_path):
         try:
             stack.start()
             node.start_agent()
-            wait_until(node.in_rotation, leave_bound_seconds(), "the node joining the rotation")
+            # The agent starts with the node out (the node was in before it started): wait for its join.
+            wait_until(lambda: "joined rotation" in node.agent_log() and node.in_rotation(), leave_bound_seconds(),
+                       "the node joining the rotation")
             yield node
         finally:
             try:

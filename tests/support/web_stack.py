@@ -476,7 +476,7 @@ class WebStackDatabases:
         server = self.primary if role == "primary" else self.replica
         source = self.primary if role == "replica" else None
         doc = SandboxRewrites.bootstrap(self.bootstrap_config(role), server, self.directory, source)
-        return boot.run(boot.BootstrapConfig.from_dict(doc), log=lambda message: None)
+        return boot.run(boot.BootstrapConfig.from_dict(doc), log=lambda message: print(f"bootstrap {role}: {message}"))
 
 
 @contextlib.contextmanager
