@@ -25,6 +25,7 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from components import fallback_html
 from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.firewall_rules import MAX_SOURCE_PREFIX, too_wide
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
@@ -58,7 +59,11 @@ _CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
 _EXPECTED_CODES = re.compile(r"^[1-5]([0-9]{2}|xx)$")
 _LINODE_TYPE = r"^g\d-[a-z0-9-]+$"
-_LINODE_IMAGE = r"^(linode|private)/[a-z0-9.\-/]+$"
+# The images the web-node and MySQL templates are written for: Ubuntu LTS, whose PHP-FPM socket link
+# (/run/php/php-fpm.sock), MySQL 8 packages and mysqld.cnf layout they rely on. Anything else
+# (Debian: another socket path and MariaDB instead of MySQL; a private image: unknown) is refused.
+UBUNTU_LTS_IMAGES = ("linode/ubuntu24.04", "linode/ubuntu22.04")
+UbuntuLtsImage = Literal[UBUNTU_LTS_IMAGES]  # type: ignore[valid-type]
 _PATH = r"^/"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _HTTPS_URL = r"^https://"
@@ -71,7 +76,6 @@ _PATTERN_WORDS = {
     _CLOUDFLARE_ID.pattern: "a 32-character hexadecimal Cloudflare id",
     _EXPECTED_CODES.pattern: 'an HTTP status code or class, quoted, such as "200" or "2xx"',
     _LINODE_TYPE: "a Linode type id such as g6-standard-2",
-    _LINODE_IMAGE: "a Linode image id such as linode/ubuntu24.04",
     _PATH: "a path starting with /",
     _EMAIL: "an email address",
     _HTTPS_URL: "an https:// URL",
@@ -128,7 +132,7 @@ class RegionSpec(_Model):
     region: str = Field(description="a Linode region id such as us-east")
     web_nodes: int = Field(2, ge=1, le=25)
     instance_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
-    image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    image: UbuntuLtsImage = "linode/ubuntu24.04"
 
     @rule("region")
     def _known_region(self, path: str) -> Iterable[Problem]:
@@ -165,7 +169,7 @@ class DatabaseSpec(_Model):
     type: str = Field("g6-dedicated-2", pattern=_LINODE_TYPE)
     cluster_size: Literal[1, 2, 3] = 3
     replica_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
-    replica_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    replica_image: UbuntuLtsImage = "linode/ubuntu24.04"
     # A replica that was cut off must find every binlog it missed when it reconnects: a day at least.
     binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
     maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
@@ -236,6 +240,27 @@ class FallbackPageSpec(_Model):
     # own 100 s origin timeout, above the slowest checkout a shopper should still wait for.
     # Below Cloudflare's own 100 s (its 524): a slower request would fail anyway, a faster one is never cut.
     origin_timeout_seconds: int = Field(90, ge=5, le=90)
+    # The whole page from a file in the repository instead of title and message
+    # (components/fallback_html.py: where it may live and what it may hold).
+    html_file: str | None = Field(None, min_length=1, description=fallback_html.ALLOWED)
+
+    @rule("html_file", "title", "message")
+    def _page_from_one_source(self, path: str) -> Iterable[Problem]:
+        # The file is the whole page: a title or message beside it would be silently ignored.
+        given = [alias for name, alias in (("title", "title"), ("message", "message")) if name in self.model_fields_set]
+        if self.html_file is not None and given:
+            yield Problem(f"{path}htmlFile", f"cannot be combined with {' and '.join(given)}: the file is the whole "
+                          f"page, so {' and '.join(given)} would be ignored", self.html_file,
+                          f"either htmlFile, or title and message (remove {', '.join(given)} or htmlFile)")
+
+    @rule("html_file")
+    def _html_file_is_a_page(self, path: str) -> Iterable[Problem]:
+        if self.html_file is None:
+            return
+        try:
+            fallback_html.read_page(self.html_file)
+        except fallback_html.PageFileError as err:
+            yield Problem(f"{path}htmlFile", str(err), self.html_file, fallback_html.ALLOWED)
 
 
 class TrafficSpec(_Model):

@@ -62,6 +62,9 @@ STATIC_FILES = (
     ("woocommerce-dr-rotation.service", "/etc/systemd/system/woocommerce-dr-rotation.service", "root:root", "0644"),
     ("livez.php", f"{SHARE}/livez.php", "root:root", "0644"),
     ("nginx-livez.conf", "/etc/nginx/snippets/woocommerce-dr-livez.conf", "root:root", "0644"),
+    ("metadata-guard.nft", f"{ETC}/metadata-guard.nft", "root:root", "0644"),
+    ("woocommerce-dr-metadata-guard.service", "/etc/systemd/system/woocommerce-dr-metadata-guard.service",
+     "root:root", "0644"),
 )
 
 # Where the node finds the CA that signed the zone's origin-pull client certificate (public data).

@@ -54,7 +54,6 @@ from components import web_node
 from drctl.mysql import bootstrap as boot
 from drctl.plan.engine import ProgramRun, unwrap
 from drctl.rehearsal.local.ports import PortPool
-from tests.support import harness
 from tests.support.binaries import need
 from tests.support.mariadb import MariaDBCluster, MariaDBServer
 from tests.support.origin_pull_certs import make_origin_pull_certs
@@ -160,6 +159,16 @@ class SandboxRewrites:
 # --- processes ----------------------------------------------------------------------------------------
 
 
+def need_installed(path: Path, package: str) -> Path:
+    """A file a Debian package installs (not a binary): fail under CI, else skip, naming the package."""
+    if not path.exists():
+        message = f"needs {path} (apt-get install {package})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI must install it (.ci/run)", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 def php_fpm_binary() -> str:
     """Debian names PHP-FPM by version (php-fpm8.2; Ubuntu 24.04: php-fpm8.3)."""
     for directory in ("/usr/sbin", "/usr/bin"):
@@ -215,6 +224,8 @@ class WebStack:
 
     def __init__(self, files: dict[str, dict[str, Any]], database: MariaDBServer):
         binaries = need("nginx")
+        need_installed(WORDPRESS / "wp-settings.php", "wordpress")
+        need_installed(WORDPRESS / "wp-content/themes/twentytwentythree", "wordpress-theme-twentytwentythree")
         self.nginx_binary = binaries["nginx"]
         self.php_fpm_binary = php_fpm_binary()
         self.php_binary = need("php")["php"]
@@ -489,8 +500,9 @@ def web_stack(files: dict[str, dict[str, Any]], database: MariaDBServer) -> Iter
 
 
 @pytest.fixture(scope="module")
-def web_stack_run() -> ProgramRun:
-    return harness.run_ok(STACK)
+def web_stack_run(dr_test_run) -> ProgramRun:
+    """The stack whose files the tier serves (STACK, applied once per session: program_runs.py)."""
+    return dr_test_run
 
 
 @pytest.fixture(scope="module")
