@@ -87,8 +87,9 @@ class Rotation:
 
     @property
     def reaction_seconds(self) -> int:
-        """At most this long from the node failing to its ports refusing the NodeBalancer: `fall`
-        probes, each waiting out its timeout and the pause after it."""
+        """How long from the node failing to its ports refusing the NodeBalancer, at worst: `fall`
+        probes, each waiting out its timeout and the pause before it (plus the few milliseconds of
+        starting curl and nft: bench/rotation_agent.py measures 6.1 s for a hung PHP-FPM)."""
         return self.fall * (self.probe_timeout + self.probe_interval)
 
     def env(self) -> dict[str, str]:
