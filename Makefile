@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill bench-outage bench-rotation clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,10 @@ test-again: $(VENV)/.dev  ## the real-server tests (MariaDB, HAProxy, PHP) once 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
-rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned and unplanned failover of dr-test, then every region down (MariaDB, HAProxy, Node)
+rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned and automatic failover of dr-test, then every region down (MariaDB, HAProxy, Node)
 	$(PY) -m drctl rehearse -s dr-test --planned
 	$(PY) -m drctl rehearse -s dr-test --unplanned
+	$(PY) -m drctl rehearse -s dr-test --automatic
 	$(PY) -m drctl rehearse -s dr-test --fault all-regions-down
 
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
@@ -44,8 +45,11 @@ bench-outage: $(VENV)/.runtime  ## every region down, rehearsed three times: fal
 bench-rotation: $(VENV)/.dev  ## (as root) how fast a web node whose PHP-FPM died or hung leaves the NodeBalancer's rotation, and rejoins
 	$(PY) bench/rotation_agent.py
 
-bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
+bench-watch: $(VENV)/.dev  ## the watchdog's failover policy (with and without fast confirm) against the seed's script, one table
 	$(PY) bench/watch_policy.py
+
+bench-guard: $(VENV)/.runtime  ## RTO at prod's scale on a simulated clock: a person promoting against drctl guard
+	$(PY) bench/guard_rto.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -73,17 +73,16 @@ class LocalCA:
 
 
 def install_datadir(install_db: str, datadir: Path) -> None:
-    # A temp directory of its own: the bootstrap's temporary tables are files named after its pid,
-    # and with the shared /tmp an install failed on another one's leftover ("Unknown table
-    # 'mysql.tmp_proxies_priv'") while other installs ran on the same machine.
-    tmpdir = Path(datadir).parent / f"{Path(datadir).name}-install-tmp"
+    # Its own temporary directory: with the default /tmp, the bootstrap's temporary tables were seen
+    # vanishing under it ("Could not remove temporary table ... error: 2", then "Unknown table
+    # 'mysql.tmp_user_sys'") while other suites ran on the machine.
+    tmpdir = Path(datadir).parent / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [install_db, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
          "--skip-test-db", "--innodb-log-file-size=16M", f"--tmpdir={tmpdir}", *_as_root()],
         check=False, capture_output=True, text=True, timeout=60,
     )
-    shutil.rmtree(tmpdir, ignore_errors=True)
     if done.returncode != 0:  # say why: its own words are all there is to go on
         said = "\n".join((done.stderr or done.stdout or "(nothing)").strip().splitlines()[-20:])
         raise LocalServerError(f"mariadb-install-db exited with {done.returncode} for {datadir}:\n{said}")
