@@ -58,6 +58,7 @@ def settings(tmp_path, port, ca_cert, password=PASSWORD, rpo_seconds=15):
                                            ca_cert.read_text()),
         wordpress_keys=dict.fromkeys(web_node.WORDPRESS_KEY_NAMES, "k"),
         origin_certificate_pem="", origin_private_key_pem="", run_cron=False, rpo_seconds=rpo_seconds,
+        origin_pull_ca_pem="",
     )
     [rendered] = [f for f in web_node.settings_files(node) if f["path"].endswith("/database.json")]
     values = json.loads(rendered["content"])

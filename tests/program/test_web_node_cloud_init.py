@@ -80,6 +80,7 @@ def test_generated_shell_scripts_pass_shellcheck(prod, tmp_path):
     scripts = [f for f in files(prod.one(INSTANCE, "us-east-web-0")).values() if f["content"].startswith("#!/bin/bash")]
     assert {f["path"] for f in scripts} == {
         "/usr/local/sbin/woocommerce-dr-bootstrap", "/usr/local/sbin/woocommerce-dr-wp-cron",
+        "/usr/local/sbin/woocommerce-dr-rotation",
     }
     for script in scripts:
         path = tmp_path / script["path"].rsplit("/", 1)[1]
@@ -95,7 +96,7 @@ def test_generated_shell_scripts_pass_shellcheck(prod, tmp_path):
 def test_php_files_parse(prod, tmp_path):
     php = require("php")
     php_files = [f for f in files(prod.one(INSTANCE, "us-east-web-0")).values() if f["path"].endswith(".php")]
-    assert len(php_files) == 6
+    assert len(php_files) == 8
     for f in php_files:
         path = tmp_path / f["path"].rsplit("/", 1)[1]
         path.write_text(f["content"])
@@ -194,6 +195,7 @@ def test_user_data_carries_no_timestamp_so_an_unchanged_node_shows_no_diff():
         database=web_node.DatabaseSettings("db", 3306, "u", "p", "woocommerce", "CA"),
         wordpress_keys=dict.fromkeys(web_node.WORDPRESS_KEY_NAMES, "k"),
         origin_certificate_pem="C", origin_private_key_pem="K", run_cron=False, rpo_seconds=15,
+        origin_pull_ca_pem="A",
     )
     compressed = base64.b64decode(web_node.user_data(node))
     assert compressed[:2] == b"\x1f\x8b"  # gzip, which cloud-init unpacks

@@ -56,6 +56,7 @@ from drctl.plan.engine import ProgramRun, unwrap
 from drctl.rehearsal.local.ports import PortPool
 from tests.support.binaries import need
 from tests.support.mariadb import MariaDBCluster, MariaDBServer
+from tests.support.origin_pull_certs import make_origin_pull_certs
 from tests.support.waiting import wait_until
 
 INSTANCE = "linode:index/instance:Instance"
@@ -92,7 +93,7 @@ class SandboxRewrites:
 
     # Absolute directories of a node, moved below the sandbox root.
     NODE_PATHS = ("/etc/woocommerce-dr", "/usr/local/share/woocommerce-dr", "/var/www/woocommerce",
-                  "/etc/ssl/woocommerce-dr")
+                  "/etc/ssl/woocommerce-dr", "/var/log/nginx")
     # The PHP-FPM socket: Ubuntu's php-fpm package links /run/php/php-fpm.sock; ours is the sandbox's.
     FPM_SOCKET = "/run/php/php-fpm.sock"
 
@@ -108,6 +109,11 @@ class SandboxRewrites:
         rules.append(("nginx IPv6 listen", r"^\s*listen \[::\]:\d+[^;]*;\n", lambda m: ""))
         rules.append(("nginx listen", r"listen (80|443)\b",
                       lambda m: f"listen 127.0.0.1:{self.ports[int(m.group(1))]}"))
+        # The rotation agent's settings (rotation.env): the same ports, and /livez on the sandbox's port.
+        rules.append(("rotation probe", r"^PROBE_URL=http://127\.0\.0\.1/livez$",
+                      lambda m: f"PROBE_URL=http://127.0.0.1:{self.ports[80]}/livez"))
+        rules.append(("rotation ports", r"^PORTS='443, 80'$",
+                      lambda m: f"PORTS='{self.ports[443]}, {self.ports[80]}'"))
         return rules
 
     def apply_text(self, text: str) -> str:
@@ -232,7 +238,7 @@ class WebStack:
         self.files = files
         self.nginx: subprocess.Popen | None = None
         self.php_fpm: subprocess.Popen | None = None
-        for directory in ("run", "log", "var/lib/nginx"):
+        for directory in ("run", "log", "var/lib/nginx", "var/log/nginx"):
             self._dir(directory, "www-data:www-data")
         self._lay_files()
         self._origin_certificate()
@@ -298,11 +304,16 @@ class WebStack:
         key.chmod(0o600)
         _chown(key, self.rewrites.owner("/etc/ssl/woocommerce-dr/origin.key", "root:root"))
         self.origin_certificate = cert
+        # The stack's origin-pull CA is a mock value too: a test CA takes its place, and requests
+        # present its client certificate as Cloudflare does for the zone (request(client=...)).
+        self.origin_pull = make_origin_pull_certs(self.root / "origin-pull")
+        shutil.copyfile(self.origin_pull.ca, self.path(web_node.ORIGIN_PULL_CA_PATH))
 
     def install_wordpress(self) -> None:
         """What woocommerce-dr-bootstrap's install_wordpress() does, from Debian's WordPress instead
         of a download (WooCommerce is not available here): root owns the code, www-data the uploads,
-        wp-config.php and the db.php drop-in installed from the shared folder."""
+        wp-config.php, the db.php drop-in and the read-only mode's must-use plugin installed from the
+        shared folder."""
         # Hard links: the tree is 60 MB and PHP resolves __DIR__ through symlinks, so links would
         # make WordPress load Debian's own wp-config.php.
         def link(src: str, dst: str) -> None:
@@ -319,6 +330,10 @@ class WebStack:
         _chown(self.docroot / "wp-config.php", "root:www-data")
         shutil.copyfile(share / "db.php", self.docroot / "wp-content/db.php")
         (self.docroot / "wp-content/db.php").chmod(0o644)
+        plugins = self.docroot / "wp-content/mu-plugins"
+        plugins.mkdir(exist_ok=True)
+        shutil.copyfile(share / "woocommerce-dr-read-only.php", plugins / "00-woocommerce-dr-read-only.php")
+        (plugins / "00-woocommerce-dr-read-only.php").chmod(0o644)
         uploads = self.docroot / "wp-content/uploads"
         uploads.mkdir(exist_ok=True)
         _chown(uploads, "www-data:www-data")
@@ -410,11 +425,17 @@ class WebStack:
         return self.request("GET", path, https=https, timeout=timeout, **kwargs)
 
     def request(self, method: str, path: str, https: bool = True, body: str | bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 30) -> Response:
+                headers: dict[str, str] | None = None, timeout: float = 30,
+                client: str | None = "zone") -> Response:
+        """`client`: the TLS client certificate presented: "zone" (Cloudflare pulling for our zone,
+        the default), "stranger" (one nginx does not trust) or None (none at all)."""
         host = headers.get("Host") if headers else None
         headers = {"Host": host or "dr-test.shop.example.com", **(headers or {})}
         if https:
             context = ssl.create_default_context(cafile=str(self.origin_certificate))
+            if client is not None:
+                presented = getattr(self.origin_pull, client)
+                context.load_cert_chain(str(presented.certificate), str(presented.key))
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 "127.0.0.1", self.https_port, timeout=timeout, context=context)
         else:
@@ -466,7 +487,7 @@ class WebStackDatabases:
         server = self.primary if role == "primary" else self.replica
         source = self.primary if role == "replica" else None
         doc = SandboxRewrites.bootstrap(self.bootstrap_config(role), server, self.directory, source)
-        return boot.run(boot.BootstrapConfig.from_dict(doc), log=lambda message: None)
+        return boot.run(boot.BootstrapConfig.from_dict(doc), log=lambda message: print(f"bootstrap {role}: {message}"))
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ PACKAGES = {
     "nginx": "nginx",
     "php-fpm8.2": "php-fpm",
     "nft": "nftables",
+    "curl": "curl",
     "unshare": "util-linux",
     "ip": "iproute2",
 }
