@@ -108,3 +108,15 @@ def test_a_replica_cut_off_before_the_last_sighting_exceeds_the_rpo(mariadb_pair
     loss = promote(rb, PromoteOptions(region="eu-west", dry_run=True, primary_last_seen=seen)).loss
     assert loss["exceedsRpo"] and loss["lossWindowSeconds"] > 4
     assert 1 not in order_ids(replica)
+
+
+def test_the_flag_reaches_the_promote_options():
+    from drctl import cli
+
+    args = cli.build_parser().parse_args(["promote", "--outputs", "x.json", "--region", "eu-west", "--dry-run",
+                                          "--primary-last-seen", "2026-11-29T15:03:00+01:00"])
+    opts = PromoteOptions.from_args(args)
+    assert (opts.primary_last_seen, opts.primary_last_seen_by) == (1795960980.0, "given by --primary-last-seen")
+    without = PromoteOptions.from_args(cli.build_parser().parse_args(
+        ["promote", "--outputs", "x.json", "--region", "eu-west", "--dry-run"]))
+    assert without.primary_last_seen is None
