@@ -119,6 +119,17 @@ def test_healthy_primary_no_action(rig: Rig):
     assert guard.next_delay() == 60
 
 
+def test_a_read_only_primary_answers_but_is_not_seen_taking_writes(rig: Rig):
+    guard = rig.guard()
+    rig.cycles(guard, 120)
+    seen = guard.primary_last_seen
+    assert seen is not None
+    rig.shop["us-east"].execute("SET GLOBAL read_only = ON")
+    reports = rig.cycles(guard, 120)
+    assert reports[-1].verdict.action == "healthy"  # it answers: not lost
+    assert guard.primary_last_seen == seen  # but its last sighting taking writes stays where it was
+
+
 def test_the_primary_region_lost_is_promoted_after_the_confirm_time_and_stays_fenced(rig: Rig):
     for i in range(1, 6):
         app_insert(rig.shop["us-east"], i)
