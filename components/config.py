@@ -30,7 +30,12 @@ from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.firewall_rules import MAX_SOURCE_PREFIX, too_wide
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
 from components.server_names import longest_domain, name_problem
-from drctl.stack.outputs import PROMOTION_BUDGET_SECONDS, ProbeCounts, fast_confirm_detection_seconds
+from drctl.stack.outputs import (
+    PROMOTION_BUDGET_SECONDS,
+    ProbeCounts,
+    fast_confirm_detection_seconds,
+    guard_cycle_slack_seconds,
+)
 
 NAMESPACE = "woocommerce-dr"
 
@@ -513,8 +518,15 @@ class StackConfig(_Model):
 
     @property
     def automatic_rto_seconds(self) -> int:
-        """Worst-case recovery with automatic promotion: detection, confirmation, promotion."""
-        return self.automatic_detection_seconds + self.automation.confirm_seconds + PROMOTION_BUDGET_SECONDS
+        """Worst-case recovery with automatic promotion: detection, the guard's next cycles (it notices
+        the last signal turning, and the confirm time ending, only when it next looks), confirmation,
+        promotion."""
+        return (self.automatic_detection_seconds + self.guard_cycle_slack_seconds + self.automation.confirm_seconds
+                + PROMOTION_BUDGET_SECONDS)
+
+    @property
+    def guard_cycle_slack_seconds(self) -> int:
+        return guard_cycle_slack_seconds(self.traffic.monitor.fast_interval)
 
     def check_regions_for(self, region: str) -> tuple[str, ...]:
         return self.traffic.check_regions or (nearest_check_region(region),)
@@ -650,8 +662,8 @@ class StackConfig(_Model):
                 f"automatic failover takes up to {total} s but objectives.rtoSeconds is {rto} s: lower "
                 "automation.confirmSeconds or traffic.monitor.interval, consecutiveDown, fastInterval, timeout "
                 "(or retries, in load-balancer mode), or raise objectives.rtoSeconds",
-                f"{detection} + confirmSeconds {self.automation.confirm_seconds} s + promotion "
-                f"{PROMOTION_BUDGET_SECONDS} s = {total} s",
+                f"{detection} + next guard cycles 2 x fastInterval {self.guard_cycle_slack_seconds} s + "
+                f"confirmSeconds {self.automation.confirm_seconds} s + promotion {PROMOTION_BUDGET_SECONDS} s = {total} s",
                 f"at most {rto} s",
             )
 

@@ -523,10 +523,11 @@ CASES = [
          "woocommerce-dr:automation.promote: not an allowed value; did you mean 'automatic'? (got 'automatc'; "
          "allowed: manual, automatic)"),
     Case("automatic-failover-slower-than-rto", automatic(("confirmSeconds: 60", "confirmSeconds: 120")),
-         "woocommerce-dr:automation.confirmSeconds: automatic failover takes up to 345 s but objectives.rtoSeconds "
+         "woocommerce-dr:automation.confirmSeconds: automatic failover takes up to 355 s but objectives.rtoSeconds "
          "is 300 s: lower automation.confirmSeconds or traffic.monitor.interval, consecutiveDown, fastInterval, "
          "timeout (or retries, in load-balancer mode), or raise objectives.rtoSeconds (got 'detection 135 s (the "
-         "slower of drctl guard, 70 s, and Cloudflare, 135 s) + confirmSeconds 120 s + promotion 90 s = 345 s'; "
+         "slower of drctl guard, 70 s, and Cloudflare, 135 s) + next guard cycles 2 x fastInterval 10 s + "
+         "confirmSeconds 120 s + promotion 90 s = 355 s'; "
          "allowed: at most 300 s)"),
     Case("confirm-seconds-too-short", automatic(("confirmSeconds: 60", "confirmSeconds: 5")),
          "woocommerce-dr:automation.confirmSeconds: out of range (got 5; allowed: 10 to 3600)"),
