@@ -219,7 +219,7 @@ class Agent:
     # --- the region's role ---------------------------------------------------------------------
     def database_role(self) -> str | None:
         try:
-            # noqa: the URL is the node's own /healthz from media.json, http on loopback
+            # The URL is the node's own /healthz from media.json: http on loopback.
             with urllib.request.urlopen(self.s["healthz_url"], timeout=5) as answer:  # noqa: S310
                 return json.load(answer).get("db_role")
         except OSError as err:
