@@ -207,10 +207,10 @@ http {{
         return path
 
     # --- as a shopper and as WordPress --------------------------------------------------------
-    def get(self, path: str) -> Response:
+    def get(self, path: str, method: str = "GET") -> Response:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            connection.request("GET", path)
+            connection.request(method, path)
             answer = connection.getresponse()
             headers = {k.lower(): v for k, v in answer.getheaders()}
             try:
