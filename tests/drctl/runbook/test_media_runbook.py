@@ -1,6 +1,7 @@
-"""Failback brings the outage's uploads home: the copy runs before the switchover and again after
-the current primary is fenced, before the home region is promoted and traffic returns. (The copy
-itself runs on a real S3 server and rclone in tests/drctl/cloud/test_object_storage.py.)"""
+"""Media in the runbook. Failback brings the outage's uploads home: the copy runs before the
+switchover and again after the current primary is fenced, before the home region is promoted and
+traffic returns; status prints each region's bucket and lag. (The copy and the lag themselves run on
+a real S3 server and rclone in tests/drctl/cloud/test_object_storage.py.)"""
 
 from __future__ import annotations
 
@@ -33,3 +34,19 @@ def test_media_comes_home_before_the_switchover_and_again_between_fence_and_prom
 
 def test_a_stack_without_media_buckets_has_no_media_steps():
     assert not [n for n in step_names(None) if "media" in n]
+
+
+def test_status_shows_each_regions_bucket_its_object_storage_region_and_lag():
+    from drctl.runbook.status import media_lines
+
+    lines = media_lines({
+        "us-east": {"bucket": "b1", "storageRegion": "us-east", "role": "primary", "heartbeatAgeSeconds": 1.5},
+        "eu-west": {"bucket": "b2", "storageRegion": "gb-lon", "role": "copy", "source": "us-east", "lagSeconds": 40.2},
+        "ap-south": {"bucket": "b3", "storageRegion": "ap-south", "error": "rclone cat ...: connection refused"},
+    })
+    assert lines[1:] == [
+        "media (uploads bucket per region):",
+        "  us-east        b1 (us-east): primary, heartbeat 1.5s old",
+        "  eu-west        b2 (gb-lon): copy of us-east, lag 40.2s",
+        "  ap-south       b3 (ap-south): unreadable: rclone cat ...: connection refused",
+    ]
