@@ -119,7 +119,7 @@ class Drill:
             clock=clock, say=say,
         )
         self.writer: OrderWriter | None = None
-        self._started = 0.0
+        self._started = time.monotonic()  # run() starts the clock again; a step run on its own has one too
         self._times: dict[str, float] = {}
         self._present_after_promotion: set[int] | None = None
         self._promoted = self._failed_back = False
@@ -203,10 +203,11 @@ class Drill:
                                      what=f"the first order in {self.primary}")
         self.report.log("writer", "ok", f"orders landing in {self.primary} (first: #{first.seq} via {first.server})")
         if self.media is not None:
-            self._upload_media()
+            self.upload_media()
         self._pause(self.options.settle_seconds)
 
-    def _upload_media(self) -> None:
+    def upload_media(self) -> None:
+        """Put the drill's sequence-numbered media file in the primary's bucket (before the fault)."""
         seq = int(self.clock() * 1000)
         name, body = drill_object(self.outputs.stack, seq)
         started = self.clock()
@@ -214,7 +215,7 @@ class Drill:
         self._media = {"name": name, "body": body, "uploadedAt": self.clock()}
         self.report.log("media upload", "ok", f"uploads/{name} in {self.primary}'s bucket", self.clock() - started)
 
-    def _check_media(self) -> None:
+    def check_media(self) -> None:
         """Wait, up to the media objective from the upload, until the DR region serves the file."""
         name, body, uploaded = self._media["name"], self._media["body"], self._media["uploadedAt"]
         deadline = uploaded + self.outputs.media.media_rpo_seconds
@@ -274,7 +275,7 @@ class Drill:
         self.report.log("verify DR", "ok", f"orders land in {self.target} (first: #{first.seq} via {first.server}); "
                                            f"{missing} of {len(acknowledged)} acknowledged orders missing there")
         if self._media:
-            self._check_media()
+            self.check_media()
         self._pause(self.options.settle_seconds)
 
     def _failback(self) -> None:
