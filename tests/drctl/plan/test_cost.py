@@ -108,10 +108,11 @@ def test_prod_managed_cluster_is_shown_with_its_size_and_without_a_guessed_price
 def test_prod_total_adds_the_known_prices_and_counts_the_unknown():
     report = cost("prod")
     # 4 web 96 + 2 NodeBalancers 20 + replica 24 + Cloudflare Load Balancing 5 + Workers Paid 5
-    assert report.total == Decimal("150.00")
+    # + the Object Storage subscription 5 (media buckets; once per account)
+    assert report.total == Decimal("155.00")
     assert report.unknown == 2  # the managed cluster, the health-check regions
     assert report.by_region() == {"us-east": (Decimal(58), 1), "eu-west": (Decimal(82), 0),
-                                  CLOUDFLARE: (Decimal(10), 1)}
+                                  CLOUDFLARE: (Decimal(10), 1), ACCOUNT: (Decimal(5), 0)}
 
 
 def test_dr_test_prices_every_linode_it_creates():
@@ -119,7 +120,8 @@ def test_dr_test_prices_every_linode_it_creates():
     assert line(report, "us-east", "web Linodes").detail == "g6-nanode-1 (Nanode 1GB)"
     assert line(report, "us-east", "MySQL primary Linode").monthly == 12
     assert line(report, "eu-west", "MySQL replica Linode").monthly == 12
-    assert report.total == Decimal("64.00")  # 2 x 5 + 2 x 10 + 2 x 12 + Load Balancing 5 + Workers 5
+    # 2 x 5 + 2 x 10 + 2 x 12 + Load Balancing 5 + Workers 5 + Object Storage 5
+    assert report.total == Decimal("69.00")
     assert report.unknown == 1
 
 

@@ -61,7 +61,7 @@ def test_the_json_carries_the_same_numbers(capsys):
     assert code == 0, err
     matches_golden("compare_prod_dr-test.json", out)
     doc = json.loads(out)
-    assert doc["total"] == {"base": 150.0, "compare": 64.0, "change": -86.0,
+    assert doc["total"] == {"base": 155.0, "compare": 69.0, "change": -86.0,
                             "unknownItems": {"base": 2, "compare": 1}}
     web = next(line for line in doc["lines"] if line["kind"] == "web Linodes" and line["region"] == "us-east"
                and line["base"] is not None)

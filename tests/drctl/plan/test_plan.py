@@ -43,15 +43,15 @@ def test_the_text_plan_ends_with_the_monthly_cost_per_region_and_kind(capsys):
     table = out[out.index("Monthly cost (USD), price list of "):]
     assert "    REGION      KIND" in table
     assert re.search(r"us-east +web Linodes +g6-standard-2 \(Linode 4GB\) +2 +24\.00 +48\.00", table)
-    assert "    By region: us-east 58.00 + 1 x ?, eu-west 82.00, cloudflare 10.00 + 1 x ?" in table
-    assert "    Total: 150.00 + 2 x ? a month" in table
+    assert "    By region: us-east 58.00 + 1 x ?, eu-west 82.00, account 5.00, cloudflare 10.00 + 1 x ?" in table
+    assert "    Total: 155.00 + 2 x ? a month" in table
     assert "Usage-priced, not in the total:" in table
 
 
 def test_the_json_plan_carries_the_same_cost(capsys):
     _, out, _ = plan(capsys, "-s", "dr-test", "-o", "json")
     cost = json.loads(out)["cost"]
-    assert cost["total"] == {"monthly": 64.0, "unknownItems": 1, "unconfirmedItems": 3}
+    assert cost["total"] == {"monthly": 69.0, "unknownItems": 1, "unconfirmedItems": 3}
     assert cost["byRegion"]["us-east"] == {"monthly": 27.0, "unknownItems": 0}
     assert cost["notBilled"]["linode:index/firewall:Firewall"]["count"] == 6
     assert cost["unpriced"] == {}
