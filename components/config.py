@@ -25,6 +25,7 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from components import fallback_html
 from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.firewall_rules import MAX_SOURCE_PREFIX, too_wide
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
@@ -236,6 +237,27 @@ class FallbackPageSpec(_Model):
     # own 100 s origin timeout, above the slowest checkout a shopper should still wait for.
     # Below Cloudflare's own 100 s (its 524): a slower request would fail anyway, a faster one is never cut.
     origin_timeout_seconds: int = Field(90, ge=5, le=90)
+    # The whole page from a file in the repository instead of title and message
+    # (components/fallback_html.py: where it may live and what it may hold).
+    html_file: str | None = Field(None, min_length=1, description=fallback_html.ALLOWED)
+
+    @rule("html_file", "title", "message")
+    def _page_from_one_source(self, path: str) -> Iterable[Problem]:
+        # The file is the whole page: a title or message beside it would be silently ignored.
+        given = [alias for name, alias in (("title", "title"), ("message", "message")) if name in self.model_fields_set]
+        if self.html_file is not None and given:
+            yield Problem(f"{path}htmlFile", f"cannot be combined with {' and '.join(given)}: the file is the whole "
+                          f"page, so {' and '.join(given)} would be ignored", self.html_file,
+                          f"either htmlFile, or title and message (remove {', '.join(given)} or htmlFile)")
+
+    @rule("html_file")
+    def _html_file_is_a_page(self, path: str) -> Iterable[Problem]:
+        if self.html_file is None:
+            return
+        try:
+            fallback_html.read_page(self.html_file)
+        except fallback_html.PageFileError as err:
+            yield Problem(f"{path}htmlFile", str(err), self.html_file, fallback_html.ALLOWED)
 
 
 class TrafficSpec(_Model):

@@ -61,6 +61,17 @@ STACK_FILE = "a mapping with a 'config:' key, as `pulumi config set` writes"
 CONFIG = "a mapping of 'namespace:key: value' lines, such as 'woocommerce-dr:domain: shop.example.com'"
 SYNTAX = "a YAML mapping such as 'config:' with indented 'namespace:key: value' lines"
 BOMB = "".join(f"  {n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True))
+PAGE_FILE = ("a path relative to the project directory of a well-formed UTF-8 HTML page with a <title>, at most "
+             "256 KiB, such as docs/fallback-page.example.html")
+PAGES = "tests/program/fallback-pages"  # one mistake per file
+
+
+def page(*keys: str) -> str:
+    """Pulumi.prod.yaml with traffic.fallbackPage set to `keys` (lines such as 'htmlFile: x.html')."""
+    zone = '    zoneId: "00000000000000000000000000000000"\n'
+    return prod((zone, zone + "    fallbackPage:\n" + "".join(f"      {k}\n" for k in keys)))
+
+
 DNS_MODE = ("    mode: load-balancer\n", "    mode: dns-failover\n")
 
 CASES = [
@@ -331,6 +342,41 @@ CASES = [
     Case("traffic-missing", without("traffic"),
          "woocommerce-dr:traffic: required key is missing (got nothing; allowed: a mapping with keys mode, accountId, "
          "zoneId, monitor, checkRegions, sessionAffinity, alerts, fallbackPage)"),
+
+    # --- the fallback page from an HTML file ------------------------------------------------------
+    Case("html-file-missing", page("htmlFile: docs/no-such-page.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: no such file in the project directory "
+         f"{REPO_ROOT.resolve()} (got 'docs/no-such-page.html'; allowed: {PAGE_FILE})"),
+    Case("html-file-absolute", page("htmlFile: /etc/hostname"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not a relative path: name the file relative to the project "
+         f"directory (got '/etc/hostname'; allowed: {PAGE_FILE})"),
+    Case("html-file-outside-the-project", page("htmlFile: ../outside.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: resolves outside the project directory "
+         f"{REPO_ROOT.resolve()} (got '../outside.html'; "),
+    Case("html-file-sneaks-out", page("htmlFile: docs/../../outside.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: resolves outside the project directory "),
+    Case("html-file-a-directory", page("htmlFile: docs"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not a regular file (got 'docs'; "),
+    Case("html-file-markdown", page("htmlFile: README.md"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not well-formed HTML: line "),
+    Case("html-file-stray-end-tag", page(f"htmlFile: {PAGES}/unclosed.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not well-formed HTML: line 6, column 33: Unexpected end tag "
+         f"(span). Ignored. (got '{PAGES}/unclosed.html'; "),
+    Case("html-file-latin-1", page(f"htmlFile: {PAGES}/latin-1.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not UTF-8 text: byte 0xe9 on line 3 (got "),
+    Case("html-file-no-title", page(f"htmlFile: {PAGES}/no-title.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: no <title> (or an empty one) in its <head>: browser tabs "
+         "and the drill report tell the page by it (got "),
+    Case("html-file-and-title", page("htmlFile: docs/fallback-page.example.html", "title: Closed"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: cannot be combined with title: the file is the whole page, "
+         "so title would be ignored (got 'docs/fallback-page.example.html'; allowed: either htmlFile, or title and "
+         "message (remove title or htmlFile))"),
+    Case("html-file-and-message", page("htmlFile: docs/fallback-page.example.html", "message: Back soon"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: cannot be combined with message: "),
+    Case("html-file-empty", page('htmlFile: ""'),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: must not be empty (got ''; allowed: a path relative to "),
+    Case("html-file-a-list", page("htmlFile: [a.html, b.html]"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not a string (got [\"a.html\", \"b.html\"]; "),
 
     # --- objectives -------------------------------------------------------------------------------
     Case("detection-slower-than-rto", prod(("    rtoSeconds: 300\n", "    rtoSeconds: 120\n")),

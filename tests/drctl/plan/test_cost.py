@@ -99,19 +99,32 @@ def test_prod_web_tier_and_nodebalancers_per_region():
     assert line(report, "eu-west", "MySQL replica Linode").monthly == 24
 
 
-def test_prod_managed_cluster_is_shown_with_its_size_and_without_a_guessed_price():
+def test_prod_managed_cluster_is_priced_by_its_size():
     db = line(cost("prod"), "us-east", "managed MySQL cluster")
     assert db.detail == "g6-dedicated-2 (DBaaS Dedicated 4GB), 3 nodes"
+    # the cluster's own price, not three times a node's (one node is 68, three are 206)
+    assert (db.count, db.each, db.monthly, db.unconfirmed) == (1, 206, 206, True)
+
+
+def test_a_cluster_size_without_a_figure_is_shown_unknown_not_guessed():
+    plans = dict(PRICES.linode.managed_mysql)
+    plans["g6-dedicated-2"] = plans["g6-dedicated-2"].model_copy(
+        update={"cluster_monthly": {**plans["g6-dedicated-2"].cluster_monthly, 3: None}})
+    prices = PRICES.model_copy(update={"linode": PRICES.linode.model_copy(update={"managed_mysql": plans})})
+    run = planned("prod")
+    report = cost_of(run.resources, prices, regions=stack_regions(run.stack.config))
+    db = line(report, "us-east", "managed MySQL cluster")
     assert db.each is None and db.monthly is None
+    assert report.unknown == 2 and report.total == Decimal("155.00")  # with Object Storage 5
 
 
 def test_prod_total_adds_the_known_prices_and_counts_the_unknown():
     report = cost("prod")
-    # 4 web 96 + 2 NodeBalancers 20 + replica 24 + Cloudflare Load Balancing 5 + Workers Paid 5
+    # 4 web 96 + 2 NodeBalancers 20 + 3-node cluster 206 + replica 24 + Load Balancing 5 + Workers Paid 5
     # + the Object Storage subscription 5 (media buckets; once per account)
-    assert report.total == Decimal("155.00")
-    assert report.unknown == 2  # the managed cluster, the health-check regions
-    assert report.by_region() == {"us-east": (Decimal(58), 1), "eu-west": (Decimal(82), 0),
+    assert report.total == Decimal("361.00")
+    assert report.unknown == 1  # the health-check regions
+    assert report.by_region() == {"us-east": (Decimal(264), 0), "eu-west": (Decimal(82), 0),
                                   CLOUDFLARE: (Decimal(10), 1), ACCOUNT: (Decimal(5), 0)}
 
 

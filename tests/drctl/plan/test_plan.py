@@ -43,8 +43,8 @@ def test_the_text_plan_ends_with_the_monthly_cost_per_region_and_kind(capsys):
     table = out[out.index("Monthly cost (USD), price list of "):]
     assert "    REGION      KIND" in table
     assert re.search(r"us-east +web Linodes +g6-standard-2 \(Linode 4GB\) +2 +24\.00 +48\.00", table)
-    assert "    By region: us-east 58.00 + 1 x ?, eu-west 82.00, account 5.00, cloudflare 10.00 + 1 x ?" in table
-    assert "    Total: 155.00 + 2 x ? a month" in table
+    assert "    By region: us-east 264.00, eu-west 82.00, account 5.00, cloudflare 10.00 + 1 x ?" in table
+    assert "    Total: 361.00 + 1 x ? a month" in table
     assert "Usage-priced, not in the total:" in table
 
 

@@ -56,7 +56,8 @@ def test_shows_the_lists_age_what_no_source_confirms_and_every_source(capsys):
     assert code == 0
     assert out.startswith(f"Price list drctl/plan/prices.json: price list of {listed.date.isoformat()} "
                           f"({(DAY - listed.date).days} days old)")
-    assert "    linode.managed_mysql.g6-dedicated-2 (3 nodes): no figure: " in out
+    assert "    linode.managed_mysql.g6-dedicated-2 (3 nodes): 206.00: the newest stored response" in out
+    assert "    cloudflare.load_balancing.check_regions.per_region: no figure: " in out
     assert "    cloudflare.load_balancing.base: 5.00: " in out
     assert "    linode:index/firewall:Firewall: Cloud Firewall is available at no additional charge" in out
     for source in listed.sources.values():
@@ -106,7 +107,7 @@ def test_refresh_says_what_changed(capsys, linode, copy):
     _, out, _ = prices(capsys, "--refresh", "--file", str(copy))
     assert f"Read Linode's prices from {linode.base_url} (6 Linode types, 2 managed MySQL plans); wrote" in out
     assert "    changed: Linode g6-standard-2: 24.00 -> 26.00" in out
-    assert "    changed: managed MySQL g6-dedicated-2 x 3: unknown -> 204.00" in out
+    assert "    changed: managed MySQL g6-dedicated-2 x 3: 206.00 -> 204.00" in out
     assert "    new: Linode g1-gpu-rtx6000-1, Linode g6-standard-4" in out
     assert "The Cloudflare part is unchanged" in out
 
