@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from components import web_node
+from components import media_storage, web_node
 from drctl.plan.engine import Secret, contains_secret, unwrap
 from drctl.stack.outputs import parse_outputs
 from tests.support import harness
@@ -196,3 +196,22 @@ def test_the_media_agent_is_valid_python_for_the_nodes(prod, tmp_path):
     agent = node_files(prod, "us-east-web-0")["/usr/local/sbin/woocommerce-dr-media-agent"]
     assert agent["permissions"] == "0755" and agent["content"].startswith("#!/usr/bin/env python3\n")
     compile(agent["content"], "woocommerce-dr-media-agent", "exec")
+
+
+def test_web_nodes_with_media_are_a_cloud_config_that_cloud_init_accepts(prod, tmp_path):
+    cloud_init = require("cloud-init")
+    for name in ("us-east-web-0", "eu-west-web-1"):
+        instance = prod.one(INSTANCE, name)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(web_node.decode_user_data(unwrap(instance.inputs["metadatas"][0]["userData"])))
+        result = subprocess.run([cloud_init, "schema", "-c", str(path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_php_limits_step_passes_shellcheck(tmp_path):
+    shellcheck = require("shellcheck")
+    (script,) = [c[2] for c in media_storage.RUNCMD if c[:2] == ["sh", "-c"]]
+    path = tmp_path / "php-limits.sh"
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    result = subprocess.run([shellcheck, str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
