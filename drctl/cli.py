@@ -8,6 +8,7 @@ import signal
 import sys
 
 from drctl.drill import command as drill_command
+from drctl.guard import command as guard
 from drctl.plan import command as plan
 from drctl.plan import prices_command as prices
 from drctl.rehearsal import command as rehearse
@@ -15,13 +16,14 @@ from drctl.runbook import failback, promote, status
 from drctl.watch import command as watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse)
+COMMANDS = (plan, prices, status, promote, failback, watch, guard, drill_command, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drctl",
-        description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, drill, rehearse.",
+        description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, guard, drill, "
+                    "rehearse.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

@@ -1,6 +1,6 @@
 """`drctl rehearse`: the drill, end to end, on this machine, before anyone touches a real stack.
 
-    drctl rehearse [-s dr-test] [--planned | --unplanned] [--fault F] [--time-scale 0.02]
+    drctl rehearse [-s dr-test] [--planned | --unplanned | --automatic] [--fault F] [--time-scale 0.02]
                    [--report-dir DIR] [-o text|json]
     drctl rehearse --fault all-regions-down [-s dr-test] ...
 
@@ -19,6 +19,11 @@ HAProxy stand-ins of Cloudflare and the Linode API, orders written through the f
   promotion is the runbook's unplanned path; the orders lost are counted exactly, and failback
   discards what the dead primary had written that the DR region never got (a rehearsal passes
   --accept-data-loss and --discard-errant, and says so).
+- `--automatic`: nobody calls promote. Two guards (drctl guard, each with its own HAProxy path to
+  each region) watch the primary region; it dies, and they must detect, agree and promote, once.
+  Then, in a fresh topology, one guard is cut off from the primary while Cloudflare's stand-in and
+  the other guard still see it: nothing may be promoted. Reports RTO by phase
+  (drctl/rehearsal/automatic.py).
 
 Prints the report (text, or JSON with -o json); with --report-dir also writes report.json and
 report.md there. Every process is stopped and every file removed afterwards, also on Ctrl-C.
@@ -40,6 +45,7 @@ from drctl.drill.orders import OrderSink, Write
 from drctl.drill.outage import OutageDrill
 from drctl.drill.report import DrillReport
 from drctl.drill.runbook_adapter import RunbookAdapter
+from drctl.rehearsal import automatic
 from drctl.rehearsal.local.binaries import MissingBinary
 from drctl.rehearsal.local.edge import EdgeError
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
@@ -156,6 +162,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="the web tier fails, the database stays reachable (default)")
     mode.add_argument("--unplanned", dest="unplanned", action="store_true",
                       help="the primary region dies: its database and origins are killed")
+    mode.add_argument("--automatic", action="store_true",
+                      help="nobody calls promote: two guards must detect the primary region's death and promote, "
+                           "and a guard cut off from it must not")
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
                    help="planned: how the web tier fails; all-regions-down: every region at once, no failover: "
                         "shoppers must get the fallback page from the edge (the Worker under Node; needs nodejs) "
@@ -171,6 +180,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     say = printer(args)
+    if args.automatic and args.fault != "nodes-reject":
+        fail("rehearse", f"--fault: applies to --planned only, --automatic kills the whole region (got {args.fault} "
+                         "with --automatic)")
+        return EXIT_USAGE
     if args.unplanned and args.fault != "nodes-reject":
         fail("rehearse", f"--fault: applies to --planned only, --unplanned kills the whole region (got {args.fault} "
                          "with --unplanned)")
@@ -180,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
     except (StackFileError, TopologyError) as err:
         fail("rehearse", str(err))
         return EXIT_USAGE
+    if args.automatic:
+        return run_automatic(spec, args, say)
     if args.fault == ALL_REGIONS_DOWN:
         say(f"rehearsing a full outage of {spec.stack} (every region down: {', '.join(spec.regions)}) on this machine")
     else:
@@ -201,3 +216,28 @@ def run(args: argparse.Namespace) -> int:
         print(report.markdown())
     return EXIT_OK if report.passed else EXIT_FAILED
 
+
+
+def run_automatic(spec: RehearsalSpec, args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    say(f"rehearsing automatic failover of {spec.stack} ({' -> '.join(spec.regions)}) on this machine: two guards, "
+        "nobody calls promote")
+    results = []
+    try:
+        for name, scenario in (("region-down", automatic.region_down), ("partition", automatic.partition)):
+            say(f"scenario {name}")
+            results.append(scenario(spec, say=say))
+    except (MissingBinary, TopologyError, TimeoutError) as err:
+        fail("rehearse", str(err))
+        return EXIT_FAILED
+    note = objectives_note(spec, unplanned=False).split(";")[0] + "."
+    if args.report_dir:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        (args.report_dir / "automatic.json").write_text(json.dumps([r.as_dict() for r in results], indent=2))
+        (args.report_dir / "automatic.md").write_text("\n".join([note, "", *(r.markdown() for r in results)]))
+        say(f"report: {args.report_dir / 'automatic.json'} and {args.report_dir / 'automatic.md'}")
+    if args.output == "json":
+        print(json.dumps({"note": note, "scenarios": [r.as_dict() for r in results]}, indent=2))
+    else:
+        print("\n".join([f"## Automatic failover rehearsal of `{spec.stack}`", "", note, "",
+                         *(r.markdown() for r in results)]))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED

@@ -110,6 +110,9 @@ class RehearsalSpec:
     # stack has no fallback page), and the name the program gives it.
     edge_worker: str | None = field(default=None, repr=False)
     fallback_script_name: str | None = None
+    # drctl guard (issue 15), scaled like the checks: fast confirm and the confirm time.
+    fast_interval_ms: int = MIN_CHECK_MS
+    confirm_ms: int = MIN_CHECK_MS
 
     @classmethod
     def from_stack(cls, stack: str, time_scale: float = DEFAULT_TIME_SCALE, root: Path = REPO_ROOT) -> RehearsalSpec:
@@ -148,7 +151,19 @@ class RehearsalSpec:
             account_id=config.traffic.account_id, zone_id=config.traffic.zone_id,
             edge_worker=edge_worker,
             fallback_script_name=script_name(stack_file.project, stack) if page.enabled else None,
+            fast_interval_ms=_ms(monitor.fast_interval, time_scale),
+            confirm_ms=_ms(config.automation.confirm_seconds, time_scale),
         )
+
+
+def vantage(guard: str, kind: str, region: str) -> str:
+    """The HAProxy proxy that is guard `guard`'s own way to `region`'s NodeBalancer (kind "nb") or
+    database (kind "db"): each guard reaches the regions through its own path, which the rehearsal
+    can cut to play a guard cut off from a region while everyone else still sees it."""
+    return f"vantage-{guard}-{kind}-{region}"
+
+
+VANTAGE_SERVER = "path"
 
 
 def expected_status_regex(expected_codes: str) -> str:
@@ -169,7 +184,7 @@ class RegionPorts:
 
 
 def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int, regions: Sequence[RegionPorts],
-                   tls_pem: Path) -> str:
+                   tls_pem: Path, vantages: dict[tuple[str, str, str], int] | None = None) -> str:
     """One haproxy configuration with every proxy of the topology, named as drctl/rehearsal/haproxy_cloud.py
     expects; `regions` in failover order. The blackhole ACL files go beside the runtime socket
     and must exist (empty) when haproxy starts: `haproxy_files()`. The NodeBalancers speak TLS
@@ -231,6 +246,18 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
             # machine and refused a healthy database. A dead server is refused anyway (retries 0).
             f"  server {DATABASE_SERVER} {HOST}:{r.database_port}",
         ]
+    targets = {("nb", r.name): r.nb_port for r in regions} | {("db", r.name): r.db_port for r in regions}
+    for (guard, kind, region), port in (vantages or {}).items():
+        lines += [
+            "",
+            f"listen {vantage(guard, kind, region)}",
+            f"  bind {HOST}:{port}",
+            "  mode tcp",
+            "  retries 0",
+            "  timeout client 1h",
+            "  timeout server 1h",
+            f"  server {VANTAGE_SERVER} {HOST}:{targets[(kind, region)]}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -271,9 +298,11 @@ class _Region:
 
 
 class LocalTopology:
-    def __init__(self, spec: RehearsalSpec, template: Path | None = None, edge: bool = False):
+    def __init__(self, spec: RehearsalSpec, template: Path | None = None, edge: bool = False,
+                 guards: Sequence[str] = ()):
         """`edge`: also run Cloudflare's edge, the fallback page's Worker under Node, in front of the
-        `cloudflare` proxy (drctl/rehearsal/local/edge.py); the stack must have a fallback page."""
+        `cloudflare` proxy (drctl/rehearsal/local/edge.py); the stack must have a fallback page.
+        `guards`: names of drctl guards that each get their own paths to every region (rehearse --automatic)."""
         if edge and spec.edge_worker is None:
             raise TopologyError(f"stack {spec.stack} has no fallback page (traffic.fallbackPage.enabled is false): "
                                 "no edge Worker to rehearse")
@@ -291,6 +320,9 @@ class LocalTopology:
         self.cloudflare_port = self._ports.port()
         self.edge_port = self._ports.port() if edge else None
         self.edge: EdgeWorker | None = None
+        # Each guard's own paths to each region's NodeBalancer and database: (guard, kind, region) -> port.
+        self.vantages = {(g, kind, region): self._ports.port()
+                         for g in guards for region in spec.regions for kind in ("nb", "db")}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> LocalTopology:
@@ -413,7 +445,16 @@ class LocalTopology:
     def haproxy_config(self) -> str:
         return haproxy_config(self.spec, self.dir / "haproxy" / "api.sock", self.cloudflare_port, [
             RegionPorts(r.name, r.nb_port, r.origins, r.db_port, r.database.port) for r in self.regions.values()],
-            self._tls_pem)
+            self._tls_pem, self.vantages)
+
+    def cut_off(self, guard: str, region: str, cut: bool = True) -> None:
+        """Cut (or restore) guard `guard`'s own paths to `region`: its probes of the region's
+        NodeBalancer and database fail at once, while Cloudflare and the other guards still reach it."""
+        for kind in ("nb", "db"):
+            proxy = vantage(guard, kind, region)
+            self.haproxy.api.set_server_state(proxy, VANTAGE_SERVER, "maint" if cut else "ready")
+            if cut:
+                self.haproxy.api.shutdown_sessions(proxy, VANTAGE_SERVER)
 
     def wait_until_serving(self, region: str, timeout: float) -> None:
         """Until every NodeBalancer node and every pool passes its checks and `region` takes the

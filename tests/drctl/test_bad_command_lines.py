@@ -145,6 +145,10 @@ CASES = [
      "--timeout: must be below --interval 2 (got --timeout 5; allowed: above 0 and below the interval)"),
     ("watch-interval-below-the-stack-timeout", ["watch", *DNS, "--interval", "3"],
      "--timeout: must be below --interval 3 (got the stack's monitor timeout 5; allowed: "),
+    ("watch-fast-interval-zero", ["watch", *DNS, "--fast-interval", "0"],
+     "argument --fast-interval: must be a number above 0 and at most 3600 s (got 0)"),
+    ("watch-fast-interval-above-the-interval", ["watch", *DNS, "--interval", "30", "--fast-interval", "40"],
+     "--fast-interval: must be at most the interval 30 s (got 40; allowed: above 0, at most the interval)"),
     ("watch-fall-zero", ["watch", *DNS, "--fall", "0"], "argument --fall: must be an integer from 1 to 100 (got 0)"),
     ("watch-fall-fraction", ["watch", *DNS, "--fall", "2.5"], "argument --fall: must be an integer from 1 to 100 (got 2.5)"),
     ("watch-rise-over-100", ["watch", *DNS, "--rise", "101"], "argument --rise: must be an integer from 1 to 100 (got 101)"),
@@ -197,6 +201,36 @@ CASES = [
     ("watch-once-with-auto-failback", ["watch", *DNS, "--once", "--auto-failback"],
      "--auto-failback needs a stability window watched over time: run the loop, not --once"),
     ("watch-output-yaml", ["watch", *DNS, "-o", "yaml"], "argument -o/--output: invalid choice: 'yaml'"),
+    # -- guard ----------------------------------------------------------------------------------
+    ("guard-without-stack-or-outputs", ["guard"], "give -s/--stack STACK or --outputs FILE"),
+    ("guard-on-a-manual-stack", ["guard", *LB],
+     "--outputs: stack 'runbook-test' has automation.promote 'manual': a person promotes (got automation.promote "
+     "manual; allowed: automatic, or run with --dry-run to see what the guard would decide)"),
+    ("guard-interval-zero", ["guard", *LB, "--dry-run", "--interval", "0"],
+     "argument --interval: must be a number above 0 and at most 3600 s (got 0)"),
+    ("guard-fast-interval-above-the-interval", ["guard", *LB, "--dry-run", "--interval", "30", "--fast-interval", "40"],
+     "--fast-interval: must be at most the interval 30 s (got 40; allowed: above 0, at most the interval)"),
+    ("guard-timeout-not-below-interval", ["guard", *LB, "--dry-run", "--interval", "5", "--timeout", "5"],
+     "--timeout: must be below the interval 5 s (got 5; allowed: above 0 and below the interval)"),
+    ("guard-confirm-seconds-negative", ["guard", *LB, "--dry-run", "--confirm-seconds=-1"],
+     "argument --confirm-seconds: must be a number from 0 to 86400 s (got -1)"),
+    ("guard-block-seconds-fraction", ["guard", *LB, "--dry-run", "--block-seconds", "0.5"],
+     "argument --block-seconds: must be an integer from 0 to 2592000 s (got 0.5)"),
+    ("guard-expected-codes-words", ["guard", *LB, "--dry-run", "--expected-codes", "fine"],
+     "--expected-codes: use codes like \"200\" or \"2xx\", separated by commas (got 'fine')"),
+    ("guard-holder-id-with-a-slash", ["guard", *LB, "--dry-run", "--holder-id", "a/b"],
+     "--holder-id: no spaces, quotes or slashes (got 'a/b'; allowed: a name like HOST:PID)"),
+    ("guard-shared-dir-with-the-cloudflare-lease", ["guard", *LB, "--dry-run", "--shared-dir", "{tmp}"],
+     "--shared-dir: applies to --lease file only (got {tmp} with --lease cloudflare)"),
+    ("guard-shared-dir-under-a-file", ["guard", *LB, "--dry-run", "--lease", "file", "--shared-dir", "{file}/guards"],
+     "--shared-dir: cannot use it, not a directory (got {file}/guards; allowed: a directory drctl can write)"),
+    ("guard-lease-ttl-with-a-file-lease", ["guard", *LB, "--dry-run", "--lease", "file", "--lease-ttl", "600"],
+     "--lease-ttl: applies to --lease cloudflare only (got 600 with --lease file)"),
+    ("guard-lease-ttl-below-four-intervals", ["guard", *LB, "--dry-run", "--interval", "60", "--lease-ttl", "100"],
+     "--lease-ttl: must be at least 4 x the interval 60 s, 240 s, so the holder renews it in time (got 100; "),
+    ("guard-lease-unknown", ["guard", *LB, "--lease", "etcd"], "argument --lease: invalid choice: 'etcd'"),
+    ("guard-alert-webhook-not-http", ["guard", *LB, "--alert-webhook", "mailto:oncall@example.com"],
+     "argument --alert-webhook: must be an http:// or https:// URL (got 'mailto:oncall@example.com')"),
     # -- drill ----------------------------------------------------------------------------------
     ("drill-without-yes", ["drill", *LB], "a drill fails over a stack and back: pass --yes to act, or --dry-run"),
     ("drill-without-stack-or-outputs", ["drill", "--yes"], "give -s/--stack STACK or --outputs FILE"),
@@ -268,6 +302,8 @@ CASES = [
      "--fault: applies to --planned only, --unplanned kills the whole region (got pool-disable with --unplanned)"),
     ("rehearse-all-regions-down-unplanned", ["rehearse", "--unplanned", "--fault", "all-regions-down"],
      "--fault: applies to --planned only, --unplanned kills the whole region (got all-regions-down with --unplanned)"),
+    ("rehearse-fault-with-automatic", ["rehearse", "--automatic", "--fault", "pool-disable"],
+     "--fault: applies to --planned only, --automatic kills the whole region (got pool-disable with --automatic)"),
     ("rehearse-planned-and-unplanned", ["rehearse", "--planned", "--unplanned"],
      "argument --unplanned: not allowed with argument --planned"),
     ("rehearse-report-dir-under-a-file", ["rehearse", "--report-dir", "{file}/report"],
@@ -383,7 +419,7 @@ def test_the_numeric_flags_are_all_found():
     found = {(command, action.option_strings[-1]) for command, action in NUMERIC_FLAGS}
     assert {("promote", "--catch-up-timeout"), ("failback", "--traffic-timeout"), ("drill", "--writer-rate"),
             ("watch", "--metrics-port"), ("rehearse", "--time-scale")} <= found
-    assert len(found) == 24  # promote 4, failback 2, watch 10, drill 7, rehearse 1
+    assert len(found) == 37  # promote 4, failback 2, watch 11, guard 12, drill 7, rehearse 1
 
 
 @pytest.mark.parametrize(("command", "action"), NUMERIC_FLAGS,

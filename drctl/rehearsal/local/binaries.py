@@ -16,6 +16,7 @@ PACKAGES = {
     "mariadb-dump": "mariadb-client",
     "openssl": "openssl",
     "shellcheck": "shellcheck",
+    "git": "git",
     "cloud-init": "cloud-init",
     "php": "php-cli",
     "haproxy": "haproxy",

@@ -133,9 +133,18 @@ def test_dr_test_prices_every_linode_it_creates():
     assert line(report, "us-east", "web Linodes").detail == "g6-nanode-1 (Nanode 1GB)"
     assert line(report, "us-east", "MySQL primary Linode").monthly == 12
     assert line(report, "eu-west", "MySQL replica Linode").monthly == 12
-    # 2 x 5 + 2 x 10 + 2 x 12 + Load Balancing 5 + Workers 5 + Object Storage 5
-    assert report.total == Decimal("69.00")
+    # dr-test promotes automatically: a guard Linode and its reserved IPv4 in each guard region.
+    for region in ("us-central", "eu-central"):
+        assert line(report, region, "guard Linode").detail == "g6-nanode-1 (Nanode 1GB)"
+        assert line(report, region, "guard reserved IPv4").monthly == 2
+    # 2 x 5 + 2 x 10 + 2 x 12 + guards 2 x (5 + 2) + Load Balancing 5 + Workers 5 + Object Storage 5
+    assert report.total == Decimal("83.00")
     assert report.unknown == 1
+
+
+def test_a_stack_promoted_by_hand_has_no_guards_to_pay_for():
+    report = cost("prod")
+    assert not [x for x in report.lines if x.kind.startswith("guard")]
 
 
 def test_regions_priced_higher_cost_more():
