@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-watch: $(VENV)/.dev  ## the watchdog's failover policy (with and without f
 
 bench-guard: $(VENV)/.runtime  ## RTO at prod's scale on a simulated clock: a person promoting against drctl guard
 	$(PY) bench/guard_rto.py
+
+bench-media: $(VENV)/.dev  ## media RPO: 100 uploads of 1 MB, upload -> served by the region's other node and by the DR region, p50/p99
+	$(PY) bench/media_rpo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -483,6 +483,15 @@ class AutomationSpec(_Model):
 class ObjectivesSpec(_Model):
     rto_seconds: int = Field(300, ge=30, le=86400)
     rpo_seconds: int = Field(15, ge=0, le=86400)
+    # How old the DR region's copy of the shop's uploads may be (components/media_storage.py). At
+    # least 20 s: the replicator copies every quarter of it, and a copy takes some seconds itself.
+    media_rpo_seconds: int = Field(300, ge=20, le=86400)
+
+
+class MediaSpec(_Model):
+    # The largest upload (a product image) nginx and PHP both accept, in megabytes; a 10 MB image
+    # with its form fields needs some room above 10.
+    max_upload_megabytes: int = Field(16, ge=1, le=1024)
 
 
 class StackConfig(_Model):
@@ -493,6 +502,7 @@ class StackConfig(_Model):
     traffic: TrafficSpec
     access: AccessSpec = AccessSpec()
     objectives: ObjectivesSpec = ObjectivesSpec()
+    media: MediaSpec = MediaSpec()
     automation: AutomationSpec = AutomationSpec()
     # The guards' own API tokens (least scopes: docs/guard.md), `secure:` values only; read with
     # automation.promote automatic.

@@ -22,15 +22,17 @@ from pydantic import ValidationError
 
 from components.config import StackConfig
 from components.database import DatabaseTier
+from components.media_storage import MediaStorage
 from components.traffic import Traffic
 from components.web_tier import WebTiers
 from drctl.stack.outputs import StackOutputs
 
 
 def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic,
-                   guards: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                   guards: Sequence[Mapping[str, Any]] = (), media: MediaStorage | None = None) -> dict[str, Any]:
     """The contract's JSON document (camelCase), with Outputs where values are computed. `guards`:
-    the guard Linodes' entries (`drctl.stack.outputs.GuardOut`), empty with manual promotion."""
+    the guard Linodes' entries (`drctl.stack.outputs.GuardOut`), empty with manual promotion; `media`:
+    the shop's media buckets and drctl's key to them."""
     monitor = config.traffic.monitor
     return {
         "project": pulumi.get_project(),
@@ -79,6 +81,7 @@ def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, t
             "guards": list(guards),
         },
         "access": {"operatorCidrs": list(config.access.operator_cidrs)},
+        "media": media.drctl_outputs() if media is not None else None,
     }
 
 

@@ -52,6 +52,7 @@ STATIC_FILES = (
     ("healthz-verdict.php", f"{SHARE}/healthz-verdict.php", "root:root", "0644"),
     # Installed as a must-use plugin by the bootstrap (docs/read-only-mode.md).
     ("woocommerce-dr-read-only.php", f"{SHARE}/woocommerce-dr-read-only.php", "root:root", "0644"),
+    ("media-status.php", f"{SHARE}/media-status.php", "root:root", "0644"),
     ("create-database.php", f"{SHARE}/create-database.php", "root:root", "0644"),
     ("db.php", f"{SHARE}/db.php", "root:root", "0644"),
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),

@@ -27,6 +27,7 @@ PACKAGES = {
     "curl": "curl",
     "unshare": "util-linux",
     "ip": "iproute2",
+    "rclone": "rclone",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.

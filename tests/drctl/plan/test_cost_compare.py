@@ -61,8 +61,8 @@ def test_the_json_carries_the_same_numbers(capsys):
     assert code == 0, err
     matches_golden("compare_prod_dr-test.json", out)
     doc = json.loads(out)
-    # dr-test's guards: two Linodes (+10) and two reserved IPv4s, not in the frozen price list (2 unknown).
-    assert doc["total"] == {"base": 150.0, "compare": 74.0, "change": -76.0,
+    # Both: the Object Storage subscription (+5). dr-test's guards: two Linodes (+10) and two reserved IPv4s, not in the frozen price list (2 unknown).
+    assert doc["total"] == {"base": 155.0, "compare": 79.0, "change": -76.0,
                             "unknownItems": {"base": 2, "compare": 3}}
     web = next(line for line in doc["lines"] if line["kind"] == "web Linodes" and line["region"] == "us-east"
                and line["base"] is not None)
