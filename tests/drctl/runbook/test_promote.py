@@ -88,7 +88,7 @@ def test_the_third_server_is_repointed_to_the_new_primary_and_replicates(mariadb
     shop = Shop.build(list(mariadb_trio), tmp_path, cloud.linode)
     result = promote(shop.runbook(cloud.load_balancer()), PromoteOptions(region="eu-west", yes=True))
     assert result.steps[-1] == {"name": "record", "status": "done", "error": None}
-    assert source_port(shop["ap-south"]) == shop["eu-west"].port
+    assert source_port(shop["ap-south"]) == shop["eu-west"].port, (result.warnings, result.message)
     app_insert(shop["eu-west"], 7)
     wait_caught_up(shop["eu-west"], shop["ap-south"])
     assert order_ids(shop["ap-south"]) == {7}
