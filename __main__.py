@@ -8,6 +8,7 @@ from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
 from components.drctl_output import drctl_document, drctl_output
 from components.heartbeat import heartbeat_writer_files
+from components.media_storage import MediaStorage
 from components.traffic import RegionOrigin, Traffic
 from components.web_tier import build_web_tiers
 
@@ -23,8 +24,9 @@ database = DatabaseTier("db", DatabaseTierArgs.from_config(config, web_clients={
     for region, ((public, _), (private, _)) in web_addresses.items()
 }))
 endpoints = database.endpoints()
+media = MediaStorage("media", config)
 web = build_web_tiers(config, endpoints, heartbeat_writer=(
-    heartbeat_writer_files(endpoints[primary]) if database.needs_web_heartbeat else None))
+    heartbeat_writer_files(endpoints[primary]) if database.needs_web_heartbeat else None), media=media)
 for region, ((_, admit_public), (_, admit_private)) in web_addresses.items():
     admit_public(pulumi.Output.all(*web.regions[region].public_ipv4s))
     admit_private(pulumi.Output.all(*web.regions[region].private_ips))
@@ -33,7 +35,7 @@ traffic = Traffic("traffic", config, origins=[
     RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
 ])
 
-pulumi.export("drctl", drctl_output(drctl_document(config, web, database, traffic)))
+pulumi.export("drctl", drctl_output(drctl_document(config, web, database, traffic, media)))
 pulumi.export("url", f"https://{config.domain}")
 pulumi.export("primaryNodeBalancerIp", web.regions[primary].nodebalancer_ipv4)
 pulumi.export("nodeBalancerIps", {region: tier.nodebalancer_ipv4 for region, tier in web.regions.items()})

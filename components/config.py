@@ -329,6 +329,15 @@ def _as_prefix(version: int, addresses: int) -> str:
 class ObjectivesSpec(_Model):
     rto_seconds: int = Field(300, ge=30, le=86400)
     rpo_seconds: int = Field(15, ge=0, le=86400)
+    # How old the DR region's copy of the shop's uploads may be (components/media_storage.py). At
+    # least 20 s: the replicator copies every quarter of it, and a copy takes some seconds itself.
+    media_rpo_seconds: int = Field(300, ge=20, le=86400)
+
+
+class MediaSpec(_Model):
+    # The largest upload (a product image) nginx and PHP both accept, in megabytes; a 10 MB image
+    # with its form fields needs some room above 10.
+    max_upload_megabytes: int = Field(16, ge=1, le=1024)
 
 
 class StackConfig(_Model):
@@ -339,6 +348,7 @@ class StackConfig(_Model):
     traffic: TrafficSpec
     access: AccessSpec = AccessSpec()
     objectives: ObjectivesSpec = ObjectivesSpec()
+    media: MediaSpec = MediaSpec()
 
     @property
     def primary(self) -> RegionSpec:

@@ -22,12 +22,15 @@ from pydantic import ValidationError
 
 from components.config import StackConfig
 from components.database import DatabaseTier
+from components.media_storage import MediaStorage
 from components.traffic import Traffic
 from components.web_tier import WebTiers
 from drctl.stack.outputs import StackOutputs
 
 
-def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic) -> dict[str, Any]:
+def drctl_document(
+    config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic, media: MediaStorage | None = None,
+) -> dict[str, Any]:
     """The contract's JSON document (camelCase), with Outputs where values are computed."""
     monitor = config.traffic.monitor
     return {
@@ -70,6 +73,7 @@ def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, t
             "rpoSeconds": config.objectives.rpo_seconds,
             "worstCaseDetectionSeconds": monitor.worst_case_detection_seconds,
         },
+        "media": media.drctl_outputs() if media is not None else None,
     }
 
 

@@ -19,7 +19,7 @@ import pulumi_linode as linode
 import pulumi_random as random
 import pulumi_tls as tls
 
-from components import firewall_rules, web_node
+from components import firewall_rules, media_storage, web_node
 from components.config import AccessSpec, NodeBalancerSpec, RegionSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.heartbeat import HEARTBEAT_WRITER_PACKAGES, HEARTBEAT_WRITER_RUNCMD
@@ -46,18 +46,25 @@ class RegionalWebTierArgs:
     # the writer's cloud-init files (`components.heartbeat.heartbeat_writer_files`, a secret Output)
     # for the region's first node.
     heartbeat_writer: pulumi.Input[list[dict]] | None = None
+    # The shop's media buckets and keys (components/media_storage.py); every node gets its region's.
+    media: media_storage.MediaStorage | None = None
+    max_upload_megabytes: int = 16
+    media_rpo_seconds: int = 300
 
     @classmethod
     def from_config(
         cls, config: StackConfig, region: RegionSpec, database: DatabaseEndpoint, site: WordPressSite,
         heartbeat_writer: pulumi.Input[list[dict]] | None = None,
+        media: media_storage.MediaStorage | None = None,
     ) -> RegionalWebTierArgs:
         if database.region != region.region:
             raise ValueError(f"the web tier in {region.region} was given the database endpoint of {database.region}")
         primary = region.region == config.primary.region
         return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
                    access=config.access, database=database, site=site,
-                   heartbeat_writer=heartbeat_writer if primary else None)
+                   heartbeat_writer=heartbeat_writer if primary else None, media=media,
+                   max_upload_megabytes=config.media.max_upload_megabytes,
+                   media_rpo_seconds=config.objectives.media_rpo_seconds)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class WebTiers:
 def build_web_tiers(
     config: StackConfig, endpoints: Mapping[str, DatabaseEndpoint],
     heartbeat_writer: pulumi.Input[list[dict]] | None = None,
+    media: media_storage.MediaStorage | None = None,
 ) -> WebTiers:
     """One RegionalWebTier per configured region, each using `endpoints[region]`. `heartbeat_writer`
     (when the database tier needs one) goes to the primary region's first node only."""
@@ -80,7 +88,7 @@ def build_web_tiers(
     site = WordPressSite("site", config.domain)
     tiers = {
         r.region: RegionalWebTier(r.region, RegionalWebTierArgs.from_config(
-            config, r, endpoints[r.region], site, heartbeat_writer=heartbeat_writer))
+            config, r, endpoints[r.region], site, heartbeat_writer=heartbeat_writer, media=media))
         for r in config.regions
     }
     return WebTiers(site=site, regions=tiers)
@@ -257,6 +265,11 @@ def _user_data(
         if writes_heartbeat:
             services = (web_node.ExtraService(files=tuple(values["heartbeat_files"]),
                                               packages=HEARTBEAT_WRITER_PACKAGES, runcmd=HEARTBEAT_WRITER_RUNCMD),)
+        if args.media is not None:
+            node = media_storage.media_node(args.region.region, index == 0, values, args.max_upload_megabytes,
+                                            args.media_rpo_seconds)
+            services += (web_node.ExtraService(files=tuple(media_storage.node_files(node)),
+                                               packages=media_storage.PACKAGES, runcmd=media_storage.RUNCMD),)
         return web_node.user_data(web_node.WebNode(
             region=args.region.region,
             domain=args.domain,
@@ -282,6 +295,8 @@ def _user_data(
         inputs["admin_password"] = site.admin_password
     if writes_heartbeat:
         inputs["heartbeat_files"] = args.heartbeat_writer
+    if args.media is not None:
+        inputs.update(args.media.node_inputs(args.region.region))
     return pulumi.Output.secret(pulumi.Output.all(**inputs).apply(render))
 
 

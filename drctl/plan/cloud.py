@@ -36,7 +36,7 @@ CLOUDFLARE_IPV6 = (
     "2a06:98c0::/29", "2c0f:f248::/32",
 )
 
-FULL_CAPABILITIES = (*REQUIRED_CAPABILITIES, "Managed Databases", "VPCs", "Block Storage")
+FULL_CAPABILITIES = (*REQUIRED_CAPABILITIES, "Managed Databases", "VPCs", "Block Storage", "Object Storage")
 
 _FAKE_CA = base64.b64encode(
     b"-----BEGIN CERTIFICATE-----\nOFFLINE-PLAN-CA\n-----END CERTIFICATE-----\n"
@@ -108,6 +108,19 @@ def _mysql(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _bucket(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    region = inputs.get("region", "us-east")
+    return {"id": f"{region}:{inputs.get('label')}", "s3Endpoint": f"{region}-1.linodeobjects.com",
+            "hostname": f"{inputs.get('label')}.{region}-1.linodeobjects.com",
+            "endpoint": f"{region}-1.linodeobjects.com"}
+
+
+def _object_storage_key(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    return {"id": str(_n(name, 900_000, 100_000)), "accessKey": pulumi.Output.secret(digest[:20].upper()),
+            "secretKey": pulumi.Output.secret(digest[20:60]), "limited": True}
+
+
 def _random_password(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     length = int(inputs.get("length", 32))
     return {"result": hashlib.sha256(name.encode()).hexdigest()[:length]}
@@ -126,6 +139,8 @@ _COMPUTED = {
     "linode:index/firewall:Firewall": lambda n, i: {"id": str(_n(n, 900_000, 100_000)), "status": "enabled"},
     "linode:index/databaseMysqlV2:DatabaseMysqlV2": _mysql,
     "linode:index/databaseAccessControls:DatabaseAccessControls": lambda n, i: {"id": str(_n(n, 900_000, 100_000))},
+    "linode:index/objectStorageBucket:ObjectStorageBucket": _bucket,
+    "linode:index/objectStorageKey:ObjectStorageKey": _object_storage_key,
     "random:index/randomPassword:RandomPassword": _random_password,
     "tls:index/privateKey:PrivateKey": lambda n, i: {
         "privateKeyPem": _pem("PRIVATE KEY", n), "publicKeyPem": _pem("PUBLIC KEY", n),

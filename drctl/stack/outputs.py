@@ -157,6 +157,25 @@ class ObjectivesOut(_Model):
     worst_case_detection_seconds: int
 
 
+class MediaRegionOut(_Model):
+    region: str  # the shop region
+    storage_region: str  # the Object Storage region holding its bucket (itself, or the nearest with it)
+    bucket: str
+    endpoint: str  # S3 endpoint host, or a URL (tests)
+
+
+class MediaOut(_Model):
+    """The shop's media buckets (components/media_storage.py) and drctl's key to them."""
+
+    media_rpo_seconds: int
+    access_key: SecretStr
+    secret_key: SecretStr
+    regions: tuple[MediaRegionOut, ...]
+
+    def bucket(self, region: str) -> MediaRegionOut | None:
+        return next((r for r in self.regions if r.region == region), None)
+
+
 class StackOutputs(_Model):
     project: str
     stack: str
@@ -169,6 +188,7 @@ class StackOutputs(_Model):
     database: DatabaseOut
     objectives: ObjectivesOut
     fallback_page: FallbackPageOut | None = None  # None: traffic.fallbackPage.enabled false, or an older stack
+    media: MediaOut | None = None  # None: a stack deployed before media buckets existed
 
     def region(self, region_id: str, flag: str | None = None) -> RegionOut:
         """The region `region_id`; OutputsError naming `flag` (the option that gave it) otherwise."""

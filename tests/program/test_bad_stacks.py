@@ -247,7 +247,7 @@ CASES = [
          "woocommerce-dr:nodeBalancer.checkPath: malformed value (got 'healthz'; allowed: a path starting with /)"),
     Case("node-balancer-misspelled", prod(("  woocommerce-dr:nodeBalancer:\n", "  woocommerce-dr:nodebalancer:\n")),
          "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; allowed: "
-         "domain, regions, nodeBalancer, database, traffic, access, objectives)"),
+         "domain, regions, nodeBalancer, database, traffic, access, objectives, media)"),
 
     # --- database ---------------------------------------------------------------------------------
     Case("database-mode-manual", prod(("    mode: managed\n", "    mode: manual\n")),
@@ -347,7 +347,18 @@ CASES = [
     Case("objectives-a-string", prod(("  woocommerce-dr:objectives:\n    rtoSeconds: 300\n    rpoSeconds: 15\n",
                                       "  woocommerce-dr:objectives: fast\n")),
          "woocommerce-dr:objectives: not a mapping of keys (got 'fast'; allowed: a mapping with keys rtoSeconds, "
-         "rpoSeconds)"),
+         "rpoSeconds, mediaRpoSeconds)"),
+    Case("media-rpo-too-small", prod(("    rpoSeconds: 15\n", "    rpoSeconds: 15\n    mediaRpoSeconds: 5\n")),
+         "woocommerce-dr:objectives.mediaRpoSeconds: out of range (got 5; allowed: 20 to 86400)"),
+    Case("media-rpo-a-string", prod(("    rpoSeconds: 15\n", "    rpoSeconds: 15\n    mediaRpoSeconds: soon\n")),
+         "woocommerce-dr:objectives.mediaRpoSeconds: not a whole number (got 'soon'; allowed: 20 to 86400)"),
+    Case("max-upload-zero", prod(("  woocommerce-dr:objectives:\n",
+                                  "  woocommerce-dr:media:\n    maxUploadMegabytes: 0\n  woocommerce-dr:objectives:\n")),
+         "woocommerce-dr:media.maxUploadMegabytes: out of range (got 0; allowed: 1 to 1024)"),
+    Case("media-key-misspelled", prod(("  woocommerce-dr:objectives:\n",
+                                       "  woocommerce-dr:media:\n    maxUploadMB: 10\n  woocommerce-dr:objectives:\n")),
+         "woocommerce-dr:media.maxUploadMB: unknown key; did you mean 'maxUploadMegabytes'? (got 'maxUploadMB'; "
+         "allowed: maxUploadMegabytes)"),
 
     # --- access: CIDRs and keys -------------------------------------------------------------------
     Case("admin-cidrs-everyone", prod(("    adminCidrs: []\n", "    adminCidrs: [0.0.0.0/0]\n")),
