@@ -30,6 +30,9 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "drctl.rehearsal": ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "components"),
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
+    # Point-in-time recovery: the archiver reads servers through drctl.mysql; `drctl restore` starts
+    # its local target with the rehearsal's throwaway MariaDB (drctl/rehearsal/local).
+    "drctl.backup":    ("drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.rehearsal"),
     "drctl.watch":     ("drctl.cloud", "drctl.stack"),
     # `drctl prices --refresh` reads Linode's public price endpoints through drctl.cloud, the one door
     # to the Linode API (its SDK, DRCTL_LINODE_BASE_URL); `drctl plan` itself imports no cloud client.
