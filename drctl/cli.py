@@ -7,6 +7,7 @@ import argparse
 import signal
 import sys
 
+from drctl.backup import command as restore
 from drctl.drill import command as drill_command
 from drctl.plan import command as plan
 from drctl.plan import prices_command as prices
@@ -15,13 +16,13 @@ from drctl.runbook import failback, promote, status
 from drctl.watch import command as watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse)
+COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse, restore)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drctl",
-        description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, drill, rehearse.",
+        description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, drill, rehearse, restore.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

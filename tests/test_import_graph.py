@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # top of drctl/ (drctl is its __init__.py), or the whole of components/. A unit may always import
 # itself, and only what its row lists besides: a unit without a row may import nothing.
 ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
-    "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.drill", "drctl.rehearsal", "drctl.plan"),
+    "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.drill", "drctl.rehearsal", "drctl.plan", "drctl.backup"),
     "drctl.__main__":  ("drctl.cli",),
     "drctl":           (),
     # The rehearsal reads a stack file through the program's own config model (components/config.py,

@@ -122,12 +122,13 @@ def plan_restore(bucket, *, to_time: datetime | None = None, to_gtid: Gtid | Non
             end_pos = end_pos.after(g) if not end_pos.includes(g) else end_pos
         end_time = p.last_time if p.last_time is not None else end_time
     if to_time is not None:
-        limit = to_time.timestamp()
-        usable = [b for b in bases if b.taken_at <= limit]
+        # Whole seconds: a base finished within second T holds nothing committed after second T.
+        limit = int(to_time.timestamp()) + 1
+        usable = [b for b in bases if b.taken_at < limit]
         if not usable:
             raise RestoreError(f"no base backup finished before {to_time:%Y-%m-%d %H:%M:%S} UTC: the oldest "
                                f"finished at {iso(bases[0].taken_at)} (allowed: a time after it)")
-        if (end_time is None or end_time < int(limit)) and limit > usable[-1].taken_at:
+        if (end_time is None or end_time < limit - 1) and limit - 1 > usable[-1].taken_at:
             held = iso(end_time) if end_time else "no transaction yet"
             raise RestoreError(f"the archive does not reach {to_time:%Y-%m-%d %H:%M:%S} UTC: its newest transaction is "
                                f"at {held} (allowed: a time up to it)")
