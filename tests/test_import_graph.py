@@ -396,7 +396,7 @@ def test_bench_does_not_import_tests():
 # ---- The checker itself, on made-up trees: it must find what it is for ----------------------------
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     base = {name: "" for name in ("drctl/__init__.py", "drctl/__main__.py", "drctl/cli.py", "components/__init__.py")}
-    for package in ("stack", "mysql", "cloud", "runbook", "watch", "drill", "rehearsal", "plan"):
+    for package in ("stack", "mysql", "cloud", "runbook", "watch", "drill", "rehearsal", "plan", "backup"):
         base[f"drctl/{package}/__init__.py"] = ""
     for rel, text in {**base, **files}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
