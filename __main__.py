@@ -4,6 +4,7 @@ components, export what `drctl` and people need. Everything else lives in compon
 import pulumi
 
 from components import preflight
+from components.backups import BinlogArchive
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
 from components.drctl_output import drctl_document, drctl_output
@@ -35,7 +36,9 @@ traffic = Traffic("traffic", config, origins=[
     RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
 ])
 
-pulumi.export("drctl", drctl_output(drctl_document(config, web, database, traffic, media)))
+archive = BinlogArchive("binlogs", config) if config.backups.enabled else None
+
+pulumi.export("drctl", drctl_output(drctl_document(config, web, database, traffic, media, archive)))
 pulumi.export("url", f"https://{config.domain}")
 pulumi.export("primaryNodeBalancerIp", web.regions[primary].nodebalancer_ipv4)
 pulumi.export("nodeBalancerIps", {region: tier.nodebalancer_ipv4 for region, tier in web.regions.items()})

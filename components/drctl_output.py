@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 from pydantic import ValidationError
 
+from components.backups import BinlogArchive
 from components.config import StackConfig
 from components.database import DatabaseTier
 from components.media_storage import MediaStorage
@@ -30,6 +31,7 @@ from drctl.stack.outputs import StackOutputs
 
 def drctl_document(
     config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic, media: MediaStorage | None = None,
+    archive: BinlogArchive | None = None,
 ) -> dict[str, Any]:
     """The contract's JSON document (camelCase), with Outputs where values are computed."""
     monitor = config.traffic.monitor
@@ -74,6 +76,7 @@ def drctl_document(
             "worstCaseDetectionSeconds": monitor.worst_case_detection_seconds,
         },
         "media": media.drctl_outputs() if media is not None else None,
+        "backups": archive.drctl_outputs() if archive is not None else None,
     }
 
 
