@@ -3,7 +3,7 @@ components, export what `drctl` and people need. Everything else lives in compon
 
 import pulumi
 
-from components import preflight
+from components import object_storage, preflight
 from components.backups import BinlogArchive
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
@@ -15,6 +15,7 @@ from components.web_tier import build_web_tiers
 
 config = load_stack_config()
 preflight.check_regions(config)
+storage_regions = object_storage.storage_regions(config)  # refuses before anything is created
 primary = config.primary.region
 
 # The database admits each region's web nodes, and the web nodes need the database's endpoints: the
@@ -25,7 +26,7 @@ database = DatabaseTier("db", DatabaseTierArgs.from_config(config, web_clients={
     for region, ((public, _), (private, _)) in web_addresses.items()
 }))
 endpoints = database.endpoints()
-media = MediaStorage("media", config)
+media = MediaStorage("media", config, storage_regions)
 web = build_web_tiers(config, endpoints, heartbeat_writer=(
     heartbeat_writer_files(endpoints[primary]) if database.needs_web_heartbeat else None), media=media)
 for region, ((_, admit_public), (_, admit_private)) in web_addresses.items():
@@ -36,7 +37,7 @@ traffic = Traffic("traffic", config, origins=[
     RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
 ])
 
-archive = BinlogArchive("binlogs", config) if config.backups.enabled else None
+archive = BinlogArchive("binlogs", config, storage_regions) if config.backups.enabled else None
 
 pulumi.export("drctl", drctl_output(drctl_document(config, web, database, traffic, media, archive)))
 pulumi.export("url", f"https://{config.domain}")

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi_random as random
 
-from components import object_storage
 from components.config import StackConfig
 from components.object_storage import READ_ONLY, READ_WRITE, BucketSet, scoped_key
 
@@ -29,13 +29,15 @@ def archive_key(password: str) -> str:
 
 
 class BinlogArchive(pulumi.ComponentResource):
-    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, config: StackConfig, storage_regions: Mapping[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
+        """`storage_regions`: `object_storage.storage_regions(config)`, asked once before anything is made."""
         super().__init__("woocommerce-dr:index:BinlogArchive", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
         self.config = config
         self.region = config.archive_region
-        self.storage_region = object_storage.storage_regions(config)[self.region]
+        self.storage_region = storage_regions[self.region]
         self.bucket_set = BucketSet(f"{name}-bucket", "binlogs", config.domain, {self.region: self.storage_region},
                                     opts=child)
         self.bucket = self.bucket_set.buckets[self.region]

@@ -26,7 +26,6 @@ from typing import Any
 
 import pulumi
 
-from components import object_storage
 from components.config import StackConfig
 from components.object_storage import READ_ONLY, READ_WRITE, BucketSet, scoped_key
 
@@ -146,12 +145,14 @@ RUNCMD = (
 class MediaStorage(pulumi.ComponentResource):
     """The media buckets of every region and the keys that reach them."""
 
-    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, config: StackConfig, storage_regions: Mapping[str, str],
+                 opts: pulumi.ResourceOptions | None = None):
+        """`storage_regions`: `object_storage.storage_regions(config)`, asked before anything is made."""
         super().__init__("woocommerce-dr:index:MediaStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
         self.config = config
-        self.storage_regions = object_storage.storage_regions(config)
+        self.storage_regions = dict(storage_regions)
         self.bucket_set = BucketSet(f"{name}-buckets", "media", config.domain, self.storage_regions, opts=child)
         buckets = self.bucket_set.buckets
         self.node_keys = {
@@ -170,7 +171,7 @@ class MediaStorage(pulumi.ComponentResource):
     def accesses(self) -> pulumi.Output[list[dict[str, str]]]:
         """Every bucket as plain values, once known: [{region, storage_region, name, endpoint}]."""
         return pulumi.Output.all(*[
-            pulumi.Output.all(b.region, b.storage_region, b.resource.label, b.resource.s3_endpoint).apply(
+            pulumi.Output.all(b.shop_region, b.storage_region, b.resource.label, b.resource.s3_endpoint).apply(
                 lambda v: {"region": v[0], "storage_region": v[1], "name": v[2], "endpoint": v[3]})
             for b in self.bucket_set.buckets.values()
         ])

@@ -47,6 +47,7 @@ STATIC_FILES = (
     ("woocommerce-dr-wp-cron.timer", "/etc/systemd/system/woocommerce-dr-wp-cron.timer", "root:root", "0644"),
     ("woocommerce-dr.php", f"{SHARE}/woocommerce-dr.php", "root:root", "0644"),
     ("healthz.php", f"{SHARE}/healthz.php", "root:root", "0644"),
+    ("media-status.php", f"{SHARE}/media-status.php", "root:root", "0644"),
     ("create-database.php", f"{SHARE}/create-database.php", "root:root", "0644"),
     ("db.php", f"{SHARE}/db.php", "root:root", "0644"),
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),

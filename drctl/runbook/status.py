@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any
 
+from drctl.cloud.object_storage import MediaBuckets, media_lag, media_problems
 from drctl.mysql.topology import ServerState, Topology, compare, discover
 from drctl.runbook.context import Runbook, add_common_arguments, checked_run
 from drctl.runbook.switchover import source_region
@@ -43,6 +44,10 @@ def collect(rb: Runbook) -> dict[str, Any]:
             "database": _database(rb, state, primary) if state is not None else {"error": "no database server"},
         })
     problems = _problems(rb, topo, traffic, regions)
+    media = None
+    if rb.outputs.media is not None:
+        media = media_lag(MediaBuckets(rb.outputs.media), primary.region if primary else None, rb.clock())
+        problems += media_problems(media, primary.region if primary else None, rb.outputs.media.media_rpo_seconds)
     fallback = fallback_page_state(rb.outputs, traffic)
     if fallback["state"] == "serving":
         problems.append(f"shoppers get the maintenance page: {fallback['detail']}")
@@ -54,7 +59,9 @@ def collect(rb: Runbook) -> dict[str, Any]:
         "traffic": traffic,
         "regions": regions,
         "fallbackPage": fallback,
-        "objectives": {"rpoSeconds": rb.outputs.objectives.rpo_seconds},
+        "media": media,
+        "objectives": {"rpoSeconds": rb.outputs.objectives.rpo_seconds,
+                       "mediaRpoSeconds": rb.outputs.media.media_rpo_seconds if rb.outputs.media else None},
     }
     doc["verdict"] = _verdict(doc, topo, problems)
     return doc
@@ -257,9 +264,27 @@ def render(doc: dict[str, Any]) -> str:
     where = f" (Worker {fb['script']} on {fb['route']})" if fb["script"] else ""
     lines += ["", f"fallback page: {fb['state'].upper() if fb['state'] == 'serving' else fb['state']}{where}: "
                   f"{fb['detail']}"]
+    lines += _media_lines(doc.get("media"))
     lines += ["", doc["verdict"]["summary"]]
     lines += [f"  - {p}" for p in doc["verdict"]["problems"]]
     return "\n".join(lines) + "\n"
+
+
+def _media_lines(media: dict[str, dict[str, Any]] | None) -> list[str]:
+    if media is None:
+        return []
+    lines = ["", "media (uploads bucket per region):"]
+    for region, m in media.items():
+        if "error" in m:
+            state = f"unreadable: {m['error']}"
+        elif m["role"] == "primary":
+            age = m["heartbeatAgeSeconds"]
+            state = "primary, heartbeat " + ("missing" if age is None else f"{age:.1f}s old")
+        else:
+            lag = m["lagSeconds"]
+            state = "never copied" if lag is None else f"copy of {m['source']}, lag {lag:.1f}s"
+        lines.append(f"  {region:<14} {m['bucket']} ({m['storageRegion']}): {state}")
+    return lines
 
 
 def _traffic_cell(t: dict[str, Any]) -> str:

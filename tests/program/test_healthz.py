@@ -5,6 +5,7 @@ import dataclasses
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,16 @@ def read_only(database):
     database.execute("SET GLOBAL read_only = 0")
 
 
+# No media agent status file where the tests run (WOOCOMMERCE_DR_MEDIA_STATUS unset).
+NO_MEDIA_AGENT = {"pending_files": None, "oldest_pending_seconds": None, "problem": "media agent has not reported"}
+
+
 def test_a_writable_database_answers_200_as_primary(healthz):
     response = healthz.get()
     assert response.status == 200
     assert response.json() == {"region": "eu-west", "db_role": "primary", "db_reachable": True,
-                               "replica_lag_seconds": None, "replica_state": None, "replica_problem": None}
+                               "replica_lag_seconds": None, "replica_state": None, "replica_problem": None,
+                               "media": NO_MEDIA_AGENT}
 
 
 def get_while_schema_exists(healthz, database, schema, *statements):
@@ -142,7 +148,8 @@ def test_wrong_credentials_answer_503_without_naming_them(tmp_path, database, tl
         log = server.stop()
     assert response.status == 503
     assert response.json() == {"region": "eu-west", "db_role": None, "db_reachable": False,
-                               "replica_lag_seconds": None, "replica_state": None, "replica_problem": None}
+                               "replica_lag_seconds": None, "replica_state": None, "replica_problem": None,
+                               "media": NO_MEDIA_AGENT}
     assert "healthz: database check failed (mysqli_sql_exception 1045)" in log
     assert WRONG_PASSWORD not in log + response.body
 
@@ -272,3 +279,30 @@ def test_creating_the_schema_fails_without_naming_host_or_account(tmp_path, data
     assert proc.returncode == 1
     assert proc.stderr.strip() == "create-database: failed (mysqli_sql_exception 1045)"
     assert "woocommerce" not in proc.stdout + proc.stderr and WRONG_PASSWORD not in proc.stdout + proc.stderr
+
+
+def media_healthz(tmp_path, database, tls, monkeypatch, status: dict) -> dict:
+    path = tmp_path / "media-status.json"
+    path.write_text(json.dumps(status))
+    monkeypatch.setenv("WOOCOMMERCE_DR_MEDIA_STATUS", str(path))
+    server = Healthz(settings(tmp_path, database.port, Path(tls.ca)))
+    try:
+        response = server.get()
+    finally:
+        server.stop()
+    assert response.status == 200  # a bucket problem never takes the node out: uploads still work locally
+    return response.json()["media"]
+
+
+def test_healthz_passes_on_the_media_agents_pending_uploads_and_problem(tmp_path, database, tls, monkeypatch):
+    status = {"checked_at": time.time(), "pending_files": 3, "oldest_pending_seconds": 41.5,
+              "problem": "bucket media-us-east:wcdr-prod-media-us-east unreachable: connection refused"}
+    assert media_healthz(tmp_path, database, tls, monkeypatch, status) == {
+        "pending_files": 3, "oldest_pending_seconds": 41.5,
+        "problem": "bucket media-us-east:wcdr-prod-media-us-east unreachable: connection refused"}
+
+
+def test_healthz_says_when_the_media_agent_went_silent(tmp_path, database, tls, monkeypatch):
+    status = {"checked_at": time.time() - 600, "pending_files": 0, "oldest_pending_seconds": 0, "problem": None}
+    media = media_healthz(tmp_path, database, tls, monkeypatch, status)
+    assert media["problem"].startswith("media agent silent for 6")

@@ -11,6 +11,7 @@
 declare(strict_types=1);
 
 require __DIR__ . '/woocommerce-dr.php';
+require __DIR__ . '/media-status.php';
 
 const PROBLEM_MAX_LENGTH = 500;
 
@@ -52,7 +53,7 @@ function replica_setup(mysqli $link, string $own_password): array
 
 $answer = [
     'region' => null, 'db_role' => null, 'db_reachable' => false, 'replica_lag_seconds' => null,
-    'replica_state' => null, 'replica_problem' => null,
+    'replica_state' => null, 'replica_problem' => null, 'media' => woocommerce_dr_media_status(),
 ];
 $status = 503;
 try {

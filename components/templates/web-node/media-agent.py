@@ -59,8 +59,11 @@ class Rclone:
     def run(self, *args: str, stdin: bytes | None = None, timeout: float = 300) -> bytes:
         command = [self.binary, "--config", self.config, "--retries", "1", "--low-level-retries", "2",
                    "--contimeout", "5s", "--timeout", "30s", *args]
+        # The remotes carry their own endpoint and key: AWS_* settings of the environment (a CA
+        # bundle, a profile) are not for them.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         try:
-            done = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout)
+            done = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             raise RcloneError(f"rclone {args[0]} timed out after {timeout:g} s") from None
         if done.returncode != 0:
@@ -106,6 +109,12 @@ class Agent:
     def cycle(self) -> dict:
         now = time.time()
         problems = []
+        try:
+            # One cheap listing first: with the bucket unreachable every step would wait out rclone's
+            # retries in turn; this way a pass takes seconds and says once what is wrong.
+            self.rclone.run("lsf", "--max-depth", "1", self.own, timeout=20)
+        except RcloneError as err:
+            return self._report(now, [f"bucket {self.own} unreachable: {err}"])
         for step in (self.push, self.push_deletes):
             try:
                 step()
@@ -122,7 +131,11 @@ class Agent:
                 self.follow_role(now)
             except (RcloneError, OSError, ValueError) as err:
                 problems.append(str(err))
+        return self._report(now, problems)
+
+    def _report(self, now: float, problems: list[str]) -> dict:
         pending = self.pending()
+        now = time.time()
         oldest = min((p[1] for p in pending.values()), default=None)
         self.status.update({
             "region": self.region,
@@ -206,7 +219,8 @@ class Agent:
     # --- the region's role ---------------------------------------------------------------------
     def database_role(self) -> str | None:
         try:
-            with urllib.request.urlopen(self.s["healthz_url"], timeout=5) as answer:
+            # The URL is the node's own /healthz from media.json: http on loopback.
+            with urllib.request.urlopen(self.s["healthz_url"], timeout=5) as answer:  # noqa: S310
                 return json.load(answer).get("db_role")
         except OSError as err:
             body = getattr(err, "read", lambda: b"")()

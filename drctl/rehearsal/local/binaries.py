@@ -20,6 +20,8 @@ PACKAGES = {
     "php": "php-cli",
     "haproxy": "haproxy",
     "node": "nodejs",
+    "rclone": "rclone",
+    "nginx": "nginx",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.
