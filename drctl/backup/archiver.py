@@ -32,8 +32,9 @@ from pathlib import Path
 
 from drctl.backup import sealing
 from drctl.backup.binlog_events import Gtid, GtidPos, scan
-from drctl.backup.bucket import StoreUnavailable
-from drctl.backup.manifest import STATUS, Piece, iso, stamp
+from drctl.backup.manifest import Piece, iso, stamp
+from drctl.cloud.archive_status import STATUS
+from drctl.cloud.s3_bucket import StoreUnavailable
 from drctl.mysql import replication
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from drctl.backup import sealing
 from drctl.backup.binlog_events import Gtid
-from drctl.backup.bucket import Bucket, BucketAccess, StoreUnavailable
 from drctl.backup.restore import RestoreError, Target, apply_restore, export_tables, plan_restore
+from drctl.cloud import archive_status
+from drctl.cloud.s3_bucket import Bucket, StoreUnavailable
 from drctl.stack.command_line import (
     EXIT_FAILED,
     EXIT_OK,
@@ -127,9 +128,7 @@ def archive_bucket(outputs: StackOutputs, flag: str) -> tuple[Bucket, bytes]:
     if backups is None:
         raise OutputsError(f"{flag}: stack {outputs.stack!r} has no binlog archive (backups.enabled is false, or "
                            "it was deployed before point-in-time recovery existed)")
-    access = BucketAccess(backups.endpoint, backups.bucket, backups.access_key.get_secret_value(),
-                          backups.secret_key.get_secret_value(), backups.storage_region)
-    return Bucket(access), sealing.parse_key(backups.archive_key.get_secret_value())
+    return archive_status.archive_bucket(backups), sealing.parse_key(backups.archive_key.get_secret_value())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,10 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drctl.backup.binlog_events import Gtid, GtidPos
-
-BINLOG_PREFIX = "binlog/"
-BASE_PREFIX = "base/"
-STATUS = "status.json"
+from drctl.cloud.archive_status import BASE_MANIFEST, BASE_PREFIX, BINLOG_PREFIX  # the layout, owned there
 
 
 def stamp(at: datetime) -> str:
@@ -98,7 +95,7 @@ class BaseBackup:
 
     @property
     def manifest_name(self) -> str:
-        return f"{BASE_PREFIX}{self.stamp}/manifest.json"
+        return f"{BASE_PREFIX}{self.stamp}/{BASE_MANIFEST}"
 
     def to_json(self) -> dict[str, Any]:
         return {"stamp": self.stamp, "gtidPos": str(self.gtid_pos), "takenAt": self.taken_at, "size": self.size,
@@ -118,5 +115,5 @@ def load_pieces(bucket) -> list[Piece]:
 
 
 def load_bases(bucket) -> list[BaseBackup]:
-    names = [n for n in bucket.list(BASE_PREFIX) if n.endswith("/manifest.json")]
+    names = [n for n in bucket.list(BASE_PREFIX) if n.endswith(f"/{BASE_MANIFEST}")]
     return sorted((BaseBackup.from_json(bucket.get_json(n)) for n in names), key=lambda b: b.taken_at)

@@ -28,8 +28,8 @@ import pytest
 from drctl.backup.archiver import Archiver, Source
 from drctl.backup.base_backup import schemas_to_dump, take_base_backup
 from drctl.backup.binlog_events import GtidPos
-from drctl.backup.bucket import Bucket, BucketAccess
 from drctl.backup.restore import Target
+from drctl.cloud.s3_bucket import Bucket, BucketAccess
 from drctl.drill import orders
 from tests.support.binaries import need
 from tests.support.mariadb import MariaDBServer, replicate

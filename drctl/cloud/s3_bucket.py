@@ -1,5 +1,5 @@
-"""The archive's bucket: an S3-compatible object store (Linode Object Storage; a local S3 server
-in the tests) reached with boto3 and a key scoped to this bucket.
+"""One S3-compatible bucket (Linode Object Storage; the loopback S3 server in the tests) through
+boto3, with a key scoped to it: the binlog archive (drctl/backup) writes and reads it this way.
 
 Every failure to reach the store is a `StoreUnavailable` saying which bucket and endpoint, never
 the credentials; the archiver keeps its spool and retries, the restore stops.
