@@ -98,7 +98,9 @@ class Archiver:
                  segment_seconds: float = 10, rpo_seconds: float = 300, recheck_seconds: float = 5,
                  binlog_tool: str = "mariadb-binlog",
                  client_server_id: int = 4_000_000_001, clock: Callable[[], float] = time.time,
-                 say: Callable[[str], None] = print):
+                 say: Callable[[str], None] = print, alert: Callable[[dict], list[str]] | None = None):
+        """`alert`: called with an event when the archive falls behind, catches up or shows a gap
+        (drctl.watch.alerts.Alerter.send: a webhook and/or a command); returns what failed."""
         self.bucket, self.key, self.spool = bucket, key, Path(spool)
         self.sources, self.segment_seconds, self.rpo_seconds = sources, segment_seconds, rpo_seconds
         self.recheck_seconds, self.last_recheck = recheck_seconds, 0.0
@@ -115,6 +117,7 @@ class Archiver:
         self.pending_since: int | None = None  # binlog time of the oldest transaction received, not yet archived
         self._pending: int | None = None
         self.was_behind = False  # ever behind since started: what the tests and the drill report read
+        self.alert, self._alerted_behind, self._alerted_gap = alert, False, None
 
     # --- the loop ----------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -125,8 +128,26 @@ class Archiver:
         shipped = self._ship()
         if shipped:
             self._publish()
-        if self.health().behind:
+        health = self.health()
+        if health.behind:
             self.was_behind = True
+        self._raise_alerts(health)
+
+    def _raise_alerts(self, health: Health) -> None:
+        events = []
+        if health.behind != self._alerted_behind:
+            self._alerted_behind = health.behind
+            events.append({"event": "archive-behind" if health.behind else "archive-caught-up",
+                           "lagSeconds": round(health.lag_seconds, 1), "rpoSeconds": self.rpo_seconds,
+                           "storeError": health.store_error, "archivedPos": health.archived_pos})
+        if health.gap and health.gap != self._alerted_gap:
+            self._alerted_gap = health.gap
+            events.append({"event": "archive-gap", "gap": health.gap, "archivedPos": health.archived_pos})
+        for event in events:
+            self.say(f"archive: {event['event']}" + (f" ({health.store_error})" if health.store_error else ""))
+            if self.alert is not None:
+                for failure in self.alert(event):
+                    self.say(f"archive: alert not delivered: {failure}")
 
     def run(self, stop: Callable[[], bool], interval: float = 1.0) -> None:
         try:

@@ -4,6 +4,7 @@ mariadb-binlog and mariadb-dump, orders written all along."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from datetime import UTC, datetime
 
@@ -14,7 +15,9 @@ from drctl.backup.manifest import iso
 from drctl.backup.restore import RestoreError, apply_restore, plan_restore
 from drctl.backup.sealing import ChecksumError
 from drctl.drill import orders
+from drctl.watch.alerts import Alerter
 from tests.support.archive_setup import gtid_pos
+from tests.support.object_store import ACCESS_KEY
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -121,9 +124,11 @@ def test_promotion_mid_archive_leaves_no_gap(archive, mariadb_cluster):
     assert restored_orders(target) == set(load.acknowledged)
 
 
-def test_object_store_outage_is_caught_up_and_reported_as_behind(archive, mariadb_cluster):
+def test_object_store_outage_is_caught_up_and_reported_as_behind(archive, mariadb_cluster, tmp_path):
     base = archive.base_backup()
-    archiver = archive.start_archiver(base.gtid_pos, rpo_seconds=1)
+    alerts = tmp_path / "alerts.jsonl"
+    alerter = Alerter(command=f"sh -c 'cat >> {alerts}; echo >> {alerts}'")
+    archiver = archive.start_archiver(base.gtid_pos, rpo_seconds=1, alert=alerter.send)
     endpoint = archive.store.endpoints["dr"]
     with archive.orders() as load:
         wait_for_orders(load, 50)
@@ -140,6 +145,9 @@ def test_object_store_outage_is_caught_up_and_reported_as_behind(archive, mariad
     wait_until(lambda: archived_everything(archiver, archive.primary), 60, "the archive to catch up")
     assert archiver.was_behind
     wait_until(lambda: not archiver.health().behind, 30, "the archiver to say it has caught up")
+    events = [json.loads(line) for line in alerts.read_text().splitlines() if line.strip()]
+    assert [e["event"] for e in events][:2] == ["archive-behind", "archive-caught-up"]
+    assert "did not answer" in events[0]["storeError"] and ACCESS_KEY not in alerts.read_text()
 
     target = mariadb_cluster.add()
     plan = plan_restore(archive.bucket, to_time=last_order_time(archive.primary))
