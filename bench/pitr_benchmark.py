@@ -15,7 +15,8 @@ exact to the microsecond: one writer, one transaction per order, so order k is G
 
 restore: a table of 1 KiB rows of random text filled to --size-gb on the primary, a base backup
 from the replica, then --orders orders archived as binlog; then a restore to the last order onto a
-fresh server, timed per phase (download + check + decrypt + load the base, replay the binlog).
+fresh server, timed per phase: download (fetch + checksum of the base), load (decrypt + load the
+base), replay (fetch, check, decrypt and replay every binlog piece).
 """
 
 from __future__ import annotations
@@ -137,13 +138,13 @@ def fill(server, size_gb: float) -> int:
     server.execute(
         "CREATE DATABASE IF NOT EXISTS shop",
         "CREATE TABLE shop.wp_posts (id BIGINT AUTO_INCREMENT PRIMARY KEY, post_content TEXT NOT NULL) ENGINE=InnoDB",
-        "INSERT INTO shop.wp_posts (post_content) SELECT REPEAT(MD5(RAND()), 32) FROM seq_1_to_1000")
+        "INSERT INTO shop.wp_posts (post_content) SELECT REPEAT(MD5(RAND()), 32) FROM shop.seq_1_to_1000")
     rows = 1000
     with contextlib.closing(server.connect()) as conn, conn.cursor() as cur:
         while rows < rows_wanted:
             batch = min(rows, rows_wanted - rows, 100000)
             cur.execute(f"INSERT INTO shop.wp_posts (post_content) SELECT REPEAT(MD5(RAND()), 32) "  # noqa: S608
-                        f"FROM seq_1_to_{batch}")
+                        f"FROM shop.seq_1_to_{batch}")
             rows += batch
     return rows
 
@@ -171,24 +172,27 @@ def measure_restore(size_gb: float, order_count: int) -> dict:
             thread.join(timeout=30)
             last_time = primary.query("SELECT MAX(UNIX_TIMESTAMP(written_at)) FROM drctl_drill.orders")[0][0]
             target = group.add(extra_args=("--innodb-buffer-pool-size=512M",))
-            phases: dict[str, float] = {}
-            marks = [time.monotonic()]
+            stamps: dict[str, float] = {}
 
-            def say(line: str) -> None:
-                if line.startswith(("loading the base", "fetched binlog")) and "base" not in phases:
-                    phases["download"] = time.monotonic() - marks[0]
-                    marks.append(time.monotonic())
+            def say(line: str) -> None:  # the restore's progress lines mark its phases
+                for prefix, phase in (("downloading base", "start"), ("loading the base", "loading"),
+                                      ("fetched binlog", "binlog")):
+                    if line.startswith(prefix):
+                        stamps.setdefault(phase, time.monotonic())
 
             plan = plan_restore(bucket, to_time=datetime.fromtimestamp(float(last_time), UTC))
-            t = time.monotonic()
             report = apply_restore(bucket, key, plan, Target((f"--socket={target.socket}", "--user=root"),
                                                              target.connect, "bench target"), work_dir=work, say=say)
-            total = time.monotonic() - t
+            done = time.monotonic()
+            total = done - stamps["start"]
+            phases = {"download": stamps["loading"] - stamps["start"],
+                      "load": stamps.get("binlog", done) - stamps["loading"],
+                      "replay": done - stamps.get("binlog", done)}
             restored = target.query("SELECT COUNT(*) FROM drctl_drill.orders")[0][0]
             assert restored == order_count, (restored, order_count)
             assert target.query("SELECT COUNT(*) FROM shop.wp_posts")[0][0] == rows
             return {"size_gb": size_gb, "rows": rows, "dump_bytes": base.size, "generate": generate,
-                    "backup": backup, "restore": total, "download": phases.get("download"),
+                    "backup": backup, "restore": total, **phases,
                     "binlog_objects": report.objects - 1, "orders": order_count}
 
 
@@ -218,12 +222,13 @@ def main() -> int:
                   f"{r['p99']:>9.2f} {r['max']:>9.2f}", flush=True)
     else:
         print(f"{'size GB':>7} {'rows':>9} {'dump MB':>8} {'generate s':>10} {'base backup s':>13} "
-              f"{'restore s':>9} {'of it download s':>16} {'binlog objs':>11} {'orders replayed':>15}")
+              f"{'restore s':>9} {'download s':>10} {'load base s':>11} {'replay s':>8} {'binlog objs':>11} "
+              f"{'orders':>7}")
         for size in args.size_gb:
             r = measure_restore(size, args.orders)
             print(f"{r['size_gb']:>7g} {r['rows']:>9} {r['dump_bytes'] / 1e6:>8.0f} {r['generate']:>10.1f} "
-                  f"{r['backup']:>13.1f} {r['restore']:>9.1f} {r['download'] or 0:>16.1f} {r['binlog_objects']:>11} "
-                  f"{r['orders']:>15}", flush=True)
+                  f"{r['backup']:>13.1f} {r['restore']:>9.1f} {r['download']:>10.1f} {r['load']:>11.1f} "
+                  f"{r['replay']:>8.1f} {r['binlog_objects']:>11} {r['orders']:>7}", flush=True)
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 import signal
 import sys
 
+from drctl.backup import archive_command as archive
 from drctl.backup import command as restore
 from drctl.drill import command as drill_command
 from drctl.plan import command as plan
@@ -16,13 +17,13 @@ from drctl.runbook import failback, promote, status
 from drctl.watch import command as watch
 
 # Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse, restore)
+COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse, restore, archive)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drctl",
-        description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, drill, rehearse, restore.",
+        description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, drill, rehearse, restore, archive.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

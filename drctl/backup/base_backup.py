@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -32,16 +33,18 @@ class BaseBackupError(Exception):
     pass
 
 
-class _Head:
-    """Passes a stream through and keeps its first bytes (where mariadb-dump writes the position)."""
+class _Ends:
+    """Passes a stream through and keeps its first and last bytes: mariadb-dump writes the GTID
+    position near the top, or (10.11 with --single-transaction) at the very end of the dump."""
 
     def __init__(self, stream: BinaryIO, keep: int = 1 << 16):
-        self.stream, self.keep, self.head = stream, keep, b""
+        self.stream, self.keep, self.head, self.tail = stream, keep, b"", b""
 
     def read(self, n: int = -1) -> bytes:
         data = self.stream.read(n)
         if len(self.head) < self.keep:
             self.head += data[: self.keep - len(self.head)]
+        self.tail = (self.tail + data)[-self.keep:]
         return data
 
 
@@ -50,6 +53,16 @@ def schemas_to_dump(connect: Callable[[], object]) -> list[str]:
     with contextlib.closing(conn), conn.cursor() as cur:
         cur.execute("SHOW DATABASES")
         return sorted(r[0] for r in cur.fetchall() if r[0] not in SYSTEM_SCHEMAS)
+
+
+def schemas_to_dump_with_client(client_args: Sequence[str], client_tool: str = "mariadb-dump") -> list[str]:
+    """The schemas to dump, asked with the mariadb client through the same `client_args` as the dump."""
+    client = shutil.which("mariadb", path=str(Path(shutil.which(client_tool) or client_tool).parent)) or "mariadb"
+    done = subprocess.run([client, *client_args, "--batch", "--skip-column-names", "-e", "SHOW DATABASES"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    if done.returncode != 0:
+        raise BaseBackupError(f"cannot list the schemas: {done.stderr.strip()[-300:] or done.returncode}")
+    return sorted(n for n in done.stdout.split() if n not in SYSTEM_SCHEMAS)
 
 
 def take_base_backup(bucket, key: bytes, client_args: Sequence[str], schemas: Sequence[str], *,
@@ -68,14 +81,14 @@ def take_base_backup(bucket, key: bytes, client_args: Sequence[str], schemas: Se
         sealed_path = Path(tmp) / "dump.seg"
         errors = Path(tmp) / "stderr"
         with open(errors, "wb") as err, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err) as dump:
-            head = _Head(dump.stdout)
+            ends = _Ends(dump.stdout)
             with open(sealed_path, "wb") as out:
-                sealed = sealing.seal_stream(key, name, head, out)
+                sealed = sealing.seal_stream(key, name, ends, out)
             code = dump.wait()
         if code != 0:
             said = errors.read_text(errors="replace").strip().splitlines()[-5:]
             raise BaseBackupError(f"mariadb-dump exited with {code}: {' / '.join(said) or '(nothing)'}")
-        found = _GTID_LINE.search(head.head)
+        found = _GTID_LINE.search(ends.head) or _GTID_LINE.search(ends.tail)
         if found is None:
             raise BaseBackupError("mariadb-dump wrote no GTID position (is binary logging on, with GTIDs?)")
         finished = time.time()

@@ -59,6 +59,19 @@ CASES = [
      "--export: {file} exists (allowed: a new file"),
     ("restore-stack-without-archive", ["restore", *LB, "--to-gtid", "0-1-5", "--dry-run"],
      "--outputs {lb}: stack 'runbook-test' has no binlog archive"),
+    # -- archive ----------------------------------------------------------------------------------
+    ("archive-without-config", ["archive"], "the following arguments are required: --config"),
+    ("archive-config-missing", ["archive", "--config", "{tmp}/archive.json"],
+     "argument --config: no such file (got {tmp}/archive.json; allowed: a readable file)"),
+    ("archive-config-not-json", ["archive", "--config", "{file}"], "--config: not JSON, "),
+    ("archive-config-without-bucket", ["archive", "--config", "{empty_object}"],
+     "--config {empty_object}: bucket: Field required"),
+    ("archive-alert-webhook-not-a-url", ["archive", "--config", "{empty_object}", "--alert-webhook", "ftp://x"],
+     "argument --alert-webhook: must be an http:// or https:// URL (got 'ftp://x')"),
+    ("archive-alert-command-missing", ["archive", "--config", "{empty_object}", "--alert-command", "no-such-pager"],
+     "argument --alert-command: no executable 'no-such-pager'"),
+    ("archive-alert-timeout-zero", ["archive", "--config", "{empty_object}", "--alert-timeout", "0"],
+     "argument --alert-timeout: must be a number above 0 and at most 300 s (got 0)"),
     # -- status: where the stack outputs come from, and what they hold ----------------------------
     ("status-without-stack-or-outputs", ["status"], "give -s/--stack STACK or --outputs FILE"),
     ("status-stack-and-outputs", ["status", "-s", "prod", *LB], "argument --outputs: not allowed with argument -s/--stack"),
@@ -355,7 +368,7 @@ def test_the_corpus_is_large_and_covers_every_command():
     names = [name for name, _, _ in CASES]
     assert len(names) == len(set(names)) and len(names) >= 60
     commands = {argv[0] for _, argv, _ in CASES}
-    assert commands >= {"plan", "status", "promote", "failback", "watch", "drill", "rehearse", "restore"}
+    assert commands >= {"plan", "status", "promote", "failback", "watch", "drill", "rehearse", "restore", "archive"}
 
 
 @pytest.mark.parametrize(("argv", "expected"), [(argv, expected) for _, argv, expected in CASES],
@@ -389,7 +402,7 @@ def test_the_numeric_flags_are_all_found():
     found = {(command, action.option_strings[-1]) for command, action in NUMERIC_FLAGS}
     assert {("promote", "--catch-up-timeout"), ("failback", "--traffic-timeout"), ("drill", "--writer-rate"),
             ("watch", "--metrics-port"), ("rehearse", "--time-scale")} <= found
-    assert len(found) == 24  # promote 4, failback 2, watch 10, drill 7, rehearse 1
+    assert len(found) == 25  # promote 4, failback 2, watch 10, drill 7, rehearse 1, archive 1
 
 
 @pytest.mark.parametrize(("command", "action"), NUMERIC_FLAGS,
