@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, then unpla
 
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
 	$(PY) bench/drill_benchmark.py
+
+bench-pitr: $(VENV)/.dev  ## point-in-time recovery: archive lag p50/p99 at 200 orders/s, restore time of a 1 GB shop
+	$(PY) bench/pitr_benchmark.py lag
+	$(PY) bench/pitr_benchmark.py restore --size-gb 1
 
 bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
 	$(PY) bench/watch_policy.py
