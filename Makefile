@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill bench-pitr clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill bench-media bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-pitr: $(VENV)/.dev  ## point-in-time recovery: archive lag p50/p99 at 200 
 
 bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
 	$(PY) bench/watch_policy.py
+
+bench-media: $(VENV)/.dev  ## media RPO: 100 uploads of 1 MB, upload -> served by the region's other node and by the DR region, p50/p99
+	$(PY) bench/media_rpo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -44,3 +44,6 @@ pulumi.export("url", f"https://{config.domain}")
 pulumi.export("primaryNodeBalancerIp", web.regions[primary].nodebalancer_ipv4)
 pulumi.export("nodeBalancerIps", {region: tier.nodebalancer_ipv4 for region, tier in web.regions.items()})
 pulumi.export("wordpressAdminPassword", web.site.admin_password)
+# Which Object Storage region keeps each region's uploads (itself, or the nearest that offers it).
+pulumi.export("mediaBuckets", {region: {"bucket": b.resource.label, "storageRegion": b.storage_region}
+                               for region, b in media.bucket_set.buckets.items()})

@@ -97,6 +97,7 @@ def agent_settings(node: MediaNode, uploads_dir: str = UPLOADS_DIR, state_dir: s
         "push_interval_seconds": PUSH_INTERVAL_SECONDS,
         "reconcile_interval_seconds": RECONCILE_INTERVAL_SECONDS,
         "replicate_interval_seconds": replicate_interval(node.media_rpo_seconds),
+        "media_rpo_seconds": node.media_rpo_seconds,
     }
 
 

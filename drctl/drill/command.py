@@ -31,6 +31,7 @@ from drctl.cloud.origin_probe import HttpsProbe
 from drctl.cloud.traffic import TrafficError
 from drctl.drill.drill import Drill, DrillOptions
 from drctl.drill.faults import FAULTS, FaultInjector
+from drctl.drill.media import StackMediaProbe
 from drctl.drill.orders import DatabaseOrderSink
 from drctl.drill.runbook_adapter import RunbookAdapter
 from drctl.runbook.context import ChangeOptions, Runbook, add_common_arguments, runbook_from_args
@@ -121,7 +122,8 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
                            poll_seconds=args.poll, writer_rate=args.writer_rate)
     drill = Drill(outputs, runbook, traffic, FaultInjector(outputs, traffic, linode),
                   DatabaseOrderSink(runbook.order_targets()), options, say=say,
-                  origin_probe=(lambda: probe(primary.node_balancer.ipv4)) if origin_port else None)
+                  origin_probe=(lambda: probe(primary.node_balancer.ipv4)) if origin_port else None,
+                  media=StackMediaProbe(outputs, ca_file=args.origin_ca_file, port=origin_port or 443))
     if args.dry_run:
         return dry_run(drill, runbook, say)
     report_dir = args.report_dir or Path(f"drill-{outputs.stack}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from drctl.cloud.origin_probe import DOWN, UP, HealthTracker, ProbeResult
 from drctl.cloud.traffic import TrafficBackend
 from drctl.drill.faults import FaultInjector
+from drctl.drill.media import MediaProbe, drill_object
 from drctl.drill.orders import OrderSink, OrderWriter, Write
 from drctl.drill.report import DrillReport, acknowledged_by
 from drctl.stack.outputs import StackOutputs
@@ -90,13 +91,16 @@ class Drill:
                  objectives_note: str = "", say: Callable[[str], None] = print,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  hooks: dict[str, Callable[[], None]] | None = None,
-                 origin_probe: Callable[[], ProbeResult] | None = None):
+                 origin_probe: Callable[[], ProbeResult] | None = None, media: MediaProbe | None = None):
         self.outputs, self.runbook, self.traffic, self.faults = outputs, runbook, traffic, faults
         self.sink, self.options, self.say, self.clock, self.sleep = sink, options, say, clock, sleep
         self.hooks = hooks or {}  # "before-fault", "after-promotion": tests and the benchmark look in here
         # drctl watch's HTTPS probe of the primary region's NodeBalancer, with the monitor's fall/rise:
         # shows when the fault became visible from outside, and that the region answers again at the end.
         self.origin_probe = origin_probe
+        # The media check (drctl/drill/media.py), when the stack has media buckets.
+        self.media = media if outputs.media is not None else None
+        self._media: dict[str, Any] = {}
         monitor = outputs.monitor
         self._tracker = HealthTracker(fall=monitor.fall, rise=monitor.rise)
         self.primary = outputs.regions[0].region
@@ -108,13 +112,14 @@ class Drill:
         self.report = DrillReport(
             kind=kind, stack=outputs.stack, primary=self.primary, target=self.target, fault=options.fault,
             objectives={"rtoSeconds": outputs.objectives.rto_seconds, "rpoSeconds": outputs.objectives.rpo_seconds,
+                        **({"mediaRpoSeconds": outputs.media.media_rpo_seconds} if self.media else {}),
                         **({"note": objectives_note} if objectives_note else {})},
             options={"fault": options.fault, "force": options.force, "maxDurationSeconds": options.max_duration,
                      "maxWriteOutageSeconds": self.max_write_outage, "writerRate": options.writer_rate},
             clock=clock, say=say,
         )
         self.writer: OrderWriter | None = None
-        self._started = 0.0
+        self._started = time.monotonic()  # run() starts the clock again; a step run on its own has one too
         self._times: dict[str, float] = {}
         self._present_after_promotion: set[int] | None = None
         self._promoted = self._failed_back = False
@@ -197,7 +202,34 @@ class Drill:
         first = self._wait_for_write(self.primary, since=0.0, timeout=max(30.0, self.options.settle_seconds),
                                      what=f"the first order in {self.primary}")
         self.report.log("writer", "ok", f"orders landing in {self.primary} (first: #{first.seq} via {first.server})")
+        if self.media is not None:
+            self.upload_media()
         self._pause(self.options.settle_seconds)
+
+    def upload_media(self) -> None:
+        """Put the drill's sequence-numbered media file in the primary's bucket (before the fault)."""
+        seq = int(self.clock() * 1000)
+        name, body = drill_object(self.outputs.stack, seq)
+        started = self.clock()
+        self.media.upload(self.primary, name, body)
+        self._media = {"name": name, "body": body, "uploadedAt": self.clock()}
+        self.report.log("media upload", "ok", f"uploads/{name} in {self.primary}'s bucket", self.clock() - started)
+
+    def check_media(self) -> None:
+        """Wait, up to the media objective from the upload, until the DR region serves the file."""
+        name, body, uploaded = self._media["name"], self._media["body"], self._media["uploadedAt"]
+        deadline = uploaded + self.outputs.media.media_rpo_seconds
+        while True:
+            served = self.media.served(self.target, name) == body
+            now = self.clock()
+            if served or now >= deadline:
+                break
+            self._check_stop()
+            self.sleep(min(self.options.poll_seconds, max(0.0, deadline - now)))
+        self._media["servedAfterSeconds"] = round(now - uploaded, 3) if served else None
+        self.report.log("media in DR", "ok" if served else "failed",
+                        f"/wp-content/uploads/{name} served by {self.target} {now - uploaded:.1f} s after upload"
+                        if served else f"not served by {self.target} within {self.outputs.media.media_rpo_seconds} s")
 
     def _detect(self) -> None:
         """Until the load balancer (or the DNS) stops sending traffic to the primary region; the
@@ -242,6 +274,8 @@ class Drill:
         missing = len(acknowledged) - len(self._present_after_promotion)
         self.report.log("verify DR", "ok", f"orders land in {self.target} (first: #{first.seq} via {first.server}); "
                                            f"{missing} of {len(acknowledged)} acknowledged orders missing there")
+        if self._media:
+            self.check_media()
         self._pause(self.options.settle_seconds)
 
     def _failback(self) -> None:
@@ -294,6 +328,8 @@ class Drill:
                                    fault_at=t.get("fault"), detected_at=t.get("detected"),
                                    present_after_promotion=self._present_after_promotion,
                                    checked_before=t.get("checked_before"))
+        if self._media:
+            self.report.measured["mediaServedSeconds"] = self._media.get("servedAfterSeconds")
         if self.writer is None:  # refused before anything changed
             return
         if self.report.aborted is not None:  # no verdict on objectives, but say where things stand
@@ -304,6 +340,12 @@ class Drill:
         self.report.check("RPO within objective", m.get("rpoSeconds") is not None and m["rpoSeconds"] <= o["rpoSeconds"],
                           f"{m.get('rpoSeconds')} s of acknowledged orders lost ({m.get('ordersLost')} orders), "
                           f"objective {o['rpoSeconds']} s")
+        if self._media:
+            served = m.get("mediaServedSeconds")
+            self.report.check("media RPO within objective", served is not None,
+                              f"the drill's media object served by {self.target} {served} s after its upload, objective "
+                              f"{o['mediaRpoSeconds']} s" if served is not None else
+                              f"the drill's media object not served by {self.target} within {o['mediaRpoSeconds']} s")
         if self._promotion_mode == "planned":
             self.report.check("planned promotion lost no order", m.get("ordersLost") == 0,
                               f"{m.get('ordersLost')} acknowledged orders missing after a planned promotion")

@@ -203,6 +203,8 @@ class DrillReport:
             f"| RTO | {o.get('rtoSeconds')} s | {_show(m.get('rtoSeconds'), ' s')} | {_verdict(self, 'RTO')} |",
             f"| RPO | {o.get('rpoSeconds')} s | {_show(m.get('rpoSeconds'), ' s')} "
             f"({_show(m.get('ordersLost'), ' orders')} lost) | {_verdict(self, 'RPO')} |",
+            *([f"| media RPO | {o['mediaRpoSeconds']} s | {_show(m.get('mediaServedSeconds'), ' s')} (drill object "
+               f"upload to served in {self.target}) | {_verdict(self, 'media RPO')} |"] if "mediaRpoSeconds" in o else []),
             "", "## Where the outage went", "",
             "| phase | seconds |", "|---|---|",
             f"| detection (fault to traffic leaving {self.primary}) | {_show(m.get('detectionSeconds'))} |",

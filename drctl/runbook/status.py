@@ -271,7 +271,7 @@ def render(doc: dict[str, Any]) -> str:
     where = f" (Worker {fb['script']} on {fb['route']})" if fb["script"] else ""
     lines += ["", f"fallback page: {fb['state'].upper() if fb['state'] == 'serving' else fb['state']}{where}: "
                   f"{fb['detail']}"]
-    lines += _media_lines(doc.get("media"))
+    lines += media_lines(doc.get("media"))
     lines += _archive_lines(doc.get("archive"))
     lines += ["", doc["verdict"]["summary"]]
     lines += [f"  - {p}" for p in doc["verdict"]["problems"]]
@@ -290,7 +290,7 @@ def _archive_lines(archive: dict[str, Any] | None) -> list[str]:
     return ["", f"binlog archive ({archive['bucket']}): {newest}, {last}"]
 
 
-def _media_lines(media: dict[str, dict[str, Any]] | None) -> list[str]:
+def media_lines(media: dict[str, dict[str, Any]] | None) -> list[str]:
     if media is None:
         return []
     lines = ["", "media (uploads bucket per region):"]

@@ -3,7 +3,9 @@ rclone serving the bucket, against a real S3 server on loopback (tests/support/m
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pytest
 
@@ -120,3 +122,25 @@ def test_bucket_unreachable_uploads_still_succeed_and_catch_up_nothing_lost(shop
                what="the agent catching up")
     for path, content in files.items():
         assert served(b, path, content)
+
+
+def test_a_former_primarys_stale_heartbeat_is_never_a_source(tmp_path):
+    shop = MediaShop(tmp_path, regions=("us-east", "eu-west", "ap-south"), nodes=1)
+    try:
+        east, west, south = shop["us-east"], shop["eu-west"], shop["ap-south"]
+        east.nodes[0].upload(IMAGE, b"current")
+        wait_until(lambda: served(west.nodes[0], IMAGE, b"current"), timeout=60, what="the upload in eu-west")
+        # ap-south was primary an hour ago and still has that heartbeat, and none of today's files.
+        client = shop.store.client()
+        client.put_object(Bucket=south.bucket, Key="dr/heartbeat.json",
+                          Body=json.dumps({"region": "ap-south", "written_at": time.time() - 3600}).encode())
+        client.delete_object(Bucket=south.bucket, Key=f"uploads/{IMAGE}")
+        south.role = "primary"  # as its database might claim for a moment; its agent stays silent below
+        south.nodes[0].stop_agent()
+        shop.store.endpoints["us-east"].down()  # the real primary's bucket cannot be read
+        wait_until(lambda: "fresh primary heartbeat" in (west.nodes[0].status().get("problem") or ""), timeout=60,
+                   what="eu-west's agent refusing the stale source")
+        assert served(west.nodes[0], IMAGE, b"current")
+        assert not [k for k in shop.store.keys(west.bucket, "attic/")]
+    finally:
+        shop.close()

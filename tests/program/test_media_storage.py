@@ -90,6 +90,8 @@ def test_a_region_without_object_storage_uses_the_nearest_region_that_has_it():
     assert label(run, "eu-west").startswith("wcdr-prod-media-eu-west-")
     outputs = parse_outputs(unwrap(run.outputs["drctl"]), "test")
     assert outputs.media.bucket("eu-west").storage_region == "gb-lon"
+    # The plan's outputs say which Object Storage region serves which shop region.
+    assert unwrap(run.outputs["mediaBuckets"])["eu-west"] == {"bucket": label(run, "eu-west"), "storageRegion": "gb-lon"}
 
 
 def test_no_object_storage_anywhere_near_fails_before_any_resource():

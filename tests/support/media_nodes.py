@@ -92,6 +92,9 @@ class Node:
     healthz_url: str
     max_upload_megabytes: int = 16
     media_rpo_seconds: int = 20
+    # Sandbox default: the reconcile pass every second instead of every minute, so a test of a
+    # delete made through another node does not wait a minute. None: the program's setting.
+    reconcile_interval_seconds: int | None = 1
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self):
@@ -107,9 +110,8 @@ class Node:
         self.rclone_config.write_text(media_storage.rclone_config(self.buckets, ACCESS_KEY, SECRET_KEY))
         settings = media_storage.agent_settings(self.media, uploads_dir=str(self.uploads), state_dir=str(self.state),
                                                 config_path=str(self.rclone_config), healthz_url=self.healthz_url)
-        # Sandbox only: the reconcile pass every second instead of every minute, so a test of a
-        # delete elsewhere does not wait a minute.
-        settings["reconcile_interval_seconds"] = 1
+        if self.reconcile_interval_seconds is not None:
+            settings["reconcile_interval_seconds"] = self.reconcile_interval_seconds
         settings["rclone"] = require("rclone")
         self.settings_path = self.root / "media.json"
         self.settings_path.write_text(json.dumps(settings))
@@ -207,10 +209,10 @@ http {{
         return path
 
     # --- as a shopper and as WordPress --------------------------------------------------------
-    def get(self, path: str) -> Response:
+    def get(self, path: str, method: str = "GET") -> Response:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            connection.request("GET", path)
+            connection.request(method, path)
             answer = connection.getresponse()
             headers = {k.lower(): v for k, v in answer.getheaders()}
             try:
@@ -267,8 +269,9 @@ class MediaShop:
     """Regions (the first primary) of `nodes` web nodes each, over one ObjectStore."""
 
     def __init__(self, root: Path, regions: tuple[str, ...] = ("us-east", "eu-west"), nodes: int = 2,
-                 media_rpo_seconds: int = 20):
-        self.store = ObjectStore(regions=regions).__enter__()
+                 media_rpo_seconds: int = 20, store_in_own_process: bool = False,
+                 reconcile_interval_seconds: int | None = 1):
+        self.store = ObjectStore(regions=regions, own_process=store_in_own_process).__enter__()
         self.buckets = tuple(
             BucketAccess(region=r, storage_region=r, name=self.store.bucket(f"wcdr-test-media-{r}"),
                          endpoint=self.store.endpoints[r].url)
@@ -279,7 +282,8 @@ class MediaShop:
             for position, region in enumerate(regions):
                 role = RoleServer("primary" if position == 0 else "replica")
                 members = [Node(region, i, root / region / f"node-{i}", self.store, self.buckets, role.url,
-                                media_rpo_seconds=media_rpo_seconds) for i in range(nodes)]
+                                media_rpo_seconds=media_rpo_seconds,
+                                reconcile_interval_seconds=reconcile_interval_seconds) for i in range(nodes)]
                 self.regions[region] = Region(region, members, role)
                 for node in members:
                     node.start()

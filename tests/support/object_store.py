@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from pathlib import Path
 
 import boto3
 from moto.server import ThreadedMotoServer
+
+from drctl.rehearsal.local.ports import PortReservation
+from tests.support.waiting import wait_until
 
 ACCESS_KEY = "TESTACCESSKEY"
 SECRET_KEY = "test-secret-key-never-logged"
@@ -107,16 +112,22 @@ def _close(s: socket.socket) -> None:
 
 @dataclass
 class ObjectStore:
-    """moto's S3 server plus one endpoint per region. Use as a context manager."""
+    """moto's S3 server plus one endpoint per region. Use as a context manager. `own_process`: run
+    the server as a child process instead of a thread, so it does not share the GIL with a caller
+    that keeps busy (the benchmark's polling)."""
 
     regions: tuple[str, ...] = ()
+    own_process: bool = False
     server: ThreadedMotoServer | None = None
     endpoints: dict[str, RegionEndpoint] = field(default_factory=dict)
 
     def __enter__(self) -> ObjectStore:
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
+        if self.own_process:
+            host, port = self._start_process()
+        else:
+            self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self.server.start()
+            host, port = self.server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         # moto keeps its buckets per process, not per server: start from none, whatever ran before.
         reset = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - http, loopback
@@ -130,6 +141,30 @@ class ObjectStore:
             endpoint.close()
         if self.server is not None:
             self.server.stop()
+        if getattr(self, "_process", None) is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._reservation.release()
+
+    def _start_process(self) -> tuple[str, int]:
+        # The port is held by a reservation until the server is gone (werkzeug binds with SO_REUSEADDR).
+        self._reservation = PortReservation()
+        port = self._reservation.port
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def answers() -> bool:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2).close()
+                return True
+            except OSError:
+                return self._process.poll() is not None  # died: stop waiting, fail below
+
+        wait_until(answers, timeout=30, what="the moto S3 server process")
+        if self._process.poll() is not None:
+            raise RuntimeError(f"the moto S3 server exited with {self._process.returncode}")
+        return "127.0.0.1", port
 
     def client(self):
         """A boto3 S3 client straight to the server (for checks behind the endpoints' backs)."""

@@ -240,7 +240,11 @@ class Agent:
             self.replicate(now)
             self.last_replicate = now
 
-    def freshest_primary(self) -> tuple[str, float] | None:
+    def freshest_primary(self, now: float) -> tuple[str, float] | None:
+        """The region whose bucket holds the newest primary heartbeat, if it is fresher than the
+        objective: an old heartbeat is a former primary's, never a source (copying from it would
+        move newer files to the attic)."""
+        oldest = now - float(self.s.get("media_rpo_seconds", 300))
         best = None
         for region, bucket in self.buckets.items():
             if region == self.region:
@@ -249,14 +253,16 @@ class Agent:
                 beat = json.loads(self.rclone.run("cat", f"{bucket}/{HEARTBEAT}", timeout=30))
             except (RcloneError, ValueError):
                 continue  # a region down or never primary: not a source
-            if beat.get("region") == region and (best is None or beat["written_at"] > best[1]):
+            if beat.get("region") != region or float(beat["written_at"]) < oldest:
+                continue
+            if best is None or beat["written_at"] > best[1]:
                 best = (region, float(beat["written_at"]))
         return best
 
     def replicate(self, now: float) -> None:
-        found = self.freshest_primary()
+        found = self.freshest_primary(now)
         if found is None:
-            raise RcloneError("no other region's bucket has a primary heartbeat: nothing to replicate from")
+            raise RcloneError("no other region's bucket has a fresh primary heartbeat: nothing to replicate from")
         source, beat = found
         replicate(self.rclone, self.buckets[source], self.own, source, beat, now)
         self.status["replicated"] = {"source": source, "source_heartbeat": beat, "completed_at": time.time()}

@@ -102,3 +102,16 @@ def test_reports_are_written_for_their_owner_only(tmp_path):
     for path in r.write(tmp_path / "drill-prod"):  # a directory drctl creates: 0700
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE((tmp_path / "drill-prod").stat().st_mode) == 0o700
+
+
+def test_the_report_has_a_media_rpo_row_when_the_stack_has_media():
+    r = DrillReport(kind="drill", stack="dr-test", primary="us-east", target="eu-west", fault="nodes-reject",
+                    objectives={"rtoSeconds": 6, "rpoSeconds": 15, "mediaRpoSeconds": 300}, options={},
+                    clock=lambda: 100.0)
+    r.measured["mediaServedSeconds"] = 42.5
+    r.check("media RPO within objective", True, "served 42.5 s after its upload")
+    assert "| media RPO | 300 s | 42.5 s (drill object upload to served in eu-west) | met |" in r.markdown()
+
+
+def test_no_media_rpo_row_without_media():
+    assert "media RPO" not in report().markdown()
