@@ -9,6 +9,7 @@ import sys
 
 from drctl.backup import archive_command as archive
 from drctl.backup import command as restore
+from drctl.backup import restore_drill
 from drctl.drill import command as drill_command
 from drctl.plan import command as plan
 from drctl.plan import prices_command as prices
@@ -16,8 +17,9 @@ from drctl.rehearsal import command as rehearse
 from drctl.runbook import failback, promote, status
 from drctl.watch import command as watch
 
-# Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse, restore, archive)
+# Each module adds its sub-command with add_parser(subparsers) and sets `func`; restore_drill adds
+# `--restore` to the drill command declared before it (the drill package never imports the archive).
+COMMANDS = (plan, prices, status, promote, failback, watch, drill_command, rehearse, restore, archive, restore_drill)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,8 +32,10 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
     # Point-in-time recovery: the archiver reads servers through drctl.mysql and alerts through
     # drctl.watch's hooks; `drctl restore` starts its local target with the rehearsal's throwaway
-    # MariaDB (drctl/rehearsal/local).
-    "drctl.backup":    ("drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.watch", "drctl.rehearsal"),
+    # MariaDB (drctl/rehearsal/local); `drctl drill --restore` writes the drill's orders through
+    # drctl.drill and reaches the stack through drctl.runbook. Nothing imports drctl.backup but cli.
+    "drctl.backup":    ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.watch",
+                        "drctl.rehearsal"),
     "drctl.watch":     ("drctl.cloud", "drctl.stack"),
     # `drctl prices --refresh` reads Linode's public price endpoints through drctl.cloud, the one door
     # to the Linode API (its SDK, DRCTL_LINODE_BASE_URL); `drctl plan` itself imports no cloud client.

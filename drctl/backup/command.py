@@ -166,18 +166,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def restore_locally(args: argparse.Namespace, bucket: Bucket, key: bytes, plan, say) -> dict:
-    from drctl.rehearsal.local import mariadb as local
-
     keep = args.target is not None
     base = args.target if keep else Path(tempfile.mkdtemp(prefix="wcdr-restore-target-", dir=args.work_dir))
-    base.mkdir(parents=True, exist_ok=True)
-    server = None
-    try:
-        say(f"starting a MariaDB server in {base}")
-        tls = local.LocalCA.create(base / "tls")
-        server = local.MariaDBServer(base, RESTORED_SERVER_ID, tls, name="restored")
-        server.start(timeout=120)
-        target = Target((f"--socket={server.socket}", "--user=root"), server.connect, f"local server in {base}")
+    with scratch_server(base, keep, say) as (server, target):
         report = apply_restore(bucket, key, plan, target, work_dir=args.work_dir, say=say)
         for line in report.lines():
             say(line)
@@ -193,6 +184,22 @@ def restore_locally(args: argparse.Namespace, bucket: Bucket, key: bytes, plan, 
             say(f"stopped the server; start it again with: mariadbd --no-defaults --datadir={server.datadir} "
                 f"--socket={server.socket} --skip-networking, then: mariadb --socket={server.socket} -u root")
         return doc
+
+
+@contextlib.contextmanager
+def scratch_server(base: Path, keep: bool, say):
+    """A MariaDB server of its own in `base` (drctl/rehearsal/local), stopped on the way out, and
+    its files removed unless `keep`: yields (server, restore Target)."""
+    from drctl.rehearsal.local import mariadb as local
+
+    base.mkdir(parents=True, exist_ok=True)
+    server = None
+    try:
+        say(f"starting a MariaDB server in {base}")
+        tls = local.LocalCA.create(base / "tls")
+        server = local.MariaDBServer(base, RESTORED_SERVER_ID, tls, name="restored")
+        server.start(timeout=120)
+        yield server, Target((f"--socket={server.socket}", "--user=root"), server.connect, f"local server in {base}")
     finally:
         if server is not None:
             server.stop()
