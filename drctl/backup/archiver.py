@@ -162,6 +162,7 @@ class Archiver:
         for session in self.sessions:
             if session.running:
                 self._stop_process(session)
+            (self.spool / f".{session.name}.cnf").unlink(missing_ok=True)  # the password leaves with us
 
     # --- streaming ---------------------------------------------------------------------------------
     def _follow_primary(self) -> None:

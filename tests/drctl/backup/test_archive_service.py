@@ -82,6 +82,7 @@ def test_the_service_starts_with_a_base_and_resumes_after_a_restart_without_a_ga
     with running_service(config):
         write_orders(archive.primary, range(101, 151))
         wait_until(lambda: archived(archive), 30, "orders 51-150 in the archive")
+    assert not list((tmp_path / "spool").glob(".*.cnf"))  # no password left behind by a stopped service
     assert len(load_bases(archive.bucket)) == 1  # a fresh base is not due again
     assert len({p.session for p in load_pieces(archive.bucket)}) == 2
 
