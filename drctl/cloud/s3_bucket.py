@@ -48,7 +48,9 @@ class Bucket:
                           s3={"addressing_style": "path"}))
 
     def _call(self, what: str, fn, *args, **kwargs) -> Any:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
+        from s3transfer.exceptions import S3TransferFailedError
 
         try:
             return fn(*args, **kwargs)
@@ -59,6 +61,9 @@ class Bucket:
             raise StoreUnavailable(f"{what}: {self.where} refused ({code or 'error'})") from None
         except (BotoCoreError, OSError) as err:
             raise StoreUnavailable(f"{what}: {self.where} did not answer ({type(err).__name__})") from None
+        except (Boto3Error, S3TransferFailedError) as err:  # a multipart transfer that ran out of retries
+            cause = getattr(err, "last_exception", None) or err
+            raise StoreUnavailable(f"{what}: {self.where} failed part-way ({type(cause).__name__})") from None
 
     def put_file(self, name: str, path: Path) -> None:
         self._call(f"upload {name}", self._client.upload_file, str(path), self.access.bucket, name)
