@@ -50,7 +50,7 @@ class Bucket:
     def _call(self, what: str, fn, *args, **kwargs) -> Any:
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
-        from s3transfer.exceptions import S3TransferFailedError
+        from s3transfer.exceptions import RetriesExceededError, S3DownloadFailedError, S3UploadFailedError
 
         try:
             return fn(*args, **kwargs)
@@ -61,7 +61,7 @@ class Bucket:
             raise StoreUnavailable(f"{what}: {self.where} refused ({code or 'error'})") from None
         except (BotoCoreError, OSError) as err:
             raise StoreUnavailable(f"{what}: {self.where} did not answer ({type(err).__name__})") from None
-        except (Boto3Error, S3TransferFailedError) as err:  # a multipart transfer that ran out of retries
+        except (Boto3Error, RetriesExceededError, S3DownloadFailedError, S3UploadFailedError) as err:  # a multipart transfer that ran out of retries
             cause = getattr(err, "last_exception", None) or err
             raise StoreUnavailable(f"{what}: {self.where} failed part-way ({type(cause).__name__})") from None
 
