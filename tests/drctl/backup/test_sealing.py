@@ -34,7 +34,7 @@ def test_a_sealed_object_opens_to_its_plaintext(tmp_path, size):
     out = io.BytesIO()
     assert sealing.open_to(KEY, "binlog/s/00000001.seg", path, out, info.sha256_plain) == size
     assert out.getvalue() == data
-    assert size == 0 or data not in box
+    assert size < 16 or data not in box  # a short plaintext may occur in any random bytes by chance
     sealing.check_sealed(path, "binlog/s/00000001.seg", sealing.sha256_bytes(box))
 
 
