@@ -28,7 +28,7 @@ from drctl.backup import sealing
 from drctl.backup.binlog_events import Gtid
 from drctl.backup.restore import RestoreError, Target, apply_restore, export_tables, plan_restore
 from drctl.cloud import archive_status
-from drctl.cloud.s3_bucket import Bucket, StoreUnavailable
+from drctl.cloud.s3_bucket import Bucket, ObjectMissing, StoreUnavailable
 from drctl.stack.command_line import (
     EXIT_FAILED,
     EXIT_OK,
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         plan = plan_restore(bucket, to_time=args.to_time, to_gtid=args.to_gtid)
-    except (RestoreError, StoreUnavailable) as err:
+    except (RestoreError, StoreUnavailable, ObjectMissing) as err:
         fail("restore", str(err))
         return EXIT_FAILED
     if args.dry_run:
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         say(line)
     try:
         report = restore_locally(args, bucket, key, plan, say)
-    except (RestoreError, sealing.ChecksumError, StoreUnavailable) as err:
+    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing) as err:
         fail("restore", str(err))
         return EXIT_FAILED
     if args.output == "json":

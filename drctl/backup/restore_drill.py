@@ -32,7 +32,7 @@ from drctl.backup.binlog_events import GtidPos
 from drctl.backup.command import scratch_server
 from drctl.backup.restore import RestoreError, apply_restore, plan_restore
 from drctl.cloud.archive_status import archive_bucket
-from drctl.cloud.s3_bucket import StoreUnavailable
+from drctl.cloud.s3_bucket import ObjectMissing, StoreUnavailable
 from drctl.drill import orders
 from drctl.mysql.topology import connect
 from drctl.runbook.context import runbook_from_args
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         result = drill(rb, backups, key, args.settle, args.writer_rate, say)
-    except (RestoreError, sealing.ChecksumError, StoreUnavailable, TimeoutError) as err:
+    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing, TimeoutError) as err:
         fail("drill", str(err))
         return EXIT_FAILED
     if args.output == "json":

@@ -97,3 +97,15 @@ def test_a_corrupted_object_stops_the_restore_naming_it(archive, archived_orders
     assert code == 1
     assert f"drctl restore: checksum mismatch for object {victim}" in err
     assert "Traceback" not in err
+
+
+def test_a_missing_object_stops_the_restore_naming_it(archive, archived_orders, tmp_path, capsys):
+    outputs = outputs_with_archive(archive, tmp_path)
+    victim = next(n for n in archive.store.keys(archive.bucket.access.bucket, "binlog/") if n.endswith(".seg"))
+    archive.store.client().delete_object(Bucket=archive.bucket.access.bucket, Key=victim)
+    code = cli.main(["restore", "--outputs", outputs, "--to-time", archived_orders.isoformat(),
+                     "--target", f"local:{tmp_path / 'restored'}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"drctl restore: download {victim}: no such object in bucket " in err
+    assert "Traceback" not in err
