@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-drill bench-media bench-pitr clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-media bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,11 @@ test-again: $(VENV)/.dev  ## the real-server tests (MariaDB, HAProxy, PHP) once 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
-rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, then unplanned failover of dr-test (MariaDB, HAProxy)
+rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned and automatic failover of dr-test, then every region down (MariaDB, HAProxy, Node)
 	$(PY) -m drctl rehearse -s dr-test --planned
 	$(PY) -m drctl rehearse -s dr-test --unplanned
+	$(PY) -m drctl rehearse -s dr-test --automatic
+	$(PY) -m drctl rehearse -s dr-test --fault all-regions-down
 
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
 	$(PY) bench/drill_benchmark.py
@@ -41,8 +43,14 @@ bench-pitr: $(VENV)/.dev  ## point-in-time recovery: archive lag p50/p99 at 200 
 	$(PY) bench/pitr_benchmark.py lag
 	$(PY) bench/pitr_benchmark.py restore --size-gb 1
 
-bench-watch: $(VENV)/.dev  ## the watchdog's failover policy against the seed's script, one table
+bench-outage: $(VENV)/.runtime  ## every region down, rehearsed three times: fallback page served, recovery time
+	$(PY) bench/outage_benchmark.py
+
+bench-watch: $(VENV)/.dev  ## the watchdog's failover policy (with and without fast confirm) against the seed's script, one table
 	$(PY) bench/watch_policy.py
+
+bench-guard: $(VENV)/.runtime  ## RTO at prod's scale on a simulated clock: a person promoting against drctl guard
+	$(PY) bench/guard_rto.py
 
 bench-media: $(VENV)/.dev  ## media RPO: 100 uploads of 1 MB, upload -> served by the region's other node and by the DR region, p50/p99
 	$(PY) bench/media_rpo.py

@@ -22,14 +22,15 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Literal
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
 
+from components import fallback_html
 from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.firewall_rules import MAX_SOURCE_PREFIX, too_wide
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
 from components.server_names import longest_domain, name_problem
-from drctl.stack.outputs import ProbeCounts
+from drctl.stack.outputs import PROMOTION_BUDGET_SECONDS, ProbeCounts, fast_confirm_detection_seconds
 
 NAMESPACE = "woocommerce-dr"
 
@@ -48,6 +49,9 @@ PROVIDER_CREDENTIALS = {
     "cloudflare:apiUserServiceKey": "CLOUDFLARE_API_USER_SERVICE_KEY",
 }
 
+# The project's own credentials: `secure:` values only, like the providers'.
+PROJECT_CREDENTIALS = (f"{NAMESPACE}:guardLinodeToken", f"{NAMESPACE}:guardCloudflareToken")
+
 # Linode Managed MySQL: engine_config.binlog_retention_period is 600 to 86400 seconds.
 MANAGED_BINLOG_RETENTION_MAX = 86400
 
@@ -62,6 +66,12 @@ _LINODE_IMAGE = r"^(linode|private)/[a-z0-9.\-/]+$"
 _PATH = r"^/"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _HTTPS_URL = r"^https://"
+# A git repository drctl is cloned from: https, no credentials in the URL (it sits in git and plans).
+_GIT_URL = r"^https://[^@\s/]+/[^@\s]+$"
+_COMMIT = r"^[0-9a-f]{40}$"
+_URL_CHARACTERS = re.compile(r"^https://[A-Za-z0-9._~:/?#@!&+,;=%-]+$")
+# API tokens are letters, digits, '-' and '_'; the rest is what an environment file carries unquoted.
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:=+/-]{16,256}$")
 # Page text: printable, no control characters (a title on one line; a message may break lines).
 _ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
 _PLAIN_TEXT = r"^[^\x00-\x09\x0b-\x1f\x7f]+$"
@@ -75,6 +85,8 @@ _PATTERN_WORDS = {
     _PATH: "a path starting with /",
     _EMAIL: "an email address",
     _HTTPS_URL: "an https:// URL",
+    _GIT_URL: "an https:// git URL without credentials, such as https://github.com/example/woocommerce-dr.git",
+    _COMMIT: "a full 40-character commit id (lower-case hex): a tag or branch can move",
     _ONE_LINE: "one line of text without control characters",
     _PLAIN_TEXT: "text without control characters (line breaks allowed)",
 }
@@ -197,13 +209,34 @@ class MonitorSpec(ProbeCounts, _Model):
     consecutive_down: int = Field(2, ge=0, le=10)
     consecutive_up: int = Field(2, ge=0, le=10)
     expected_codes: str = Field("200", pattern=_EXPECTED_CODES.pattern)
+    # drctl watch and drctl guard only (Cloudflare's monitor has no such setting): after a first failed
+    # probe they probe every fastInterval until consecutiveDown is reached, as HAProxy's `fastinter`.
+    fast_interval: int = Field(5, ge=1, le=60)
 
     @property
     def worst_case_detection_seconds(self) -> int:
-        """How long a dead origin can go unnoticed: the last good probe can land just before the
-        failure, then `consecutiveDown` intervals must fail, each probe waiting out its timeout on
-        every retry."""
+        """How long a dead origin can go unnoticed by Cloudflare's monitor: the last good probe can
+        land just before the failure, then `consecutiveDown` intervals must fail, each probe waiting
+        out its timeout on every retry."""
         return self.interval * self.fall + self.timeout * (self.retries + 1)
+
+    @property
+    def fast_confirm_detection_seconds(self) -> int:
+        """The same for drctl watch and drctl guard, which confirm a first failure every fastInterval."""
+        return fast_confirm_detection_seconds(self.interval, self.fall, self.fast_interval, self.timeout)
+
+    @rule("interval", "timeout", "fast_interval")
+    def _fast_interval_between_timeout_and_interval(self, path: str) -> Iterable[Problem]:
+        # Below interval, or it is no faster; at least timeout, so one probe ends before the next starts.
+        if self.timeout >= self.interval:
+            return  # reported once, by _timeout_below_interval
+        if not self.timeout <= self.fast_interval < self.interval:
+            yield Problem(
+                f"{path}fastInterval",
+                f"must be at least timeout ({self.timeout}) and below interval ({self.interval})",
+                self.fast_interval,
+                f"{self.timeout} to {min(60, self.interval - 1)}",
+            )
 
     @rule("interval", "timeout")
     def _timeout_below_interval(self, path: str) -> Iterable[Problem]:
@@ -236,6 +269,27 @@ class FallbackPageSpec(_Model):
     # own 100 s origin timeout, above the slowest checkout a shopper should still wait for.
     # Below Cloudflare's own 100 s (its 524): a slower request would fail anyway, a faster one is never cut.
     origin_timeout_seconds: int = Field(90, ge=5, le=90)
+    # The whole page from a file in the repository instead of title and message
+    # (components/fallback_html.py: where it may live and what it may hold).
+    html_file: str | None = Field(None, min_length=1, description=fallback_html.ALLOWED)
+
+    @rule("html_file", "title", "message")
+    def _page_from_one_source(self, path: str) -> Iterable[Problem]:
+        # The file is the whole page: a title or message beside it would be silently ignored.
+        given = [alias for name, alias in (("title", "title"), ("message", "message")) if name in self.model_fields_set]
+        if self.html_file is not None and given:
+            yield Problem(f"{path}htmlFile", f"cannot be combined with {' and '.join(given)}: the file is the whole "
+                          f"page, so {' and '.join(given)} would be ignored", self.html_file,
+                          f"either htmlFile, or title and message (remove {', '.join(given)} or htmlFile)")
+
+    @rule("html_file")
+    def _html_file_is_a_page(self, path: str) -> Iterable[Problem]:
+        if self.html_file is None:
+            return
+        try:
+            fallback_html.read_page(self.html_file)
+        except fallback_html.PageFileError as err:
+            yield Problem(f"{path}htmlFile", str(err), self.html_file, fallback_html.ALLOWED)
 
 
 class TrafficSpec(_Model):
@@ -256,6 +310,33 @@ class AccessSpec(_Model):
     # Where `drctl watch` (the DNS-failover watchdog, on a Linode in a third region) probes the
     # NodeBalancers from, around Cloudflare: their firewalls admit these on 80/443 as well.
     watchdog_cidrs: tuple[str, ...] = ()
+    # Where operators run drctl (status, promote, drill): admitted to MySQL (3306) on every database
+    # server and the managed allow-list, and to the NodeBalancers' health path, which drctl probes.
+    operator_cidrs: tuple[str, ...] = ()
+
+    @rule("operator_cidrs")
+    def _operator_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
+        yield from _networks(self.operator_cidrs, f"{path}operatorCidrs",
+                             "would open MySQL and the NodeBalancers to the whole internet",
+                             "MySQL and the NodeBalancers")
+
+    @rule("operator_cidrs", "watchdog_cidrs")
+    def _origins_open_to_little_together(self, path: str) -> Iterable[Problem]:
+        # Both lists open the NodeBalancers' 80/443 around Cloudflare, in one firewall: the policy pack
+        # counts them together, so each may fit the budget while both do not.
+        if not (self.operator_cidrs and self.watchdog_cidrs) or any(_networks_problems(c) for c in (
+                self.operator_cidrs, self.watchdog_cidrs)):
+            return
+        both = [*self.watchdog_cidrs, *self.operator_cidrs]
+        wide = too_wide(both)
+        if wide:
+            version, covered, _ = wide
+            yield Problem(
+                f"{path}operatorCidrs",
+                f"with access.watchdogCidrs these networks cover {_as_prefix(version, covered)} of IPv{version} "
+                f"({_amount(version, covered)}, overlaps merged): together they open the NodeBalancers, around "
+                "Cloudflare, to a large share of the internet", list(self.operator_cidrs), SOURCE_BUDGET + " together",
+            )
 
     @rule("admin_cidrs")
     def _admin_cidrs_are_networks(self, path: str) -> Iterable[Problem]:
@@ -282,6 +363,11 @@ class AccessSpec(_Model):
                     key.split(" ", 1)[0][:24],
                     "a line such as 'ssh-ed25519 AAAA... you@laptop'",
                 )
+
+
+def _networks_problems(cidrs: tuple[str, ...]) -> bool:
+    """Whether `_networks` reports anything for `cidrs` (then a rule over several lists stays quiet)."""
+    return bool(list(_networks(cidrs, "", "", "")))
 
 
 def _networks(cidrs: tuple[str, ...], where: str, whole_internet: str, opens: str) -> Iterable[Problem]:
@@ -326,6 +412,66 @@ def _as_prefix(version: int, addresses: int) -> str:
     return f"as much as a /{prefix}" if addresses & (addresses - 1) == 0 else f"more than a /{prefix}"
 
 
+class DrctlSourceSpec(_Model):
+    """Where a guard Linode gets drctl: this repository, at one commit."""
+
+    repo: str = Field(pattern=_GIT_URL, description=_PATTERN_WORDS[_GIT_URL])
+    commit: str = Field(pattern=_COMMIT, description=_PATTERN_WORDS[_COMMIT])
+
+
+# Guards vote: a majority of at least two vantage points must see the primary lost (docs/guard.md).
+MIN_GUARDS = 2
+MAX_GUARDS = 5
+
+
+class AutomationSpec(_Model):
+    """Automatic failover by `drctl guard` on guard Linodes the stack deploys (components/guard.py)."""
+
+    promote: Literal["manual", "automatic"] = "manual"
+    # How long every signal must agree the primary is lost before a guard promotes.
+    confirm_seconds: int = Field(60, ge=10, le=3600)
+    # Regions of the guard Linodes, one guard each; none of them a shop region.
+    guards: tuple[str, ...] = ()
+    guard_type: str = Field("g6-nanode-1", pattern=_LINODE_TYPE)
+    guard_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    drctl_source: DrctlSourceSpec | None = None
+
+    @rule("guards")
+    def _guards_are_regions(self, path: str) -> Iterable[Problem]:
+        for i, region in enumerate(self.guards):
+            if region not in LINODE_REGIONS:
+                hint = difflib.get_close_matches(region, list(LINODE_REGIONS), n=1)
+                yield Problem(f"{path}guards[{i}]", f"{region!r} is not a Linode region"
+                              + (f"; did you mean {hint[0]!r}?" if hint else ""), region,
+                              ", ".join(sorted(LINODE_REGIONS)))
+            elif region in self.guards[:i]:
+                yield Problem(f"{path}guards[{i}]", f"{region!r} is listed twice: two guards in one region "
+                              "share one vantage point, and one outage silences both", region,
+                              "each region once")
+        if len(self.guards) > MAX_GUARDS:
+            yield Problem(f"{path}guards", "too many guards", list(self.guards),
+                          f"at most {MAX_GUARDS} regions (3 tolerate one guard lost)")
+
+    @rule("promote", "guards", "drctl_source")
+    def _automatic_needs_guards(self, path: str) -> Iterable[Problem]:
+        if self.promote != "automatic":
+            return  # manual: guards and drctlSource are kept but nothing is deployed (docs/guard.md)
+        if len(self.guards) < MIN_GUARDS:
+            yield Problem(
+                f"{path}guards",
+                f"automation.promote automatic needs at least {MIN_GUARDS} guard regions: a lone guard is "
+                "one vantage point, and a vantage point cut off from the primary must never promote",
+                list(self.guards),
+                f"{MIN_GUARDS} to {MAX_GUARDS} Linode regions that are not shop regions; 3 tolerate one guard lost",
+            )
+        if self.drctl_source is None:
+            yield Problem(
+                f"{path}drctlSource", "required with automation.promote automatic: the guard Linodes install "
+                "drctl from this repository at this commit", None,
+                "a mapping with keys repo (https git URL) and commit (40-character commit id)",
+            )
+
+
 class ObjectivesSpec(_Model):
     rto_seconds: int = Field(300, ge=30, le=86400)
     rpo_seconds: int = Field(15, ge=0, le=86400)
@@ -366,10 +512,33 @@ class StackConfig(_Model):
     objectives: ObjectivesSpec = ObjectivesSpec()
     media: MediaSpec = MediaSpec()
     backups: BackupsSpec = BackupsSpec()
+    automation: AutomationSpec = AutomationSpec()
+    # The guards' own API tokens (least scopes: docs/guard.md), `secure:` values only; read with
+    # automation.promote automatic.
+    guard_linode_token: SecretStr | None = None
+    guard_cloudflare_token: SecretStr | None = None
 
     @property
     def primary(self) -> RegionSpec:
         return self.regions[0]
+
+    @property
+    def automatic(self) -> bool:
+        return self.automation.promote == "automatic"
+
+    @property
+    def automatic_detection_seconds(self) -> int:
+        """Worst case for the guards to see the primary lost: their own probes, with fast confirm; in
+        load-balancer mode they also wait for Cloudflare's pool health, so the slower of the two."""
+        m = self.traffic.monitor
+        if self.traffic.mode == "load-balancer":
+            return max(m.fast_confirm_detection_seconds, m.worst_case_detection_seconds)
+        return m.fast_confirm_detection_seconds
+
+    @property
+    def automatic_rto_seconds(self) -> int:
+        """Worst-case recovery with automatic promotion: detection, confirmation, promotion."""
+        return self.automatic_detection_seconds + self.automation.confirm_seconds + PROMOTION_BUDGET_SECONDS
 
     def check_regions_for(self, region: str) -> tuple[str, ...]:
         return self.traffic.check_regions or (nearest_check_region(region),)
@@ -424,18 +593,20 @@ class StackConfig(_Model):
     def archive_region(self) -> str:
         return self.backups.region or self.regions[1].region
 
-    @rule("access", "regions", "database")
+    @rule("access", "regions", "database", "automation")
     def _admin_cidrs_fit_the_firewalls(self, path: str) -> Iterable[Problem]:
         # adminCidrs go into every web and database Cloud Firewall. Checked here, where all the
         # numbers are known: the database firewalls' own addresses are computed, so the API would
         # only refuse them half-way through an `up`.
-        room = MAX_FIREWALL_ADDRESSES - self._largest_database_client_list()
+        room = MAX_FIREWALL_ADDRESSES - self._largest_database_client_list() - len(self.access.operator_cidrs)
         if len(self.access.admin_cidrs) > room:
             yield Problem(
                 f"{path}access.adminCidrs",
                 f"too many networks: each database server's Cloud Firewall also admits its region's web "
-                f"nodes and the other database servers, and holds at most {MAX_FIREWALL_ADDRESSES} addresses",
-                f"{len(self.access.admin_cidrs)} networks", f"at most {room} with these regions and webNodes",
+                f"nodes, the other database servers, the guards and access.operatorCidrs, and holds at most "
+                f"{MAX_FIREWALL_ADDRESSES} addresses",
+                f"{len(self.access.admin_cidrs)} networks",
+                f"at most {max(room, 0)} with these regions, webNodes, guards and operatorCidrs",
             )
 
     def _largest_database_client_list(self) -> int:
@@ -443,21 +614,85 @@ class StackConfig(_Model):
         web nodes plus every other MySQL Linode (a managed primary has no firewall and is no peer)."""
         servers = len(self.regions) - (1 if self.database.mode == "managed" else 0)
         firewalled = self.regions[1:] if self.database.mode == "managed" else self.regions
-        return max((r.web_nodes for r in firewalled), default=0) + max(servers - 1, 0)
+        guards = len(self.automation.guards) if self.automatic else 0  # one IPv4 address each
+        return max((r.web_nodes for r in firewalled), default=0) + max(servers - 1, 0) + guards
 
-    @rule("traffic", "access")
+    @rule("traffic", "access", "automation")
     def _watchdog_can_reach_the_origins(self, path: str) -> Iterable[Problem]:
         # In dns-failover mode drctl watch decides failover by probing each region's NodeBalancer
-        # directly, and the NodeBalancer firewalls admit only Cloudflare and watchdogCidrs: with no
-        # watchdogCidrs every probe is dropped, so the watchdog sees every region down, always.
-        if self.traffic.mode == "dns-failover" and not self.access.watchdog_cidrs:
+        # directly, and the NodeBalancer firewalls admit only Cloudflare, watchdogCidrs and the guard
+        # Linodes (which run drctl watch with automatic promotion): with none of them every probe is
+        # dropped, so the watchdog sees every region down, always.
+        if self.traffic.mode == "dns-failover" and not self.access.watchdog_cidrs and not self.automatic:
             yield Problem(
                 f"{path}access.watchdogCidrs",
                 "required with traffic.mode dns-failover: drctl watch probes each region's NodeBalancer from "
                 "these networks, and without them the firewalls drop every probe, so the watchdog could only "
                 "ever see every region down",
                 list(self.access.watchdog_cidrs),
-                "the networks drctl watch runs in, such as ['203.0.113.7/32']",
+                "the networks drctl watch runs in, such as ['203.0.113.7/32'] (or automation.promote automatic, "
+                "whose guard Linodes run drctl watch)",
+            )
+
+    @rule("automation", "regions")
+    def _guards_outside_shop_regions(self, path: str) -> Iterable[Problem]:
+        shop = [r.region for r in self.regions]
+        for i, region in enumerate(self.automation.guards):
+            if region in shop:
+                yield Problem(
+                    f"{path}automation.guards[{i}]",
+                    f"{region!r} is a shop region: a guard there goes dark with the primary it watches, "
+                    "or sees it alive from inside a partition the rest of the world cannot reach",
+                    region, f"a Linode region other than {', '.join(shop)}",
+                )
+
+    @rule("automation", "guard_linode_token", "guard_cloudflare_token")
+    def _automatic_needs_tokens(self, path: str) -> Iterable[Problem]:
+        if not self.automatic:
+            return
+        for key, value, scopes in (
+            ("guardLinodeToken", self.guard_linode_token, "Linode token with Firewalls and Databases read/write"),
+            ("guardCloudflareToken", self.guard_cloudflare_token,
+             "Cloudflare token with the scopes listed in docs/guard.md"),
+        ):
+            if value is None:
+                yield Problem(f"{path}{key}", "required with automation.promote automatic: the guards fence, "
+                              "promote and move traffic with it", None,
+                              f"a secure: value (`pulumi config set --secret {key} ...`): a {scopes}")
+            elif not _TOKEN.match(value.get_secret_value()):
+                # Never shown: it is a credential. It lands in a systemd environment file, unquoted.
+                yield Problem(f"{path}{key}", "not an API token: 16 to 256 letters, digits and - _ . : = + / expected",
+                              "(not shown)", f"a {scopes}, as the provider's console shows it")
+
+    @rule("automation", "traffic")
+    def _webhook_fits_the_guard_command_line(self, path: str) -> Iterable[Problem]:
+        # With automatic promotion the guards alert to it: it goes on their command line, unquoted.
+        url = self.traffic.alerts.webhook_url
+        if self.automatic and url and not _URL_CHARACTERS.match(url):
+            yield Problem(f"{path}traffic.alerts.webhookUrl", "holds characters a URL does not (spaces, quotes, "
+                          "backslashes): the guards pass it to drctl guard --alert-webhook", url,
+                          "an https:// URL with percent-encoded special characters")
+
+    @rule("automation", "traffic", "objectives")
+    def _automatic_promotion_fits_rto(self, path: str) -> Iterable[Problem]:
+        if not self.automatic:
+            return
+        m, rto = self.traffic.monitor, self.objectives.rto_seconds
+        total = self.automatic_rto_seconds
+        if total > rto:
+            if self.traffic.mode == "load-balancer":
+                detection = (f"detection {self.automatic_detection_seconds} s (the slower of drctl guard, "
+                             f"{m.fast_confirm_detection_seconds} s, and Cloudflare, {m.worst_case_detection_seconds} s)")
+            else:
+                detection = f"detection {self.automatic_detection_seconds} s (drctl guard, with fast confirm)"
+            yield Problem(
+                f"{path}automation.confirmSeconds",
+                f"automatic failover takes up to {total} s but objectives.rtoSeconds is {rto} s: lower "
+                "automation.confirmSeconds or traffic.monitor.interval, consecutiveDown, fastInterval, timeout "
+                "(or retries, in load-balancer mode), or raise objectives.rtoSeconds",
+                f"{detection} + confirmSeconds {self.automation.confirm_seconds} s + promotion "
+                f"{PROMOTION_BUDGET_SECONDS} s = {total} s",
+                f"at most {rto} s",
             )
 
     @rule("traffic", "objectives")
@@ -497,7 +732,9 @@ def validate_config_map(config: Mapping[str, str | None], secret_keys: Collectio
     (key_problems) and the project's values (validate_stack_config); ConfigError lists both."""
     problems = key_problems(config, secret_keys)
     prefix = f"{NAMESPACE}:"
-    raw = {key[len(prefix):]: parse_config_value(value) for key, value in config.items() if key.startswith(prefix)}
+    # Credentials stay text: an all-digit token must not turn into a number.
+    raw = {key[len(prefix):]: value if key in PROJECT_CREDENTIALS else parse_config_value(value)
+           for key, value in config.items() if key.startswith(prefix)}
     stack_config = None
     try:
         stack_config = validate_stack_config(raw)
@@ -526,6 +763,10 @@ def key_problems(keys: Iterable[str], secret_keys: Collection[str]) -> list[Prob
                 f"a secure: value (`pulumi config set --secret {key} ...`), or no {key} in the stack file "
                 f"and {PROVIDER_CREDENTIALS[key]} in the environment or a Pulumi ESC environment",
                 namespace=namespace))
+        elif key in PROJECT_CREDENTIALS and key not in secret_keys:
+            problems.append(Problem(
+                name, "a credential in plain text", "(not shown)",
+                f"a secure: value (`pulumi config set --secret {name} ...`)", namespace=namespace))
     return problems
 
 
@@ -656,6 +897,8 @@ def _from_pydantic(error: Mapping[str, Any], path: str, field: Any) -> Problem:
         allowed = field.description or _describe(field.annotation, field.metadata)
     problem = _problem_text(error["type"], error["msg"])
     got = error.get("input")
+    if "token" in path.lower() or (path.endswith("drctlSource.repo") and "@" in str(got)):
+        got = "(not shown)"  # never echo a credential, even a malformed one, or a URL that may carry one
     if error["type"] == "literal_error" and isinstance(got, str):
         hint = difflib.get_close_matches(got, [a.strip() for a in allowed.split(",")], n=1, cutoff=0.6)
         problem += f"; did you mean {hint[0]!r}?" if hint else ""

@@ -78,10 +78,17 @@ class DatabaseTierArgs:
     web_clients: Mapping[str, WebClients]  # region -> its web nodes; every configured region
     domain: str  # the servers' names live under it (components/server_names.py)
     zone_id: str  # the Cloudflare zone the domain is in, where the names are published
+    # Where drctl runs: operators' networks (access.operatorCidrs) and the guard Linodes' IPv4
+    # addresses (components/guard.py; empty with manual promotion), admitted to MySQL everywhere.
+    operator_cidrs: tuple[str, ...] = ()
+    guard_ips: pulumi.Input[Sequence[str]] = ()
 
     @classmethod
-    def from_config(cls, config: StackConfig, web_clients: Mapping[str, WebClients]) -> DatabaseTierArgs:
+    def from_config(cls, config: StackConfig, web_clients: Mapping[str, WebClients],
+                    guard_ips: pulumi.Input[Sequence[str]] = ()) -> DatabaseTierArgs:
         return cls(
+            operator_cidrs=config.access.operator_cidrs,
+            guard_ips=guard_ips,
             spec=config.database,
             regions=tuple(r.region for r in config.regions),
             admin_cidrs=config.access.admin_cidrs,
@@ -344,7 +351,9 @@ class DatabaseTier(pulumi.ComponentResource):
         if self.mode == "managed":
             linode.DatabaseAccessControls(
                 f"{self._name}-allow-list", database_id=self._database.id.apply(int), database_type="mysql",
-                allow_lists=_cidrs(primary_web.public_ips, list(servers.values())),
+                allow_lists=pulumi.Output.all(_cidrs(primary_web.public_ips, list(servers.values())),
+                                              _guard_cidrs(args.guard_ips)).apply(
+                    lambda v: [*v[0], *args.operator_cidrs, *v[1]]),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         else:
@@ -357,8 +366,9 @@ class DatabaseTier(pulumi.ComponentResource):
 
     def _firewall(self, region: str, instance_id: pulumi.Output[str],
                   mysql_sources: pulumi.Output[list[str]]) -> linode.Firewall:
-        admin = self._args.admin_cidrs
-        inbounds = mysql_sources.apply(lambda cidrs: firewall_rules.database_inbound(cidrs, admin))
+        admin, operators = self._args.admin_cidrs, self._args.operator_cidrs
+        inbounds = pulumi.Output.all(mysql_sources, _guard_cidrs(self._args.guard_ips)).apply(
+            lambda v: firewall_rules.database_inbound(v[0], admin, operators, v[1]))
         firewall = linode.Firewall(
             f"{self._name}-{region}-firewall",
             label=label("firewall", pulumi.get_stack(), "mysql", region),
@@ -456,6 +466,10 @@ def _public_ipv4(instance: linode.Instance) -> pulumi.Output[str]:
 
 def _cidrs(web_ips: pulumi.Input[Sequence[str]], server_ips: Sequence[pulumi.Input[str]]) -> pulumi.Output[list[str]]:
     return pulumi.Output.all(web_ips, *server_ips).apply(lambda v: host_cidrs([*v[0], *v[1:]]))
+
+
+def _guard_cidrs(guard_ips: pulumi.Input[Sequence[str]]) -> pulumi.Output[list[str]]:
+    return pulumi.Output.from_input(guard_ips).apply(lambda ips: host_cidrs(list(ips or ())))
 
 
 def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:

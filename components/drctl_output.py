@@ -14,7 +14,7 @@ monitor and objectives) and checks the result against the model twice:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -29,11 +29,12 @@ from components.web_tier import WebTiers
 from drctl.stack.outputs import StackOutputs
 
 
-def drctl_document(
-    config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic, media: MediaStorage | None = None,
-    archive: BinlogArchive | None = None,
-) -> dict[str, Any]:
-    """The contract's JSON document (camelCase), with Outputs where values are computed."""
+def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic,
+                   guards: Sequence[Mapping[str, Any]] = (), media: MediaStorage | None = None,
+                   archive: BinlogArchive | None = None) -> dict[str, Any]:
+    """The contract's JSON document (camelCase), with Outputs where values are computed. `guards`:
+    the guard Linodes' entries (`drctl.stack.outputs.GuardOut`), empty with manual promotion; `media`:
+    the shop's media buckets and drctl's key to them; `archive`: the binlog archive (backups)."""
     monitor = config.traffic.monitor
     return {
         "project": pulumi.get_project(),
@@ -75,6 +76,13 @@ def drctl_document(
             "rpoSeconds": config.objectives.rpo_seconds,
             "worstCaseDetectionSeconds": monitor.worst_case_detection_seconds,
         },
+        "automation": {
+            "promote": config.automation.promote,
+            "confirmSeconds": config.automation.confirm_seconds,
+            "fastInterval": monitor.fast_interval,
+            "guards": list(guards),
+        },
+        "access": {"operatorCidrs": list(config.access.operator_cidrs)},
         "media": media.drctl_outputs() if media is not None else None,
         "backups": archive.drctl_outputs() if archive is not None else None,
     }

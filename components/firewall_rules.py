@@ -2,8 +2,10 @@
 
 Web nodes take HTTP(S) only from the NodeBalancer's network and SSH only from `access.adminCidrs`;
 NodeBalancers take HTTP(S) only from Cloudflare, so nobody reaches the shop around Cloudflare, and
-from `access.watchdogCidrs`, where `drctl watch` probes each region's /healthz directly; MySQL
-Linodes take MySQL only from the addresses the database tier names and SSH from `access.adminCidrs`.
+from `access.watchdogCidrs`, `access.operatorCidrs` and the guard Linodes, where `drctl watch`, drctl
+and `drctl guard` probe each region's /healthz directly; MySQL Linodes take MySQL only from the
+addresses the database tier names, the operators' networks and the guards, and SSH from
+`access.adminCidrs`; guard Linodes take SSH from `access.operatorCidrs` and nothing else.
 IPv4 and IPv6 sources go in separate rules, each labelled for what it admits.
 """
 
@@ -48,7 +50,8 @@ def web_node_inbound(admin_cidrs: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def nodebalancer_inbound(
-    cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequence[str], watchdog_cidrs: Sequence[str] = ()
+    cloudflare_ipv4: Sequence[str], cloudflare_ipv6: Sequence[str], watchdog_cidrs: Sequence[str] = (),
+    operator_cidrs: Sequence[str] = (), guard_cidrs: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     rules = []
     if cloudflare_ipv4:
@@ -58,25 +61,32 @@ def nodebalancer_inbound(
     if not rules:
         # An empty list would leave the NodeBalancer closed to everyone, Cloudflare included.
         raise FirewallRuleError("Cloudflare's get_ip_ranges returned no ranges; refusing to close the NodeBalancer")
-    ipv4, ipv6 = _by_family(watchdog_cidrs)
-    if ipv4:
-        rules.append(_rule("http-from-watchdog-ipv4", HTTP_PORTS, ipv4, []))
-    if ipv6:
-        rules.append(_rule("http-from-watchdog-ipv6", HTTP_PORTS, [], ipv6))
+    # drctl watch, drctl on operators' machines and the guards probe each region's /healthz directly.
+    for name, cidrs in (("watchdog", watchdog_cidrs), ("operators", operator_cidrs), ("guards", guard_cidrs)):
+        rules += _by_family_rules(f"http-from-{name}", HTTP_PORTS, cidrs)
     return _within_limits("NodeBalancer", rules)
 
 
-def database_inbound(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str]) -> list[dict[str, Any]]:
-    """A MySQL Linode: MySQL from `mysql_cidrs` (single hosts), SSH from the admins; no rule for an
+def database_inbound(mysql_cidrs: Sequence[str], admin_cidrs: Sequence[str], operator_cidrs: Sequence[str] = (),
+                     guard_cidrs: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """A MySQL Linode: MySQL from `mysql_cidrs` (single hosts: web nodes and peers), from the
+    operators' networks and from the guards (where drctl runs), SSH from the admins; no rule for an
     empty list (the firewall's DROP policy then applies)."""
     rules = []
-    for name, port, cidrs in (("mysql-from-clients", "3306", mysql_cidrs), ("ssh-from-admins", "22", admin_cidrs)):
-        ipv4, ipv6 = _by_family(cidrs)
-        if ipv4:
-            rules.append(_rule(f"{name}-ipv4", port, ipv4, []))
-        if ipv6:
-            rules.append(_rule(f"{name}-ipv6", port, [], ipv6))
+    for name, port, cidrs in (("mysql-from-clients", "3306", mysql_cidrs), ("mysql-from-operators", "3306", operator_cidrs),
+                              ("mysql-from-guards", "3306", guard_cidrs), ("ssh-from-admins", "22", admin_cidrs)):
+        rules += _by_family_rules(name, port, cidrs)
     return _within_limits("database", rules)
+
+
+def guard_inbound(operator_cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    """A guard Linode serves nothing: SSH from the operators' networks only (it runs drctl for them)."""
+    return _within_limits("guard", _by_family_rules("ssh-from-operators", "22", operator_cidrs))
+
+
+def _by_family_rules(name: str, ports: str, cidrs: Iterable[str]) -> list[dict[str, Any]]:
+    ipv4, ipv6 = _by_family(cidrs)
+    return ([_rule(f"{name}-ipv4", ports, ipv4, [])] if ipv4 else []) + ([_rule(f"{name}-ipv6", ports, [], ipv6)] if ipv6 else [])
 
 
 def address_space(cidrs: Iterable[str]) -> dict[int, int]:

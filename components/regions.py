@@ -51,6 +51,8 @@ CLOUDFLARE_CHECK_REGIONS: tuple[str, ...] = (
 
 # Capabilities (as named by the Linode API) every region of this project needs.
 REQUIRED_CAPABILITIES: tuple[str, ...] = ("Linodes", "NodeBalancers", "Cloud Firewall", "Metadata")
+# A guard Linode (components/guard.py): no NodeBalancer, but its cloud-init needs Metadata.
+GUARD_CAPABILITIES: tuple[str, ...] = ("Linodes", "Cloud Firewall", "Metadata")
 
 
 def nearest_check_region(region: str) -> str:

@@ -50,11 +50,15 @@ class RegionalWebTierArgs:
     media: media_storage.MediaStorage | None = None
     max_upload_megabytes: int = 16
     media_rpo_seconds: int = 300
+    # The guard Linodes' IPv4 addresses (components/guard.py), admitted to the NodeBalancer: the
+    # guards probe its health path directly. Empty with manual promotion.
+    guard_ips: pulumi.Input[Sequence[str]] = ()
+    guard_count: int = 0  # how many addresses guard_ips will hold
 
     @classmethod
     def from_config(
         cls, config: StackConfig, region: RegionSpec, database: DatabaseEndpoint, site: WordPressSite,
-        heartbeat_writer: pulumi.Input[list[dict]] | None = None,
+        heartbeat_writer: pulumi.Input[list[dict]] | None = None, guard_ips: pulumi.Input[Sequence[str]] = (),
         media: media_storage.MediaStorage | None = None,
     ) -> RegionalWebTierArgs:
         if database.region != region.region:
@@ -62,7 +66,8 @@ class RegionalWebTierArgs:
         primary = region.region == config.primary.region
         return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
                    access=config.access, database=database, site=site,
-                   heartbeat_writer=heartbeat_writer if primary else None, media=media,
+                   heartbeat_writer=heartbeat_writer if primary else None, guard_ips=guard_ips,
+                   guard_count=len(config.automation.guards) if config.automatic else 0, media=media,
                    max_upload_megabytes=config.media.max_upload_megabytes,
                    media_rpo_seconds=config.objectives.media_rpo_seconds)
 
@@ -77,7 +82,7 @@ class WebTiers:
 
 def build_web_tiers(
     config: StackConfig, endpoints: Mapping[str, DatabaseEndpoint],
-    heartbeat_writer: pulumi.Input[list[dict]] | None = None,
+    heartbeat_writer: pulumi.Input[list[dict]] | None = None, guard_ips: pulumi.Input[Sequence[str]] = (),
     media: media_storage.MediaStorage | None = None,
 ) -> WebTiers:
     """One RegionalWebTier per configured region, each using `endpoints[region]`. `heartbeat_writer`
@@ -88,7 +93,8 @@ def build_web_tiers(
     site = WordPressSite("site", config.domain)
     tiers = {
         r.region: RegionalWebTier(r.region, RegionalWebTierArgs.from_config(
-            config, r, endpoints[r.region], site, heartbeat_writer=heartbeat_writer, media=media))
+            config, r, endpoints[r.region], site, heartbeat_writer=heartbeat_writer, guard_ips=guard_ips,
+            media=media))
         for r in config.regions
     }
     return WebTiers(site=site, regions=tiers)
@@ -115,7 +121,8 @@ class RegionalWebTier(pulumi.ComponentResource):
         certificate, private_key = self._origin_certificate(name, args.domain)
         instances = [self._web_node(name, i, args, certificate, private_key) for i in range(args.region.web_nodes)]
         nodebalancer = self._nodebalancer(name, args.node_balancer, instances)
-        web_firewall, nodebalancer_firewall = self._firewalls(name, args.access, instances, nodebalancer)
+        web_firewall, nodebalancer_firewall = self._firewalls(name, args.access, instances, nodebalancer, args.guard_ips,
+                                                              args.guard_count)
 
         self.nodebalancer_id = nodebalancer.id
         self.nodebalancer_ipv4 = nodebalancer.ipv4
@@ -217,7 +224,8 @@ class RegionalWebTier(pulumi.ComponentResource):
     # --- Cloud Firewalls -----------------------------------------------------------------------------
 
     def _firewalls(
-        self, name: str, access: AccessSpec, instances: Sequence[linode.Instance], nodebalancer: linode.NodeBalancer
+        self, name: str, access: AccessSpec, instances: Sequence[linode.Instance], nodebalancer: linode.NodeBalancer,
+        guard_ips: pulumi.Input[Sequence[str]] = (), guard_count: int = 0,
     ) -> tuple[linode.Firewall, linode.Firewall]:
         # Attached from the firewall's side: `firewall_id` on an Instance or NodeBalancer forces its
         # replacement, and a new NodeBalancer IP would break the Cloudflare origins.
@@ -226,13 +234,23 @@ class RegionalWebTier(pulumi.ComponentResource):
         # How many adminCidrs fit is a config rule (components/config.py); Cloudflare's ranges are
         # known only now.
         web_rules = firewall_rules.web_node_inbound(access.admin_cidrs)
-        try:
-            nodebalancer_rules = firewall_rules.nodebalancer_inbound(
-                ranges.ipv4_cidrs or [], ranges.ipv6_cidrs or [], access.watchdog_cidrs)
-        except firewall_rules.FirewallRuleError as err:
-            raise pulumi.RunError(
-                f"Cloudflare IP ranges and woocommerce-dr:access.watchdogCidrs for the {self.region} NodeBalancer: {err}"
-            ) from None
+        cloudflare_ipv4, cloudflare_ipv6 = ranges.ipv4_cidrs or [], ranges.ipv6_cidrs or []
+
+        def nodebalancer_rules(guards: Sequence[str]) -> list[dict[str, Any]]:
+            try:
+                return firewall_rules.nodebalancer_inbound(
+                    cloudflare_ipv4, cloudflare_ipv6, access.watchdog_cidrs, access.operator_cidrs,
+                    [f"{ip}/32" for ip in guards])
+            except firewall_rules.FirewallRuleError as err:
+                raise pulumi.RunError(
+                    f"Cloudflare IP ranges, woocommerce-dr:access.watchdogCidrs, access.operatorCidrs and the guards "
+                    f"for the {self.region} NodeBalancer: {err}"
+                ) from None
+
+        # Checked now, so a preview fails before anything is created: the configured networks, and as
+        # many stand-in addresses (TEST-NET-1) as there are guards, whose own are known only later.
+        nodebalancer_rules([f"192.0.2.{i + 1}" for i in range(guard_count)])
+        nodebalancer_inbounds = pulumi.Output.from_input(guard_ips).apply(lambda ips: nodebalancer_rules(list(ips or ())))
         web = linode.Firewall(
             f"{name}-web-firewall", label=label("firewall", stack, self.region, "web"),
             inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=web_rules,
@@ -240,7 +258,7 @@ class RegionalWebTier(pulumi.ComponentResource):
         )
         nb = linode.Firewall(
             f"{name}-nb-firewall", label=label("firewall", stack, self.region, "nb"),
-            inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=nodebalancer_rules,
+            inbound_policy="DROP", outbound_policy="ACCEPT", inbounds=nodebalancer_inbounds,
             nodebalancers=[nodebalancer.id.apply(int)], tags=tags(self.region, "nodebalancer"), opts=self._child,
         )
         return web, nb

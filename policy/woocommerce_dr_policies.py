@@ -37,8 +37,10 @@ ADMIN_PORTS = {
 # MAX_SOURCE_PREFIX), and who should reach each instead.
 GUARDED_SERVICES = (
     ("SSH", (22,), "list only your admins' networks in woocommerce-dr:access.adminCidrs"),
-    ("MySQL", (3306,), "admit only the web and replica nodes' own addresses"),
-    ("HTTP(S)", (80, 443), "list only the networks drctl watch runs in, in woocommerce-dr:access.watchdogCidrs"),
+    ("MySQL", (3306,), "admit only the web and replica nodes' own addresses, the guards' and "
+     "woocommerce-dr:access.operatorCidrs"),
+    ("HTTP(S)", (80, 443), "list only the networks drctl watch and drctl run in, in woocommerce-dr:access.watchdogCidrs "
+     "and access.operatorCidrs"),
 )
 # The NodeBalancers' rules for Cloudflare (components/firewall_rules.py): their sources are Cloudflare's
 # published ranges, read from Cloudflare's API at deploy time, so no copy here can know them; they are

@@ -22,12 +22,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # top of drctl/ (drctl is its __init__.py), or the whole of components/. A unit may always import
 # itself, and only what its row lists besides: a unit without a row may import nothing.
 ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
-    "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.drill", "drctl.rehearsal", "drctl.plan", "drctl.backup"),
+    "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.guard", "drctl.drill", "drctl.rehearsal",
+                        "drctl.plan", "drctl.backup"),
     "drctl.__main__":  ("drctl.cli",),
     "drctl":           (),
     # The rehearsal reads a stack file through the program's own config model (components/config.py,
     # pydantic only), so it can never read a setting or a default differently from `pulumi up`.
-    "drctl.rehearsal": ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "components"),
+    # `rehearse --automatic` runs guards with the lease and the log they share with the watchdog.
+    "drctl.rehearsal": ("drctl.guard", "drctl.watch", "drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud",
+                        "drctl.stack", "components"),
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
     # Point-in-time recovery: the archiver reads servers through drctl.mysql and alerts through
@@ -36,6 +39,9 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     # drctl.drill and reaches the stack through drctl.runbook. Nothing imports drctl.backup but cli.
     "drctl.backup":    ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.watch",
                         "drctl.rehearsal"),
+    # The guard decides with the watchdog's probes and policy, keeps its lease and votes as the
+    # watchdog keeps its lease, alerts and logs as it does, and promotes through the runbook.
+    "drctl.guard":     ("drctl.watch", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.watch":     ("drctl.cloud", "drctl.stack"),
     # `drctl prices --refresh` reads Linode's public price endpoints through drctl.cloud, the one door
     # to the Linode API (its SDK, DRCTL_LINODE_BASE_URL); `drctl plan` itself imports no cloud client.
@@ -399,7 +405,7 @@ def test_bench_does_not_import_tests():
 # ---- The checker itself, on made-up trees: it must find what it is for ----------------------------
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     base = {name: "" for name in ("drctl/__init__.py", "drctl/__main__.py", "drctl/cli.py", "components/__init__.py")}
-    for package in ("stack", "mysql", "cloud", "runbook", "watch", "drill", "rehearsal", "plan", "backup"):
+    for package in ("stack", "mysql", "cloud", "runbook", "watch", "guard", "drill", "rehearsal", "plan", "backup"):
         base[f"drctl/{package}/__init__.py"] = ""
     for rel, text in {**base, **files}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -465,13 +471,13 @@ def test_the_checker_reports_a_longer_cycle_in_order(tmp_path):
 
 
 def test_the_checker_reports_a_stray_top_level_module_and_a_package_without_a_row(tmp_path):
-    write_tree(tmp_path, {"drctl/helpers.py": "", "drctl/guard/__init__.py": ""})
+    write_tree(tmp_path, {"drctl/helpers.py": "", "drctl/restore/__init__.py": ""})
     project = scan(tmp_path)
     assert top_level_problems(project) == [
         'drctl/helpers.py: a module at the top of drctl/: breaks the rule "drctl/ holds only __init__.py, '
         '__main__.py, cli.py and packages"']
     assert table_problems(project) == [
-        'drctl/guard/: no row in ALLOWED_IMPORTS: breaks the rule "every package of drctl has a row"']
+        'drctl/restore/: no row in ALLOWED_IMPORTS: breaks the rule "every package of drctl has a row"']
 
 
 def test_the_checker_reports_underscore_names(tmp_path):

@@ -1,5 +1,6 @@
-// woocommerce-dr fallback page: a Cloudflare Worker on the shop's route (components/fallback_page.py
-// renders the constants below; docs/fallback-page.md explains the choice).
+// woocommerce-dr fallback page: a Cloudflare Worker on the shop's route (components/fallback_worker.py
+// renders the constants below, components/fallback_page.py uploads it; docs/fallback-page.md explains
+// the choice).
 //
 // Every request goes to the origin first, so the page steps aside by itself the moment a region
 // serves again. Only when no region can answer (the fetch fails or times out, or Cloudflare reports

@@ -172,6 +172,12 @@ class HealthTracker:
         return new
 
     @property
+    def confirming(self) -> bool:
+        """A probe failed but `fall` is not reached yet: HAProxy's `fastinter` probes faster now, to
+        confirm the failure (or see it was one lost probe) sooner; the counts stay the same."""
+        return 0 < self.failures < self.fall and self.state != DOWN
+
+    @property
     def passing(self) -> bool:
         """The latest `rise` probes all passed (successes reset on every failure)."""
         return self.successes >= self.rise

@@ -1,6 +1,6 @@
 """`drctl drill`: a timed failover and failback of a real stack (dr-test), with an RTO/RPO report.
 
-    drctl drill -s dr-test --fault nodes-reject|pool-disable|firewall-blackhole --yes
+    drctl drill -s dr-test --fault nodes-reject|pool-disable|firewall-blackhole|all-regions-down --yes
                 [--outputs FILE] [--target REGION] [--dry-run] [--force] [--max-duration S]
                 [--max-write-outage S] [--settle S] [--poll S] [--writer-rate N] [--accept-data-loss]
                 [--discard-errant] [--report-dir DIR] [-o text|json]
@@ -13,6 +13,10 @@ changes nothing. The steps are drctl/drill/drill.py's; promote and failback are 
 the Linode API. Synthetic orders go to `drctl_drill.orders` straight through the databases of the
 stack outputs (the web tier has no synthetic-order endpoint), the first writable one in failover
 order, which is where the shop's own orders land.
+
+`--fault all-regions-down` is the other drill: every region down at once, no failover. It checks
+that shoppers get the fallback page from Cloudflare's edge and measures how soon the shop is back
+after the primary region returns (drctl/drill/outage.py).
 
 Writes report.json and report.md to --report-dir (default drill-<stack>-<UTC time>/). Exit 0 when
 the drill passed, 1 when it failed, was stopped or was refused, 2 on usage errors. Tokens come from
@@ -27,12 +31,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from drctl.cloud.edge_probe import FALLBACK_MARKER, EdgeAnswer, EdgeProbe
 from drctl.cloud.origin_probe import HttpsProbe
 from drctl.cloud.traffic import TrafficError
 from drctl.drill.drill import Drill, DrillOptions
-from drctl.drill.faults import FAULTS, FaultInjector
+from drctl.drill.faults import ALL_REGIONS_DOWN, FAULTS, FaultInjector
 from drctl.drill.media import StackMediaProbe
 from drctl.drill.orders import DatabaseOrderSink
+from drctl.drill.outage import OutageDrill
+from drctl.drill.report import DrillReport
 from drctl.drill.runbook_adapter import RunbookAdapter
 from drctl.runbook.context import ChangeOptions, Runbook, add_common_arguments, runbook_from_args
 from drctl.stack.command_line import (
@@ -51,6 +58,8 @@ from drctl.stack.command_line import (
 from drctl.stack.outputs import OutputsError, StackOutputs
 
 MAX_WRITER_RATE = 10000.0  # orders per second: far above what a shop's database takes, never a typo's millions
+DEFAULT_WRITER_RATE = 20.0
+EDGE_TIMEOUT_SECONDS = 100  # Cloudflare's own limit for an answer: the Worker answers the page before it
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p)
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
-                   help="how the primary region fails (default nodes-reject)")
+                   help="how the primary region fails (default nodes-reject); all-regions-down: every region's "
+                        "nodes set to reject at once, shoppers get the fallback page, the primary region returns "
+                        "first (no promotion, no orders)")
     p.add_argument("--target", metavar="REGION", help="the region to promote (default: the second in failover order)")
     ChangeOptions.add_arguments(p)  # --dry-run, --yes, hooks, timeouts, --skip-traffic: passed to promote and failback
     p.add_argument("--force", action="store_true", help="drill although preflight finds problems (recorded)")
@@ -68,12 +79,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="stop and restore when orders fail for this long (default: twice objectives.rtoSeconds; "
                         "above 0, at most 86400)")
     p.add_argument("--settle", type=number(float, 0, maximum=HOUR, unit="s"), default=30.0, metavar="SECONDS",
-                   help="orders written before the fault and watched after each switch (default 30; 0 to 3600, "
-                        "below --max-duration)")
+                   help="orders written before the fault and watched after each switch; with all-regions-down, "
+                        "how long every shopper must get the page (default 30; 0 to 3600, below --max-duration)")
     p.add_argument("--poll", type=number(float, 0, above=True, maximum=HOUR, unit="s"), default=5.0, metavar="SECONDS",
                    help="how often to read traffic state while waiting for detection (default 5: Cloudflare "
                         "allows 1200 API requests per 5 minutes; above 0, at most 3600)")
-    p.add_argument("--writer-rate", type=number(float, 0, above=True, maximum=MAX_WRITER_RATE), default=20.0,
+    p.add_argument("--writer-rate", type=number(float, 0, above=True, maximum=MAX_WRITER_RATE), default=None,
                    metavar="N", help="synthetic orders per second (default 20; above 0, at most 10000)")
     p.add_argument("--accept-data-loss", action="store_true", help="passed to promote (its RPO gate)")
     p.add_argument("--discard-errant", action="store_true", help="passed to failback")
@@ -86,12 +97,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace, Callable[[str], None]], Runbook]
-        = runbook_from_args, origin_port: int | None = 443) -> int:
-    """`runbook_factory` and `origin_port`: the real clients and HTTPS port by default; tests hand
-    in a runbook wired to local stand-ins (and no port when their NodeBalancers exist on paper only)."""
+        = runbook_from_args, origin_port: int | None = 443,
+        edge_factory: Callable[[StackOutputs], Callable[[str], EdgeAnswer]] | None = None) -> int:
+    """`runbook_factory`, `origin_port` and `edge_factory`: the real clients, HTTPS port and the
+    shop's own URL by default; tests hand in a runbook wired to local stand-ins (and no port when
+    their NodeBalancers exist on paper only), and a local edge."""
     say = printer(args)
     if not args.dry_run and not args.yes:
-        fail("drill", "a drill fails over a stack and back: pass --yes to act, or --dry-run to see the plan")
+        what = ("takes every region of a stack down" if args.fault == ALL_REGIONS_DOWN
+                else "fails over a stack and back")
+        fail("drill", f"a drill {what}: pass --yes to act, or --dry-run to see the plan")
         return EXIT_USAGE
     try:
         check_flags(args)
@@ -113,13 +128,17 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
         return EXIT_FAILED
     runbook = RunbookAdapter(rb, ChangeOptions.from_args(args), accept_data_loss=args.accept_data_loss,
                              discard_errant=args.discard_errant)
+    if args.fault == ALL_REGIONS_DOWN:
+        edge = (edge_factory or shoppers_edge)(outputs)
+        return run_outage(args, outputs, runbook, traffic, FaultInjector(outputs, traffic, linode), edge, say)
     primary = outputs.regions[0]
     probe = HttpsProbe(outputs.domain, outputs.health_path, timeout=float(outputs.monitor.timeout),
                        expected_codes=outputs.monitor.expected_codes, port=origin_port or 443,
                        ca_file=args.origin_ca_file)
     options = DrillOptions(fault=args.fault, target=target, max_duration=args.max_duration,
                            max_write_outage=args.max_write_outage, settle_seconds=args.settle, force=args.force,
-                           poll_seconds=args.poll, writer_rate=args.writer_rate)
+                           poll_seconds=args.poll,
+                           writer_rate=DEFAULT_WRITER_RATE if args.writer_rate is None else args.writer_rate)
     drill = Drill(outputs, runbook, traffic, FaultInjector(outputs, traffic, linode),
                   DatabaseOrderSink(runbook.order_targets()), options, say=say,
                   origin_probe=(lambda: probe(primary.node_balancer.ipv4)) if origin_port else None,
@@ -129,7 +148,30 @@ def run(args: argparse.Namespace, runbook_factory: Callable[[argparse.Namespace,
     report_dir = args.report_dir or Path(f"drill-{outputs.stack}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     say(f"drill of {outputs.stack}: fault {args.fault} in {primary.region}, promote {target}, fail back "
         f"(stops and restores after {args.max_duration:.0f} s or on Ctrl-C)")
-    report = drill.run()
+    return finish(args, drill.run(), report_dir, say)
+
+
+def shoppers_edge(outputs: StackOutputs) -> Callable[[str], EdgeAnswer]:
+    """`https://<domain>/...` as a shopper reaches it: DNS, Cloudflare's edge, its Worker."""
+    return EdgeProbe(outputs.domain, timeout=float(EDGE_TIMEOUT_SECONDS))
+
+
+def run_outage(args: argparse.Namespace, outputs: StackOutputs, runbook: RunbookAdapter, traffic, faults: FaultInjector,
+               edge: Callable[[str], EdgeAnswer], say: Callable[[str], None]) -> int:
+    """--fault all-regions-down: drctl/drill/outage.py's drill, its plan, its report."""
+    options = DrillOptions(fault=ALL_REGIONS_DOWN, max_duration=args.max_duration, settle_seconds=args.settle,
+                           force=args.force, poll_seconds=args.poll)
+    drill = OutageDrill(outputs, runbook, traffic, faults, edge, options, say=say)
+    if args.dry_run:
+        return outage_dry_run(drill, runbook, say)
+    report_dir = args.report_dir or Path(f"drill-{outputs.stack}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    say(f"drill of {outputs.stack}: every region down ({', '.join(r.region for r in outputs.regions)}), shoppers "
+        f"should get the fallback page; {outputs.regions[0].region} comes back first (stops and restores after "
+        f"{args.max_duration:.0f} s or on Ctrl-C)")
+    return finish(args, drill.run(), report_dir, say)
+
+
+def finish(args: argparse.Namespace, report: DrillReport, report_dir: Path, say: Callable[[str], None]) -> int:
     json_path, md_path = report.write(report_dir)
     if args.output == "json":
         print(json.dumps(report.as_dict(), indent=2, default=str))
@@ -149,6 +191,22 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.max_write_outage is not None and args.max_write_outage > args.max_duration:
         raise UsageError(f"--max-write-outage: must be at most --max-duration {args.max_duration:g} s "
                          f"(got {args.max_write_outage:g}; allowed: above 0, at most {args.max_duration:g})")
+    if args.fault == ALL_REGIONS_DOWN:
+        # A full outage promotes nothing, writes no order and probes no origin: flags about those would be
+        # ignored (the runbook's timeouts too, but their defaults cannot be told from a value given).
+        ignored = [flag for flag, given in (("--target", args.target is not None),
+                                            ("--writer-rate", args.writer_rate is not None),
+                                            ("--max-write-outage", args.max_write_outage is not None),
+                                            ("--accept-data-loss", args.accept_data_loss),
+                                            ("--discard-errant", args.discard_errant),
+                                            ("--origin-ca-file", args.origin_ca_file is not None),
+                                            ("--pre-hook", bool(args.pre_hook)), ("--post-hook", bool(args.post_hook)),
+                                            ("--skip-traffic", args.skip_traffic),
+                                            ("--abandon-journal", args.abandon_journal)) if given]
+        if ignored:
+            raise UsageError(f"{ignored[0]}: does not apply to --fault {ALL_REGIONS_DOWN}, which promotes nothing, "
+                             f"writes no order and probes no origin (got {ignored[0]}; allowed: --fault nodes-reject, pool-disable or "
+                             f"firewall-blackhole with it)")
     if args.report_dir is None and not args.dry_run:
         try:
             writable_dir(".")
@@ -168,6 +226,31 @@ def drill_target(outputs: StackOutputs, target: str | None) -> str:
     if target not in {r.region for r in outputs.regions}:
         raise UsageError(f"--target: not a region of stack {outputs.stack!r} (got {target!r}; allowed: {dr})")
     return target
+
+
+def outage_dry_run(drill: OutageDrill, runbook: RunbookAdapter, say: Callable[[str], None]) -> int:
+    """The plan of a full-outage drill, and what preflight finds now; nothing changes."""
+    o, primary, outputs = drill.options, drill.primary, drill.outputs
+    try:
+        health = runbook.health()
+        found = "healthy" if health.healthy else "; ".join(health.problems)
+        problems = drill.preflight_problems(health)
+        refused = "; ".join(problems) if problems and (not o.force or outputs.fallback_page is None) else None
+    except Exception as err:
+        found, refused = f"could not read the servers ({err})", "preflight could not run"
+    regions = ", ".join(r.region for r in outputs.regions)
+    say(f"drctl drill {outputs.stack}: dry run, nothing changed\n"
+        f"  preflight now: {found}"
+        + (f"\n  preflight would refuse: {refused}" if refused else "") + "\n"
+        f"  1. GET https://{outputs.domain}/ through the edge: the shop\n"
+        f"  2. fault all-regions-down: every node of every NodeBalancer ({regions}) set to reject\n"
+        f"  3. GET through the edge until the fallback page answers (503, Retry-After, {FALLBACK_MARKER})\n"
+        f"  4. for {o.settle_seconds:g} s every GET must get the page; GET {outputs.health_path} must not\n"
+        f"  5. put {primary}'s nodes back\n"
+        f"  6. GET through the edge until the shop answers: the recovery time\n"
+        f"  7. put the other regions' nodes back; traffic and replication as before\n"
+        f"  stop conditions: {o.max_duration:.0f} s in all, Ctrl-C: each puts every region back")
+    return EXIT_OK if refused is None else EXIT_FAILED
 
 
 def dry_run(drill: Drill, runbook: RunbookAdapter, say: Callable[[str], None]) -> int:

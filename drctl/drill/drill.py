@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from drctl.cloud.origin_probe import DOWN, UP, HealthTracker, ProbeResult
 from drctl.cloud.traffic import TrafficBackend
-from drctl.drill.faults import FaultInjector
+from drctl.drill.faults import ALL_REGIONS_DOWN, FaultInjector
 from drctl.drill.media import MediaProbe, drill_object
 from drctl.drill.orders import OrderSink, OrderWriter, Write
 from drctl.drill.report import DrillReport, acknowledged_by
@@ -85,6 +85,22 @@ class DrillOptions:
     writer_threads: int = 2
 
 
+def preflight_problems(outputs: StackOutputs, health: Health) -> list[str]:
+    """Why this stack is not fit for a drill now (empty: it is): status healthy, replica lag known
+    and within objectives.rpoSeconds, the primary database in the first region."""
+    rpo, primary = outputs.objectives.rpo_seconds, outputs.regions[0].region
+    problems = list(health.problems)
+    if not health.healthy and not problems:
+        problems.append("status is not healthy")
+    if health.lag_seconds is None:
+        problems.append("replica lag unknown (no heartbeat on a replica)")
+    elif health.lag_seconds > rpo:
+        problems.append(f"replica lag {health.lag_seconds:.1f} s exceeds objectives.rpoSeconds {rpo} s")
+    if health.primary not in (None, primary):
+        problems.append(f"the primary database is in {health.primary}, not {primary}: fail back first")
+    return problems
+
+
 class Drill:
     def __init__(self, outputs: StackOutputs, runbook: DrillRunbook, traffic: TrafficBackend,
                  faults: FaultInjector, sink: OrderSink, options: DrillOptions, *, kind: str = "drill",
@@ -103,6 +119,8 @@ class Drill:
         self._media: dict[str, Any] = {}
         monitor = outputs.monitor
         self._tracker = HealthTracker(fall=monitor.fall, rise=monitor.rise)
+        if options.fault == ALL_REGIONS_DOWN:
+            raise ValueError(f"{ALL_REGIONS_DOWN} is no failover: drctl/drill/outage.py drills it")
         self.primary = outputs.regions[0].region
         self.target = options.target or outputs.regions[1].region
         outputs.region(self.target, "--target")  # refuse a region the stack does not have, before anything starts
@@ -167,17 +185,7 @@ class Drill:
     # --- steps -------------------------------------------------------------------------------------
     def preflight_problems(self, health: Health) -> list[str]:
         """Why this stack is not fit for a drill now (empty: it is)."""
-        rpo = self.outputs.objectives.rpo_seconds
-        problems = list(health.problems)
-        if not health.healthy and not problems:
-            problems.append("status is not healthy")
-        if health.lag_seconds is None:
-            problems.append("replica lag unknown (no heartbeat on a replica)")
-        elif health.lag_seconds > rpo:
-            problems.append(f"replica lag {health.lag_seconds:.1f} s exceeds objectives.rpoSeconds {rpo} s")
-        if health.primary not in (None, self.primary):
-            problems.append(f"the primary database is in {health.primary}, not {self.primary}: fail back first")
-        return problems
+        return preflight_problems(self.outputs, health)
 
     def _preflight(self) -> None:
         started = self.clock()
@@ -370,23 +378,8 @@ class Drill:
                           + (f" (first: {unaccounted[:10]})" if unaccounted else ""))
 
     def _check_back_home(self) -> None:
-        """Traffic and replication back as before the drill. A monitor needs up to its worst-case
-        detection time to see the returned region healthy again, so this waits that long at most."""
-        deadline = time.monotonic() + max(self.outputs.objectives.worst_case_detection_seconds,
-                                          3 * self.options.poll_seconds)
-        while True:
-            try:
-                state, health = self.traffic.state(), self.runbook.health()
-            except Exception as err:
-                return self.report.check("back to normal after failback", False, _describe(err))
-            settled = state.serving == self.primary and health.healthy and health.primary == self.primary
-            if settled or time.monotonic() > deadline:
-                break
-            self.sleep(self.options.poll_seconds)
-        self.report.check("traffic back in the primary region", state.serving == self.primary,
-                          f"serving: {state.serving or 'no region'}")
-        self.report.check("replication healthy after failback", health.healthy and health.primary == self.primary,
-                          f"primary database in {health.primary}; " + ("; ".join(health.problems) or "healthy"))
+        check_back_home(self.report, self.outputs, self.traffic, self.runbook, self.options.poll_seconds, self.sleep,
+                        after="failback")
 
     # --- helpers -----------------------------------------------------------------------------------
     def _timed(self, name: str, fn: Callable[[], Any], mark: str | None = None) -> Any:
@@ -448,6 +441,29 @@ class Drill:
             self._check_stop()  # a stop condition explains it better than a timeout
             raise StopDrill(f"no acknowledged order in {region} within {timeout:.0f} s: waited for {what}")
         return write
+
+
+def check_back_home(report: DrillReport, outputs: StackOutputs, traffic: TrafficBackend, runbook: DrillRunbook,
+                    poll_seconds: float, sleep: Callable[[float], None], *, after: str, wait: bool = True) -> None:
+    """Traffic and replication back as before the drill. A monitor needs up to its worst-case
+    detection time to see the returned region healthy again, so this waits that long at most
+    (`wait=False`: look once, when something is known to be still broken)."""
+    primary = outputs.regions[0].region
+    deadline = time.monotonic() + (max(outputs.objectives.worst_case_detection_seconds, 3 * poll_seconds) if wait
+                                   else 0.0)
+    while True:
+        try:
+            state, health = traffic.state(), runbook.health()
+        except Exception as err:
+            return report.check(f"back to normal after {after}", False, _describe(err))
+        settled = state.serving == primary and health.healthy and health.primary == primary
+        if settled or time.monotonic() > deadline:
+            break
+        sleep(poll_seconds)
+    report.check("traffic back in the primary region", state.serving == primary,
+                 f"serving: {state.serving or 'no region'}")
+    report.check(f"replication healthy after {after}", health.healthy and health.primary == primary,
+                 f"primary database in {health.primary}; " + ("; ".join(health.problems) or "healthy"))
 
 
 def _describe(err: BaseException) -> str:

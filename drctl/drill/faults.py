@@ -8,10 +8,13 @@ Protocol and the NodeBalancer / Cloud Firewall calls of `LinodeAPI`:
     nodes-reject         every node of the region's NodeBalancer set to mode `reject`
     pool-disable         the region's pool taken out of the load balancer (its origins disabled)
     firewall-blackhole   the NodeBalancer's Cloud Firewall drops everything inbound
+    all-regions-down     nodes-reject in every region at once: no region can serve, so shoppers get
+                         the fallback page (drctl/drill/outage.py runs this one)
 
 What each fault replaced is remembered before it changes anything, and `restore()` undoes the
 faults newest first, saying what it restored (and what it could not, which stays remembered for
-another try).
+another try); `restore(region)` undoes one region's changes only (a full outage ends one region at
+a time).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from drctl.cloud.linode import NodeStatus, blackhole_rules
 from drctl.cloud.traffic import TrafficBackend
 from drctl.stack.outputs import StackOutputs
 
-FAULTS = ("nodes-reject", "pool-disable", "firewall-blackhole")
+ALL_REGIONS_DOWN = "all-regions-down"
+FAULTS = ("nodes-reject", "pool-disable", "firewall-blackhole", ALL_REGIONS_DOWN)
 
 
 class FaultError(Exception):
@@ -47,6 +51,7 @@ class NodeBalancersAndFirewalls(Protocol):
 class _Undo:
     description: str
     run: Callable[[], Any]
+    region: str | None = None
 
 
 class FaultInjector:
@@ -68,49 +73,64 @@ class FaultInjector:
         return [u.description for u in self._undo]
 
     def inject(self, fault: str, region: str) -> str:
-        """Simulate `fault` in `region`; returns what was done."""
+        """Simulate `fault` in `region` (every region for all-regions-down); returns what was done."""
         target = self.outputs.region(region)
+        if fault == ALL_REGIONS_DOWN:
+            # Region by region, each remembered as it goes: if one fails half-way, restore() puts
+            # back the ones already down.
+            return "; ".join(self._reject_nodes(r.region, prefix=f"{r.region}: ") for r in self.outputs.regions)
         if fault in self.extra:
             done, undo_text, undo = self.extra[fault](region)
-            self._undo.append(_Undo(undo_text, undo))
+            self._undo.append(_Undo(undo_text, undo, region))
             return done
         if fault == "pool-disable":
             change = self.traffic.set_region_enabled(region, False)
             self._undo.append(_Undo(f"pool {region} enabled again",
-                                    lambda: self.traffic.set_region_enabled(region, True)))
+                                    lambda: self.traffic.set_region_enabled(region, True), region))
             return change.description
-        linode = self._linode(fault)
         if fault == "nodes-reject":
-            nodes = linode.node_statuses(target.node_balancer.id)
-            if not nodes:
-                raise FaultError(f"NodeBalancer {target.node_balancer.id} in {region} has no nodes to reject")
-            for node in nodes:
-                linode.set_node_mode(node, "reject")
-                self._undo.append(_Undo(f"node {node.label} back to {node.mode}",
-                                        lambda n=node: linode.set_node_mode(n, n.mode)))
-            return f"NodeBalancer {target.node_balancer.id}: {len(nodes)} node(s) set to reject"
+            return self._reject_nodes(region)
+        linode = self._linode(fault)
         if fault == "firewall-blackhole":
             firewall = target.node_balancer_firewall_id
             original = linode.firewall_rules(firewall)
             linode.set_firewall_rules(firewall, blackhole_rules(original))
             self._undo.append(_Undo(f"Cloud Firewall {firewall} rules restored",
-                                    lambda: linode.set_firewall_rules(firewall, original)))
+                                    lambda: linode.set_firewall_rules(firewall, original), region))
             return f"Cloud Firewall {firewall} (NodeBalancer of {region}) drops all traffic"
         raise FaultError(f"--fault: unknown fault {fault!r} (allowed: {', '.join(self.names)})")
 
-    def restore(self) -> list[str]:
-        """Undo every fault, newest first; returns one line per undo (failed ones say so)."""
-        lines, failed = [], []
+    def restore(self, region: str | None = None) -> list[str]:
+        """Undo every fault (or only those in `region`), newest first; returns one line per undo
+        (failed ones say so, and stay remembered for another try)."""
+        lines, kept = [], []
         while self._undo:
             undo = self._undo.pop()
+            if region is not None and undo.region != region:
+                kept.append(undo)
+                continue
             try:
                 undo.run()
                 lines.append(undo.description)
             except Exception as err:
-                failed.append(undo)
+                kept.append(undo)
                 lines.append(f"NOT restored: {undo.description} ({err})")
-        self._undo = list(reversed(failed))
+        self._undo = list(reversed(kept))
         return lines
+
+    def _reject_nodes(self, region: str, prefix: str = "") -> str:
+        """Every node of the region's NodeBalancer set to reject, each remembered with its mode;
+        `prefix` goes before each line (which region, when several go down)."""
+        linode = self._linode("nodes-reject" if not prefix else ALL_REGIONS_DOWN)
+        nb = self.outputs.region(region).node_balancer.id
+        nodes = linode.node_statuses(nb)
+        if not nodes:
+            raise FaultError(f"NodeBalancer {nb} in {region} has no nodes to reject")
+        for node in nodes:
+            linode.set_node_mode(node, "reject")
+            self._undo.append(_Undo(f"{prefix}node {node.label} back to {node.mode}",
+                                    lambda n=node: linode.set_node_mode(n, n.mode), region))
+        return f"{prefix}NodeBalancer {nb}: {len(nodes)} node(s) set to reject"
 
     def _linode(self, fault: str) -> NodeBalancersAndFirewalls:
         if self.linode is None:

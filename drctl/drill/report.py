@@ -9,6 +9,9 @@ lost. The breakdown splits the outage the way an operator can act on it: detecti
 traffic leaving the region), promotion (promote started to the new primary writable), traffic
 switch (writable to the first order acknowledged there).
 
+A full outage (`all-regions-down`, drctl/drill/outage.py) has no failover and no orders: its
+report shows the fallback page shoppers got and the recovery time instead.
+
 Reports hold no secret: passwords and tokens never enter a step's detail (the runbook's details
 are built without them), and the report only prints what the drill put in.
 """
@@ -23,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drctl.cloud.edge_probe import FALLBACK_MARKER
+from drctl.drill.faults import ALL_REGIONS_DOWN
 from drctl.drill.orders import Write, summarize
 from drctl.stack.state_files import write_private
 
@@ -184,6 +189,8 @@ class DrillReport:
         }
 
     def markdown(self) -> str:
+        if self.fault == ALL_REGIONS_DOWN:
+            return self._outage_markdown()
         d, m, o = self.as_dict(), self.measured, self.objectives
         title = "Rehearsal" if self.kind == "rehearsal" else "DR drill"
         lines = [
@@ -217,7 +224,50 @@ class DrillReport:
         ]
         if m.get("lostSequenceNumbers"):
             lines.append(f"Lost (acknowledged, missing after promotion): {_seqs(m['lostSequenceNumbers'])}.")
-        lines += ["", "## Checks", ""]
+        return "\n".join(lines + self._closing_lines()) + "\n"
+
+    def _outage_markdown(self) -> str:
+        """A full outage: the fallback page shoppers got, and how soon the shop came back."""
+        d, m, o = self.as_dict(), self.measured, self.objectives
+        title = "Rehearsal" if self.kind == "rehearsal" else "DR drill"
+        down = ", ".join(m.get("regionsDown", [])) or "every region"
+        lines = [
+            f"# {title} of `{self.stack}`: {d['outcome'].upper()}",
+            "",
+            f"{d['startedAt']} to {d['finishedAt']} ({d['durationSeconds']} s). Fault: `{self.fault}` ({down} down at "
+            f"once); {self.primary} brought back first, then the rest. Every request below went through the edge, "
+            "as a shopper's does.",
+        ]
+        if self.aborted:
+            lines += ["", f"**Stopped early:** {_cell(self.aborted)}"]
+        if o.get("note"):
+            lines += ["", o["note"]]
+        page, health = m.get("fallbackPage") or {}, m.get("healthPath") or {}
+        served = (f"{m['outagePageAnswers']} of {m['outageRequests']}" if "outageRequests" in m else "n/a")
+        health_answer = (health.get("error") or f"HTTP {health.get('status')}") if health else "n/a"
+        lines += [
+            "", "## The fallback page", "",
+            "| | seen through the edge |", "|---|---|",
+            f"| first served | {_show(page.get('servedAfterSeconds'), ' s')} after every region went down |",
+            f"| status | {_show(page.get('status'))} |",
+            f"| Retry-After | {_show(page.get('retryAfter'))} |",
+            f"| Cache-Control | {_show(page.get('cacheControl'))} |",
+            f"| {FALLBACK_MARKER} | {_cell(_show(page.get('marker')))} |",
+            f"| title | {_cell(_show(page.get('title')))} |",
+            f"| shopper requests that got it during the outage | {served} |",
+            f"| health path `{health.get('path', '-')}` | {_cell(health_answer)}"
+            f"{' (the page!)' if health.get('answeredByThePage') else ''} |",
+            "", "## Recovery", "",
+            "| | objective | measured | |", "|---|---|---|---|",
+            f"| {self.primary} restored to the first shop page through the edge | {o.get('rtoSeconds')} s | "
+            f"{_show(m.get('recoverySeconds'), ' s')} | {_verdict(self, 'recovery')} |",
+            "",
+            f"Pages served to shoppers after {self.primary} was restored: {_show(m.get('pagesWhileRecovering'))}.",
+        ]
+        return "\n".join(lines + self._closing_lines()) + "\n"
+
+    def _closing_lines(self) -> list[str]:
+        lines = ["", "## Checks", ""]
         lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks] or ["- none ran"]
         lines += ["", "## Restored", ""]
         lines += [f"- {_cell(item)}" for item in self.restored] or ["- nothing needed restoring"]
@@ -226,7 +276,7 @@ class DrillReport:
             detail = s.detail if isinstance(s.detail, str) else json.dumps(s.detail, default=str) if s.detail else ""
             lines.append(f"| {_iso(s.at)[11:23]} | {s.name} | {s.status} | {_show(_round(s.seconds))} | "
                          f"{_cell(detail)} |")
-        return "\n".join(lines) + "\n"
+        return lines
 
     def write(self, directory: Path) -> tuple[Path, Path]:
         # Order numbers and the stack's topology: the operator's to share, 0600 until they do.

@@ -73,10 +73,12 @@ class OfflineCloud(pulumi.runtime.Mocks):
 
 def _instance(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     a, b = _n(name, 200, 20), _n(name + "b", 250, 1)
+    # Reserved addresses given as `ipv4s` are the instance's public IPv4, as the API assigns them.
+    public = list(inputs.get("ipv4s") or []) or [f"172.105.{a}.{b}"]
     return {
         "id": str(_n(name, 9_000_000, 40_000_000)),
-        "ipAddress": f"172.105.{a}.{b}",
-        "ipv4s": [f"172.105.{a}.{b}", f"192.168.{a}.{b}"] if inputs.get("privateIp") else [f"172.105.{a}.{b}"],
+        "ipAddress": public[0],
+        "ipv4s": [*public, f"192.168.{a}.{b}"] if inputs.get("privateIp") else public,
         "privateIpAddress": f"192.168.{a}.{b}" if inputs.get("privateIp") else None,
         "ipv6": f"2600:3c03::f03c:94ff:fe{a:02x}:{b:02x}/128",
         "status": "running",
@@ -134,6 +136,10 @@ def _pem(kind: str, name: str) -> str:
 _COMPUTED = {
     "linode:index/instance:Instance": _instance,
     "linode:index/nodeBalancer:NodeBalancer": _nodebalancer,
+    "linode:index/reservedIp:ReservedIp": lambda n, i: {
+        "id": f"172.233.{_n(n, 200, 20)}.{_n(n + 'b', 250, 1)}", "address": f"172.233.{_n(n, 200, 20)}.{_n(n + 'b', 250, 1)}",
+        "reserved": True,
+    },
     "linode:index/nodeBalancerConfig:NodeBalancerConfig": lambda n, i: {"id": str(_n(n, 900_000, 100_000))},
     "linode:index/nodeBalancerNode:NodeBalancerNode": lambda n, i: {"id": str(_n(n, 900_000, 100_000)), "status": "UP"},
     "linode:index/firewall:Firewall": lambda n, i: {"id": str(_n(n, 900_000, 100_000)), "status": "enabled"},

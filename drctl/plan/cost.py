@@ -25,6 +25,7 @@ from drctl.plan.prices import PriceList, UsagePrice
 INSTANCE = "linode:index/instance:Instance"
 NODEBALANCER = "linode:index/nodeBalancer:NodeBalancer"
 MYSQL = "linode:index/databaseMysqlV2:DatabaseMysqlV2"
+RESERVED_IP = "linode:index/reservedIp:ReservedIp"
 BUCKET = "linode:index/objectStorageBucket:ObjectStorageBucket"
 LOAD_BALANCER = "cloudflare:index/loadBalancer:LoadBalancer"
 POOL = "cloudflare:index/loadBalancerPool:LoadBalancerPool"
@@ -42,7 +43,7 @@ ROLE_KINDS = {
     "watchdog": "watchdog Linode",
 }
 KIND_ORDER = ("web Linodes", "NodeBalancer", "managed MySQL cluster", "MySQL primary Linode",
-              "MySQL replica Linode", "guard Linode", "watchdog Linode", "Object Storage",
+              "MySQL replica Linode", "guard Linode", "guard reserved IPv4", "watchdog Linode", "Object Storage",
               "Load Balancing plan", "Load Balancing origins", "Load Balancing check regions", "Workers plan")
 
 
@@ -170,6 +171,15 @@ def _nodebalancer(r: Any, prices: PriceList) -> list[CostLine]:
     return [CostLine(region, "NodeBalancer", "", 1, price.in_region(region), bool(price.unconfirmed))]
 
 
+def _reserved_ip(r: Any, prices: PriceList) -> list[CostLine]:
+    # Billed while reserved, assigned or not; the role tag says whose address it is.
+    price, region = prices.linode.reserved_ipv4, _region(r)
+    kind = f"{_role_kind(r.plain('tags')).removesuffix(' Linode').removesuffix(' Linodes')} reserved IPv4"
+    if price is None:
+        return [CostLine(region, kind, "(not in the price list)", 1, None)]
+    return [CostLine(region, kind, "", 1, price.in_region(region), bool(price.unconfirmed))]
+
+
 def _mysql(r: Any, prices: PriceList) -> list[CostLine]:
     type_id, region = _text(r.plain("type")), _region(r)
     nodes = r.plain("clusterSize") or 1  # the provider's default
@@ -184,6 +194,7 @@ PER_RESOURCE: dict[str, Callable[[Any, PriceList], list[CostLine]]] = {
     INSTANCE: _instance,
     NODEBALANCER: _nodebalancer,
     MYSQL: _mysql,
+    RESERVED_IP: _reserved_ip,
 }
 
 

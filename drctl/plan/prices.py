@@ -114,6 +114,7 @@ class LinodePrices(_Model):
     checked: datetime.date
     instance_types: dict[str, InstanceType]
     nodebalancer: Price
+    reserved_ipv4: Price | None = None  # a reserved public IPv4 (the guards' addresses); None: older lists
     managed_mysql: dict[str, DatabaseType]
     object_storage: ObjectStorage
     usage: tuple[UsagePrice, ...]
@@ -244,6 +245,8 @@ def unconfirmed_entries(prices: PriceList) -> list[tuple[str, str, str]]:
         if plan.backups:
             add(f"linode.instance_types.{type_id}.backups", plan.backups.monthly, plan.backups.unconfirmed)
     add("linode.nodebalancer", linode.nodebalancer.monthly, linode.nodebalancer.unconfirmed)
+    if linode.reserved_ipv4 is not None:
+        add("linode.reserved_ipv4", linode.reserved_ipv4.monthly, linode.reserved_ipv4.unconfirmed)
     for type_id, db in linode.managed_mysql.items():
         for nodes, figure in db.cluster_monthly.items():
             add(f"linode.managed_mysql.{type_id} ({nodes} node{'s' if nodes != 1 else ''})", figure, db.unconfirmed)

@@ -1,7 +1,8 @@
 """`drctl rehearse`: the drill, end to end, on this machine, before anyone touches a real stack.
 
-    drctl rehearse [-s dr-test] [--planned | --unplanned] [--fault F] [--time-scale 0.02]
+    drctl rehearse [-s dr-test] [--planned | --unplanned | --automatic] [--fault F] [--time-scale 0.02]
                    [--report-dir DIR] [-o text|json]
+    drctl rehearse --fault all-regions-down [-s dr-test] ...
 
 Builds the local topology of drctl/rehearsal/topology.py from the stack file (real MariaDB,
 HAProxy and shop processes, health-check periods scaled by --time-scale), then runs the very drill
@@ -10,10 +11,19 @@ HAProxy stand-ins of Cloudflare and the Linode API, orders written through the f
 
 - `--planned` (default): the primary region's web tier fails (`--fault`, default nodes-reject) while
   its database stays reachable, so the promotion is the planned switchover: no order may be lost.
+- `--fault all-regions-down`: no failover: every region's NodeBalancer nodes are rejected at once,
+  and shoppers' requests (through the edge: the fallback page's Worker under Node, the script the
+  program uploads) must get the maintenance page until the primary region returns; the report
+  shows the page and the recovery time (drctl/drill/outage.py).
 - `--unplanned`: the primary region dies: its database and shop origins are killed (SIGKILL). The
   promotion is the runbook's unplanned path; the orders lost are counted exactly, and failback
   discards what the dead primary had written that the DR region never got (a rehearsal passes
   --accept-data-loss and --discard-errant, and says so).
+- `--automatic`: nobody calls promote. Two guards (drctl guard, each with its own HAProxy path to
+  each region) watch the primary region; it dies, and they must detect, agree and promote, once.
+  Then, in a fresh topology, one guard is cut off from the primary while Cloudflare's stand-in and
+  the other guard still see it: nothing may be promoted. Reports RTO by phase
+  (drctl/rehearsal/automatic.py).
 
 Prints the report (text, or JSON with -o json); with --report-dir also writes report.json and
 report.md there. Every process is stopped and every file removed afterwards, also on Ctrl-C.
@@ -30,11 +40,14 @@ from pathlib import Path
 
 from drctl.cloud.origin_probe import HttpsProbe
 from drctl.drill.drill import Drill, DrillOptions
-from drctl.drill.faults import FAULTS, FaultInjector
+from drctl.drill.faults import ALL_REGIONS_DOWN, FAULTS, FaultInjector
 from drctl.drill.orders import OrderSink, Write
+from drctl.drill.outage import OutageDrill
 from drctl.drill.report import DrillReport
 from drctl.drill.runbook_adapter import RunbookAdapter
+from drctl.rehearsal import automatic
 from drctl.rehearsal.local.binaries import MissingBinary
+from drctl.rehearsal.local.edge import EdgeError
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
 from drctl.runbook.context import ChangeOptions, Runbook
 from drctl.stack.command_line import (
@@ -68,7 +81,9 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
     """Build the topology, run the drill on it, tear everything down; `hooks` (tests, benchmark)
     get the topology at the drill's hook points, `sink_wrapper` may wrap the order path.
     `export_dir`: where failback exports the dead primary's discarded transactions (default: the
-    topology's own directory, removed with it)."""
+    topology's own directory, removed with it). `fault` all-regions-down runs `rehearse_outage`."""
+    if fault == ALL_REGIONS_DOWN and not unplanned:
+        return rehearse_outage(spec, template=template, say=say, settle_seconds=settle_seconds, hooks=hooks)
     with LocalTopology(spec, template=template) as topo:
         rb = local_runbook(topo, say)
         outputs = rb.outputs
@@ -95,6 +110,26 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
         return RehearsalResult(report, drill.writer.snapshot() if drill.writer else [])
 
 
+def rehearse_outage(spec: RehearsalSpec, *, template: Path | None = None, say: Callable[[str], None] = print,
+                    settle_seconds: float = 1.0,
+                    hooks: dict[str, Callable[[LocalTopology], None]] | None = None) -> RehearsalResult:
+    """Every region down at once, with the edge running: the fallback page's Worker under Node in
+    front of the `cloudflare` proxy, so shoppers' requests meet the very script Cloudflare runs.
+    drctl/drill/outage.py's drill, the faults through the HAProxy stand-in of the Linode API."""
+    with LocalTopology(spec, template=template, edge=True) as topo:
+        rb = local_runbook(topo, say)
+        outputs = rb.outputs
+        runbook = RunbookAdapter(rb, ChangeOptions(catch_up_timeout=30.0, traffic_timeout=30.0))
+        options = DrillOptions(fault=ALL_REGIONS_DOWN, max_duration=MAX_SECONDS, settle_seconds=settle_seconds,
+                               poll_seconds=0.05)
+        drill = OutageDrill(outputs, runbook, topo.traffic, FaultInjector(outputs, topo.traffic, topo.linode),
+                            topo.edge_probe(), options, kind="rehearsal", say=say,
+                            objectives_note=objectives_note(spec, unplanned=False, outage=True),
+                            hooks={name: (lambda fn=fn: fn(topo)) for name, fn in (hooks or {}).items()})
+        drill.report.options.update(timeScale=spec.time_scale, mode=ALL_REGIONS_DOWN)
+        return RehearsalResult(drill.run(), [])
+
+
 def local_runbook(topo: LocalTopology, say: Callable[[str], None]) -> Runbook:
     """The runbook on the topology: its stack outputs, its HAProxy stand-ins for Cloudflare and the
     Linode API, journals in its own directory."""
@@ -102,10 +137,14 @@ def local_runbook(topo: LocalTopology, say: Callable[[str], None]) -> Runbook:
                    traffic_factory=lambda: topo.traffic, linode_factory=lambda: topo.linode)
 
 
-def objectives_note(spec: RehearsalSpec, unplanned: bool) -> str:
+def objectives_note(spec: RehearsalSpec, unplanned: bool, outage: bool = False) -> str:
     note = (f"Rehearsal of `{spec.stack}` on this machine: health-check periods and the RTO objective are the "
             f"stack's multiplied by {spec.time_scale:g}; the RPO objective is the stack's (replication runs at "
             "its real speed).")
+    if outage:
+        note += (" The edge is the fallback page's Worker, the script the program uploads, run under Node in front of "
+                 "HAProxy (which answers Cloudflare's 520/521/524 when it reaches no region); its wait for a "
+                 "region is scaled too.")
     if unplanned:
         note += " Unplanned: promotion accepted data loss and failback discarded the dead primary's own writes."
     return note
@@ -123,7 +162,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="the web tier fails, the database stays reachable (default)")
     mode.add_argument("--unplanned", dest="unplanned", action="store_true",
                       help="the primary region dies: its database and origins are killed")
-    p.add_argument("--fault", choices=FAULTS, default="nodes-reject", help="planned: how the web tier fails")
+    mode.add_argument("--automatic", action="store_true",
+                      help="nobody calls promote: two guards must detect the primary region's death and promote, "
+                           "and a guard cut off from it must not")
+    p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
+                   help="planned: how the web tier fails; all-regions-down: every region at once, no failover: "
+                        "shoppers must get the fallback page from the edge (the Worker under Node; needs nodejs) "
+                        "until the primary region returns")
     p.add_argument("--time-scale", type=number(float, 0, above=True, maximum=1), default=DEFAULT_TIME_SCALE,
                    help=f"multiply health-check periods and the RTO objective (default {DEFAULT_TIME_SCALE}; above 0, "
                         "at most 1)")
@@ -135,6 +180,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     say = printer(args)
+    if args.automatic and args.fault != "nodes-reject":
+        fail("rehearse", f"--fault: applies to --planned only, --automatic kills the whole region (got {args.fault} "
+                         "with --automatic)")
+        return EXIT_USAGE
     if args.unplanned and args.fault != "nodes-reject":
         fail("rehearse", f"--fault: applies to --planned only, --unplanned kills the whole region (got {args.fault} "
                          "with --unplanned)")
@@ -144,12 +193,17 @@ def run(args: argparse.Namespace) -> int:
     except (StackFileError, TopologyError) as err:
         fail("rehearse", str(err))
         return EXIT_USAGE
-    say(f"rehearsing {'an unplanned' if args.unplanned else 'a planned'} failover of {spec.stack} "
-        f"({' -> '.join(spec.regions)}) on this machine")
+    if args.automatic:
+        return run_automatic(spec, args, say)
+    if args.fault == ALL_REGIONS_DOWN:
+        say(f"rehearsing a full outage of {spec.stack} (every region down: {', '.join(spec.regions)}) on this machine")
+    else:
+        say(f"rehearsing {'an unplanned' if args.unplanned else 'a planned'} failover of {spec.stack} "
+            f"({' -> '.join(spec.regions)}) on this machine")
     try:
         result = rehearse(spec, unplanned=args.unplanned, fault=args.fault, say=say,
                           export_dir=args.report_dir / "errant" if args.report_dir else None)
-    except (MissingBinary, TopologyError) as err:
+    except (MissingBinary, TopologyError, EdgeError) as err:
         fail("rehearse", str(err))
         return EXIT_FAILED
     report = result.report
@@ -162,3 +216,28 @@ def run(args: argparse.Namespace) -> int:
         print(report.markdown())
     return EXIT_OK if report.passed else EXIT_FAILED
 
+
+
+def run_automatic(spec: RehearsalSpec, args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    say(f"rehearsing automatic failover of {spec.stack} ({' -> '.join(spec.regions)}) on this machine: two guards, "
+        "nobody calls promote")
+    results = []
+    try:
+        for name, scenario in (("region-down", automatic.region_down), ("partition", automatic.partition)):
+            say(f"scenario {name}")
+            results.append(scenario(spec, say=say))
+    except (MissingBinary, TopologyError, TimeoutError) as err:
+        fail("rehearse", str(err))
+        return EXIT_FAILED
+    note = objectives_note(spec, unplanned=False).split(";")[0] + "."
+    if args.report_dir:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        (args.report_dir / "automatic.json").write_text(json.dumps([r.as_dict() for r in results], indent=2))
+        (args.report_dir / "automatic.md").write_text("\n".join([note, "", *(r.markdown() for r in results)]))
+        say(f"report: {args.report_dir / 'automatic.json'} and {args.report_dir / 'automatic.md'}")
+    if args.output == "json":
+        print(json.dumps({"note": note, "scenarios": [r.as_dict() for r in results]}, indent=2))
+    else:
+        print("\n".join([f"## Automatic failover rehearsal of `{spec.stack}`", "", note, "",
+                         *(r.markdown() for r in results)]))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED

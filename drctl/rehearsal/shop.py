@@ -12,6 +12,9 @@ The password lives in that file only (mode 0600), never on a command line where 
   {"region", "db_role", "db_reachable", "replica_lag_seconds"} when the database answers, 503 with
   `db_reachable: false` when it does not. A read-only database is a healthy *replica*: the DR pool
   stays up, ready to be promoted, as in production.
+- `GET /` is the shop's home page: 200 HTML naming the region and origin when the database answers
+  (WordPress reads it for every page), 503 when it does not. A shopper's request through the
+  rehearsal's edge lands here.
 - `POST /orders?seq=N` inserts order N into `drctl_drill.orders` on this region's database and
   answers 201 with the region and origin that took it; 503 when the database refuses (read-only,
   unreachable), which is what a customer's checkout sees during a failover.
@@ -93,6 +96,17 @@ def application(settings: dict[str, Any]) -> Callable[[dict[str, Any], Callable]
                 print(f"{origin}: healthz: database check failed ({type(err).__name__})", file=sys.stderr)
                 return answer(start_response, "503 Service Unavailable", body)
             return answer(start_response, "200 OK", body)
+        if path == "/" and method in ("GET", "HEAD"):
+            try:
+                role = pool.run(_health)["db_role"]
+            except Exception as err:
+                print(f"{origin}: home page: database unusable ({type(err).__name__})", file=sys.stderr)
+                return answer(start_response, "503 Service Unavailable", {"error": "database unusable"})
+            page = (f"<!doctype html><html><head><title>Shop ({region})</title></head><body><p>Served by {origin}, "
+                    f"database {role}.</p></body></html>\n").encode()
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
+                                      ("Content-Length", str(len(page)))])
+            return [page]
         if path == "/orders" and method == "POST":
             try:
                 seq = int(parse_qs(environ.get("QUERY_STRING", ""))["seq"][0])

@@ -7,9 +7,11 @@ region, a replica in every other (GTID replication over verified TLS, set up by
 drctl/mysql/replication.py), each reached only through a HAProxy TCP proxy that plays its Cloud
 Firewall. One HAProxy HTTP proxy plays Cloudflare's failover pools: each region's NodeBalancer as a
 server, all but the first `backup`, checked with GET <monitor path> and the shop's Host header at
-the stack's monitor interval/timeout/consecutiveDown/Up, scaled. One haproxy process runs all the
-proxies; its runtime API (`stats socket ... level admin`) is how drctl's HAProxy backend changes
-them (drctl/rehearsal/haproxy_cloud.py).
+the stack's monitor interval/timeout/consecutiveDown/Up, scaled; its own errors are Cloudflare's
+(520, 521, 524), as the edge sees them. One haproxy process runs all the proxies; its runtime API
+(`stats socket ... level admin`) is how drctl's HAProxy backend changes them
+(drctl/rehearsal/haproxy_cloud.py). With `edge=True`, Cloudflare's edge runs in front of it: the
+fallback page's Worker under Node (drctl/rehearsal/local/edge.py), the script the program uploads.
 
 Settings come from the stack file (`Pulumi.<stack>.yaml`, validated by the program's own config
 model, so the rehearsal uses exactly the values and defaults `pulumi up` would) with every health
@@ -33,9 +35,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from drctl.cloud.edge_probe import EdgeProbe
 from drctl.drill import orders
 from drctl.mysql import replication
 from drctl.rehearsal.haproxy_cloud import (
@@ -49,6 +52,7 @@ from drctl.rehearsal.haproxy_cloud import (
     nodebalancer,
 )
 from drctl.rehearsal.local import processes
+from drctl.rehearsal.local.edge import EdgeWorker
 from drctl.rehearsal.local.haproxy import HAProxyProcess
 from drctl.rehearsal.local.mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, make_template, replicate
 from drctl.rehearsal.local.ports import PortPool
@@ -57,6 +61,13 @@ from drctl.stack.outputs import StackOutputs, parse_outputs
 
 DEFAULT_TIME_SCALE = 0.02  # a 60 s monitor interval becomes 1.2 s
 MIN_CHECK_MS = 50  # HAProxy checks faster than this only burn the two cores
+MIN_EDGE_TIMEOUT_MS = 500  # the edge's wait for a region: a busy machine's slow answer is no outage
+# What Cloudflare answers when it reaches no origin, in place of HAProxy's own errors (status: file):
+# 520 for an origin that closed the connection (HAProxy's 502), 521 for none that would take it (503:
+# refused, or every pool down), 524 for one that did not answer in time (504). The fallback page's
+# Worker tells a dead origin by exactly these codes.
+CLOUDFLARE_ERRORS = {502: (520, "Web Server Returned an Unknown Error"), 503: (521, "Web Server Is Down"),
+                     504: (524, "A Timeout Occurred")}
 ADMIN_USER = "drctl"  # as on the stack's own MySQL Linodes (components/database.py)
 REPLICATION_USER = "replicator"
 SHOP_USER = "woocommerce"
@@ -95,12 +106,20 @@ class RehearsalSpec:
     worst_case_detection_seconds: int
     account_id: str
     zone_id: str
+    # The fallback page's Worker as the program renders it, its origin timeout scaled (None: the
+    # stack has no fallback page), and the name the program gives it.
+    edge_worker: str | None = field(default=None, repr=False)
+    fallback_script_name: str | None = None
+    # drctl guard (issue 15), scaled like the checks: fast confirm and the confirm time.
+    fast_interval_ms: int = MIN_CHECK_MS
+    confirm_ms: int = MIN_CHECK_MS
 
     @classmethod
     def from_stack(cls, stack: str, time_scale: float = DEFAULT_TIME_SCALE, root: Path = REPO_ROOT) -> RehearsalSpec:
         # The program's config model (pydantic only, no Pulumi) validates the stack file, so a
         # rehearsal and `pulumi up` can never read a setting or a default differently.
         from components.config import ConfigError, validate_config_map
+        from components.fallback_worker import script_name, worker_for
 
         if not 0 < time_scale <= 1:
             raise TopologyError(f"--time-scale must be above 0 and at most 1 (got {time_scale})")
@@ -109,7 +128,10 @@ class RehearsalSpec:
             config = validate_config_map(stack_file.config, stack_file.secret_keys)
         except ConfigError as err:
             raise TopologyError(f"{stack_file.source}:\n{err}") from None
-        nb, monitor = config.node_balancer, config.traffic.monitor
+        nb, monitor, page = config.node_balancer, config.traffic.monitor, config.traffic.fallback_page
+        edge_worker = worker_for(config, origin_timeout_ms=max(MIN_EDGE_TIMEOUT_MS, _ms(page.origin_timeout_seconds,
+                                                                                      time_scale))) \
+            if page.enabled else None
         return cls(
             stack=stack, project=stack_file.project, domain=config.domain,
             regions=tuple(r.region for r in config.regions),
@@ -127,7 +149,21 @@ class RehearsalSpec:
             rpo_seconds=config.objectives.rpo_seconds,
             worst_case_detection_seconds=max(1, math.ceil(monitor.worst_case_detection_seconds * time_scale)),
             account_id=config.traffic.account_id, zone_id=config.traffic.zone_id,
+            edge_worker=edge_worker,
+            fallback_script_name=script_name(stack_file.project, stack) if page.enabled else None,
+            fast_interval_ms=_ms(monitor.fast_interval, time_scale),
+            confirm_ms=_ms(config.automation.confirm_seconds, time_scale),
         )
+
+
+def vantage(guard: str, kind: str, region: str) -> str:
+    """The HAProxy proxy that is guard `guard`'s own way to `region`'s NodeBalancer (kind "nb") or
+    database (kind "db"): each guard reaches the regions through its own path, which the rehearsal
+    can cut to play a guard cut off from a region while everyone else still sees it."""
+    return f"vantage-{guard}-{kind}-{region}"
+
+
+VANTAGE_SERVER = "path"
 
 
 def expected_status_regex(expected_codes: str) -> str:
@@ -148,7 +184,7 @@ class RegionPorts:
 
 
 def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int, regions: Sequence[RegionPorts],
-                   tls_pem: Path) -> str:
+                   tls_pem: Path, vantages: dict[tuple[str, str, str], int] | None = None) -> str:
     """One haproxy configuration with every proxy of the topology, named as drctl/rehearsal/haproxy_cloud.py
     expects; `regions` in failover order. The blackhole ACL files go beside the runtime socket
     and must exist (empty) when haproxy starts: `haproxy_files()`. The NodeBalancers speak TLS
@@ -167,6 +203,7 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
         f"listen {CLOUDFLARE}",
         f"  bind {HOST}:{cloudflare_port}",
         "  mode http",
+        *(f"  errorfile {status} {cloudflare_error_file(socket_path.parent, status)}" for status in CLOUDFLARE_ERRORS),
         "  option httpchk",
         f"  http-check send meth GET uri {s.health_path} ver HTTP/1.1 hdr Host {s.domain}",
         f"  http-check expect rstatus {expected_status_regex(s.expected_codes)}",
@@ -209,15 +246,41 @@ def haproxy_config(spec: RehearsalSpec, socket_path: Path, cloudflare_port: int,
             # machine and refused a healthy database. A dead server is refused anyway (retries 0).
             f"  server {DATABASE_SERVER} {HOST}:{r.database_port}",
         ]
+    targets = {("nb", r.name): r.nb_port for r in regions} | {("db", r.name): r.db_port for r in regions}
+    for (guard, kind, region), port in (vantages or {}).items():
+        lines += [
+            "",
+            f"listen {vantage(guard, kind, region)}",
+            f"  bind {HOST}:{port}",
+            "  mode tcp",
+            "  retries 0",
+            "  timeout client 1h",
+            "  timeout server 1h",
+            f"  server {VANTAGE_SERVER} {HOST}:{targets[(kind, region)]}",
+        ]
     return "\n".join(lines) + "\n"
 
 
+def cloudflare_error_file(directory: Path, status: int) -> Path:
+    return Path(directory) / f"cloudflare-{CLOUDFLARE_ERRORS[status][0]}.http"
+
+
+def cloudflare_error(status: int) -> str:
+    """The raw answer HAProxy sends instead of its own `status`: Cloudflare's code, as on its edge."""
+    code, reason = CLOUDFLARE_ERRORS[status]
+    body = f"error code: {code}\n"
+    return (f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}")
+
+
 def haproxy_files(directory: Path, regions: Sequence[str], ca: LocalCA) -> Path:
-    """The files the configuration reads: empty blackhole ACLs, and the NodeBalancers' certificate
-    and key in one PEM (returned)."""
+    """The files the configuration reads: empty blackhole ACLs, Cloudflare's error answers, and the
+    NodeBalancers' certificate and key in one PEM (returned)."""
     directory.mkdir(parents=True, exist_ok=True)
     for region in regions:
         blackhole_acl(directory, region).touch()
+    for status in CLOUDFLARE_ERRORS:
+        cloudflare_error_file(directory, status).write_bytes(cloudflare_error(status).encode("ascii"))
     pem = directory / "nodebalancer.pem"
     pem.touch(mode=0o600)
     pem.write_text(Path(ca.cert).read_text() + Path(ca.key).read_text())
@@ -235,7 +298,14 @@ class _Region:
 
 
 class LocalTopology:
-    def __init__(self, spec: RehearsalSpec, template: Path | None = None):
+    def __init__(self, spec: RehearsalSpec, template: Path | None = None, edge: bool = False,
+                 guards: Sequence[str] = ()):
+        """`edge`: also run Cloudflare's edge, the fallback page's Worker under Node, in front of the
+        `cloudflare` proxy (drctl/rehearsal/local/edge.py); the stack must have a fallback page.
+        `guards`: names of drctl guards that each get their own paths to every region (rehearse --automatic)."""
+        if edge and spec.edge_worker is None:
+            raise TopologyError(f"stack {spec.stack} has no fallback page (traffic.fallbackPage.enabled is false): "
+                                "no edge Worker to rehearse")
         self.spec = spec
         self.dir = Path(tempfile.mkdtemp(prefix="wcdr-rehearse-"))
         self._template = template
@@ -248,6 +318,11 @@ class LocalTopology:
         self.regions: dict[str, _Region] = {}
         self._ports = PortPool()  # every listener's port, held until close(): no number handed out twice
         self.cloudflare_port = self._ports.port()
+        self.edge_port = self._ports.port() if edge else None
+        self.edge: EdgeWorker | None = None
+        # Each guard's own paths to each region's NodeBalancer and database: (guard, kind, region) -> port.
+        self.vantages = {(g, kind, region): self._ports.port()
+                         for g in guards for region in spec.regions for kind in ("nb", "db")}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> LocalTopology:
@@ -282,9 +357,14 @@ class LocalTopology:
             for name in region.origins:
                 self.start_origin(region.name, name)
         self.wait_until_serving(self.spec.regions[0], timeout)
+        if self.edge_port is not None:
+            self.edge = EdgeWorker(self.dir / "edge", self.spec.edge_worker, HOST, self.edge_port, self.cloudflare_port)
+            self.edge.start()
 
     def close(self) -> None:
         """Stop everything and remove the directory; safe to call twice and after a failed start."""
+        if self.edge is not None:
+            self.edge.stop()
         for region in self.regions.values():
             for name in list(region.processes):
                 self.stop_origin(region.name, name, kill=False)
@@ -365,7 +445,16 @@ class LocalTopology:
     def haproxy_config(self) -> str:
         return haproxy_config(self.spec, self.dir / "haproxy" / "api.sock", self.cloudflare_port, [
             RegionPorts(r.name, r.nb_port, r.origins, r.db_port, r.database.port) for r in self.regions.values()],
-            self._tls_pem)
+            self._tls_pem, self.vantages)
+
+    def cut_off(self, guard: str, region: str, cut: bool = True) -> None:
+        """Cut (or restore) guard `guard`'s own paths to `region`: its probes of the region's
+        NodeBalancer and database fail at once, while Cloudflare and the other guards still reach it."""
+        for kind in ("nb", "db"):
+            proxy = vantage(guard, kind, region)
+            self.haproxy.api.set_server_state(proxy, VANTAGE_SERVER, "maint" if cut else "ready")
+            if cut:
+                self.haproxy.api.shutdown_sessions(proxy, VANTAGE_SERVER)
 
     def wait_until_serving(self, region: str, timeout: float) -> None:
         """Until every NodeBalancer node and every pool passes its checks and `region` takes the
@@ -390,6 +479,12 @@ class LocalTopology:
         raise TopologyError(f"the rehearsal topology did not come up within {timeout:.0f} s ({details})")
 
     # --- what the drill sees -----------------------------------------------------------------------
+    def edge_probe(self) -> EdgeProbe:
+        """A shopper's GET through the edge (the Worker under Node), with the shop's Host header."""
+        if self.edge_port is None:
+            raise TopologyError("this topology runs no edge (LocalTopology(..., edge=True))")
+        return EdgeProbe(self.spec.domain, timeout=10.0, address=HOST, port=self.edge_port, tls=False)
+
     def order_sink(self) -> orders.HttpOrderSink:
         """Orders through the front door: 'Cloudflare', then a NodeBalancer, then a shop origin."""
         return orders.HttpOrderSink(HOST, self.cloudflare_port, self.spec.domain)
@@ -438,6 +533,9 @@ class LocalTopology:
             },
             "objectives": {"rtoSeconds": s.rto_seconds, "rpoSeconds": s.rpo_seconds,
                            "worstCaseDetectionSeconds": s.worst_case_detection_seconds},
+            # Only with the edge running: without it the rehearsal has no page to serve.
+            "fallbackPage": {"scriptName": s.fallback_script_name, "routePattern": f"{s.domain}/*"}
+            if self.edge_port is not None else None,
         }, "the rehearsal topology")  # parse_outputs: errors name fields, never values (passwords)
 
     def replication_credentials(self) -> tuple[str, str]:
@@ -448,6 +546,8 @@ class LocalTopology:
         found = [p for r in self.regions.values() for p in r.processes.values()]
         if self.haproxy is not None and self.haproxy.process is not None:
             found.append(self.haproxy.process)
+        if self.edge is not None and self.edge.process is not None:
+            found.append(self.edge.process)
         if self.databases is not None:
             found += [s.process for s in self.databases.servers if s.process is not None]
         return found

@@ -74,6 +74,24 @@ class ProbeCounts:
         return max(1, self.consecutive_up)
 
 
+def fast_confirm_detection_seconds(interval: int, fall: int, fast_interval: int, timeout: int) -> int:
+    """Worst case for `drctl watch` and `drctl guard` to call a region down, with fast confirm (HAProxy's
+    `fastinter`): the last good probe lands just before the failure, the next one fails a whole
+    `interval` later, then the remaining `fall - 1` probes follow every `fast_interval`, the last
+    waiting out its `timeout`. Cloudflare's own monitor has no fast interval: its worst case is
+    `MonitorSpec.worst_case_detection_seconds` (interval x fall + timeout x (retries + 1))."""
+    return interval + (max(1, fall) - 1) * fast_interval + timeout
+
+
+# What the objectives check allows `drctl guard`'s unplanned promote, from the decision to a writable
+# primary in the surviving region with traffic on it. Fencing (one Linode API call) and promotion take
+# seconds (the local rehearsal measures 1.3 s end to end); what can take long is the relay-log
+# catch-up, which promote bounds with --apply-timeout (60 s) before it gives up and waits for a
+# person; the rest covers the Linode and Cloudflare API round trips (fence, traffic, journal) under a
+# degraded control plane. A bound, not a measurement: bench/ reports the measured phases beside it.
+PROMOTION_BUDGET_SECONDS = 90
+
+
 class MonitorOut(ProbeCounts, _Model):
     interval: int
     timeout: int
@@ -151,6 +169,33 @@ class DatabaseOut(_Model):
     server_ca_path: str = SERVER_CA_PATH  # where every database Linode keeps `server_ca_cert`
 
 
+class GuardOut(_Model):
+    """A guard Linode (components/guard.py) that runs `drctl guard` (and `drctl watch` in
+    dns-failover mode) for this stack, in a region that is not a shop region."""
+
+    region: str
+    label: str  # the Linode's label, unique in the account: the guard's holder/voter id
+    ipv4: str  # a Linode reserved IP: known before the guard exists, kept when it is replaced
+    # SLAAC, known once the guard exists: in the stack output, not in the guards' own copy of the
+    # outputs (their user data), which cannot hold an address of the Linode it boots.
+    ipv6: str | None = None
+
+
+class AutomationOut(_Model):
+    """Who promotes (`automation.promote`) and how `drctl guard` and `drctl watch` decide. The
+    defaults are an older stack's behaviour: a person promotes, and probes confirm every 5 s."""
+
+    promote: Literal["manual", "automatic"] = "manual"
+    confirm_seconds: int = Field(60, ge=0)  # signals must agree this long before the guard promotes
+    fast_interval: int = Field(5, ge=1)  # seconds between probes after a first failure (fast confirm)
+    guards: tuple[GuardOut, ...] = ()  # empty with promote manual
+
+
+class AccessOut(_Model):
+    # Where operators run drctl: admitted to MySQL (3306) and the NodeBalancers' health path.
+    operator_cidrs: tuple[str, ...] = ()
+
+
 class ObjectivesOut(_Model):
     rto_seconds: int
     rpo_seconds: int
@@ -204,6 +249,8 @@ class StackOutputs(_Model):
     database: DatabaseOut
     objectives: ObjectivesOut
     fallback_page: FallbackPageOut | None = None  # None: traffic.fallbackPage.enabled false, or an older stack
+    automation: AutomationOut = AutomationOut()  # default: an older stack, promoted by a person
+    access: AccessOut = AccessOut()
     media: MediaOut | None = None  # None: a stack deployed before media buckets existed
     backups: BackupsOut | None = None  # None: a stack deployed before the archive existed
 

@@ -1,5 +1,6 @@
 """Alert hooks: a webhook URL and/or a command, called on every traffic switch and when every
-region is down (or traffic is stranded on a down region).
+region is down (or traffic is stranded on a down region); drctl guard calls the same hooks on its
+own events (docs/guard.md).
 
 The webhook gets a JSON POST of the event; the command gets the same JSON on stdin and the main
 fields as DRCTL_ALERT_* environment variables (documented in docs/watch.md), and no CLOUDFLARE_*
@@ -16,7 +17,9 @@ import shlex
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -68,3 +71,22 @@ class Alerter:
         if proc.returncode != 0:
             return [f"alert command exited {proc.returncode}: {proc.stderr.strip()[:200]}"]
         return []
+
+
+def deliver(alerter: Alerter, name: str, details: dict[str, Any], *, stack: str, domain: str, at: float,
+            dry_run: bool, log: Callable[..., Any], counted: Callable[[str, int], None] | None = None) -> None:
+    """Send one alert the way every drctl service does: nothing when no hook is configured, only a
+    log line in a dry run (it has no effects outside its process), a log line per failed hook;
+    `counted(name, failures)` keeps the service's metrics."""
+    if not alerter.configured:
+        return
+    if dry_run:
+        log("alert_skipped", alert=name, dry_run=True)
+        return
+    event = {"event": name, "stack": stack, "domain": domain,
+             "at": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"), **details}
+    failures = alerter.send(event)
+    if counted:
+        counted(name, len(failures))
+    for failure in failures:
+        log("alert_failed", alert=name, error=failure)

@@ -57,7 +57,8 @@ MAX_PROBES = 100
 MAX_ALERT_SECONDS = 300.0
 
 
-def _url(text: str) -> str:
+def http_url(text: str) -> str:
+    """An --alert-webhook value: an http:// or https:// URL."""
     if not text.startswith(("https://", "http://")):
         raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL (got {text[:40]!r})")
     return text
@@ -71,6 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_stack_arguments(p)
     pos = number(float, 0, above=True, maximum=MAX_PROBE_SECONDS, unit="s")
     p.add_argument("--interval", type=pos, metavar="S", help="seconds between probe rounds (default: the stack's monitor interval; above 0, at most 3600)")
+    p.add_argument("--fast-interval", type=pos, metavar="S", help="fast confirm: after a region's first failed probe, probe every S seconds until --fall is reached (default: the stack's traffic.monitor.fastInterval, at most --interval; above 0, at most 3600 and at most --interval)")
     p.add_argument("--timeout", type=pos, metavar="S", help="seconds per probe, below --interval (default: the stack's monitor timeout; above 0, at most 3600)")
     p.add_argument("--fall", type=number(int, 1, maximum=MAX_PROBES), metavar="N", help="failed probes in a row before a region is down (default: monitor consecutiveDown; 1 to 100)")
     p.add_argument("--rise", type=number(int, 1, maximum=MAX_PROBES), metavar="N", help="good probes in a row before a region is up (default: monitor consecutiveUp; 1 to 100)")
@@ -88,7 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--record-refresh", type=positive_seconds, default=DEFAULT_RECORD_REFRESH, metavar="S", help="seconds between re-reads of the DNS records when nothing happens (default 300; above 0, at most 86400)")
     p.add_argument("--metrics-port", type=tcp_port(0), metavar="PORT", help="serve Prometheus metrics on this port (0: any free port; 0 to 65535)")
     p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR", help="address for --metrics-port (default 127.0.0.1)")
-    p.add_argument("--alert-webhook", type=_url, metavar="URL", help="POST a JSON event here on every switch and when every region is down")
+    p.add_argument("--alert-webhook", type=http_url, metavar="URL", help="POST a JSON event here on every switch and when every region is down")
     p.add_argument("--alert-command", type=program, metavar="CMD", help="run this command (event JSON on stdin, DRCTL_ALERT_* variables) on the same events")
     p.add_argument("--alert-timeout", type=number(float, 0, above=True, maximum=MAX_ALERT_SECONDS, unit="s"), default=5.0, metavar="S", help="seconds an alert hook may take (default 5; above 0, at most 300: the watchdog waits for it)")
     add_output_argument(p, "--once summary format")
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.once:
             return _once(watchdog, args)
-        _stop_on_signals(stop)
+        stop_on_signals(stop)
         watchdog.run(stop)
         return EXIT_OK
     finally:
@@ -161,6 +163,11 @@ def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSet
         given = f"--timeout {timeout:g}" if args.timeout is not None else f"the stack's monitor timeout {timeout:g}"
         of = f"--interval {interval:g}" if args.interval is not None else f"the stack's monitor interval {interval:g} s"
         raise UsageError(f"--timeout: must be below {of} (got {given}; allowed: above 0 and below the interval)")
+    # The stack's fast interval never slows a shorter --interval down; a given one must fit.
+    fast = args.fast_interval if args.fast_interval is not None else min(interval, outputs_fast_interval(outputs))
+    if fast > interval:
+        raise UsageError(f"--fast-interval: must be at most the interval {interval:g} s (got {fast:g}; allowed: above "
+                         "0, at most the interval)")
     expected = args.expected_codes or m.expected_codes
     if not valid_expected_codes(expected):
         raise UsageError(f'--expected-codes: use codes like "200" or "2xx", separated by commas (got {expected!r})')
@@ -172,8 +179,14 @@ def _settings(args: argparse.Namespace, outputs: StackOutputs) -> tuple[WatchSet
         stability_window=args.stability_window,
         dry_run=args.dry_run,
         record_refresh=args.record_refresh,
+        fast_interval=fast,
     )
     return settings, timeout, expected
+
+
+def outputs_fast_interval(outputs: StackOutputs) -> float:
+    """The stack's fast-confirm interval (traffic.monitor.fastInterval; 5 s for an older stack)."""
+    return float(outputs.automation.fast_interval)
 
 
 def _lease(args: argparse.Namespace, outputs: StackOutputs, api: CloudflareApi, settings: WatchSettings,
@@ -205,7 +218,7 @@ def _lease(args: argparse.Namespace, outputs: StackOutputs, api: CloudflareApi, 
     return CloudflareLease(api, outputs.cloudflare.zone_id, outputs.domain, holder, ttl, wall)
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -218,7 +231,7 @@ def _once(watchdog: Watchdog, args: argparse.Namespace) -> int:
     for _ in range(rounds - 1):
         if watchdog.settled:
             break
-        time.sleep(watchdog.settings.interval)
+        time.sleep(watchdog.next_delay())  # fast confirm: a failing region is settled sooner
         probes = watchdog.probe_round()
     report = watchdog.act(probes)
     healthy = _healthy(report, watchdog.settings.dry_run)

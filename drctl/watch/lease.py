@@ -139,6 +139,10 @@ class CloudflareLease:
     ttl: float
     wall: Callable[[], float] = time.time
     skew: float = SKEW
+    # Whose lease: drctl guard keeps its own (`_drctl-guard.<domain>`, "drctl-guard holder=..."),
+    # apart from the watchdog's, with the same rules.
+    prefix: str = LEASE_PREFIX
+    service: str = "drctl-watch"
     _record_id: str | None = field(default=None, init=False)  # our lease record while we hold it
     _expires: float = field(default=0.0, init=False)  # ours, or the other holder's
     _other: str | None = field(default=None, init=False)
@@ -146,7 +150,7 @@ class CloudflareLease:
 
     @property
     def name(self) -> str:
-        return f"{LEASE_PREFIX}.{self.domain}"
+        return f"{self.prefix}.{self.domain}"
 
     def refresh(self) -> LeaseState:
         """Called every cycle; talks to Cloudflare only when due: the holder at half its TTL, a
@@ -201,8 +205,9 @@ class CloudflareLease:
 
     def _record(self, now: float) -> dict[str, Any]:
         return {"type": "TXT", "name": self.name, "ttl": 60,
-                "content": f'"drctl-watch holder={self.holder} expires={int(now + self.ttl)}"',
-                "comment": "drctl watch single-writer lease; expires by itself; safe to delete when no watchdog runs"}
+                "content": f'"{self.service} holder={self.holder} expires={int(now + self.ttl)}"',
+                "comment": f"{self.service.replace('-', ' ')} single-writer lease; expires by itself; safe to delete "
+                           "when none runs"}
 
     def _write(self, records: list[DnsRecord], now: float) -> None:
         try:

@@ -26,10 +26,10 @@ from typing import Any, TextIO
 from drctl.cloud.cloudflare import CloudflareApiError, CloudflareRateLimited, CloudflareRejected
 from drctl.cloud.dns_records import DnsFailover, RecordSet, RegionAddresses
 from drctl.cloud.origin_probe import UNKNOWN, UP, HealthTracker, ProbeResult, probe_all
-from drctl.watch.alerts import Alerter
+from drctl.watch.alerts import Alerter, deliver
 from drctl.watch.lease import Lease, LeaseState, replaced
 from drctl.watch.metrics import WatchMetrics
-from drctl.watch.policy import Decision, RegionHealth, decide
+from drctl.watch.policy import Decision, RegionHealth, decide, next_probe_delay
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class WatchSettings:
     dry_run: bool = False
     record_refresh: float = 300.0
     alert_after: int = 3  # failures in a row (of the switch, or of whole cycles) before an alert
+    fast_interval: float | None = None  # fast confirm (policy.next_probe_delay); None: off
 
     def __post_init__(self) -> None:
         # The command line refuses these too; a loop built any other way must not spin on a nan.
@@ -52,6 +53,9 @@ class WatchSettings:
         if not (math.isfinite(self.stability_window) and self.stability_window >= 0):
             raise ValueError("WatchSettings.stability_window must be a finite number of seconds, 0 or more "
                              f"(got {self.stability_window!r})")
+        if self.fast_interval is not None and not (math.isfinite(self.fast_interval) and self.fast_interval > 0):
+            raise ValueError("WatchSettings.fast_interval must be a finite number of seconds above 0, or None "
+                             f"(got {self.fast_interval!r})")
         if min(self.fall, self.rise, self.alert_after) < 1:
             raise ValueError("WatchSettings.fall, rise and alert_after must be at least 1")
 
@@ -156,21 +160,25 @@ class Watchdog:
         return report
 
     def run(self, stop: threading.Event) -> None:
-        """Cycle every `interval` seconds (fixed rate) until `stop` is set; after a failed cycle,
-        wait a whole interval."""
+        """Cycle every `interval` seconds (fixed rate; `fast_interval` while a region confirms a
+        failure) until `stop` is set; after a failed cycle, wait a whole interval."""
         self.log.emit("start", regions=[r.region for r in self.regions], holder=self.lease.holder,
                       **asdict(self.settings))
         interval = self.settings.interval
         next_start = self.clock()
         while not stop.is_set():
             ok = self.guarded_cycle()
-            next_start += interval
+            next_start += self.next_delay()
             now = self.clock()
             if next_start < now:  # overran (slow API): start again now rather than bunching cycles
                 next_start = now
             if not ok:  # whatever failed may fail again at once: never retry it without a pause
                 next_start = max(next_start, now + interval)
             stop.wait(next_start - now)
+
+    def next_delay(self) -> float:
+        """Seconds from this cycle's start to the next: fast confirm (watch/policy.py)."""
+        return next_probe_delay(self.trackers.values(), self.settings.interval, self.settings.fast_interval)
 
     def guarded_cycle(self) -> bool:
         """One cycle that no exception escapes: a bug must not silence the watchdog. Failures in a
@@ -342,20 +350,14 @@ class Watchdog:
             self.metrics.api_errors.labels(kind=err.kind).inc()
 
     def _alert(self, name: str, **details: Any) -> None:
-        if not self.alerter.configured:
-            return
-        if self.settings.dry_run:  # a dry run has no effects outside this process
-            self.log.emit("alert_skipped", alert=name, dry_run=True)
-            return
-        event = {"event": name, "stack": self.stack, "domain": self.domain,
-                 "at": datetime.fromtimestamp(self.wall(), UTC).isoformat(timespec="seconds"), **details}
-        failures = self.alerter.send(event)
+        deliver(self.alerter, name, details, stack=self.stack, domain=self.domain, at=self.wall(),
+                dry_run=self.settings.dry_run, log=self.log.emit, counted=self._count_alert)
+
+    def _count_alert(self, name: str, failures: int) -> None:
         if self.metrics:
             self.metrics.alerts.labels(kind=name).inc()
             if failures:
-                self.metrics.alert_failures.inc(len(failures))
-        for failure in failures:
-            self.log.emit("alert_failed", alert=name, error=failure)
+                self.metrics.alert_failures.inc(failures)
 
     def _changed(self, topic: str, value: Any) -> bool:
         if topic in self._logged and self._logged[topic] == value:

@@ -1,5 +1,6 @@
 """The watchdog's Prometheus metrics, in a registry of their own (a test may run several
-watchdogs in one process). Served by `serve()` on --metrics-port."""
+watchdogs in one process). Served by `serve()` on --metrics-port; drctl guard serves its own
+(drctl/guard/metrics.py) the same way."""
 
 from __future__ import annotations
 
@@ -11,8 +12,27 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from drctl.cloud.origin_probe import DOWN, UNKNOWN, UP
 
 
+class MetricsEndpoint:
+    """A registry of one service's metrics and the /metrics endpoint that serves it (drctl watch and
+    drctl guard alike)."""
+
+    registry: CollectorRegistry
+
+    def serve(self, port: int, address: str) -> int:
+        """Start the /metrics endpoint in a daemon thread; return the bound port (port 0 picks one)."""
+        self._server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        return self._server.server_address[1]
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self._server = None
+
+
 @dataclass
-class WatchMetrics:
+class WatchMetrics(MetricsEndpoint):
     regions: Iterable[str]
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -42,15 +62,3 @@ class WatchMetrics:
     def point_at(self, region: str | None, regions: Iterable[str]) -> None:
         for name in regions:
             self.record_region.labels(region=name).set(1 if name == region else 0)
-
-    def serve(self, port: int, address: str) -> int:
-        """Start the /metrics endpoint in a daemon thread; return the bound port (port 0 picks one)."""
-        self._server, _thread = start_http_server(port, addr=address, registry=self.registry)
-        return self._server.server_address[1]
-
-    def close(self) -> None:
-        server = getattr(self, "_server", None)
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            self._server = None

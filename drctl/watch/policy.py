@@ -14,15 +14,21 @@ Rules (issues 7 and 16):
 - failback (toward an earlier region) only with `auto_failback`, and only to a region up for at
   least `stability_window` seconds; a region that is down is left at once for an earlier region
   that is up, window or not, since anything beats serving from a dead region.
+
+Fast confirm (HAProxy's `fastinter`, issue 15): after a region's first failed probe the next round
+comes `fast_interval` after the last, not `interval`, until the region reaches `fall` (down) or
+answers again. Detection of a dead region then takes at most interval + (fall - 1) x fast_interval
++ timeout instead of fall x interval + timeout. The counts do not change: `fall` failures in a row,
+so a probe lost now and then (a region that fails every other probe) never makes a region down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from drctl.cloud.origin_probe import DOWN, UP
+from drctl.cloud.origin_probe import DOWN, UP, HealthTracker
 
 Action = Literal["stay", "switch", "all_down", "stranded", "hold", "foreign"]
 
@@ -83,3 +89,11 @@ def decide(order: Sequence[RegionHealth], current: str | None, *, auto_failback:
         return Decision("stranded", f"{current} is down and no later region is up; {', '.join(earlier_up)} is up: "
                         "failing back is manual (or run with --auto-failback)")
     return Decision("stranded", f"{current} is down and no later region is up yet")
+
+
+def next_probe_delay(trackers: Iterable[HealthTracker], interval: float, fast_interval: float | None) -> float:
+    """Seconds from this probe round's start to the next one's: `fast_interval` while any region is
+    confirming a failure (failed, `fall` not reached), `interval` otherwise (fast confirm off: None)."""
+    if fast_interval is not None and any(t.confirming for t in trackers):
+        return min(interval, fast_interval)
+    return interval

@@ -179,8 +179,8 @@ def test_the_origins_open_to_half_the_internet_around_cloudflare_are_refused():
     fw = firewall(rule(label="http-from-watchdog-ipv4", ports="80, 443", ipv4s=["128.0.0.0/1"]))
     assert violations(SHARE, pack.FIREWALL, fw) == [
         "Firewall 'prod-us-east-web' opens HTTP(S) (TCP 80, 443) to as much as a /1 of IPv4 (2,147,483,648 "
-        f"addresses) through rule 'http-from-watchdog-ipv4' {BUDGET}: list only the networks drctl watch runs "
-        "in, in woocommerce-dr:access.watchdogCidrs."
+        f"addresses) through rule 'http-from-watchdog-ipv4' {BUDGET}: list only the networks drctl watch and "
+        "drctl run in, in woocommerce-dr:access.watchdogCidrs and access.operatorCidrs."
     ]
 
 

@@ -48,6 +48,30 @@ def monitor(old: str, new: str) -> tuple[str, str]:
     return (f"      {old}\n", f"      {new}\n")
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+AUTOMATIC = f"""  woocommerce-dr:automation:
+    promote: automatic
+    confirmSeconds: 60
+    guards: [us-central, eu-central]
+    drctlSource:
+      repo: https://github.com/example/woocommerce-dr.git
+      commit: "{COMMIT}"
+  woocommerce-dr:guardLinodeToken:
+    secure: v1:placeholder
+  woocommerce-dr:guardCloudflareToken:
+    secure: v1:placeholder
+"""
+
+
+def automatic(*edits: tuple[str, str]) -> str:
+    """Pulumi.prod.yaml with automatic promotion turned on (as the README shows), then `edits`."""
+    text = PROD + AUTOMATIC
+    for old, new in edits:
+        assert old in text, f"not in the automatic prod file: {old!r}"
+        text = text.replace(old, new, 1)
+    return text
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -61,6 +85,17 @@ STACK_FILE = "a mapping with a 'config:' key, as `pulumi config set` writes"
 CONFIG = "a mapping of 'namespace:key: value' lines, such as 'woocommerce-dr:domain: shop.example.com'"
 SYNTAX = "a YAML mapping such as 'config:' with indented 'namespace:key: value' lines"
 BOMB = "".join(f"  {n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True))
+PAGE_FILE = ("a path relative to the project directory of a well-formed UTF-8 HTML page with a <title>, at most "
+             "256 KiB, such as docs/fallback-page.example.html")
+PAGES = "tests/program/fallback-pages"  # one mistake per file
+
+
+def page(*keys: str) -> str:
+    """Pulumi.prod.yaml with traffic.fallbackPage set to `keys` (lines such as 'htmlFile: x.html')."""
+    zone = '    zoneId: "00000000000000000000000000000000"\n'
+    return prod((zone, zone + "    fallbackPage:\n" + "".join(f"      {k}\n" for k in keys)))
+
+
 DNS_MODE = ("    mode: load-balancer\n", "    mode: dns-failover\n")
 
 CASES = [
@@ -247,7 +282,8 @@ CASES = [
          "woocommerce-dr:nodeBalancer.checkPath: malformed value (got 'healthz'; allowed: a path starting with /)"),
     Case("node-balancer-misspelled", prod(("  woocommerce-dr:nodeBalancer:\n", "  woocommerce-dr:nodebalancer:\n")),
          "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; allowed: "
-         "domain, regions, nodeBalancer, database, traffic, access, objectives, media, backups)"),
+         "domain, regions, nodeBalancer, database, traffic, access, objectives, media, backups, automation, "
+         "guardLinodeToken, guardCloudflareToken)"),
 
     # --- database ---------------------------------------------------------------------------------
     Case("database-mode-manual", prod(("    mode: managed\n", "    mode: manual\n")),
@@ -279,7 +315,8 @@ CASES = [
          "woocommerce-dr:access.watchdogCidrs: required with traffic.mode dns-failover: drctl watch probes each "
          "region's NodeBalancer from these networks, and without them the firewalls drop every probe, so the "
          "watchdog could only ever see every region down (got []; allowed: the networks drctl watch runs in, such "
-         "as ['203.0.113.7/32'])"),
+         "as ['203.0.113.7/32'] (or automation.promote automatic, whose guard Linodes run "
+         "drctl watch))"),
     Case("dns-failover-without-access", prod(DNS_MODE, ("  woocommerce-dr:access:\n    adminCidrs: []\n    sshKeys: "
                                                         "[]\n    watchdogCidrs: []  # drctl watch's address, in "
                                                         "dns-failover mode\n", "")),
@@ -331,6 +368,41 @@ CASES = [
     Case("traffic-missing", without("traffic"),
          "woocommerce-dr:traffic: required key is missing (got nothing; allowed: a mapping with keys mode, accountId, "
          "zoneId, monitor, checkRegions, sessionAffinity, alerts, fallbackPage)"),
+
+    # --- the fallback page from an HTML file ------------------------------------------------------
+    Case("html-file-missing", page("htmlFile: docs/no-such-page.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: no such file in the project directory "
+         f"{REPO_ROOT.resolve()} (got 'docs/no-such-page.html'; allowed: {PAGE_FILE})"),
+    Case("html-file-absolute", page("htmlFile: /etc/hostname"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not a relative path: name the file relative to the project "
+         f"directory (got '/etc/hostname'; allowed: {PAGE_FILE})"),
+    Case("html-file-outside-the-project", page("htmlFile: ../outside.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: resolves outside the project directory "
+         f"{REPO_ROOT.resolve()} (got '../outside.html'; "),
+    Case("html-file-sneaks-out", page("htmlFile: docs/../../outside.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: resolves outside the project directory "),
+    Case("html-file-a-directory", page("htmlFile: docs"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not a regular file (got 'docs'; "),
+    Case("html-file-markdown", page("htmlFile: README.md"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not well-formed HTML: line "),
+    Case("html-file-stray-end-tag", page(f"htmlFile: {PAGES}/unclosed.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not well-formed HTML: line 6, column 33: Unexpected end tag "
+         f"(span). Ignored. (got '{PAGES}/unclosed.html'; "),
+    Case("html-file-latin-1", page(f"htmlFile: {PAGES}/latin-1.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not UTF-8 text: byte 0xe9 on line 3 (got "),
+    Case("html-file-no-title", page(f"htmlFile: {PAGES}/no-title.html"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: no <title> (or an empty one) in its <head>: browser tabs "
+         "and the drill report tell the page by it (got "),
+    Case("html-file-and-title", page("htmlFile: docs/fallback-page.example.html", "title: Closed"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: cannot be combined with title: the file is the whole page, "
+         "so title would be ignored (got 'docs/fallback-page.example.html'; allowed: either htmlFile, or title and "
+         "message (remove title or htmlFile))"),
+    Case("html-file-and-message", page("htmlFile: docs/fallback-page.example.html", "message: Back soon"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: cannot be combined with message: "),
+    Case("html-file-empty", page('htmlFile: ""'),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: must not be empty (got ''; allowed: a path relative to "),
+    Case("html-file-a-list", page("htmlFile: [a.html, b.html]"),
+         "woocommerce-dr:traffic.fallbackPage.htmlFile: not a string (got [\"a.html\", \"b.html\"]; "),
 
     # --- objectives -------------------------------------------------------------------------------
     Case("detection-slower-than-rto", prod(("    rtoSeconds: 300\n", "    rtoSeconds: 120\n")),
@@ -406,8 +478,9 @@ CASES = [
     Case("admin-cidrs-too-many", prod(("    adminCidrs: []\n", "    adminCidrs: [" + ", ".join(
         f"10.0.{i}.0/24" for i in range(254)) + "]\n")),
          "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
-         "its region's web nodes and the other database servers, and holds at most 255 addresses (got '254 "
-         "networks'; allowed: at most 253 with these regions and webNodes)"),
+         "its region's web nodes, the other database servers, the guards and access.operatorCidrs, and "
+         "holds at most 255 addresses (got '254 "
+         "networks'; allowed: at most 253 with these regions, webNodes, guards and operatorCidrs)"),
     Case("watchdog-cidrs-everyone", prod(("    watchdogCidrs: []", "    watchdogCidrs: [0.0.0.0/0]")),
          "woocommerce-dr:access.watchdogCidrs[0]: would open the NodeBalancers to the whole internet, around "
          "Cloudflare (got '0.0.0.0/0'; "),
@@ -420,7 +493,7 @@ CASES = [
                                 "[]  # drctl watch's address, in dns-failover mode\n",
                                 "  woocommerce-dr:access: [203.0.113.0/24]\n")),
          'woocommerce-dr:access: not a mapping of keys (got ["203.0.113.0/24"]; allowed: a mapping with keys '
-         "adminCidrs, sshKeys, watchdogCidrs)"),
+         "adminCidrs, sshKeys, watchdogCidrs, operatorCidrs)"),
 
     # --- domain -----------------------------------------------------------------------------------
     Case("domain-one-label", prod(("shop.example.com", "shop")),
@@ -441,6 +514,60 @@ CASES = [
                                 "  woocommerce-dr:domain: [shop.example.com]\n")),
          "woocommerce-dr:domain: not a string (got [\"shop.example.com\"]; allowed: the shop's fully qualified domain "
          "name, such as shop.example.com)"),
+    # --- automation: guards, drctl's source, the guards' tokens, the automatic RTO budget ----------
+    Case("guard-in-a-shop-region", automatic(("guards: [us-central, eu-central]", "guards: [us-east, eu-central]")),
+         "woocommerce-dr:automation.guards[0]: 'us-east' is a shop region: a guard there goes dark with the primary "
+         "it watches, or sees it alive from inside a partition the rest of the world cannot reach (got 'us-east'; "
+         "allowed: a Linode region other than us-east, eu-west)"),
+    Case("one-guard", automatic(("guards: [us-central, eu-central]", "guards: [us-central]")),
+         "woocommerce-dr:automation.guards: automation.promote automatic needs at least 2 guard regions: a lone "
+         "guard is one vantage point, and a vantage point cut off from the primary must never promote "
+         "(got [\"us-central\"]; allowed: 2 to 5 Linode regions that are not shop regions; 3 tolerate one guard lost)"),
+    Case("guard-twice", automatic(("guards: [us-central, eu-central]", "guards: [us-central, us-central]")),
+         "woocommerce-dr:automation.guards[1]: 'us-central' is listed twice"),
+    Case("guard-not-a-region", automatic(("guards: [us-central, eu-central]", "guards: [us-central, eu-centrl]")),
+         "woocommerce-dr:automation.guards[1]: 'eu-centrl' is not a Linode region; did you mean 'eu-central'?"),
+    Case("promote-misspelt", automatic(("promote: automatic", "promote: automatc")),
+         "woocommerce-dr:automation.promote: not an allowed value; did you mean 'automatic'? (got 'automatc'; "
+         "allowed: manual, automatic)"),
+    Case("automatic-failover-slower-than-rto", automatic(("confirmSeconds: 60", "confirmSeconds: 120")),
+         "woocommerce-dr:automation.confirmSeconds: automatic failover takes up to 345 s but objectives.rtoSeconds "
+         "is 300 s: lower automation.confirmSeconds or traffic.monitor.interval, consecutiveDown, fastInterval, "
+         "timeout (or retries, in load-balancer mode), or raise objectives.rtoSeconds (got 'detection 135 s (the "
+         "slower of drctl guard, 70 s, and Cloudflare, 135 s) + confirmSeconds 120 s + promotion 90 s = 345 s'; "
+         "allowed: at most 300 s)"),
+    Case("confirm-seconds-too-short", automatic(("confirmSeconds: 60", "confirmSeconds: 5")),
+         "woocommerce-dr:automation.confirmSeconds: out of range (got 5; allowed: 10 to 3600)"),
+    Case("automatic-without-drctl-source", automatic(
+        ("    drctlSource:\n      repo: https://github.com/example/woocommerce-dr.git\n"
+         f"      commit: \"{COMMIT}\"\n", "")),
+         "woocommerce-dr:automation.drctlSource: required with automation.promote automatic"),
+    Case("drctl-source-a-tag", automatic((f"commit: \"{COMMIT}\"", "commit: v1.2.0")),
+         "woocommerce-dr:automation.drctlSource.commit: malformed value (got 'v1.2.0'; allowed: a full 40-character "
+         "commit id (lower-case hex): a tag or branch can move)"),
+    Case("drctl-source-with-credentials", automatic(
+        ("repo: https://github.com/example/woocommerce-dr.git", "repo: https://bot:hunter2@github.com/example/x.git")),
+         "woocommerce-dr:automation.drctlSource.repo: malformed value (got '(not shown)'; allowed: an https:// git "
+         "URL without credentials"),
+    Case("automatic-without-guard-token", automatic(
+        ("  woocommerce-dr:guardLinodeToken:\n    secure: v1:placeholder\n", "")),
+         "woocommerce-dr:guardLinodeToken: required with automation.promote automatic"),
+    Case("plain-guard-token", automatic(
+        ("  woocommerce-dr:guardCloudflareToken:\n    secure: v1:placeholder\n",
+         "  woocommerce-dr:guardCloudflareToken: AbCdEf0123456789AbCdEf0123456789AbCdEf01\n")),
+         "woocommerce-dr:guardCloudflareToken: a credential in plain text (got '(not shown)'; allowed: a secure: value"),
+    Case("automatic-webhook-with-a-space", automatic(
+        ('      expectedCodes: "200"\n', '      expectedCodes: "200"\n    alerts:\n      webhookUrl: "https://hooks.example.com/a b"\n')),
+         "woocommerce-dr:traffic.alerts.webhookUrl: holds characters a URL does not (spaces, quotes, backslashes): "
+         "the guards pass it to drctl guard --alert-webhook (got 'https://hooks.example.com/a b'"),
+    Case("operator-cidr-not-a-network", prod(("    watchdogCidrs: []", "    operatorCidrs: [10.0.0.300/32]\n    watchdogCidrs: []")),
+         "woocommerce-dr:access.operatorCidrs[0]: not a valid CIDR"),
+    Case("operator-cidrs-everyone", prod(("    watchdogCidrs: []", "    operatorCidrs: [0.0.0.0/0]\n    watchdogCidrs: []")),
+         f"woocommerce-dr:access.operatorCidrs[0]: would open MySQL and the NodeBalancers to the whole internet "
+         f"(got '0.0.0.0/0'; allowed: {CIDR_ONLY})"),
+    Case("fast-interval-not-below-interval", prod(monitor("expectedCodes: \"200\"", "expectedCodes: \"200\"\n      fastInterval: 60")),
+         "woocommerce-dr:traffic.monitor.fastInterval: must be at least timeout (5) and below interval (60) "
+         "(got 60; allowed: 5 to 59)"),
 ]
 
 

@@ -1,5 +1,7 @@
 """Every rule of the stack-config contract, with the exact line a user sees."""
 
+import json
+
 import pytest
 
 from components.config import ConfigError, StackConfig, validate_config_map, validate_stack_config
@@ -87,7 +89,8 @@ def test_unknown_key_names_the_right_spelling():
 def test_unknown_top_level_key():
     assert problems(nodebalancer=NB) == [
         "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; "
-        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives, media, backups)"
+        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives, media, backups, automation, "
+        "guardLinodeToken, guardCloudflareToken)"
     ]
 
 
@@ -217,13 +220,15 @@ def test_admin_cidrs_never_the_whole_internet(cidr):
     ]
 
 
-@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 253)])
+# dr-test's two guards take an address each (automation.guards).
+@pytest.mark.parametrize(("stack", "room"), [("prod", 253), ("dr-test", 251)])
 def test_admin_cidrs_leave_room_for_the_database_firewalls(stack, room):
     cidrs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(room + 1)]
     assert problems(stack, access={"adminCidrs": cidrs}) == [
         "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
-        "its region's web nodes and the other database servers, and holds at most 255 addresses "
-        f"(got '{room + 1} networks'; allowed: at most {room} with these regions and webNodes)"
+        "its region's web nodes, the other database servers, the guards and access.operatorCidrs, and holds at "
+        "most 255 addresses "
+        f"(got '{room + 1} networks'; allowed: at most {room} with these regions, webNodes, guards and operatorCidrs)"
     ]
     validate_stack_config(raw_config(stack, access={"adminCidrs": cidrs[:room]}))
 
@@ -232,9 +237,13 @@ def test_admin_cidrs_room_follows_web_nodes_and_regions():
     regions = [{"region": "us-east", "webNodes": 2}, {"region": "eu-west", "webNodes": 10},
                {"region": "ap-south", "webNodes": 1}]
     cidrs = [f"10.0.{i}.0/24" for i in range(245)]
-    # eu-west's replica admits its 10 web nodes and the other two MySQL Linodes: 255 - 12 = 243.
+    # eu-west's replica admits its 10 web nodes, the other two MySQL Linodes and dr-test's two guards:
+    # 255 - 14 = 241; each operator network takes one more.
     assert problems("dr-test", regions=regions, access={"adminCidrs": cidrs})[0].endswith(
-        "(got '245 networks'; allowed: at most 243 with these regions and webNodes)")
+        "(got '245 networks'; allowed: at most 241 with these regions, webNodes, guards and operatorCidrs)")
+    operators = {"adminCidrs": cidrs, "operatorCidrs": ["198.51.100.0/28", "2001:db8::/48"]}
+    assert problems("dr-test", regions=regions, access=operators)[0].endswith(
+        "(got '245 networks'; allowed: at most 239 with these regions, webNodes, guards and operatorCidrs)")
 
 
 def test_admin_cidrs_must_be_networks():
@@ -356,7 +365,8 @@ def test_dns_failover_without_watchdog_cidrs_is_refused():
         "woocommerce-dr:access.watchdogCidrs: required with traffic.mode dns-failover: drctl watch probes each "
         "region's NodeBalancer from these networks, and without them the firewalls drop every probe, so the "
         "watchdog could only ever see every region down (got []; allowed: the networks drctl watch runs in, "
-        "such as ['203.0.113.7/32'])"
+        "such as ['203.0.113.7/32'] (or automation.promote automatic, whose guard Linodes run "
+        "drctl watch))"
     ]
 
 
@@ -518,3 +528,79 @@ def test_pulumi_up_refuses_a_plain_token_and_a_misspelled_namespace(monkeypatch)
     err = run_load_stack_config(monkeypatch, config, [k for k in stack.secret_keys if k != "linode:token"])
     assert [line.split(": ", 1)[0] for line in str(err).splitlines()] == [
         "invalid stack configuration:", "linode:token", "woocomerce-dr:sshKeys"]
+
+
+# --- automation and the RTO budget --------------------------------------------------------------------
+
+AUTOMATION = {"promote": "automatic", "guards": ["us-central", "eu-central"],
+              "drctlSource": {"repo": "https://github.com/example/woocommerce-dr.git", "commit": "ab" * 20}}
+TOKENS = {"guardLinodeToken": "0123456789abcdef0123456789abcdef", "guardCloudflareToken": "AbCdEf_0123456789-xyz"}
+
+
+def test_fast_confirm_detection_is_one_interval_then_fast_probes():
+    from components.config import MonitorSpec
+
+    m = MonitorSpec(interval=60, timeout=5, consecutive_down=2, fast_interval=5)
+    assert (m.fast_confirm_detection_seconds, m.worst_case_detection_seconds) == (70, 60 * 2 + 5 * 3)
+    assert MonitorSpec(interval=60, timeout=5, consecutive_down=0, fast_interval=5).fast_confirm_detection_seconds == 65
+    assert MonitorSpec(interval=30, timeout=4, consecutive_down=4, fast_interval=6).fast_confirm_detection_seconds == 52
+
+
+def test_prod_as_the_readme_turns_it_automatic_fits_its_rto():
+    c = validate_stack_config(raw_config("prod", automation=AUTOMATION, **TOKENS))
+    # Load-balancer mode waits for Cloudflare too: max(70, 135) + confirm 60 + promotion 90.
+    assert (c.automatic_detection_seconds, c.automatic_rto_seconds) == (135, 285)
+
+
+def test_in_dns_failover_mode_the_guard_detects_alone_and_needs_no_watchdog_cidrs():
+    traffic = {**raw_config("prod")["traffic"], "mode": "dns-failover"}
+    c = validate_stack_config(raw_config("prod", traffic=traffic, automation=AUTOMATION, **TOKENS))
+    assert (c.automatic_detection_seconds, c.automatic_rto_seconds) == (70, 220)
+
+
+def test_manual_promotion_keeps_guards_unchecked_so_one_key_turns_automation_off():
+    c = validate_stack_config(raw_config("prod", automation={**AUTOMATION, "promote": "manual", "guards": ["us-central"]}))
+    assert not c.automatic and c.automation.guards == ("us-central",)
+
+
+def prod_config_map() -> dict[str, str]:
+    """prod's project keys as the Pulumi CLI hands them to the program: structured values as JSON text."""
+    return {f"woocommerce-dr:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw_config("prod").items()}
+
+
+def test_guard_tokens_must_be_secure_values():
+    config = prod_config_map()
+    config |= {"woocommerce-dr:automation": json.dumps(AUTOMATION), **{f"woocommerce-dr:{k}": v for k, v in TOKENS.items()}}
+    with pytest.raises(ConfigError) as err:
+        validate_config_map(config, secret_keys={"woocommerce-dr:guardCloudflareToken"})
+    assert str(err.value) == ("woocommerce-dr:guardLinodeToken: a credential in plain text (got '(not shown)'; allowed: "
+                              "a secure: value (`pulumi config set --secret guardLinodeToken ...`))")
+    assert validate_config_map(config, secret_keys={f"woocommerce-dr:{k}" for k in TOKENS}).automatic
+
+
+def test_an_all_digit_token_stays_text():
+    config = prod_config_map()
+    config |= {"woocommerce-dr:automation": json.dumps(AUTOMATION),
+               "woocommerce-dr:guardLinodeToken": "1234567890123456789012", "woocommerce-dr:guardCloudflareToken": "x" * 40}
+    c = validate_config_map(config, secret_keys={"woocommerce-dr:guardLinodeToken", "woocommerce-dr:guardCloudflareToken"})
+    assert c.guard_linode_token.get_secret_value() == "1234567890123456789012"
+
+
+def test_a_malformed_token_is_refused_without_being_shown():
+    lines = problems(automation=AUTOMATION, **{**TOKENS, "guardLinodeToken": "has spaces in it, not a token"})
+    assert lines == ["woocommerce-dr:guardLinodeToken: not an API token: 16 to 256 letters, digits and - _ . : = + / "
+                     "expected (got '(not shown)'; allowed: a Linode token with Firewalls and Databases read/write, "
+                     "as the provider's console shows it)"]
+    assert "has spaces" not in "\n".join(lines)
+
+
+def test_operator_and_watchdog_networks_together_stay_within_the_budget():
+    # Each a /9, within the budget alone; both open the NodeBalancers' 80/443 in one firewall.
+    lines = problems(access={"watchdogCidrs": ["10.0.0.0/9"], "operatorCidrs": ["10.128.0.0/9", "11.0.0.0/9"]})
+    assert lines == [
+        "woocommerce-dr:access.operatorCidrs: with access.watchdogCidrs these networks cover more than a /8 of IPv4 "
+        "(25,165,824 addresses, overlaps merged): together they open the NodeBalancers, around Cloudflare, to a large "
+        "share of the internet (got [\"10.128.0.0/9\", \"11.0.0.0/9\"]; allowed: networks that together cover at most a "
+        "/8 of IPv4 (16,777,216 addresses) and at most a /32 of IPv6 together)"]
+    assert validate_stack_config(raw_config("prod", access={"watchdogCidrs": ["10.0.0.0/9"],
+                                                            "operatorCidrs": ["10.128.0.0/9"]}))

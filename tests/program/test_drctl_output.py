@@ -180,7 +180,8 @@ def test_drctl_plan_shows_the_drctl_output_as_a_secret_only(capsys, stack):
     assert main(["plan", "-s", stack, "-o", "json"]) == 0
     outputs = json.loads(capsys.readouterr().out)["outputs"]
     assert outputs["drctl"] == "[secret]"
-    assert set(outputs) == {"drctl", "url", "primaryNodeBalancerIp", "nodeBalancerIps", "wordpressAdminPassword"}
+    assert set(outputs) == {"drctl", "url", "primaryNodeBalancerIp", "nodeBalancerIps", "mediaBuckets",
+                           "wordpressAdminPassword"}
     assert main(["plan", "-s", stack]) == 0
     assert "    drctl: [secret]" in capsys.readouterr().out.splitlines()
 

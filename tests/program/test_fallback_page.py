@@ -2,13 +2,17 @@
 script carrying the page text escaped and the health path let through, no secret anywhere near it,
 and its name and route in the drctl output. The script's behaviour runs under Node in tests/program/test_fallback_worker.py."""
 
+import json
 from functools import cache
 
 import pytest
 
+from components import fallback_html
 from components.config import ConfigError, validate_stack_config
 from components.fallback_page import COMPATIBILITY_DATE, MAIN_MODULE
+from components.fallback_worker import render_worker
 from drctl.plan.engine import Secret, unwrap
+from drctl.stack.files import REPO_ROOT
 from drctl.stack.outputs import parse_outputs
 from tests.support import harness
 
@@ -124,3 +128,90 @@ def test_bad_page_settings_are_refused_with_their_key(page, line):
     with pytest.raises(ConfigError) as err:
         validate_stack_config(harness.raw_config("prod", traffic=traffic))
     assert line in str(err.value)
+
+
+# --- the page from an HTML file in the repository ---------------------------------------------------
+
+EXAMPLE = "docs/fallback-page.example.html"
+
+
+def test_an_html_file_is_embedded_in_the_script_exactly_as_written():
+    run = run_with_page(htmlFile=EXAMPLE, retryAfterSeconds=600)
+    content = worker(run)[0].inputs["content"]
+    page = (REPO_ROOT / EXAMPLE).read_text(encoding="utf-8")
+    [literal] = [line.removeprefix("const PAGE = ").removesuffix(";") for line in content.splitlines()
+                 if line.startswith("const PAGE = ")]
+    assert json.loads(literal) == page
+    assert literal.isascii()  # no character of the file can end the string or the script
+    assert "We&#x27;ll be right back" not in content  # the built-in page is not there beside it
+    assert "const RETRY_AFTER_SECONDS = 600;" in content
+
+
+def test_the_example_page_is_a_page_the_config_accepts():
+    assert fallback_html.read_page(EXAMPLE) == (REPO_ROOT / EXAMPLE).read_text(encoding="utf-8")
+
+
+def project(tmp_path, name: str, data: bytes) -> str:
+    (tmp_path / name).write_bytes(data)
+    return name
+
+
+GOOD = b"<!doctype html><html><head><title>Closed</title></head><body><p>%s</p></body></html>"
+
+
+def test_a_page_at_the_size_limit_is_taken_and_one_byte_more_is_refused(tmp_path):
+    filler = b"x" * (fallback_html.MAX_BYTES - len(GOOD % b""))
+    assert len(fallback_html.read_page(project(tmp_path, "max.html", GOOD % filler), tmp_path)) == \
+        fallback_html.MAX_BYTES
+    with pytest.raises(fallback_html.PageFileError, match=r"^262,145 bytes, over the 262,144-byte limit"):
+        fallback_html.read_page(project(tmp_path, "big.html", GOOD % (filler + b"x")), tmp_path)
+
+
+def test_the_size_limit_keeps_the_worst_case_script_below_one_mebibyte():
+    # Every character a 4-byte emoji: 12 ASCII characters each in the script's string literal.
+    page = "<!doctype html><title>x</title>" + "\U0001f6d2" * ((fallback_html.MAX_BYTES - 40) // 4)
+    script = render_worker(page=page, health_path="/healthz", retry_after_seconds=300, origin_timeout_ms=1000)
+    assert len(page.encode()) <= fallback_html.MAX_BYTES and len(script.encode()) < 1024 * 1024
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"", "empty"),
+    (b" \n\t\n", "empty"),
+    (GOOD.replace(b"<!doctype html>", b"") % b"hi", "not well-formed HTML: line 1, column 6: Unexpected start tag "
+                                                     "(html). Expected DOCTYPE."),
+    (GOOD % b"caf\xc3", "not UTF-8 text: byte 0xc3 on line 1"),
+    (GOOD.replace(b"Closed", b"  ") % b"hi", "no <title> (or an empty one) in its <head>"),
+    (GOOD % b"<b>a</i></b><i>", "not well-formed HTML: line 1, column 72: Unexpected end tag (i). Ignored. "
+                                "(and 1 more parse error)"),
+])
+def test_a_broken_page_file_is_refused_with_the_reason(tmp_path, data, problem):
+    with pytest.raises(fallback_html.PageFileError) as err:
+        fallback_html.read_page(project(tmp_path, "page.html", data), tmp_path)
+    assert str(err.value).startswith(problem)
+
+
+def test_a_symlink_out_of_the_project_is_refused(tmp_path):
+    inside, outside = tmp_path / "project", tmp_path / "elsewhere.html"
+    inside.mkdir()
+    outside.write_bytes(GOOD % b"hi")
+    (inside / "page.html").symlink_to(outside)
+    with pytest.raises(fallback_html.PageFileError, match="resolves outside the project directory"):
+        fallback_html.read_page("page.html", inside)
+
+
+def test_a_symlink_within_the_project_is_followed(tmp_path):
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "real.html").write_bytes(GOOD % b"hi")
+    (tmp_path / "page.html").symlink_to(tmp_path / "pages" / "real.html")
+    assert "hi" in fallback_html.read_page("page.html", tmp_path)
+
+
+def test_the_rehearsals_edge_runs_the_programs_worker_with_only_its_wait_scaled(dr_test_run):
+    from drctl.rehearsal.topology import RehearsalSpec
+
+    script, _ = worker(dr_test_run)
+    spec = RehearsalSpec.from_stack("dr-test")  # time scale 0.02: 90 s becomes 1.8 s
+    assert "const ORIGIN_TIMEOUT_MS = 90000;" in script.inputs["content"]
+    assert spec.edge_worker == script.inputs["content"].replace("const ORIGIN_TIMEOUT_MS = 90000;",
+                                                                "const ORIGIN_TIMEOUT_MS = 1800;")
+    assert spec.fallback_script_name == script.inputs["scriptName"]

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from components.fallback_page import page_html, render_worker
+from components.fallback_html import read_page
+from components.fallback_worker import page_html, render_worker
+from drctl.stack.files import REPO_ROOT
 from tests.support.binaries import require
 
 HARNESS = Path(__file__).with_name("fallback_harness.mjs")
@@ -38,21 +40,26 @@ SCENARIOS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, dict]:
+def run_worker(directory: Path, page: str, scenarios: list[dict]) -> dict[str, dict]:
+    """Each scenario's result, from the Worker rendered with `page` and run under Node."""
     node = require("node")
-    script = tmp_path_factory.mktemp("worker") / "fallback-worker.mjs"
-    script.write_text(render_worker(page=page_html(TITLE, MESSAGE, "shop.example.com"), health_path="/healthz",
-                                    retry_after_seconds=600, origin_timeout_ms=TIMEOUT_MS))
-    done = subprocess.run([node, str(HARNESS), str(script), "https://shop.example.com", json.dumps(SCENARIOS)],
+    script = directory / "fallback-worker.mjs"
+    script.write_text(render_worker(page=page, health_path="/healthz", retry_after_seconds=600,
+                                    origin_timeout_ms=TIMEOUT_MS))
+    done = subprocess.run([node, str(HARNESS), str(script), "https://shop.example.com", json.dumps(scenarios)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     found = {}
     for line in done.stdout.splitlines():
         doc = json.loads(line)
         found[doc["name"]] = doc
-    assert set(found) == {s["name"] for s in SCENARIOS}
+    assert set(found) == {s["name"] for s in scenarios}
     return found
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, dict]:
+    return run_worker(tmp_path_factory.mktemp("worker"), page_html(TITLE, MESSAGE, "shop.example.com"), SCENARIOS)
 
 
 def is_fallback(result: dict) -> bool:
@@ -121,3 +128,35 @@ def test_an_unreachable_origin_fails_the_health_path_instead_of_looking_healthy(
 
 def test_only_the_health_path_and_below_are_let_through(results):
     assert is_fallback(results["lookalike-path-521"])
+
+
+# --- a page from an HTML file (traffic.fallbackPage.htmlFile): the shipped example, through the real Worker
+
+EXAMPLE = "docs/fallback-page.example.html"
+FILE_SCENARIOS = [
+    {"name": "up", "origin": "up", "path": "/"},
+    {"name": "refused", "origin": "refused", "path": "/shop/"},
+    {"name": "530", "origin": "cloudflare530", "path": "/"},
+    {"name": "health-521", "origin": "cloudflare521", "path": "/healthz"},
+]
+
+
+@pytest.fixture(scope="module")
+def file_results(tmp_path_factory) -> dict[str, dict]:
+    return run_worker(tmp_path_factory.mktemp("worker-file"), read_page(EXAMPLE), FILE_SCENARIOS)
+
+
+@pytest.mark.parametrize("name", ["refused", "530"])
+def test_the_example_html_file_is_served_byte_for_byte_with_the_503_headers(file_results, name):
+    r = file_results[name]
+    assert r["body"] == (REPO_ROOT / EXAMPLE).read_text(encoding="utf-8")
+    assert r["status"] == 503 and r["headers"]["retry-after"] == "600"
+    assert r["headers"]["cache-control"] == "no-store"
+    assert r["headers"]["content-type"] == "text/html; charset=utf-8"
+    assert "x-woocommerce-dr-fallback" in r["headers"]
+
+
+def test_with_a_page_file_the_shop_and_the_health_path_still_pass_through(file_results):
+    assert (file_results["up"]["status"], file_results["up"]["body"]) == (200, "<html>shop</html>")
+    health = file_results["health-521"]
+    assert (health["status"], health["body"]) == (521, "web server is down") and not is_fallback(health)

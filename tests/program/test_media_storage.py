@@ -5,14 +5,16 @@ secret, and what the web nodes and drctl are given."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import yaml
 
-from components import web_node
+from components import media_storage, web_node
 from drctl.plan.engine import Secret, contains_secret, unwrap
 from drctl.stack.outputs import parse_outputs
 from tests.support import harness
+from tests.support.binaries import require
 
 BUCKET = "linode:index/objectStorageBucket:ObjectStorageBucket"
 KEY = "linode:index/objectStorageKey:ObjectStorageKey"
@@ -179,3 +181,38 @@ def test_media_rpo_objective_reaches_drctl_and_the_replicators():
     assert parse_outputs(unwrap(run.outputs["drctl"]), "test").media.media_rpo_seconds == 60
     settings = json.loads(node_files(run, "eu-west-web-0")["/etc/woocommerce-dr/media.json"]["content"])
     assert settings["replicate_interval_seconds"] == 15
+
+
+def test_the_media_php_files_parse(prod, tmp_path):
+    php = require("php")
+    files = node_files(prod, "us-east-web-0")
+    for path in ("/usr/local/share/woocommerce-dr/mu-plugins/media-deletes.php",
+                 "/usr/local/share/woocommerce-dr/media-status.php"):
+        target = tmp_path / path.rsplit("/", 1)[1]
+        target.write_text(files[path]["content"])
+        subprocess.run([php, "-l", str(target)], check=True, capture_output=True)
+
+
+def test_the_media_agent_is_valid_python_for_the_nodes(prod, tmp_path):
+    agent = node_files(prod, "us-east-web-0")["/usr/local/sbin/woocommerce-dr-media-agent"]
+    assert agent["permissions"] == "0755" and agent["content"].startswith("#!/usr/bin/env python3\n")
+    compile(agent["content"], "woocommerce-dr-media-agent", "exec")
+
+
+def test_web_nodes_with_media_are_a_cloud_config_that_cloud_init_accepts(prod, tmp_path):
+    cloud_init = require("cloud-init")
+    for name in ("us-east-web-0", "eu-west-web-1"):
+        instance = prod.one(INSTANCE, name)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(web_node.decode_user_data(unwrap(instance.inputs["metadatas"][0]["userData"])))
+        result = subprocess.run([cloud_init, "schema", "-c", str(path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_php_limits_step_passes_shellcheck(tmp_path):
+    shellcheck = require("shellcheck")
+    (script,) = [c[2] for c in media_storage.RUNCMD if c[:2] == ["sh", "-c"]]
+    path = tmp_path / "php-limits.sh"
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    result = subprocess.run([shellcheck, str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

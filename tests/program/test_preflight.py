@@ -27,3 +27,14 @@ def test_self_managed_mode_does_not_need_managed_databases():
     caps = ("Linodes", "NodeBalancers", "Cloud Firewall", "Metadata")
     result = harness.run("dr-test", region_capabilities={"us-east": caps})
     assert result.error is None
+
+
+def test_a_guard_region_needs_metadata_but_no_nodebalancers():
+    result = harness.run("dr-test", region_capabilities={"eu-central": ("Linodes", "Cloud Firewall")})
+    assert result.error.splitlines() == [
+        "the configured regions cannot host this stack:",
+        "woocommerce-dr:automation.guards: region 'eu-central' lacks Metadata (got capabilities: Cloud Firewall, "
+        "Linodes; allowed: a region offering Linodes, Cloud Firewall, Metadata)",
+    ]
+    assert result.resources == []
+    assert harness.run("dr-test", region_capabilities={"eu-central": ("Linodes", "Cloud Firewall", "Metadata")}).error is None

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from components import heartbeat, web_node
+from components import heartbeat, media_storage, web_node
 from drctl.plan.engine import Secret
 from tests.support.binaries import require
 from tests.support.web_tier_runs import INSTANCE, in_region, user_data
@@ -97,7 +97,8 @@ def test_the_heartbeat_writer_reaches_the_managed_primary_and_starts_before_the_
     assert f'password = "{db.outputs["rootPassword"].value}"' in cnf["content"]
     assert set(files) >= {f"/etc/systemd/system/{unit}" for unit in heartbeat.heartbeat_units()}
     assert set(heartbeat.HEARTBEAT_WRITER_PACKAGES) <= set(config["packages"])
-    assert config["runcmd"] == [*map(list, heartbeat.HEARTBEAT_WRITER_RUNCMD), ["/usr/local/sbin/woocommerce-dr-bootstrap"]]
+    assert config["runcmd"] == [*map(list, heartbeat.HEARTBEAT_WRITER_RUNCMD), *map(list, media_storage.RUNCMD),
+                                ["/usr/local/sbin/woocommerce-dr-bootstrap"]]
 
 
 def test_a_self_managed_primary_writes_its_own_heartbeat(dr_test_run):
@@ -105,7 +106,7 @@ def test_a_self_managed_primary_writes_its_own_heartbeat(dr_test_run):
     for node in web_nodes(dr_test_run):
         config = cloud_config(node)
         assert "mysql-client" not in config["packages"]
-        assert config["runcmd"] == [["/usr/local/sbin/woocommerce-dr-bootstrap"]]
+        assert config["runcmd"] == [*map(list, media_storage.RUNCMD), ["/usr/local/sbin/woocommerce-dr-bootstrap"]]
 
 
 def test_web_user_data_carrying_database_credentials_stays_secret(prod_run, dr_test_run):

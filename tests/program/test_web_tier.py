@@ -296,8 +296,9 @@ def test_more_admin_cidrs_than_a_cloud_firewall_holds_fail_the_preview_with_the_
     assert result.error == (
         "invalid stack configuration:\n"
         "woocommerce-dr:access.adminCidrs: too many networks: each database server's Cloud Firewall also admits "
-        "its region's web nodes and the other database servers, and holds at most 255 addresses "
-        "(got '300 networks'; allowed: at most 253 with these regions and webNodes)"
+        "its region's web nodes, the other database servers, the guards and access.operatorCidrs, and holds at "
+        "most 255 addresses (got '300 networks'; allowed: at most 253 with these regions, webNodes, guards and "
+        "operatorCidrs)"
     )
     assert result.resources == []
 

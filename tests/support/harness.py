@@ -79,7 +79,9 @@ def run_ok(stack: StackFile | str, preview: bool = False, **kwargs: Any) -> Prog
 def raw_config(stack: str, **changes: Any) -> dict[str, Any]:
     """The project's keys of a stack file, without namespace, as the config model reads them."""
     mapping = stack_mapping(stack, **changes)
-    return {k.split(":", 1)[1]: v for k, v in mapping.items() if k.startswith(f"{NS}:")}
+    # A `secure:` value reaches the program decrypted: offline, the placeholder drctl plan uses.
+    return {k.split(":", 1)[1]: f"offline-placeholder-for-{k}" if isinstance(v, dict) and set(v) == {"secure"} else v
+            for k, v in mapping.items() if k.startswith(f"{NS}:")}
 
 
 def write_stack_file(tmp: Path, stack: str, **changes: Any) -> Path:

@@ -17,6 +17,7 @@ PACKAGES = {
     "mariadb-binlog": "mariadb-client",
     "openssl": "openssl",
     "shellcheck": "shellcheck",
+    "git": "git",
     "cloud-init": "cloud-init",
     "php": "php-cli",
     "haproxy": "haproxy",

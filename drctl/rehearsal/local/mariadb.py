@@ -73,9 +73,14 @@ class LocalCA:
 
 
 def install_datadir(install_db: str, datadir: Path) -> None:
+    # Its own temporary directory: with the default /tmp, the bootstrap's temporary tables were seen
+    # vanishing under it ("Could not remove temporary table ... error: 2", then "Unknown table
+    # 'mysql.tmp_user_sys'") while other suites ran on the machine.
+    tmpdir = Path(datadir).parent / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [install_db, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
-         "--skip-test-db", "--innodb-log-file-size=16M", *_as_root()],
+         "--skip-test-db", "--innodb-log-file-size=16M", f"--tmpdir={tmpdir}", *_as_root()],
         check=False, capture_output=True, text=True, timeout=60,
     )
     if done.returncode != 0:  # say why: its own words are all there is to go on

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 
+from drctl.drill.faults import ALL_REGIONS_DOWN
 from drctl.drill.orders import Write
 from drctl.drill.report import DrillReport, loss_window_seconds, lost_orders, outage
 
@@ -115,3 +116,84 @@ def test_the_report_has_a_media_rpo_row_when_the_stack_has_media():
 
 def test_no_media_rpo_row_without_media():
     assert "media RPO" not in report().markdown()
+
+
+# --- a full outage (all-regions-down): the fallback page and the recovery time -----------------------
+
+def outage_report() -> DrillReport:
+    r = DrillReport(kind="drill", stack="dr-test", primary="us-east", target="us-east", fault=ALL_REGIONS_DOWN,
+                    objectives={"rtoSeconds": 300, "rpoSeconds": 15}, options={"fault": ALL_REGIONS_DOWN},
+                    clock=lambda: 100.0)
+    r.measured = {
+        "regionsDown": ["us-east", "eu-west"], "restoredFirst": "us-east",
+        "fallbackPage": {"status": 503, "retryAfter": "300", "cacheControl": "no-store",
+                         "marker": "origin answered 521", "title": "We'll be right back | Acme", "error": None,
+                         "latencySeconds": 0.05, "servedAfterSeconds": 1.25},
+        "outageRequests": 31, "outagePageAnswers": 31,
+        "healthPath": {"path": "/healthz", "status": 521, "retryAfter": None, "cacheControl": None, "marker": None,
+                       "title": None, "error": None, "latencySeconds": 0.04, "answeredByThePage": False},
+        "recoverySeconds": 62.5, "pagesWhileRecovering": 60,
+        "firstShopAnswer": {"status": 200, "title": "Acme Shop"},
+    }
+    r.check("fallback page served while every region was down", True, "31 of 31 shopper requests got it")
+    r.check("the page asks clients to come back later", True, "Retry-After: 300; Cache-Control: no-store")
+    r.check("health path never answered by the page", True, "/healthz through the edge: HTTP 521")
+    r.check("recovery within objective", True, "62.5 s from us-east restored to the first shop page")
+    r.restored = ["us-east: node web-1 back to accept", "eu-west: node web-1 back to accept"]
+    r.log("fallback page", "ok", "the fallback page (HTTP 503, x-woocommerce-dr-fallback: origin answered 521)", 1.25)
+    r.finish()
+    return r
+
+
+def test_an_outage_report_shows_the_page_seen_through_the_edge():
+    md = outage_report().markdown()
+    assert md.startswith("# DR drill of `dr-test`: PASSED\n")
+    assert "Fault: `all-regions-down` (us-east, eu-west down at once); us-east brought back first" in md
+    assert "\n## The fallback page\n" in md
+    for row in ("| first served | 1.25 s after every region went down |", "| status | 503 |",
+                "| Retry-After | 300 |", "| Cache-Control | no-store |",
+                "| x-woocommerce-dr-fallback | origin answered 521 |",
+                "| title | We'll be right back / Acme |",  # a pipe cannot break the table
+                "| shopper requests that got it during the outage | 31 of 31 |",
+                "| health path `/healthz` | HTTP 521 |"):
+        assert f"\n{row}\n" in md, row
+
+
+def test_an_outage_report_puts_the_recovery_time_next_to_the_objective():
+    md = outage_report().markdown()
+    assert "\n## Recovery\n" in md
+    assert "\n| us-east restored to the first shop page through the edge | 300 s | 62.5 s | met |\n" in md
+    assert "Pages served to shoppers after us-east was restored: 60." in md
+    # none of the failover report's sections: there was no failover and no order
+    assert "## Objectives" not in md and "## Orders" not in md and "RPO" not in md
+
+
+def test_an_outage_report_keeps_checks_restores_and_the_step_log():
+    md = outage_report().markdown()
+    assert "- PASS recovery within objective: 62.5 s" in md
+    assert "- us-east: node web-1 back to accept\n- eu-west: node web-1 back to accept" in md
+    assert "| fallback page | ok | 1.25 | the fallback page (HTTP 503" in md
+
+
+def test_an_outage_report_missing_the_recovery_says_so():
+    r = outage_report()
+    del r.measured["recoverySeconds"]
+    r.checks = [c for c in r.checks if not c.name.startswith("recovery")]
+    r.aborted = "the shop is not back through the edge 360.0 s after us-east was restored"
+    md = r.markdown()
+    assert "ABORTED" in md and "**Stopped early:** the shop is not back" in md
+    assert "| us-east restored to the first shop page through the edge | 300 s | n/a |  |" in md
+
+
+def test_an_outage_report_in_json_carries_every_figure(tmp_path):
+    r = outage_report()
+    json_path, _ = r.write(tmp_path)
+    doc = json.loads(json_path.read_text())
+    assert (doc["fault"], doc["outcome"]) == (ALL_REGIONS_DOWN, "passed")
+    assert doc["measured"]["recoverySeconds"] == 62.5
+    assert doc["measured"]["fallbackPage"]["status"] == 503
+    assert doc["measured"]["fallbackPage"]["retryAfter"] == "300"
+    assert doc["measured"]["healthPath"]["answeredByThePage"] is False
+    assert [c["check"] for c in doc["checks"]] == [
+        "fallback page served while every region was down", "the page asks clients to come back later",
+        "health path never answered by the page", "recovery within objective"]

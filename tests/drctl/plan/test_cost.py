@@ -115,16 +115,17 @@ def test_a_cluster_size_without_a_figure_is_shown_unknown_not_guessed():
     report = cost_of(run.resources, prices, regions=stack_regions(run.stack.config))
     db = line(report, "us-east", "managed MySQL cluster")
     assert db.each is None and db.monthly is None
-    assert report.unknown == 2 and report.total == Decimal("150.00")
+    assert report.unknown == 2 and report.total == Decimal("155.00")  # with Object Storage 5
 
 
 def test_prod_total_adds_the_known_prices_and_counts_the_unknown():
     report = cost("prod")
     # 4 web 96 + 2 NodeBalancers 20 + 3-node cluster 206 + replica 24 + Load Balancing 5 + Workers Paid 5
-    assert report.total == Decimal("356.00")
+    # + the Object Storage subscription 5 (media buckets; once per account)
+    assert report.total == Decimal("361.00")
     assert report.unknown == 1  # the health-check regions
     assert report.by_region() == {"us-east": (Decimal(264), 0), "eu-west": (Decimal(82), 0),
-                                  CLOUDFLARE: (Decimal(10), 1)}
+                                  CLOUDFLARE: (Decimal(10), 1), ACCOUNT: (Decimal(5), 0)}
 
 
 def test_dr_test_prices_every_linode_it_creates():
@@ -132,8 +133,18 @@ def test_dr_test_prices_every_linode_it_creates():
     assert line(report, "us-east", "web Linodes").detail == "g6-nanode-1 (Nanode 1GB)"
     assert line(report, "us-east", "MySQL primary Linode").monthly == 12
     assert line(report, "eu-west", "MySQL replica Linode").monthly == 12
-    assert report.total == Decimal("64.00")  # 2 x 5 + 2 x 10 + 2 x 12 + Load Balancing 5 + Workers 5
+    # dr-test promotes automatically: a guard Linode and its reserved IPv4 in each guard region.
+    for region in ("us-central", "eu-central"):
+        assert line(report, region, "guard Linode").detail == "g6-nanode-1 (Nanode 1GB)"
+        assert line(report, region, "guard reserved IPv4").monthly == 2
+    # 2 x 5 + 2 x 10 + 2 x 12 + guards 2 x (5 + 2) + Load Balancing 5 + Workers 5 + Object Storage 5
+    assert report.total == Decimal("83.00")
     assert report.unknown == 1
+
+
+def test_a_stack_promoted_by_hand_has_no_guards_to_pay_for():
+    report = cost("prod")
+    assert not [x for x in report.lines if x.kind.startswith("guard")]
 
 
 def test_regions_priced_higher_cost_more():

@@ -43,17 +43,19 @@ def test_the_text_plan_ends_with_the_monthly_cost_per_region_and_kind(capsys):
     table = out[out.index("Monthly cost (USD), price list of "):]
     assert "    REGION      KIND" in table
     assert re.search(r"us-east +web Linodes +g6-standard-2 \(Linode 4GB\) +2 +24\.00 +48\.00", table)
-    assert "    By region: us-east 264.00, eu-west 82.00, cloudflare 10.00 + 1 x ?" in table
-    assert "    Total: 356.00 + 1 x ? a month" in table
+    assert "    By region: us-east 264.00, eu-west 82.00, account 5.00, cloudflare 10.00 + 1 x ?" in table
+    assert "    Total: 361.00 + 1 x ? a month" in table
     assert "Usage-priced, not in the total:" in table
 
 
 def test_the_json_plan_carries_the_same_cost(capsys):
     _, out, _ = plan(capsys, "-s", "dr-test", "-o", "json")
     cost = json.loads(out)["cost"]
-    assert cost["total"] == {"monthly": 64.0, "unknownItems": 1, "unconfirmedItems": 3}
+    # dr-test's guards add two Linodes (2 x 5) and two reserved IPv4s (2 x 2, unconfirmed),
+    # and the Object Storage subscription 5.
+    assert cost["total"] == {"monthly": 83.0, "unknownItems": 1, "unconfirmedItems": 5}
     assert cost["byRegion"]["us-east"] == {"monthly": 27.0, "unknownItems": 0}
-    assert cost["notBilled"]["linode:index/firewall:Firewall"]["count"] == 6
+    assert cost["notBilled"]["linode:index/firewall:Firewall"]["count"] == 8  # 6 + one per guard
     assert cost["unpriced"] == {}
 
 

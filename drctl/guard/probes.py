@@ -1,0 +1,37 @@
+"""The guard's own probe of the primary database: a TLS login and `SELECT 1`, within a timeout,
+as a ProbeResult like the NodeBalancer's (drctl/cloud/origin_probe.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drctl.cloud.origin_probe import ProbeResult
+from drctl.mysql.topology import DbServer, connect
+
+
+@dataclass(frozen=True)
+class DatabaseProbe:
+    servers: dict[str, DbServer]
+    timeout: float
+    clock: Callable[[], float] = time.monotonic
+
+    def __call__(self, region: str) -> ProbeResult:
+        start = self.clock()
+        try:
+            conn = connect(self.servers[region], self.timeout, read_timeout=self.timeout)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    cur.fetchone()
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        except Exception as err:  # any failure is a failed probe; the message never holds the password
+            return ProbeResult(False, self.clock() - start, None, str(err)[:300])
+        latency = self.clock() - start
+        if latency > self.timeout:
+            return ProbeResult(False, latency, None, f"answered after {latency:.1f} s (timeout {self.timeout:g} s)")
+        return ProbeResult(True, latency)
