@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-media bench-pitr clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-pitr: $(VENV)/.dev  ## point-in-time recovery: archive lag p50/p99 at 200 
 
 bench-outage: $(VENV)/.runtime  ## every region down, rehearsed three times: fallback page served, recovery time
 	$(PY) bench/outage_benchmark.py
+
+bench-rotation: $(VENV)/.dev  ## (as root) how fast a web node whose PHP-FPM died or hung leaves the NodeBalancer's rotation, and rejoins
+	$(PY) bench/rotation_agent.py
 
 bench-watch: $(VENV)/.dev  ## the watchdog's failover policy (with and without fast confirm) against the seed's script, one table
 	$(PY) bench/watch_policy.py

@@ -35,8 +35,8 @@ database = DatabaseTier("db", DatabaseTierArgs.from_config(config, web_clients={
 endpoints = database.endpoints()
 media = MediaStorage("media", config, storage_regions)
 web = build_web_tiers(config, endpoints, heartbeat_writer=(
-    heartbeat_writer_files(endpoints[primary]) if database.needs_web_heartbeat else None), guard_ips=guard_ips,
-    media=media)
+    heartbeat_writer_files(database.admin_endpoint(), database.heartbeat_endpoint(), database.managed_setup_sql())
+    if database.needs_web_heartbeat else None), guard_ips=guard_ips, media=media)
 for region, ((_, admit_public), (_, admit_private)) in web_addresses.items():
     admit_public(pulumi.Output.all(*web.regions[region].public_ipv4s))
     admit_private(pulumi.Output.all(*web.regions[region].private_ips))

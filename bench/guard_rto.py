@@ -16,11 +16,14 @@ and 4 of Cloudflare's monitor (144 runs). Simulated, with stated figures:
 - manual: Cloudflare's monitor marks the pool unhealthy and its notification pages a person, who
   acknowledges and runs `drctl promote` after HUMAN_RESPONSE_SECONDS (15 min: 5 to wake and
   acknowledge at 3 a.m., 10 to read `drctl status` and decide), then the same promotion.
-- the RPO gate: promote estimates the loss window from the surviving replica's heartbeat age when it
-  runs. Where the primary died, that age is the time since it died, so once detection and confirm
-  have taken longer than objectives.rpoSeconds the gate refuses and the guard waits for a person.
-  The table shows the automatic figures both with the gate as it measures today and with a loss
-  window measured at the moment of the failure (what the gate would need to measure).
+- the RPO gate: promote's loss window (drctl/runbook/promote.py `loss_window`) runs from the newest
+  data on the surviving replica (the primary's last heartbeat before it died, less the replication
+  lag: up to HEARTBEAT_PERIOD + REPLICA_LAG before the failure) to the last time the old primary was
+  seen alive and taking writes. The guard passes the time of its own last good probe of the primary
+  database (a probe that started before the failure); with none, the window runs to now. The table
+  shows the automatic figures with the gate as it measures now ("after") and as it measured before
+  this change, to the moment promote runs ("before": the heartbeat's age then, which includes
+  detection and confirmation, so every automatic promotion was refused and waited for a person).
 
 Run: ./venv/bin/python bench/guard_rto.py
 """
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.config import validate_config_map
 from drctl.cloud.origin_probe import HealthTracker
 from drctl.guard.decision import Loss, Memory, Observation, Settings, Vote, decide, next_cycle_delay
+from drctl.runbook.promote import loss_window
 from drctl.stack.files import load_stack_file
 from drctl.stack.outputs import PROMOTION_BUDGET_SECONDS
 
@@ -47,7 +51,8 @@ SETTLED = 600.0  # the region dies this long after the start, plus an offset
 OFFSETS = [0.001, *range(5, 60, 5)]
 B_PHASES = (7.0, 27.0, 47.0)
 CF_PHASES = (3.0, 18.0, 33.0, 48.0)
-REPLICA_LAG = 0.5  # seconds the replica trails the primary while both are up (heartbeat every second)
+REPLICA_LAG = 0.5  # seconds the replica trails the primary while both are up
+HEARTBEAT_PERIOD = 1.0  # the primary writes its heartbeat every second (the event scheduler)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Prober:
         self.next = phase
         self.done = phase
         self.down_at: float | None = None
+        self.last_good: float | None = None  # when a probe last found the primary answering (and writable)
 
     def step(self, action: str = "healthy") -> float:
         """Run the probe due now (the guard's cycle; `action` its latest verdict); returns when it
@@ -90,6 +96,8 @@ class Prober:
         done = start + (HEALTHY_LATENCY if alive else self.s.timeout)
         for t in self.trackers:
             t.observe(alive, done)
+        if alive:
+            self.last_good = done  # the guard records its runbook clock when the probe returns
         if self.down_at is None and all(t.state == "down" for t in self.trackers):
             self.down_at = done
         self.done = done
@@ -127,10 +135,10 @@ class Run:
     detect: float  # guard A's own probes: both signals down
     agree: float  # every signal agrees (the confirm time starts)
     decided: float | None  # the guard starts the promotion (None: it waits for a person)
-    data_age: float  # the replica's heartbeat age when the gate measures it
+    window: float  # the loss window the gate measured
 
 
-def automatic(s: Stack, offset: float, b_phase: float, cf_phase: float, gate_as_today: bool) -> Run:
+def automatic(s: Stack, offset: float, b_phase: float, cf_phase: float, gate_before: bool) -> Run:
     dies = SETTLED + offset
     a, b = Prober(s, 0.0, dies), Prober(s, b_phase, dies)
     cf_down = cloudflare_unhealthy_at(s, cf_phase, dies)
@@ -150,13 +158,14 @@ def automatic(s: Stack, offset: float, b_phase: float, cf_phase: float, gate_as_
             agree = now - verdict.confirmed_for
         a.schedule(verdict.action)
         if verdict.action == "assess":
-            age = (now - dies if gate_as_today else 0.0) + REPLICA_LAG
-            loss = Loss(age > s.rpo, f"data age {age:.1f} s")
+            newest = dies - HEARTBEAT_PERIOD - REPLICA_LAG  # the worst case: the last heartbeat a period old
+            window = loss_window(newest, None if gate_before else a.last_good, now)
+            loss = Loss(window > s.rpo, f"loss window {window:.1f} s")
             verdict, memory = decide(Observation(**{**obs.__dict__, "loss": loss}), memory, settings)
             if verdict.action == "promote":
-                return Run(a.down_at - dies, agree - dies, now - dies, age)
+                return Run(a.down_at - dies, agree - dies, now - dies, window)
             if verdict.action == "await_operator":
-                return Run(a.down_at - dies, agree - dies, None, age)
+                return Run(a.down_at - dies, agree - dies, None, window)
         if now - dies > 3600:
             raise RuntimeError(f"no decision an hour after the failure ({verdict.action}: {verdict.reason})")
 
@@ -187,18 +196,18 @@ def main() -> None:
     rows.append((f"manual (person answers in {HUMAN_RESPONSE_SECONDS // 60} min)", pct(cf), "-",
                  pct([x - PROMOTION_BUDGET_SECONDS for x in manual_rto]), pct(manual_rto),
                  "met" if max(manual_rto) <= s.rto else "MISSED"))
-    for label, today in (("automatic, loss window measured at the failure", False),
-                         ("automatic, RPO gate as it measures today", True)):
-        runs = [automatic(s, o, b, c, today) for o, b, c in grid]
+    for label, before in (("automatic, after: loss window to the guard's last good probe", False),
+                          ("automatic, before: loss window to the moment promote runs", True)):
+        runs = [automatic(s, o, b, c, before) for o, b, c in grid]
         decided = [r.decided for r in runs if r.decided is not None]
         waited = len(runs) - len(decided)
         rto = [d + PROMOTION_BUDGET_SECONDS for d in decided]
         if waited:  # the gate refused: the guard alerted, a person promotes with --accept-data-loss
             rto += [r.agree + s.confirm + HUMAN_RESPONSE_SECONDS + PROMOTION_BUDGET_SECONDS
                     for r in runs if r.decided is None]
-        ages = [r.data_age for r in runs]
-        note = f" ({waited}/{len(runs)} refused by the gate, data age {min(ages):.0f}-{max(ages):.0f} s > {s.rpo} s)" \
-            if waited else ""
+        windows = [r.window for r in runs]
+        note = (f" ({waited}/{len(runs)} refused by the gate" if waited else " (none refused") + \
+            f", window {min(windows):.1f}-{max(windows):.1f} s, RPO {s.rpo} s)"
         rows.append((label + note, pct([r.detect for r in runs]), pct([r.agree for r in runs]),
                      pct(decided) if decided else "-", pct(rto), "met" if max(rto) <= s.rto else "MISSED"))
     print(f"prod: monitor interval {s.interval:g} s, timeout {s.timeout:g} s x (retries {s.retries} + 1), fall "

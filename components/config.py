@@ -30,7 +30,12 @@ from components.firewall_rules import MAX_ADDRESSES as MAX_FIREWALL_ADDRESSES
 from components.firewall_rules import MAX_SOURCE_PREFIX, too_wide
 from components.regions import CLOUDFLARE_CHECK_REGIONS, LINODE_REGIONS, nearest_check_region
 from components.server_names import longest_domain, name_problem
-from drctl.stack.outputs import PROMOTION_BUDGET_SECONDS, ProbeCounts, fast_confirm_detection_seconds
+from drctl.stack.outputs import (
+    PROMOTION_BUDGET_SECONDS,
+    ProbeCounts,
+    fast_confirm_detection_seconds,
+    guard_cycle_slack_seconds,
+)
 
 NAMESPACE = "woocommerce-dr"
 
@@ -62,7 +67,11 @@ _CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
 _EXPECTED_CODES = re.compile(r"^[1-5]([0-9]{2}|xx)$")
 _LINODE_TYPE = r"^g\d-[a-z0-9-]+$"
-_LINODE_IMAGE = r"^(linode|private)/[a-z0-9.\-/]+$"
+# The images the web-node and MySQL templates are written for: Ubuntu LTS, whose PHP-FPM socket link
+# (/run/php/php-fpm.sock), MySQL 8 packages and mysqld.cnf layout they rely on. Anything else
+# (Debian: another socket path and MariaDB instead of MySQL; a private image: unknown) is refused.
+UBUNTU_LTS_IMAGES = ("linode/ubuntu24.04", "linode/ubuntu22.04")
+UbuntuLtsImage = Literal[UBUNTU_LTS_IMAGES]  # type: ignore[valid-type]
 _PATH = r"^/"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _HTTPS_URL = r"^https://"
@@ -81,7 +90,6 @@ _PATTERN_WORDS = {
     _CLOUDFLARE_ID.pattern: "a 32-character hexadecimal Cloudflare id",
     _EXPECTED_CODES.pattern: 'an HTTP status code or class, quoted, such as "200" or "2xx"',
     _LINODE_TYPE: "a Linode type id such as g6-standard-2",
-    _LINODE_IMAGE: "a Linode image id such as linode/ubuntu24.04",
     _PATH: "a path starting with /",
     _EMAIL: "an email address",
     _HTTPS_URL: "an https:// URL",
@@ -140,7 +148,7 @@ class RegionSpec(_Model):
     region: str = Field(description="a Linode region id such as us-east")
     web_nodes: int = Field(2, ge=1, le=25)
     instance_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
-    image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    image: UbuntuLtsImage = "linode/ubuntu24.04"
 
     @rule("region")
     def _known_region(self, path: str) -> Iterable[Problem]:
@@ -177,7 +185,7 @@ class DatabaseSpec(_Model):
     type: str = Field("g6-dedicated-2", pattern=_LINODE_TYPE)
     cluster_size: Literal[1, 2, 3] = 3
     replica_type: str = Field("g6-standard-2", pattern=_LINODE_TYPE)
-    replica_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    replica_image: UbuntuLtsImage = "linode/ubuntu24.04"
     # A replica that was cut off must find every binlog it missed when it reconnects: a day at least.
     binlog_retention_seconds: int = Field(86400, ge=86400, le=604800 * 4)
     maintenance_day: Literal[WEEKDAYS] = "sunday"  # type: ignore[valid-type]
@@ -433,7 +441,7 @@ class AutomationSpec(_Model):
     # Regions of the guard Linodes, one guard each; none of them a shop region.
     guards: tuple[str, ...] = ()
     guard_type: str = Field("g6-nanode-1", pattern=_LINODE_TYPE)
-    guard_image: str = Field("linode/ubuntu24.04", pattern=_LINODE_IMAGE)
+    guard_image: UbuntuLtsImage = "linode/ubuntu24.04"
     drctl_source: DrctlSourceSpec | None = None
 
     @rule("guards")
@@ -537,8 +545,15 @@ class StackConfig(_Model):
 
     @property
     def automatic_rto_seconds(self) -> int:
-        """Worst-case recovery with automatic promotion: detection, confirmation, promotion."""
-        return self.automatic_detection_seconds + self.automation.confirm_seconds + PROMOTION_BUDGET_SECONDS
+        """Worst-case recovery with automatic promotion: detection, the guard's next cycles (it notices
+        the last signal turning, and the confirm time ending, only when it next looks), confirmation,
+        promotion."""
+        return (self.automatic_detection_seconds + self.guard_cycle_slack_seconds + self.automation.confirm_seconds
+                + PROMOTION_BUDGET_SECONDS)
+
+    @property
+    def guard_cycle_slack_seconds(self) -> int:
+        return guard_cycle_slack_seconds(self.traffic.monitor.fast_interval)
 
     def check_regions_for(self, region: str) -> tuple[str, ...]:
         return self.traffic.check_regions or (nearest_check_region(region),)
@@ -690,8 +705,8 @@ class StackConfig(_Model):
                 f"automatic failover takes up to {total} s but objectives.rtoSeconds is {rto} s: lower "
                 "automation.confirmSeconds or traffic.monitor.interval, consecutiveDown, fastInterval, timeout "
                 "(or retries, in load-balancer mode), or raise objectives.rtoSeconds",
-                f"{detection} + confirmSeconds {self.automation.confirm_seconds} s + promotion "
-                f"{PROMOTION_BUDGET_SECONDS} s = {total} s",
+                f"{detection} + next guard cycles 2 x fastInterval {self.guard_cycle_slack_seconds} s + "
+                f"confirmSeconds {self.automation.confirm_seconds} s + promotion {PROMOTION_BUDGET_SECONDS} s = {total} s",
                 f"at most {rto} s",
             )
 

@@ -19,7 +19,10 @@ from the web nodes and the other database servers only.
 
 Accounts: the managed admin (`akmadmin`) in managed mode, or `drctl` (all privileges) on our own
 servers; `replicator` (REPLICATION SLAVE only, self-managed primary); `woocommerce` (the shop's own
-schema) for the web nodes, created on each replica locally, outside its binary log.
+schema, plus reading what /healthz needs) for the web nodes in both modes — created on each replica
+locally, outside its binary log, by a self-managed primary's bootstrap, and on a managed primary by
+the admin account from one primary-region web node (`managed_setup_sql`, components/heartbeat.py),
+which also creates `drctl_heartbeat` for that node's heartbeat timer (the heartbeat table only).
 
 The web tier and this tier need each other's computed values (web nodes need the database host,
 the allow-list needs the web nodes' IPs), so the web nodes' addresses come in as Inputs
@@ -45,12 +48,13 @@ from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.server_names import common_name, server_name
 from components.tags import label, tags
-from drctl.mysql import replication
+from drctl.mysql import bootstrap, replication
 
 MYSQL_PORT = 3306
 APP_USER, APP_DATABASE = "woocommerce", "woocommerce"
 ADMIN_USER = "drctl"
 REPLICATION_USER = "replicator"
+HEARTBEAT_USER = "drctl_heartbeat"  # managed mode: the web-node timer that writes the heartbeat
 # Web nodes reach the database over the region's private network (Linode private IPv4 range).
 PRIVATE_NETWORK_ACCOUNT_HOST = "192.168.%"
 SELF_MANAGED_BINLOG_SECONDS = 7 * 86400
@@ -152,6 +156,7 @@ class DatabaseTier(pulumi.ComponentResource):
         self.server_ca_cert_pem = ca.cert_pem
 
         if self.mode == "managed":
+            self._heartbeat_password = _password(f"{name}-heartbeat-password", child)
             self._managed_primary(args.spec)
         else:
             self._self_managed_primary(args)
@@ -208,9 +213,11 @@ class DatabaseTier(pulumi.ComponentResource):
             # The managed admin is the only account there: it must both replicate and read status.
             required_privileges=replication.REPLICATION_PRIVILEGES,
         )
+        # The web nodes log in as the shop's own account, which the setup on one primary-region web
+        # node creates with the admin account (`managed_setup_sql`), never as the admin.
         self._primary_endpoint = DatabaseEndpoint(
             region=self._args.primary_region, role="primary", host=db.host_primary, port=db.port,
-            ca_cert_pem=self.ca_cert_pem, user=db.root_username, password=self.admin_password,
+            ca_cert_pem=self.ca_cert_pem, user=APP_USER, password=pulumi.Output.secret(self._app_password.result),
         )
 
     def _self_managed_primary(self, args: DatabaseTierArgs) -> None:
@@ -396,6 +403,30 @@ class DatabaseTier(pulumi.ComponentResource):
         """True when a primary-region web node must run the heartbeat writer (components/heartbeat.py):
         a managed database runs no event scheduler of ours."""
         return self.mode == "managed"
+
+    def admin_endpoint(self) -> DatabaseEndpoint:
+        """The primary as its admin account reaches it (managed mode: `akmadmin`): for the managed
+        primary's setup and heartbeat writer (components/heartbeat.py), never for WordPress."""
+        primary = self._primary_endpoint
+        return DatabaseEndpoint(region=primary.region, role="primary", host=primary.host, port=primary.port,
+                                ca_cert_pem=primary.ca_cert_pem, user=self.admin_user, password=self.admin_password,
+                                address=primary.address)
+
+    def heartbeat_endpoint(self) -> DatabaseEndpoint:
+        """The managed primary as the heartbeat writer's own account reaches it (managed mode only)."""
+        primary = self._primary_endpoint
+        return DatabaseEndpoint(region=primary.region, role="primary", host=primary.host, port=primary.port,
+                                ca_cert_pem=primary.ca_cert_pem, user=HEARTBEAT_USER,
+                                password=pulumi.Output.secret(self._heartbeat_password.result))
+
+    def managed_setup_sql(self) -> pulumi.Output[str]:
+        """The script a managed primary's admin runs once (`drctl.mysql.bootstrap.managed_primary_setup_sql`):
+        the shop's schema and account and the heartbeat writer's account, admitted from anywhere the
+        allow-list admits (the web nodes' public IPs), and the heartbeat table. A secret: it holds
+        both accounts' passwords."""
+        return pulumi.Output.secret(pulumi.Output.all(self._app_password.result, self._heartbeat_password.result).apply(
+            lambda pw: bootstrap.managed_primary_setup_sql(
+                bootstrap.Account(APP_USER, pw[0], "%"), APP_DATABASE, bootstrap.Account(HEARTBEAT_USER, pw[1], "%"))))
 
     def endpoints(self) -> dict[str, DatabaseEndpoint]:
         """Region -> where its web nodes connect: the primary in the primary region, the local

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from components.firewall_rules import NODEBALANCER_NETWORK
+
 TEMPLATES = Path(__file__).parent / "templates" / "web-node"
 
 # Pinned so every node of every region runs the same code against the one replicated database (a
@@ -47,13 +49,56 @@ STATIC_FILES = (
     ("woocommerce-dr-wp-cron.timer", "/etc/systemd/system/woocommerce-dr-wp-cron.timer", "root:root", "0644"),
     ("woocommerce-dr.php", f"{SHARE}/woocommerce-dr.php", "root:root", "0644"),
     ("healthz.php", f"{SHARE}/healthz.php", "root:root", "0644"),
+    ("healthz-verdict.php", f"{SHARE}/healthz-verdict.php", "root:root", "0644"),
+    # Installed as a must-use plugin by the bootstrap (docs/read-only-mode.md).
+    ("woocommerce-dr-read-only.php", f"{SHARE}/woocommerce-dr-read-only.php", "root:root", "0644"),
     ("media-status.php", f"{SHARE}/media-status.php", "root:root", "0644"),
     ("create-database.php", f"{SHARE}/create-database.php", "root:root", "0644"),
     ("db.php", f"{SHARE}/db.php", "root:root", "0644"),
     ("wp-config.php", f"{SHARE}/wp-config.php", "root:root", "0644"),
     ("nginx-site.conf", "/etc/nginx/sites-available/woocommerce", "root:root", "0644"),
     ("nginx-healthz.conf", "/etc/nginx/snippets/woocommerce-dr-healthz.conf", "root:root", "0644"),
+    # The rotation agent (docs/node-rotation.md).
+    ("woocommerce-dr-rotation", "/usr/local/sbin/woocommerce-dr-rotation", "root:root", "0755"),
+    ("woocommerce-dr-rotation.service", "/etc/systemd/system/woocommerce-dr-rotation.service", "root:root", "0644"),
+    ("livez.php", f"{SHARE}/livez.php", "root:root", "0644"),
+    ("nginx-livez.conf", "/etc/nginx/snippets/woocommerce-dr-livez.conf", "root:root", "0644"),
+    ("metadata-guard.nft", f"{ETC}/metadata-guard.nft", "root:root", "0644"),
+    ("woocommerce-dr-metadata-guard.service", "/etc/systemd/system/woocommerce-dr-metadata-guard.service",
+     "root:root", "0644"),
 )
+
+# Where the node finds the CA that signed the zone's origin-pull client certificate (public data).
+ORIGIN_PULL_CA_PATH = "/etc/ssl/woocommerce-dr/origin-pull-ca.pem"
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """How the rotation agent (templates/web-node/woocommerce-dr-rotation) decides. It asks the node's
+    own /livez (nginx -> PHP-FPM -> PHP, no database) every `probe_interval` s with a `probe_timeout`
+    s limit; `fall` failures in a row take the node out, `rise` good answers bring it back."""
+
+    ports: tuple[int, ...]
+    source: str  # the NodeBalancers' network: only its new connections are refused
+    probe_url: str = "http://127.0.0.1/livez"
+    probe_interval: int = 1
+    probe_timeout: int = 2
+    fall: int = 2
+    rise: int = 3
+
+    @property
+    def reaction_seconds(self) -> int:
+        """How long from the node failing to its ports refusing the NodeBalancer, at worst: `fall`
+        probes, each waiting out its timeout and the pause before it (plus the few milliseconds of
+        starting curl and nft: bench/rotation_agent.py measures 6.1 s for a hung PHP-FPM)."""
+        return self.fall * (self.probe_timeout + self.probe_interval)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PROBE_URL": self.probe_url, "PROBE_INTERVAL": str(self.probe_interval),
+            "PROBE_TIMEOUT": str(self.probe_timeout), "FALL": str(self.fall), "RISE": str(self.rise),
+            "SOURCE": self.source, "PORTS": ", ".join(str(p) for p in self.ports),
+        }
 
 
 @dataclass(frozen=True)
@@ -98,6 +143,13 @@ class WebNode:
     origin_certificate_pem: str
     origin_private_key_pem: str
     run_cron: bool
+    # objectives.rpoSeconds: the most replication lag at which /healthz still calls a replica region
+    # a valid failover target (docs/health.md).
+    rpo_seconds: int
+    # The CA of the zone's Authenticated Origin Pulls client certificate: nginx serves the shop only
+    # to TLS clients it signed (Cloudflare, for this zone).
+    origin_pull_ca_pem: str
+    rotation: Rotation = Rotation(ports=(443, 80), source=NODEBALANCER_NETWORK)
     site_admin: SiteAdmin | None = None  # set on the one node that runs `wp core install`
     services: tuple[ExtraService, ...] = ()
 
@@ -138,6 +190,7 @@ def settings_files(node: WebNode) -> list[dict[str, str]]:
     database = {
         "region": node.region, "host": db.host, "port": int(db.port), "user": db.user,
         "password": db.password, "database": db.database, "ca_file": ca_file,
+        "rpo_seconds": node.rpo_seconds,
     }
     wordpress = {"home": f"https://{node.domain}", "keys": {k: node.wordpress_keys[k] for k in WORDPRESS_KEY_NAMES}}
     env = {
@@ -151,12 +204,14 @@ def settings_files(node: WebNode) -> list[dict[str, str]]:
     }
     files = [
         _file(f"{ETC}/node.env", _shell_assignments(env), "root:root", "0644"),
+        _file(f"{ETC}/rotation.env", _shell_assignments(node.rotation.env()), "root:root", "0644"),
         # www-data reads these (PHP-FPM runs as www-data); nobody else may.
         _file(f"{ETC}/database.json", json.dumps(database, indent=2) + "\n", "root:www-data", "0640"),
         _file(ca_file, db.ca_pem, "root:root", "0644"),
         _file(f"{ETC}/wordpress.json", json.dumps(wordpress, indent=2) + "\n", "root:www-data", "0640"),
         _file("/etc/ssl/woocommerce-dr/origin.pem", node.origin_certificate_pem, "root:root", "0644"),
         _file("/etc/ssl/woocommerce-dr/origin.key", node.origin_private_key_pem, "root:root", "0600"),
+        _file(ORIGIN_PULL_CA_PATH, node.origin_pull_ca_pem, "root:root", "0644"),
     ]
     if db.address:
         files.append({"path": "/etc/hosts", "content": f"{db.address} {db.host}\n", "append": True})

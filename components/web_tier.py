@@ -23,6 +23,7 @@ from components import firewall_rules, media_storage, web_node
 from components.config import AccessSpec, NodeBalancerSpec, RegionSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
 from components.heartbeat import HEARTBEAT_WRITER_PACKAGES, HEARTBEAT_WRITER_RUNCMD
+from components.origin_pulls import OriginPulls
 from components.tags import label, tags
 from components.wordpress_site import WordPressSite
 
@@ -42,6 +43,9 @@ class RegionalWebTierArgs:
     access: AccessSpec
     database: DatabaseEndpoint
     site: WordPressSite
+    # The CA of the zone's origin-pull client certificate (components/origin_pulls.py).
+    origin_pull_ca_pem: pulumi.Input[str]
+    rpo_seconds: int  # objectives.rpoSeconds, for /healthz's verdict on a replica region
     # Primary region only, when the database runs no heartbeat event of its own (managed mode):
     # the writer's cloud-init files (`components.heartbeat.heartbeat_writer_files`, a secret Output)
     # for the region's first node.
@@ -58,14 +62,15 @@ class RegionalWebTierArgs:
     @classmethod
     def from_config(
         cls, config: StackConfig, region: RegionSpec, database: DatabaseEndpoint, site: WordPressSite,
-        heartbeat_writer: pulumi.Input[list[dict]] | None = None, guard_ips: pulumi.Input[Sequence[str]] = (),
-        media: media_storage.MediaStorage | None = None,
+        origin_pull_ca_pem: pulumi.Input[str], heartbeat_writer: pulumi.Input[list[dict]] | None = None,
+        guard_ips: pulumi.Input[Sequence[str]] = (), media: media_storage.MediaStorage | None = None,
     ) -> RegionalWebTierArgs:
         if database.region != region.region:
             raise ValueError(f"the web tier in {region.region} was given the database endpoint of {database.region}")
         primary = region.region == config.primary.region
         return cls(region=region, primary=primary, domain=config.domain, node_balancer=config.node_balancer,
-                   access=config.access, database=database, site=site,
+                   access=config.access, database=database, site=site, origin_pull_ca_pem=origin_pull_ca_pem,
+                   rpo_seconds=config.objectives.rpo_seconds,
                    heartbeat_writer=heartbeat_writer if primary else None, guard_ips=guard_ips,
                    guard_count=len(config.automation.guards) if config.automatic else 0, media=media,
                    max_upload_megabytes=config.media.max_upload_megabytes,
@@ -77,6 +82,7 @@ class WebTiers:
     """Every region's web tier, in failover order, and the site they share."""
 
     site: WordPressSite
+    origin_pulls: OriginPulls
     regions: dict[str, RegionalWebTier]
 
 
@@ -91,13 +97,14 @@ def build_web_tiers(
     if missing:
         raise pulumi.RunError(f"no database endpoint for region(s) {', '.join(missing)}: the web tier needs one per region")
     site = WordPressSite("site", config.domain)
+    origin_pulls = OriginPulls("origin-pulls", config.traffic.zone_id, config.domain)
     tiers = {
         r.region: RegionalWebTier(r.region, RegionalWebTierArgs.from_config(
-            config, r, endpoints[r.region], site, heartbeat_writer=heartbeat_writer, guard_ips=guard_ips,
-            media=media))
+            config, r, endpoints[r.region], site, origin_pulls.ca_certificate_pem,
+            heartbeat_writer=heartbeat_writer, guard_ips=guard_ips, media=media))
         for r in config.regions
     }
-    return WebTiers(site=site, regions=tiers)
+    return WebTiers(site=site, origin_pulls=origin_pulls, regions=tiers)
 
 
 class RegionalWebTier(pulumi.ComponentResource):
@@ -299,6 +306,9 @@ def _user_data(
             origin_certificate_pem=values["certificate"],
             origin_private_key_pem=values["private_key"],
             run_cron=index == 0,  # WordPress cron on exactly one node per region
+            rotation=web_node.Rotation(ports=PORTS, source=firewall_rules.NODEBALANCER_NETWORK),
+            origin_pull_ca_pem=values["origin_pull_ca"],
+            rpo_seconds=args.rpo_seconds,
             site_admin=admin,
             services=services,
         ))
@@ -306,6 +316,7 @@ def _user_data(
     inputs: dict[str, Any] = {
         "host": db.host, "port": db.port, "user": db.user, "password": db.password, "ca": db.ca_cert_pem,
         "keys": site.keys, "certificate": certificate, "private_key": private_key,
+        "origin_pull_ca": args.origin_pull_ca_pem,
     }
     if db.address is not None:
         inputs["address"] = db.address

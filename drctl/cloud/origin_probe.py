@@ -36,6 +36,7 @@ class ProbeResult:
     latency: float  # seconds, connect to status line
     status: int | None = None
     error: str | None = None  # why it failed, for logs
+    writable: bool | None = None  # a database probe: it takes writes (read_only off); None: not asked
 
     def describe(self) -> str:
         if self.error:

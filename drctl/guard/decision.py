@@ -18,6 +18,8 @@ Then, and only then, the guard that holds the single-writer lease promotes, unle
 - the anti-flapping block period after the last promotion has not passed;
 - the promotion would lose data beyond objectives.rpoSeconds (or the loss cannot be told): the
   guard alerts and waits for a person (`drctl promote --accept-data-loss`). It never accepts loss.
+  The loss window runs from the newest surviving data to the guard's last probe that found the
+  primary database answering and writable (drctl/guard/loop.py passes it to promote).
 After a promotion it never fails back: the old primary stays fenced whatever its probes say,
 and failback is `drctl failback`, by a person.
 """

@@ -102,6 +102,10 @@ class Guard:
         self._logged: dict[str, Any] = {}
         self._errors: list[str] = []
         self._retry_at = float("-inf")  # after a promotion that failed part-way: not before this
+        # When the primary database last answered this guard's probe and took writes, on the runbook's
+        # clock (the one promote measures the heartbeat against): the end of the loss window the RPO
+        # gate measures. None until one such probe: promote then measures the window to now.
+        self.primary_last_seen: float | None = None
 
     # -- the cycle -----------------------------------------------------------------------------
 
@@ -172,6 +176,9 @@ class Guard:
         futures = {name: self._pool.submit(getattr(self, name), primary) for name in self.trackers}
         results: dict[str, ProbeResult] = {name: f.result() for name, f in futures.items()}
         now = self.clock()
+        db = results["database"]
+        if db.ok and db.writable:
+            self.primary_last_seen = self.rb.clock()
         for name, result in results.items():
             tracker = self.trackers[name]
             before = tracker.state
@@ -266,7 +273,8 @@ class Guard:
         s = self.settings
         return PromoteOptions(region=target, yes=not dry_run, dry_run=dry_run, block_seconds=s.block_seconds,
                               apply_timeout=s.apply_timeout, catch_up_timeout=s.catch_up_timeout,
-                              traffic_timeout=s.traffic_timeout)
+                              traffic_timeout=s.traffic_timeout, primary_last_seen=self.primary_last_seen,
+                              primary_last_seen_by="by drctl guard")
 
     def _assess(self, target: str) -> Loss | None:
         """What promoting `target` may lose, from promote's own dry run (read-only). None when it
@@ -281,6 +289,9 @@ class Guard:
                           "no unplanned promotion")
             return None
         loss = result.loss or {}
+        self.log.emit("assess", target=target, primary_last_seen=loss.get("primaryLastSeen"),
+                      loss_window=loss.get("lossWindowSeconds"), data_age=loss.get("dataAgeSeconds"),
+                      exceeds_rpo=loss.get("exceedsRpo"))
         return Loss(bool(loss.get("exceedsRpo", True)), str(loss.get("summary", "loss unknown")))
 
     def _promote(self, verdict: Verdict) -> RunResult | None:

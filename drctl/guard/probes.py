@@ -1,5 +1,7 @@
-"""The guard's own probe of the primary database: a TLS login and `SELECT 1`, within a timeout,
-as a ProbeResult like the NodeBalancer's (drctl/cloud/origin_probe.py)."""
+"""The guard's own probe of the primary database: a TLS login and a read of `read_only`, within a
+timeout, as a ProbeResult like the NodeBalancer's (drctl/cloud/origin_probe.py). A read-only
+primary still answers (the probe succeeds), but it is not taking writes: the guard's record of when
+the primary was last seen alive and taking writes (the RPO gate's loss window) needs both."""
 
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ class DatabaseProbe:
             conn = connect(self.servers[region], self.timeout, read_timeout=self.timeout)
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-                    cur.fetchone()
+                    cur.execute("SELECT @@GLOBAL.read_only")
+                    row = cur.fetchone()
             finally:
                 with contextlib.suppress(Exception):
                     conn.close()
@@ -34,4 +36,4 @@ class DatabaseProbe:
         latency = self.clock() - start
         if latency > self.timeout:
             return ProbeResult(False, latency, None, f"answered after {latency:.1f} s (timeout {self.timeout:g} s)")
-        return ProbeResult(True, latency)
+        return ProbeResult(True, latency, writable=not int(row[0]) if row else None)

@@ -190,27 +190,60 @@ def bootstrap_primary(config: BootstrapConfig, log: Log = _print) -> int:
 
 
 def ensure_app_account(conn, config: BootstrapConfig) -> None:
+    """The web nodes' account, as `app_account_statements` says, with this server's privilege to
+    read replication status."""
+    monitor = r.replica_monitor_privilege(r.detect_dialect(conn))
+    for statement in app_account_statements(config.app, config.app_database, monitor):
+        r.execute(conn, statement)
+
+
+def app_account_statements(app: Account, database: str, monitor_privilege: str | None) -> list[r.Statement]:
     """The web nodes' account: everything on the shop's schema (`wp core install` creates its
-    tables), and reading what /healthz reports, the heartbeat and this server's replica state. The
-    same on every server, so a server that changes role later (failback) answers /healthz fully."""
-    ensure_account(conn, config.app, privileges=f"ALL PRIVILEGES ON {r.quote_name(config.app_database)}.*")
+    tables), and reading what /healthz reports: the heartbeat, this server's replica state and (with
+    `monitor_privilege`) its live replication status. Nothing else: no other schema, no mysql.*, no
+    accounts, no replication changes. The same on every server, so a server that changes role
+    later (failback) answers /healthz fully."""
+    statements = account_statements(app, f"ALL PRIVILEGES ON {r.quote_name(database)}.*")
     for schema in (r.HEARTBEAT_SCHEMA, r.LOCAL_SCHEMA):
-        r.execute(conn, r.Statement(f"GRANT SELECT ON {r.quote_name(schema)}.* TO %s@%s",
-                                     (config.app.name, config.app.host)))
+        statements.append(r.Statement(f"GRANT SELECT ON {r.quote_name(schema)}.* TO %s@%s", (app.name, app.host)))
+    if monitor_privilege:
+        statements.append(r.Statement(f"GRANT {monitor_privilege} ON *.* TO %s@%s", (app.name, app.host)))
+    return statements
+
+
+def managed_primary_setup_sql(app: Account, database: str, heartbeat: Account) -> str:
+    """What a managed primary's admin account runs once (components/heartbeat.py, on one web node):
+    the shop's schema, the shop's own account, the heartbeat table and the heartbeat writer's own
+    account (that one row's table, nothing else). A managed database is never a replica, so its
+    shop account needs no replication-status privilege (and the admin may not be allowed to grant
+    one). Holds both accounts' passwords: keep the script root's alone."""
+    statements = [
+        r.Statement(f"CREATE DATABASE IF NOT EXISTS {r.quote_name(database)} CHARACTER SET utf8mb4"),
+        *app_account_statements(app, database, monitor_privilege=None),
+        *(r.Statement(sql) for sql in r.HEARTBEAT_DDL),
+        # After the table: MySQL refuses a table-level grant on a table that does not exist.
+        *account_statements(heartbeat, f"SELECT, INSERT, UPDATE ON {r.quote_name(r.HEARTBEAT_SCHEMA)}.`drctl_heartbeat`"),
+    ]
+    return r.script(statements)
 
 
 def ensure_account(conn, account: Account, privileges: str, grant_option: bool = False) -> None:
     """Create or converge one account: TLS required, password as configured, exactly `privileges`
     added. Idempotent, so a re-run after a failure is safe."""
+    for statement in account_statements(account, privileges, grant_option):
+        r.execute(conn, statement)
+
+
+def account_statements(account: Account, privileges: str, grant_option: bool = False) -> list[r.Statement]:
     ident = "%s@%s"
     params = (account.name, account.host)
-    secret = r.Statement(f"CREATE USER IF NOT EXISTS {ident} IDENTIFIED BY %s REQUIRE SSL",
-                         (*params, account.password), frozenset({2}))
-    r.execute(conn, secret)
-    r.execute(conn, r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL",
-                                 (*params, account.password), frozenset({2})))
     suffix = " WITH GRANT OPTION" if grant_option else ""
-    r.execute(conn, r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params))
+    return [
+        r.Statement(f"CREATE USER IF NOT EXISTS {ident} IDENTIFIED BY %s REQUIRE SSL",
+                    (*params, account.password), frozenset({2})),
+        r.Statement(f"ALTER USER {ident} IDENTIFIED BY %s REQUIRE SSL", (*params, account.password), frozenset({2})),
+        r.Statement(f"GRANT {privileges} TO {ident}{suffix}", params),
+    ]
 
 
 # --- replica --------------------------------------------------------------------------------------

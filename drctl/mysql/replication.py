@@ -173,6 +173,22 @@ class Statement:
         return message
 
 
+_LITERAL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"}
+
+
+def sql_literal(value: Any) -> str:
+    """`value` as a MySQL literal: numbers as they are, everything else a quoted, escaped string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "'" + "".join(_LITERAL_ESCAPES.get(c, c) for c in str(value)) + "'"
+    return str(value)
+
+
+def script(statements: Iterable[Statement]) -> str:
+    """Statements as one script for the `mysql` client, values written in as literals. It holds the
+    secret values too: whoever writes it keeps it from everyone but the account that runs it."""
+    return "".join(f"{s.sql % tuple(sql_literal(v) for v in s.params)};\n" for s in statements)
+
+
 def execute(conn, statement: Statement) -> None:
     """Run one statement; a failure of a statement with secrets is re-raised with them blanked."""
     try:
@@ -255,6 +271,12 @@ def stop_replica_sql(dialect: Dialect) -> str:
 def reset_replica_sql(dialect: Dialect) -> str:
     """Forget the source entirely (used when promoting): RESET ... ALL."""
     return "RESET SLAVE ALL" if dialect.is_mariadb else "RESET REPLICA ALL"
+
+
+def replica_monitor_privilege(dialect: Dialect) -> str:
+    """The privilege that reads SHOW REPLICA STATUS and nothing more (no STOP, no CHANGE): what
+    /healthz needs to judge a replica. MariaDB 10.5.9 split it out of REPLICATION CLIENT."""
+    return "SLAVE MONITOR" if dialect.is_mariadb else "REPLICATION CLIENT"
 
 
 def replica_status_sql(dialect: Dialect) -> str:

@@ -167,4 +167,11 @@ _COMPUTED = {
         "etag": hashlib.sha256(str(i.get("content", "")).encode()).hexdigest(),
     },
     "cloudflare:index/workersRoute:WorkersRoute": lambda n, i: {"id": f"{_n(n, 16**32):032x}"},
+    "cloudflare:index/authenticatedOriginPullsCertificate:AuthenticatedOriginPullsCertificate": lambda n, i: {
+        "id": f"{_n(n, 16**32):032x}", "certificateId": f"{_n(n, 16**32):032x}", "status": "active",
+    },
+    "cloudflare:index/authenticatedOriginPullsSettings:AuthenticatedOriginPullsSettings": lambda n, i: {
+        "id": i.get("zoneId", n),
+    },
+    "cloudflare:index/zoneSetting:ZoneSetting": lambda n, i: {"id": i.get("settingId", n)},
 }

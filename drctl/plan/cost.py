@@ -202,9 +202,10 @@ PER_RESOURCE: dict[str, Callable[[Any, PriceList], list[CostLine]]] = {
 
 
 def _object_storage(buckets: list[Any], prices: PriceList) -> list[CostLine]:
-    # A flat subscription per account, whatever the number of buckets or regions.
+    # A flat subscription per account, whatever the number of buckets or regions; what it includes is
+    # shown with the usage-priced lines, not here, so the table keeps its width.
     price = prices.linode.object_storage
-    detail = f"subscription for {len(buckets)} bucket{'s' if len(buckets) != 1 else ''} ({price.included})"
+    detail = f"subscription, {len(buckets)} bucket{'s' if len(buckets) != 1 else ''}"
     return [CostLine(ACCOUNT, "Object Storage", detail, 1, price.in_region(None), bool(price.unconfirmed))]
 
 

@@ -9,9 +9,11 @@ once it holds the fenced primary's whole GTID set.
 
 Unplanned (the primary does not answer): the RPO gate first. R applies what it already received
 (bounded wait); transactions another surviving replica has and R lacks are fetched from it; what
-may still be lost is estimated from the heartbeat (how old the newest surviving data is) and
-stated. Above `objectives.rpoSeconds`, or with received transactions that cannot be applied,
-`--accept-data-loss` is required. Then fence the old primary as far as possible (SQL if it answers,
+may still be lost is estimated from the heartbeat and stated: the loss window is how much older the
+newest surviving data is than the last time the old primary was seen alive and taking writes
+(`--primary-last-seen`, or drctl guard's last good probe of it; without either, now: the window is
+then the age of that data, never smaller than the truth). Above `objectives.rpoSeconds`, or with
+received transactions that cannot be applied, `--accept-data-loss` is required. Then fence the old primary as far as possible (SQL if it answers,
 its Cloud Firewall or allow-list through the Linode API, its traffic) and report what could not be
 fenced; promote R, repoint the surviving replicas, move traffic, verify.
 
@@ -51,7 +53,7 @@ from drctl.runbook.switchover import (
     source_region,
     wait_for,
 )
-from drctl.stack.command_line import number, positive_seconds
+from drctl.stack.command_line import iso_time, number, past_time, positive_seconds
 
 MAX_BLOCK_SECONDS = 30 * 86400  # a block period longer than a month is a typo, not a policy
 
@@ -65,12 +67,25 @@ class PromoteOptions(ChangeOptions):
     accept_data_loss: bool = False
     block_seconds: int = DEFAULT_BLOCK_SECONDS
     apply_timeout: float = 60.0  # unplanned: how long to let the relay log apply
+    # unplanned: when the old primary was last seen alive and taking writes (seconds since the epoch,
+    # on this host's clock), and who saw it; None: not known, the window is measured to now.
+    primary_last_seen: float | None = None
+    primary_last_seen_by: str = "given by --primary-last-seen"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> PromoteOptions:
         return cls(region=args.region, force=args.force, accept_data_loss=args.accept_data_loss,
                    block_seconds=args.block_seconds, apply_timeout=args.apply_timeout,
-                   **ChangeOptions.from_args(args).change_fields())
+                   primary_last_seen=args.primary_last_seen, **ChangeOptions.from_args(args).change_fields())
+
+
+def loss_window(newest_data_at: float, primary_last_seen: float | None, now: float) -> float:
+    """Seconds of the old primary's writes the surviving servers may lack: from their newest data
+    (the heartbeat's time, `newest_data_at`) to the last time the primary was seen alive and taking
+    writes. Unknown, that last sighting is taken as `now`, which is never less careful. What the
+    primary committed after its last sighting is not seen here (docs/guard.md, the residual risk)."""
+    seen = now if primary_last_seen is None else min(primary_last_seen, now)
+    return max(0.0, seen - newest_data_at)
 
 
 # --- promote ------------------------------------------------------------------------------------
@@ -151,19 +166,25 @@ def estimate_loss(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerSt
         age = r.heartbeat_lag(conn)
         measured_at = rb.clock()
     mine = ServerState(server, dialect=dialect, executed=executed, binlog_state=binlog, heartbeat_lag=age)
+    # The newest surviving data as a time on this host's clock (the heartbeat's age is measured on
+    # the replica, against its own clock: both are NTP-synced).
+    newest = None if age is None else measured_at - age
     ahead: dict[str, int] = {}
     for region in others:
         diff = compare(topo[region], mine)
         if diff and diff.missing_count:
             ahead[region] = diff.missing_count
-            other_age = topo[region].heartbeat_lag
-            if other_age is not None and (age is None or other_age < age):
-                age = other_age
+            other = _newest_data_at(rb, region)
+            if other is not None and (newest is None or other > newest):
+                newest = other
+    age = None if newest is None else measured_at - newest
+    seen = opts.primary_last_seen
+    window = None if newest is None else loss_window(newest, seen, measured_at)
     # A stopped SQL thread without an error is started before the promotion; one that failed will
     # not apply what it holds.
     lost_unapplied = unapplied if blocked else 0
     pending_ok = unapplied - lost_unapplied
-    exceeds = age is None or age > rpo or lost_unapplied > 0
+    exceeds = window is None or window > rpo or lost_unapplied > 0
     parts = []
     if lost_unapplied:
         parts.append(f"{lost_unapplied} received transaction(s) {t.region} cannot apply ({pending}) will be lost")
@@ -172,16 +193,36 @@ def estimate_loss(rb: Runbook, opts: PromoteOptions, topo: Topology, t: ServerSt
     if ahead:
         parts.append("fetched first from " + ", ".join(f"{k} ({v} transaction(s) {t.region} lacks)"
                                                         for k, v in ahead.items()))
-    if age is None:
+    if window is None or age is None:
         parts.append("no heartbeat on the surviving servers, so the loss window is unknown")
+    elif seen is None:
+        parts.append(f"the newest surviving data is {age:.1f} s old and the old primary's last sighting is not "
+                     f"known (--primary-last-seen), so it counts as now: up to {window:.1f} s of orders may be "
+                     f"lost (objective {rpo} s)")
     else:
-        parts.append(f"the newest surviving data is {age:.1f} s old: whatever the old primary committed in "
-                     f"up to {age:.1f} s before it went silent may be lost (objective: {rpo} s)")
+        parts.append(f"the newest surviving data is {window:.1f} s older than the last time the old primary was "
+                     f"seen alive (at {iso_time(seen)}, {opts.primary_last_seen_by}): up to {window:.1f} s of "
+                     f"orders may be lost (objective {rpo} s); it is {age:.1f} s old now")
     return {
         "unappliedLost": lost_unapplied, "unappliedLostGtids": str(pending) if lost_unapplied else "",
-        "pendingApplied": pending_ok, "recoverFrom": ahead, "dataAgeSeconds": age, "rpoSeconds": rpo,
-        "exceedsRpo": exceeds, "measuredAt": measured_at, "summary": "; ".join(parts),
+        "pendingApplied": pending_ok, "recoverFrom": ahead, "dataAgeSeconds": age,
+        "primaryLastSeen": iso_time(seen) if seen is not None else None,
+        "primaryLastSeenBy": opts.primary_last_seen_by if seen is not None else None,
+        "lossWindowSeconds": window, "rpoSeconds": rpo, "exceedsRpo": exceeds, "measuredAt": measured_at,
+        "summary": "; ".join(parts),
     }
+
+
+def _newest_data_at(rb: Runbook, region: str) -> float | None:
+    """The newest heartbeat on another surviving replica, as a time on this host's clock; None when it
+    cannot be read now (then only the target's counts: the window can only come out larger)."""
+    try:
+        with session(rb.server(region)) as conn:
+            age = r.heartbeat_lag(conn)
+            at = rb.clock()
+    except Exception:
+        return None
+    return None if age is None else at - age
 
 
 def unplanned_steps(rb: Runbook, journal: Journal, plan: dict[str, Any], opts: PromoteOptions) -> list[Step]:
@@ -351,6 +392,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ChangeOptions.add_arguments(p)
     p.add_argument("--accept-data-loss", action="store_true",
                    help="unplanned: promote although transactions may be lost beyond objectives.rpoSeconds")
+    p.add_argument("--primary-last-seen", type=past_time, metavar="TIME",
+                   help="unplanned: when the old primary was last seen alive and taking writes (ISO-8601 with its "
+                        "time zone, e.g. 2026-11-29T14:03:00Z; not in the future): the loss window is measured "
+                        "from the newest surviving data to it, not to now")
     p.add_argument("--apply-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",
                    help="unplanned: longest wait for the replica to apply its relay log (default 60; above 0, "
                         "at most 86400)")

@@ -10,11 +10,13 @@ and nothing else in common.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 import os
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,30 @@ def _shown(text: str) -> str:
 
 seconds = number(float, 0, maximum=DAY, unit="s")  # a wait or a period: 0 up to a day
 positive_seconds = number(float, 0, above=True, maximum=DAY, unit="s")  # a timeout or poll: 0 would spin or give up at once
+
+
+def past_time(text: str, now: Callable[[], float] | None = None) -> float:
+    """An argparse type: a moment that has passed, as ISO-8601 with its time zone
+    (2026-11-29T14:03:00Z, 2026-11-29T15:03:00+01:00); seconds since the epoch. A time without a zone
+    would be read in whatever zone this host is set to, so it is refused."""
+    allowed = "an ISO-8601 time with its time zone, not in the future, e.g. 2026-11-29T14:03:00Z"
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time (got {_shown(text)}; allowed: {allowed})") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"no time zone (got {_shown(text)}; allowed: {allowed})")
+    value = moment.timestamp()
+    current = (now or time.time)()
+    if value > current:
+        raise argparse.ArgumentTypeError(f"in the future, {value - current:.0f} s from now (got {_shown(text)}; "
+                                         f"allowed: {allowed})")
+    return value
+
+
+def iso_time(value: float) -> str:
+    """Seconds since the epoch as the ISO-8601 UTC time `past_time` reads back."""
+    return dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def tcp_port(minimum: int = 1) -> Callable[[str], int]:

@@ -83,6 +83,13 @@ def fast_confirm_detection_seconds(interval: int, fall: int, fast_interval: int,
     return interval + (max(1, fall) - 1) * fast_interval + timeout
 
 
+def guard_cycle_slack_seconds(fast_interval: int) -> int:
+    """What `drctl guard` adds to detection in the objectives check: it only notices a change at its
+    next cycle, every `fast_interval` while it waits on the other signals, once when Cloudflare's
+    pool health (or the last vote) turns and once when the confirm time runs out."""
+    return 2 * fast_interval
+
+
 # What the objectives check allows `drctl guard`'s unplanned promote, from the decision to a writable
 # primary in the surviving region with traffic on it. Fencing (one Linode API call) and promotion take
 # seconds (the local rehearsal measures 1.3 s end to end); what can take long is the relay-log

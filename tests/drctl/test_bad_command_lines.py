@@ -145,6 +145,23 @@ CASES = [
      "argument --post-hook: cannot split into words: No closing quotation (got 'notify \"done'; allowed: "),
     ("promote-output-yaml", ["promote", *LB, "--region", "eu-west", "--yes", "-o", "yaml"],
      "argument -o/--output: invalid choice: 'yaml'"),
+    ("promote-primary-last-seen-in-the-future", ["promote", *LB, "--region", "eu-west", "--yes",
+                                                 "--primary-last-seen", "2999-01-01T00:00:00Z"],
+     "argument --primary-last-seen: in the future, "),
+    ("promote-primary-last-seen-future-says-allowed", ["promote", *LB, "--region", "eu-west", "--yes",
+                                                        "--primary-last-seen", "2999-01-01T00:00:00+01:00"],
+     "(got 2999-01-01T00:00:00+01:00; allowed: an ISO-8601 time with its time zone, not in the future, "
+     "e.g. 2026-11-29T14:03:00Z)"),
+    ("promote-primary-last-seen-no-zone", ["promote", *LB, "--region", "eu-west", "--yes",
+                                           "--primary-last-seen", "2026-11-29T14:03:00"],
+     "argument --primary-last-seen: no time zone (got 2026-11-29T14:03:00; allowed: an ISO-8601 time with its "
+     "time zone"),
+    ("promote-primary-last-seen-words", ["promote", *LB, "--region", "eu-west", "--yes",
+                                         "--primary-last-seen", "5 min ago"],
+     "argument --primary-last-seen: not a time (got '5 min ago'; allowed: an ISO-8601 time with its time zone"),
+    ("promote-primary-last-seen-epoch", ["promote", *LB, "--region", "eu-west", "--yes",
+                                         "--primary-last-seen", "1795960980"],
+     "argument --primary-last-seen: not a time (got 1795960980; allowed: "),
     # -- failback -------------------------------------------------------------------------------
     ("failback-without-to", ["failback", *LB, "--yes"], "the following arguments are required: --to"),
     ("failback-without-yes", ["failback", *LB, "--to", "us-east"],

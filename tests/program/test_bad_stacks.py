@@ -251,8 +251,22 @@ CASES = [
          "woocommerce-dr:regions[0].instanceType: malformed value (got 'standard-2'; allowed: a Linode type id such "
          "as g6-standard-2)"),
     Case("image-malformed", prod(("      webNodes: 2\n", "      webNodes: 2\n      image: ubuntu\n")),
-         "woocommerce-dr:regions[0].image: malformed value (got 'ubuntu'; allowed: a Linode image id such as "
-         "linode/ubuntu24.04)"),
+         "woocommerce-dr:regions[0].image: not an allowed value (got 'ubuntu'; allowed: linode/ubuntu24.04, "
+         "linode/ubuntu22.04)"),
+    Case("image-debian", prod(("      webNodes: 2\n", "      webNodes: 2\n      image: linode/debian12\n")),
+         "woocommerce-dr:regions[0].image: not an allowed value; did you mean 'linode/ubuntu24.04'? (got "
+         "'linode/debian12'; allowed: "
+         "linode/ubuntu24.04, linode/ubuntu22.04)"),
+    Case("image-ubuntu-interim", prod(("      webNodes: 2\n", "      webNodes: 2\n      image: linode/ubuntu25.04\n")),
+         "woocommerce-dr:regions[0].image: not an allowed value; did you mean 'linode/ubuntu24.04'? (got "
+         "'linode/ubuntu25.04'; allowed: linode/ubuntu24.04, linode/ubuntu22.04)"),
+    Case("image-private", prod(("      webNodes: 2\n", "      webNodes: 2\n      image: private/12345\n")),
+         "woocommerce-dr:regions[0].image: not an allowed value (got 'private/12345'; allowed: "
+         "linode/ubuntu24.04, linode/ubuntu22.04)"),
+    Case("replica-image-debian", prod(("    clusterSize: 3\n", "    clusterSize: 3\n    replicaImage: linode/debian12\n")),
+         "woocommerce-dr:database.replicaImage: not an allowed value; did you mean 'linode/ubuntu24.04'? (got "
+         "'linode/debian12'; allowed: "
+         "linode/ubuntu24.04, linode/ubuntu22.04)"),
 
     # --- NodeBalancer -----------------------------------------------------------------------------
     Case("check-timeout-not-below-interval", prod(("    checkTimeout: 5\n", "    checkTimeout: 10\n")),
@@ -523,6 +537,10 @@ CASES = [
          "woocommerce-dr:automation.guards: automation.promote automatic needs at least 2 guard regions: a lone "
          "guard is one vantage point, and a vantage point cut off from the primary must never promote "
          "(got [\"us-central\"]; allowed: 2 to 5 Linode regions that are not shop regions; 3 tolerate one guard lost)"),
+    Case("guard-image-debian", automatic(("guards: [us-central, eu-central]",
+                                          "guards: [us-central, eu-central]\n    guardImage: linode/debian12")),
+         "woocommerce-dr:automation.guardImage: not an allowed value; did you mean 'linode/ubuntu24.04'? (got "
+         "'linode/debian12'; allowed: linode/ubuntu24.04, linode/ubuntu22.04)"),
     Case("guard-twice", automatic(("guards: [us-central, eu-central]", "guards: [us-central, us-central]")),
          "woocommerce-dr:automation.guards[1]: 'us-central' is listed twice"),
     Case("guard-not-a-region", automatic(("guards: [us-central, eu-central]", "guards: [us-central, eu-centrl]")),
@@ -531,10 +549,11 @@ CASES = [
          "woocommerce-dr:automation.promote: not an allowed value; did you mean 'automatic'? (got 'automatc'; "
          "allowed: manual, automatic)"),
     Case("automatic-failover-slower-than-rto", automatic(("confirmSeconds: 60", "confirmSeconds: 120")),
-         "woocommerce-dr:automation.confirmSeconds: automatic failover takes up to 345 s but objectives.rtoSeconds "
+         "woocommerce-dr:automation.confirmSeconds: automatic failover takes up to 355 s but objectives.rtoSeconds "
          "is 300 s: lower automation.confirmSeconds or traffic.monitor.interval, consecutiveDown, fastInterval, "
          "timeout (or retries, in load-balancer mode), or raise objectives.rtoSeconds (got 'detection 135 s (the "
-         "slower of drctl guard, 70 s, and Cloudflare, 135 s) + confirmSeconds 120 s + promotion 90 s = 345 s'; "
+         "slower of drctl guard, 70 s, and Cloudflare, 135 s) + next guard cycles 2 x fastInterval 10 s + "
+         "confirmSeconds 120 s + promotion 90 s = 355 s'; "
          "allowed: at most 300 s)"),
     Case("confirm-seconds-too-short", automatic(("confirmSeconds: 60", "confirmSeconds: 5")),
          "woocommerce-dr:automation.confirmSeconds: out of range (got 5; allowed: 10 to 3600)"),

@@ -548,14 +548,15 @@ def test_fast_confirm_detection_is_one_interval_then_fast_probes():
 
 def test_prod_as_the_readme_turns_it_automatic_fits_its_rto():
     c = validate_stack_config(raw_config("prod", automation=AUTOMATION, **TOKENS))
-    # Load-balancer mode waits for Cloudflare too: max(70, 135) + confirm 60 + promotion 90.
-    assert (c.automatic_detection_seconds, c.automatic_rto_seconds) == (135, 285)
+    # Load-balancer mode waits for Cloudflare too: max(70, 135) + the guard's next cycles 2 x 5
+    # + confirm 60 + promotion 90.
+    assert (c.automatic_detection_seconds, c.automatic_rto_seconds) == (135, 295)
 
 
 def test_in_dns_failover_mode_the_guard_detects_alone_and_needs_no_watchdog_cidrs():
     traffic = {**raw_config("prod")["traffic"], "mode": "dns-failover"}
     c = validate_stack_config(raw_config("prod", traffic=traffic, automation=AUTOMATION, **TOKENS))
-    assert (c.automatic_detection_seconds, c.automatic_rto_seconds) == (70, 220)
+    assert (c.automatic_detection_seconds, c.automatic_rto_seconds) == (70, 230)
 
 
 def test_manual_promotion_keeps_guards_unchecked_so_one_key_turns_automation_off():

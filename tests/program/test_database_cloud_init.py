@@ -65,7 +65,7 @@ def test_private_key_and_settings_are_written_after_the_packages(dr_test_run):
 def test_heartbeat_units_run_drctls_sql_every_second():
     units = heartbeat.heartbeat_units()
     assert f'--execute="{replication.HEARTBEAT_WRITE}"' in units["drctl-heartbeat.service"]
-    assert "CREATE TABLE IF NOT EXISTS drctl.drctl_heartbeat" in units["drctl-heartbeat-schema.service"]
+    assert "StandardInput=file:/etc/woocommerce-dr/primary-setup.sql" in units["drctl-heartbeat-schema.service"]
     timer = units["drctl-heartbeat.timer"]
     assert "OnUnitActiveSec=1s" in timer and "AccuracySec=100ms" in timer
     # systemd would expand these as specifiers or variables inside ExecStart.
@@ -88,3 +88,6 @@ def test_heartbeat_writer_reaches_the_primarys_computed_host_and_stays_secret(wi
     assert f"host = {db.outputs['hostPrimary']}" in cnf["content"] and "port = 11876" in cnf["content"]
     assert by_path["/etc/woocommerce-dr/primary-ca.pem"]["content"].startswith("-----BEGIN CERTIFICATE-----")
     assert set(by_path) >= {f"/etc/systemd/system/{u}" for u in heartbeat.heartbeat_units()}
+    setup = by_path["/etc/woocommerce-dr/primary-setup.sql"]
+    assert setup["permissions"] == "0600"
+    assert "CREATE TABLE IF NOT EXISTS drctl.drctl_heartbeat" in setup["content"]

@@ -38,6 +38,8 @@ def shop_database(directory, tls) -> MariaDBServer:
         "CREATE DATABASE woocommerce",
         f"CREATE USER 'woocommerce'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL",
         "GRANT ALL ON woocommerce.* TO 'woocommerce'@'127.0.0.1'",
+        # What /healthz reads of replication (drctl.mysql.replication.replica_monitor_privilege).
+        "GRANT SLAVE MONITOR ON *.* TO 'woocommerce'@'127.0.0.1'",
     )
     return server
 
@@ -49,14 +51,15 @@ def database(tmp_path_factory, tls):
     server.stop()
 
 
-def settings(tmp_path, port, ca_cert, password=PASSWORD):
+def settings(tmp_path, port, ca_cert, password=PASSWORD, rpo_seconds=15):
     """database.json as web_node renders it, with the CA file in `tmp_path`."""
     node = web_node.WebNode(
         region="eu-west", domain="shop.example.com",
         database=web_node.DatabaseSettings("127.0.0.1", port, "woocommerce", password, "woocommerce",
                                            ca_cert.read_text()),
         wordpress_keys=dict.fromkeys(web_node.WORDPRESS_KEY_NAMES, "k"),
-        origin_certificate_pem="", origin_private_key_pem="", run_cron=False,
+        origin_certificate_pem="", origin_private_key_pem="", run_cron=False, rpo_seconds=rpo_seconds,
+        origin_pull_ca_pem="",
     )
     [rendered] = [f for f in web_node.settings_files(node) if f["path"].endswith("/database.json")]
     values = json.loads(rendered["content"])
@@ -89,6 +92,7 @@ def test_a_writable_database_answers_200_as_primary(healthz):
     assert response.status == 200
     assert response.json() == {"region": "eu-west", "db_role": "primary", "db_reachable": True,
                                "replica_lag_seconds": None, "replica_state": None, "replica_problem": None,
+                               "reason": "primary-writable",
                                "media": NO_MEDIA_AGENT}
 
 
@@ -101,22 +105,23 @@ def get_while_schema_exists(healthz, database, schema, *statements):
         database.execute(f"DROP DATABASE {schema}")
 
 
-def test_a_read_only_database_is_a_replica_with_the_heartbeats_age_as_lag(healthz, database, read_only):
+def test_a_read_only_database_that_replicates_nothing_answers_503_with_the_heartbeats_age_as_lag(
+        healthz, database, read_only):
+    # A fenced or read-only primary: it cannot take orders, and it is no replica either.
     response = get_while_schema_exists(
         healthz, database, "drctl",
         "CREATE TABLE drctl.drctl_heartbeat (id TINYINT PRIMARY KEY, ts TIMESTAMP(6))",
         "INSERT INTO drctl.drctl_heartbeat VALUES (1, NOW(6) - INTERVAL 3 SECOND)",
         "GRANT SELECT ON drctl.drctl_heartbeat TO 'woocommerce'@'127.0.0.1'",
     )
-    assert response.status == 200
+    assert response.status == 503
     body = response.json()
-    assert (body["db_role"], body["db_reachable"]) == ("replica", True)
+    assert (body["db_role"], body["db_reachable"], body["reason"]) == ("replica", True, "read-only")
     assert 3.0 <= body["replica_lag_seconds"] < 5.0
 
 
 def test_replica_lag_is_null_when_the_heartbeat_table_is_missing(healthz, read_only):
     response = healthz.get()
-    assert response.status == 200
     assert response.json()["db_role"] == "replica"
     assert response.json()["replica_lag_seconds"] is None
 
@@ -149,6 +154,7 @@ def test_wrong_credentials_answer_503_without_naming_them(tmp_path, database, tl
     assert response.status == 503
     assert response.json() == {"region": "eu-west", "db_role": None, "db_reachable": False,
                                "replica_lag_seconds": None, "replica_state": None, "replica_problem": None,
+                               "reason": "database-unreachable",
                                "media": NO_MEDIA_AGENT}
     assert "healthz: database check failed (mysqli_sql_exception 1045)" in log
     assert WRONG_PASSWORD not in log + response.body
@@ -172,8 +178,11 @@ def test_a_stopped_database_answers_503(tmp_path_factory, tmp_path, tls):
 # --- a replica's own setup state, as the real database bootstrap leaves it --------------------------
 
 def replica_healthz(tmp_path, replica) -> Healthz:
-    """/healthz of a web node in the replica's region, logging in as the bootstrap's app account."""
-    return Healthz(settings(tmp_path, replica.port, Path(replica.tls.ca), password=replica_setups.APP_PASSWORD))
+    """/healthz of a web node in the replica's region, logging in as the bootstrap's app account.
+    No heartbeat writer runs here, so its age grows: an RPO of an hour keeps these tests about the
+    replica's setup state (lag is tested in tests/program/test_healthz_verdict.py)."""
+    return Healthz(settings(tmp_path, replica.port, Path(replica.tls.ca), password=replica_setups.APP_PASSWORD,
+                            rpo_seconds=3600))
 
 
 def get_once(healthz: Healthz):
@@ -199,8 +208,8 @@ def test_a_replicating_replica_answers_200_with_its_state_and_the_heartbeats_age
     response = get_once(replica_healthz(tmp_path, replica))
     assert response.status == 200
     body = response.json()
-    assert (body["db_role"], body["db_reachable"], body["replica_state"], body["replica_problem"]) == (
-        "replica", True, "replicating", None)
+    assert (body["db_role"], body["db_reachable"], body["replica_state"], body["replica_problem"], body["reason"]) == (
+        "replica", True, "replicating", None, "replica-current")
     assert body["replica_lag_seconds"] is not None  # the bootstrap's grants let the app account read it
 
 
@@ -244,11 +253,25 @@ def test_a_replica_problem_never_shows_the_nodes_own_password(healthz, database,
     assert PASSWORD not in response.body
 
 
-def test_a_replica_without_a_recorded_state_is_judged_by_its_database_alone(healthz, read_only):
-    # Set up by drctl after a failback, say: no bootstrap ran there, which says nothing against it.
+def test_a_multibyte_character_at_the_cut_leaves_a_valid_json_body(healthz, database, read_only):
+    problem = "x" * 499 + "é" * 10  # é's two bytes straddle the 500-byte cut
+    response = get_while_schema_exists(
+        healthz, database, "drctl_local",
+        "CREATE TABLE drctl_local.replica_state (id TINYINT PRIMARY KEY, state VARCHAR(32), problem TEXT, "
+        "updated_at TIMESTAMP(6)) CHARACTER SET utf8mb4",
+        f"INSERT INTO drctl_local.replica_state VALUES (1, 'failed', '{problem}', NOW(6))",  # noqa: S608 -- constants
+        "GRANT SELECT ON drctl_local.* TO 'woocommerce'@'127.0.0.1'",
+    )
+    assert response.status == 503
+    assert response.json()["replica_problem"] == "x" * 499
+
+
+def test_without_a_recorded_state_a_read_only_server_is_judged_by_its_database_alone(healthz, read_only):
+    # Set up by drctl after a failback, say: no bootstrap ran there, which says nothing for or
+    # against it; this one replicates from nothing, so it is a read-only primary.
     response = healthz.get()
-    assert response.status == 200
-    assert response.json()["replica_state"] is None
+    assert response.status == 503
+    assert (response.json()["replica_state"], response.json()["reason"]) == (None, "read-only")
 
 
 # --- the installing node's first step ---------------------------------------------------------------

@@ -49,8 +49,28 @@ def test_managed_primary_is_reached_by_its_public_name_without_a_hosts_line(prod
     (db,) = prod_run.of_type(MYSQL)
     for node in in_region(prod_run, INSTANCE, "us-east"):
         settings = database_settings(node)
-        assert (settings["host"], settings["port"], settings["user"]) == (db.outputs["hostPrimary"], 11876, "akmadmin")
+        assert (settings["host"], settings["port"], settings["user"]) == (db.outputs["hostPrimary"], 11876, "woocommerce")
         assert hosts_lines(node) == []
+
+
+def test_no_web_node_is_given_the_managed_admins_password(prod_run):
+    (db,) = prod_run.of_type(MYSQL)
+    admin_password = db.outputs["rootPassword"].value
+    for node in web_nodes(prod_run):
+        assert database_settings(node)["password"] != admin_password
+        # Only the setup's root-only client config on the one node that sets the primary up.
+        holders = [path for path, f in written(node).items() if admin_password in f["content"]]
+        assert holders == (["/etc/woocommerce-dr/primary-admin.cnf"] if node.name == "us-east-web-0" else [])
+        assert written(node).get("/etc/woocommerce-dr/primary-admin.cnf", {}).get("permissions", "0600") == "0600"
+
+
+def test_the_managed_primarys_setup_creates_the_shop_account_the_web_nodes_use(prod_run):
+    setup = written(prod_run.one(INSTANCE, "us-east-web-0"))["/etc/woocommerce-dr/primary-setup.sql"]
+    settings = database_settings(prod_run.one(INSTANCE, "us-east-web-1"))
+    assert setup["permissions"] == "0600"
+    assert (f"CREATE USER IF NOT EXISTS 'woocommerce'@'%' IDENTIFIED BY '{settings['password']}' REQUIRE SSL;"
+            in setup["content"])
+    assert "GRANT ALL PRIVILEGES ON `woocommerce`.* TO 'woocommerce'@'%';" in setup["content"]
 
 
 @pytest.mark.parametrize(("run_name", "name"), [("prod_run", "mysql-eu-west.db.shop.example.com"),
@@ -91,10 +111,12 @@ def test_the_heartbeat_writer_reaches_the_managed_primary_and_starts_before_the_
     (db,) = prod_run.of_type(MYSQL)
     config = cloud_config(prod_run.one(INSTANCE, "us-east-web-0"))
     files = written(prod_run.one(INSTANCE, "us-east-web-0"))
-    cnf = files["/etc/woocommerce-dr/heartbeat.cnf"]
-    assert cnf["permissions"] == "0600"
+    cnf, admin = files["/etc/woocommerce-dr/heartbeat.cnf"], files["/etc/woocommerce-dr/primary-admin.cnf"]
+    assert cnf["permissions"] == admin["permissions"] == "0600"
     assert f"host = {db.outputs['hostPrimary']}" in cnf["content"]
-    assert f'password = "{db.outputs["rootPassword"].value}"' in cnf["content"]
+    assert "user = drctl_heartbeat" in cnf["content"]  # the writer's own account, created by the setup
+    assert f'password = "{db.outputs["rootPassword"].value}"' in admin["content"]
+    assert db.outputs["rootPassword"].value not in cnf["content"]
     assert set(files) >= {f"/etc/systemd/system/{unit}" for unit in heartbeat.heartbeat_units()}
     assert set(heartbeat.HEARTBEAT_WRITER_PACKAGES) <= set(config["packages"])
     assert config["runcmd"] == [*map(list, heartbeat.HEARTBEAT_WRITER_RUNCMD), *map(list, media_storage.RUNCMD),

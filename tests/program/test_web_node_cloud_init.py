@@ -13,7 +13,7 @@ import yaml
 from components import web_node
 from drctl.plan.engine import Secret, contains_secret
 from tests.support.binaries import require
-from tests.support.web_tier_runs import INSTANCE, in_region, user_data, web_run
+from tests.support.web_tier_runs import INSTANCE, in_region, run_with, user_data, web_run
 
 
 def cloud_config(instance) -> dict:
@@ -80,6 +80,7 @@ def test_generated_shell_scripts_pass_shellcheck(prod, tmp_path):
     scripts = [f for f in files(prod.one(INSTANCE, "us-east-web-0")).values() if f["content"].startswith("#!/bin/bash")]
     assert {f["path"] for f in scripts} == {
         "/usr/local/sbin/woocommerce-dr-bootstrap", "/usr/local/sbin/woocommerce-dr-wp-cron",
+        "/usr/local/sbin/woocommerce-dr-rotation",
     }
     for script in scripts:
         path = tmp_path / script["path"].rsplit("/", 1)[1]
@@ -95,7 +96,7 @@ def test_generated_shell_scripts_pass_shellcheck(prod, tmp_path):
 def test_php_files_parse(prod, tmp_path):
     php = require("php")
     php_files = [f for f in files(prod.one(INSTANCE, "us-east-web-0")).values() if f["path"].endswith(".php")]
-    assert len(php_files) == 6  # the web tier alone: no media mu-plugin (tests/program/test_media_storage.py lints it)
+    assert len(php_files) == 9  # no media mu-plugin here: tests/program/test_media_storage.py lints it
     for f in php_files:
         path = tmp_path / f["path"].rsplit("/", 1)[1]
         path.write_text(f["content"])
@@ -110,11 +111,17 @@ def test_each_region_points_wordpress_at_its_own_database_endpoint(prod):
             assert database == {
                 "region": region, "host": f"db-{region}.test.invalid", "port": port, "user": "woocommerce",
                 "password": f"db-password-{region}", "database": "woocommerce",
-                "ca_file": "/etc/woocommerce-dr/database-ca.pem",
+                "ca_file": "/etc/woocommerce-dr/database-ca.pem", "rpo_seconds": 15,
             }
             assert written["/etc/woocommerce-dr/database-ca.pem"]["content"] == (
                 f"-----BEGIN CERTIFICATE-----\nCA-{region}\n-----END CERTIFICATE-----\n"
             )
+
+
+def test_healthz_judges_replica_lag_against_the_stacks_rpo():
+    run = run_with(objectives={"rtoSeconds": 300, "rpoSeconds": 42})
+    for instance in run.of_type(INSTANCE):
+        assert json.loads(files(instance)["/etc/woocommerce-dr/database.json"]["content"])["rpo_seconds"] == 42
 
 
 def test_credentials_are_readable_by_php_and_root_only(prod):
@@ -187,7 +194,8 @@ def test_user_data_carries_no_timestamp_so_an_unchanged_node_shows_no_diff():
         region="us-east", domain="shop.example.com",
         database=web_node.DatabaseSettings("db", 3306, "u", "p", "woocommerce", "CA"),
         wordpress_keys=dict.fromkeys(web_node.WORDPRESS_KEY_NAMES, "k"),
-        origin_certificate_pem="C", origin_private_key_pem="K", run_cron=False,
+        origin_certificate_pem="C", origin_private_key_pem="K", run_cron=False, rpo_seconds=15,
+        origin_pull_ca_pem="A",
     )
     compressed = base64.b64decode(web_node.user_data(node))
     assert compressed[:2] == b"\x1f\x8b"  # gzip, which cloud-init unpacks

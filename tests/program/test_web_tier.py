@@ -207,7 +207,8 @@ def test_every_resource_is_a_child_of_its_region_named_after_it():
         assert children and all(c.name.startswith(f"{region}-") for c in children)
     site = run.one("woocommerce-dr:index:WordPressSite", "site")
     assert len(run.children(site.urn)) == 9  # eight WordPress keys and salts, the admin password
-    parents = {r.urn for r in run.of_type(COMPONENT)} | {site.urn}
+    origin_pulls = run.one("woocommerce-dr:index:OriginPulls", "origin-pulls")
+    parents = {r.urn for r in run.of_type(COMPONENT)} | {site.urn, origin_pulls.urn}
     assert all(r.parent in parents for r in run.resources if r.custom)
 
 
@@ -270,7 +271,7 @@ def test_a_region_given_another_regions_database_is_refused():
     eu_west = DatabaseEndpoint(region="eu-west", role="replica", host="db", port=3306, ca_cert_pem="CA",
                                user="woocommerce", password="secret")
     with pytest.raises(ValueError, match="the web tier in us-east was given the database endpoint of eu-west"):
-        RegionalWebTierArgs.from_config(config, config.regions[0], eu_west, site=None)
+        RegionalWebTierArgs.from_config(config, config.regions[0], eu_west, site=None, origin_pull_ca_pem="CA")
 
 
 def test_the_plan_shows_the_web_tier_with_secrets_hidden():

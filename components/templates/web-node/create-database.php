@@ -8,7 +8,7 @@ require __DIR__ . '/woocommerce-dr.php';
 
 try {
     $db = woocommerce_dr_settings('database');
-    $link = woocommerce_dr_connect(['database' => ''] + $db, 10);
+    $link = woocommerce_dr_connect(['database' => ''] + $db, 10, 30);  // idempotent: safe to retry
     $name = str_replace('`', '``', $db['database']);
     $link->query("CREATE DATABASE IF NOT EXISTS `$name` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci");
     $link->close();

@@ -12,6 +12,8 @@ class WooCommerce_DR_DB extends wpdb
         $this->is_mysql = true;
         mysqli_report(MYSQLI_REPORT_OFF);
         try {
+            // A connect timeout only, never a read timeout: wpdb retries a query whose connection
+            // was cut, so a write still running on the server would be applied twice.
             $this->dbh = woocommerce_dr_connect(woocommerce_dr_settings('database'), 5);
         } catch (Throwable $e) {
             error_log(sprintf('wordpress: database connection failed (%s %d)', get_class($e), $e->getCode()));

@@ -22,8 +22,13 @@ PACKAGES = {
     "php": "php-cli",
     "haproxy": "haproxy",
     "node": "nodejs",
-    "rclone": "rclone",
     "nginx": "nginx",
+    "php-fpm8.2": "php-fpm",
+    "nft": "nftables",
+    "curl": "curl",
+    "unshare": "util-linux",
+    "ip": "iproute2",
+    "rclone": "rclone",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.

@@ -23,10 +23,12 @@ from drctl.guard.probes import DatabaseProbe
 from drctl.guard.votes import CloudflareVotes
 from drctl.mysql import replication as r
 from drctl.runbook.journal import Journal
+from drctl.stack.command_line import iso_time
 from drctl.watch.alerts import Alerter
 from drctl.watch.lease import CloudflareLease, NoLease
 from drctl.watch.loop import EventLog
 from tests.support.runbook_support import ZONE, Shop, app_insert, order_ids, wait_caught_up
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 EPOCH = 1_900_000_000.0
@@ -117,6 +119,17 @@ def test_healthy_primary_no_action(rig: Rig):
     assert guard.next_delay() == 60
 
 
+def test_a_read_only_primary_answers_but_is_not_seen_taking_writes(rig: Rig):
+    guard = rig.guard()
+    rig.cycles(guard, 120)
+    seen = guard.primary_last_seen
+    assert seen is not None
+    rig.shop["us-east"].execute("SET GLOBAL read_only = ON")
+    reports = rig.cycles(guard, 120)
+    assert reports[-1].verdict.action == "healthy"  # it answers: not lost
+    assert guard.primary_last_seen == seen  # but its last sighting taking writes stays where it was
+
+
 def test_the_primary_region_lost_is_promoted_after_the_confirm_time_and_stays_fenced(rig: Rig):
     for i in range(1, 6):
         app_insert(rig.shop["us-east"], i)
@@ -191,11 +204,24 @@ def test_another_operations_open_journal_is_never_run_beside(rig: Rig):
     assert "journal_open" in rig.alerted()
 
 
+def heartbeat_age(server) -> float:
+    with contextlib.closing(server.connect()) as conn:
+        return r.heartbeat_lag(conn) or 0.0
+
+
 def test_loss_beyond_the_rpo_is_never_accepted_by_the_guard(mariadb_pair, tmp_path, cloud):
-    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode, rpo_seconds=0)
+    # The replica stops receiving while the primary keeps taking writes, and the guard still sees the
+    # primary answer and take writes well after the replica's newest data: beyond the RPO.
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode, rpo_seconds=2)
     rig = Rig(shop, cloud, SimClock(), alerts=tmp_path / "alerts.jsonl")
     guard = rig.guard()
     rig.cycles(guard, 180)
+    with contextlib.closing(shop["eu-west"].connect()) as conn:
+        r.stop_io_thread(conn, r.Dialect.MARIADB)
+    app_insert(shop["us-east"], 1)
+    wait_until(lambda: heartbeat_age(shop["eu-west"]) > 4, timeout=30, what="the cut-off replica to fall behind")
+    rig.cycles(guard, 60)  # a good probe of the primary, now
+    last_seen = guard.primary_last_seen
     rig.other_guard_votes(lost=True)
     rig.primary_region_dies()
     reports = rig.cycles(guard, 900)
@@ -204,6 +230,37 @@ def test_loss_beyond_the_rpo_is_never_accepted_by_the_guard(mariadb_pair, tmp_pa
     assert not any(rep.promotion for rep in reports)
     assert not writable(shop["eu-west"]) and cloud.linode.writes() == []
     assert rig.alerted().count("await_operator") == 1
+    [assessed] = rig.events("assess")
+    assert assessed["primary_last_seen"] == iso_time(last_seen) and assessed["loss_window"] > 4
+    assert assessed["exceeds_rpo"] is True
+
+
+def test_a_primary_dead_longer_than_the_rpo_is_promoted_when_its_last_sighting_is_within_it(
+        mariadb_pair, tmp_path, cloud):
+    # Detection and confirmation take longer than the RPO (the surviving data is older than it when
+    # promote runs), but the guard saw the primary alive with no more data than the replica holds.
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode, rpo_seconds=3)
+    rig = Rig(shop, cloud, SimClock(), alerts=tmp_path / "alerts.jsonl")
+    guard = rig.guard()
+    rig.cycles(guard, 180)
+    app_insert(shop["us-east"], 1)
+    with contextlib.closing(shop["us-east"].connect()) as conn, conn.cursor() as cur:
+        cur.execute(r.HEARTBEAT_WRITE)  # the newest data is at least this new, whenever the event fires
+    wait_caught_up(shop["us-east"], shop["eu-west"])
+    rig.cycles(guard, 60)  # a good probe of the primary, with the replica caught up
+    last_seen = guard.primary_last_seen
+    assert last_seen is not None
+    rig.other_guard_votes(lost=True)
+    rig.primary_region_dies()
+    wait_until(lambda: heartbeat_age(shop["eu-west"]) > 7, timeout=30, what="the surviving data to age past the RPO")
+    reports = rig.cycles(guard, 600)
+    [promotion] = [rep.promotion for rep in reports if rep.promotion is not None]
+    assert promotion.outcome == "done", promotion.message
+    loss = promotion.loss
+    assert loss["dataAgeSeconds"] > 7 and loss["lossWindowSeconds"] <= 3 and not loss["exceedsRpo"]
+    assert loss["primaryLastSeen"] == iso_time(last_seen) and loss["primaryLastSeenBy"] == "by drctl guard"
+    assert "seen alive (at" in loss["summary"] and "by drctl guard" in loss["summary"]
+    assert writable(shop["eu-west"]) and order_ids(shop["eu-west"]) == {1}
 
 
 def test_dry_run_says_it_would_promote_and_changes_nothing(rig: Rig):

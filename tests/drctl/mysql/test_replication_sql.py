@@ -197,3 +197,18 @@ def test_replication_module_imports_no_pulumi():
 ])
 def test_events_copied_by_a_dump_are_disabled_as_replication_would(dialect, sql):
     assert r.disable_event_on_replica_sql(dialect, "drctl", "drctl_heartbeat_writer") == sql
+
+
+@pytest.mark.parametrize(("dialect", "privilege"), [
+    (r.Dialect.MYSQL_80, "REPLICATION CLIENT"), (r.Dialect.MYSQL_84, "REPLICATION CLIENT"),
+    (r.Dialect.MARIADB, "SLAVE MONITOR"),
+])
+def test_healthz_reads_replication_status_with_the_monitor_privilege_alone(dialect, privilege):
+    assert r.replica_monitor_privilege(dialect) == privilege
+
+
+def test_a_script_writes_values_as_escaped_literals():
+    statement = r.Statement("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", ("shop", "%", "it's a \\ pw\n"),
+                            frozenset({2}))
+    assert r.script([statement, r.Statement("SELECT %s", (3,))]) == (
+        "CREATE USER IF NOT EXISTS 'shop'@'%' IDENTIFIED BY 'it\\'s a \\\\ pw\\n';\nSELECT 3;\n")

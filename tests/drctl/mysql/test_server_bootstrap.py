@@ -202,3 +202,20 @@ def test_a_mysql_source_without_gtids_is_refused(tmp_path):
     })
     with pytest.raises(boot.Refused, match="gtid_mode=OFF_PERMISSIVE"):
         boot.check_source(config, source, r.Dialect.MYSQL_80)
+
+
+def test_the_managed_primarys_setup_script_creates_the_schema_the_accounts_and_the_heartbeat_table():
+    sql = boot.managed_primary_setup_sql(boot.Account("woocommerce", "pw", "%"), "woocommerce",
+                                         boot.Account("drctl_heartbeat", "hb", "%"))
+    assert sql.splitlines() == [
+        "CREATE DATABASE IF NOT EXISTS `woocommerce` CHARACTER SET utf8mb4;",
+        "CREATE USER IF NOT EXISTS 'woocommerce'@'%' IDENTIFIED BY 'pw' REQUIRE SSL;",
+        "ALTER USER 'woocommerce'@'%' IDENTIFIED BY 'pw' REQUIRE SSL;",
+        "GRANT ALL PRIVILEGES ON `woocommerce`.* TO 'woocommerce'@'%';",
+        "GRANT SELECT ON `drctl`.* TO 'woocommerce'@'%';",
+        "GRANT SELECT ON `drctl_local`.* TO 'woocommerce'@'%';",
+        *(f"{ddl};" for ddl in r.HEARTBEAT_DDL),
+        "CREATE USER IF NOT EXISTS 'drctl_heartbeat'@'%' IDENTIFIED BY 'hb' REQUIRE SSL;",
+        "ALTER USER 'drctl_heartbeat'@'%' IDENTIFIED BY 'hb' REQUIRE SSL;",
+        "GRANT SELECT, INSERT, UPDATE ON `drctl`.`drctl_heartbeat` TO 'drctl_heartbeat'@'%';",
+    ]

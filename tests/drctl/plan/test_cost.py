@@ -211,8 +211,10 @@ def test_object_storage_is_one_subscription_for_the_account_whatever_the_buckets
     report = cost_of(buckets, PRICES)
     (subscription,) = report.lines
     assert (subscription.region, subscription.count, subscription.monthly) == (ACCOUNT, 1, 5)
-    assert "3 buckets" in subscription.detail and "250 GB" in subscription.detail
-    assert {u.what for u in report.usage} >= {"Object Storage beyond the included storage"}
+    assert subscription.detail == "subscription, 3 buckets"
+    # what the subscription includes is said once, with the usage beyond it
+    beyond = next(u for u in report.usage if u.what == "Object Storage beyond the included storage")
+    assert beyond.included == "250 GB"
 
 
 def test_backups_are_priced_when_a_linode_turns_them_on():

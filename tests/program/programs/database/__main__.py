@@ -32,4 +32,5 @@ pulumi.export("endpoints", {
 })
 pulumi.export("database", database.outputs())
 if database.needs_web_heartbeat:
-    pulumi.export("heartbeatFiles", heartbeat_writer_files(database.endpoints()[config.primary.region]))
+    pulumi.export("heartbeatFiles", heartbeat_writer_files(database.admin_endpoint(), database.heartbeat_endpoint(),
+                                                           database.managed_setup_sql()))
