@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned 
 
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
 	$(PY) bench/drill_benchmark.py
+
+bench-pitr: $(VENV)/.dev  ## point-in-time recovery: archive lag p50/p99 at 200 orders/s, restore time of a 1 GB shop
+	$(PY) bench/pitr_benchmark.py lag
+	$(PY) bench/pitr_benchmark.py restore --size-gb 1
 
 bench-outage: $(VENV)/.runtime  ## every region down, rehearsed three times: fallback page served, recovery time
 	$(PY) bench/outage_benchmark.py

@@ -4,6 +4,7 @@ components, export what `drctl` and people need. Everything else lives in compon
 import pulumi
 
 from components import object_storage, preflight
+from components.backups import BinlogArchive
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
 from components.drctl_output import drctl_document, drctl_output
@@ -44,10 +45,13 @@ traffic = Traffic("traffic", config, origins=[
     RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
 ])
 
-document = drctl_document(config, web, database, traffic, media=media)
+archive = BinlogArchive("binlogs", config, storage_regions) if config.backups.enabled else None
+document = drctl_document(config, web, database, traffic, media=media, archive=archive)
 if guard_addresses:
-    guards = GuardTier("guard", GuardTierArgs.from_config(config), guard_addresses, document)
-    document = drctl_document(config, web, database, traffic, guards=guards.entries, media=media)
+    # The guards promote with the runbook's outputs; the archive's keys stay off their disks.
+    guards = GuardTier("guard", GuardTierArgs.from_config(config), guard_addresses,
+                       drctl_document(config, web, database, traffic, media=media))
+    document = drctl_document(config, web, database, traffic, guards=guards.entries, media=media, archive=archive)
 pulumi.export("drctl", drctl_output(document))
 pulumi.export("url", f"https://{config.domain}")
 pulumi.export("primaryNodeBalancerIp", web.regions[primary].nodebalancer_ipv4)

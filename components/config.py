@@ -486,6 +486,22 @@ class ObjectivesSpec(_Model):
     # How old the DR region's copy of the shop's uploads may be (components/media_storage.py). At
     # least 20 s: the replicator copies every quarter of it, and a copy takes some seconds itself.
     media_rpo_seconds: int = Field(300, ge=20, le=86400)
+    # How old the newest archived transaction may be (components/backups.py). At least 30 s: the
+    # archiver ships a piece every tenth of it (at most 10 s), and an upload takes some seconds.
+    backup_rpo_seconds: int = Field(300, ge=30, le=86400)
+
+
+class BackupsSpec(_Model):
+    # Point-in-time recovery (components/backups.py, docs/backups.md): the binlog archive and base
+    # backups in a bucket of another region than the primary's.
+    enabled: bool = True
+    # The shop region whose Object Storage keeps the archive; default: the first DR region.
+    region: str | None = None
+    # How often a base backup is taken, in hours (24: daily, 168: weekly). A restore replays at most
+    # this much binlog on top of its base.
+    base_every_hours: int = Field(24, ge=1, le=168)
+    # How long base backups and the binlog after them are kept: the oldest moment one can restore to.
+    retention_days: int = Field(14, ge=1, le=3650)
 
 
 class MediaSpec(_Model):
@@ -503,6 +519,7 @@ class StackConfig(_Model):
     access: AccessSpec = AccessSpec()
     objectives: ObjectivesSpec = ObjectivesSpec()
     media: MediaSpec = MediaSpec()
+    backups: BackupsSpec = BackupsSpec()
     automation: AutomationSpec = AutomationSpec()
     # The guards' own API tokens (least scopes: docs/guard.md), `secure:` values only; read with
     # automation.promote automatic.
@@ -574,6 +591,22 @@ class StackConfig(_Model):
                     f"{path}regions[{i}].region", f"{region!r} is listed twice", region,
                     "each region once; the failover order is the list order",
                 )
+
+    @rule("backups", "regions")
+    def _archive_is_away_from_the_primary(self, path: str) -> Iterable[Problem]:
+        # The archive protects against losing data and the primary's region: never in that region.
+        region = self.backups.region
+        if region is None or not self.regions:
+            return
+        ids = [r.region for r in self.regions]
+        if region not in ids[1:]:
+            why = "the primary's region: the archive must survive losing it" if region == ids[0] else \
+                "not one of the stack's regions"
+            yield Problem(f"{path}backups.region", why, region, f"one of the DR regions: {', '.join(ids[1:])}")
+
+    @property
+    def archive_region(self) -> str:
+        return self.backups.region or self.regions[1].region
 
     @rule("access", "regions", "database", "automation")
     def _admin_cidrs_fit_the_firewalls(self, path: str) -> Iterable[Problem]:

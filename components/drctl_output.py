@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 from pydantic import ValidationError
 
+from components.backups import BinlogArchive
 from components.config import StackConfig
 from components.database import DatabaseTier
 from components.media_storage import MediaStorage
@@ -29,10 +30,11 @@ from drctl.stack.outputs import StackOutputs
 
 
 def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, traffic: Traffic,
-                   guards: Sequence[Mapping[str, Any]] = (), media: MediaStorage | None = None) -> dict[str, Any]:
+                   guards: Sequence[Mapping[str, Any]] = (), media: MediaStorage | None = None,
+                   archive: BinlogArchive | None = None) -> dict[str, Any]:
     """The contract's JSON document (camelCase), with Outputs where values are computed. `guards`:
     the guard Linodes' entries (`drctl.stack.outputs.GuardOut`), empty with manual promotion; `media`:
-    the shop's media buckets and drctl's key to them."""
+    the shop's media buckets and drctl's key to them; `archive`: the binlog archive (backups)."""
     monitor = config.traffic.monitor
     return {
         "project": pulumi.get_project(),
@@ -82,6 +84,7 @@ def drctl_document(config: StackConfig, web: WebTiers, database: DatabaseTier, t
         },
         "access": {"operatorCidrs": list(config.access.operator_cidrs)},
         "media": media.drctl_outputs() if media is not None else None,
+        "backups": archive.drctl_outputs() if archive is not None else None,
     }
 
 

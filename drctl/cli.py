@@ -7,6 +7,9 @@ import argparse
 import signal
 import sys
 
+from drctl.backup import archive_command as archive
+from drctl.backup import command as restore
+from drctl.backup import restore_drill
 from drctl.drill import command as drill_command
 from drctl.guard import command as guard
 from drctl.plan import command as plan
@@ -15,15 +18,17 @@ from drctl.rehearsal import command as rehearse
 from drctl.runbook import failback, promote, status
 from drctl.watch import command as watch
 
-# Each module adds its sub-command with add_parser(subparsers) and sets `func`.
-COMMANDS = (plan, prices, status, promote, failback, watch, guard, drill_command, rehearse)
+# Each module adds its sub-command with add_parser(subparsers) and sets `func`; restore_drill adds
+# `--restore` to the drill command declared before it (the drill package never imports the archive).
+COMMANDS = (plan, prices, status, promote, failback, watch, guard, drill_command, rehearse, restore, archive,
+            restore_drill)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drctl",
         description="Operate a woocommerce-dr deployment: plan, prices, status, promote, failback, watch, guard, drill, "
-                    "rehearse.",
+                    "rehearse, restore, archive.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

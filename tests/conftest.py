@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.runbook_support",  # `cloud`: the Cloudflare and Linode API fakes for the runbook
     "tests.support.watch_shop",  # the watchdog's HTTPS origins and Cloudflare DNS fake
     "tests.support.web_stack",  # a web node served by real nginx + PHP-FPM + WordPress
+    "tests.support.archive_setup",  # point-in-time recovery: primary, replica, archive bucket, archiver
 ]

@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # itself, and only what its row lists besides: a unit without a row may import nothing.
 ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "drctl.cli":       ("drctl.runbook", "drctl.watch", "drctl.guard", "drctl.drill", "drctl.rehearsal",
-                        "drctl.plan"),
+                        "drctl.plan", "drctl.backup"),
     "drctl.__main__":  ("drctl.cli",),
     "drctl":           (),
     # The rehearsal reads a stack file through the program's own config model (components/config.py,
@@ -33,6 +33,12 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
                         "drctl.stack", "components"),
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
+    # Point-in-time recovery: the archiver reads servers through drctl.mysql and alerts through
+    # drctl.watch's hooks; `drctl restore` starts its local target with the rehearsal's throwaway
+    # MariaDB (drctl/rehearsal/local); `drctl drill --restore` writes the drill's orders through
+    # drctl.drill and reaches the stack through drctl.runbook. Nothing imports drctl.backup but cli.
+    "drctl.backup":    ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.watch",
+                        "drctl.rehearsal"),
     # The guard decides with the watchdog's probes and policy, keeps its lease and votes as the
     # watchdog keeps its lease, alerts and logs as it does, and promotes through the runbook.
     "drctl.guard":     ("drctl.watch", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
@@ -399,7 +405,7 @@ def test_bench_does_not_import_tests():
 # ---- The checker itself, on made-up trees: it must find what it is for ----------------------------
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     base = {name: "" for name in ("drctl/__init__.py", "drctl/__main__.py", "drctl/cli.py", "components/__init__.py")}
-    for package in ("stack", "mysql", "cloud", "runbook", "watch", "guard", "drill", "rehearsal", "plan"):
+    for package in ("stack", "mysql", "cloud", "runbook", "watch", "guard", "drill", "rehearsal", "plan", "backup"):
         base[f"drctl/{package}/__init__.py"] = ""
     for rel, text in {**base, **files}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

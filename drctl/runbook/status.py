@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any
 
+from drctl.cloud.archive_status import archive_bucket, archive_problems, archive_status
 from drctl.cloud.object_storage import MediaBuckets, media_lag, media_problems
 from drctl.mysql.topology import ServerState, Topology, compare, discover
 from drctl.runbook.context import Runbook, add_common_arguments, checked_run
@@ -48,6 +49,10 @@ def collect(rb: Runbook) -> dict[str, Any]:
     if rb.outputs.media is not None:
         media = media_lag(MediaBuckets(rb.outputs.media), primary.region if primary else None, rb.clock())
         problems += media_problems(media, primary.region if primary else None, rb.outputs.media.media_rpo_seconds)
+    archive = None
+    if rb.outputs.backups is not None:
+        archive = archive_status(archive_bucket(rb.outputs.backups), rb.clock())
+        problems += archive_problems(archive, rb.outputs.backups)
     fallback = fallback_page_state(rb.outputs, traffic)
     if fallback["state"] == "serving":
         problems.append(f"shoppers get the maintenance page: {fallback['detail']}")
@@ -60,8 +65,10 @@ def collect(rb: Runbook) -> dict[str, Any]:
         "regions": regions,
         "fallbackPage": fallback,
         "media": media,
+        "archive": archive,
         "objectives": {"rpoSeconds": rb.outputs.objectives.rpo_seconds,
-                       "mediaRpoSeconds": rb.outputs.media.media_rpo_seconds if rb.outputs.media else None},
+                       "mediaRpoSeconds": rb.outputs.media.media_rpo_seconds if rb.outputs.media else None,
+                       "backupRpoSeconds": rb.outputs.backups.backup_rpo_seconds if rb.outputs.backups else None},
     }
     doc["verdict"] = _verdict(doc, topo, problems)
     return doc
@@ -265,9 +272,22 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", f"fallback page: {fb['state'].upper() if fb['state'] == 'serving' else fb['state']}{where}: "
                   f"{fb['detail']}"]
     lines += media_lines(doc.get("media"))
+    lines += _archive_lines(doc.get("archive"))
     lines += ["", doc["verdict"]["summary"]]
     lines += [f"  - {p}" for p in doc["verdict"]["problems"]]
     return "\n".join(lines) + "\n"
+
+
+def _archive_lines(archive: dict[str, Any] | None) -> list[str]:
+    if archive is None:
+        return []
+    if "error" in archive:
+        return ["", f"binlog archive ({archive['bucket']}): unreadable: {archive['error']}"]
+    lag = archive["lagSeconds"]
+    newest = "nothing archived yet" if lag is None else f"lag {lag:.1f}s"
+    base = archive["lastBase"]
+    last = "no base backup yet" if base is None else f"last base backup {base['stamp']} ({base['ageSeconds'] / 3600:.1f} h ago)"
+    return ["", f"binlog archive ({archive['bucket']}): {newest}, {last}"]
 
 
 def media_lines(media: dict[str, dict[str, Any]] | None) -> list[str]:

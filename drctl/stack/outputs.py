@@ -228,6 +228,22 @@ class MediaOut(_Model):
         return next((r for r in self.regions if r.region == region), None)
 
 
+class BackupsOut(_Model):
+    """The point-in-time-recovery archive (components/backups.py, docs/backups.md): its bucket, in a
+    region other than the primary's, drctl's key to it, and the key everything in it is sealed with."""
+
+    region: str  # the shop region whose bucket holds the archive
+    storage_region: str
+    bucket: str
+    endpoint: str  # S3 endpoint host, or a URL (tests)
+    access_key: SecretStr
+    secret_key: SecretStr
+    archive_key: SecretStr  # 32 bytes, base64: AES-256-GCM, client-side
+    backup_rpo_seconds: int
+    base_every_hours: int
+    retention_days: int
+
+
 class StackOutputs(_Model):
     project: str
     stack: str
@@ -243,6 +259,7 @@ class StackOutputs(_Model):
     automation: AutomationOut = AutomationOut()  # default: an older stack, promoted by a person
     access: AccessOut = AccessOut()
     media: MediaOut | None = None  # None: a stack deployed before media buckets existed
+    backups: BackupsOut | None = None  # None: a stack deployed before the archive existed
 
     def region(self, region_id: str, flag: str | None = None) -> RegionOut:
         """The region `region_id`; OutputsError naming `flag` (the option that gave it) otherwise."""

@@ -36,6 +36,42 @@ CASES = [
      "--stack-file: no such file (got '{tmp}/nope.yaml'; allowed: the path of a stack file)"),
     ("plan-output-yaml", ["plan", "-s", "dr-test", "-o", "yaml"],
      "argument -o/--output: invalid choice: 'yaml' (choose from"),
+    # -- restore ----------------------------------------------------------------------------------
+    ("restore-without-a-target-moment", ["restore", *LB, "--dry-run"],
+     "one of the arguments --to-time --to-gtid is required"),
+    ("restore-time-not-a-time", ["restore", *LB, "--to-time", "yesterday", "--dry-run"],
+     "argument --to-time: not a time (got 'yesterday'; allowed: an ISO 8601 time such as 2026-11-29T14:03:00Z"),
+    ("restore-gtid-of-mysql", ["restore", *LB, "--to-gtid", "3e11fa47-71ca-11e1-9e33-c80aa9429562:23", "--dry-run"],
+     "argument --to-gtid: not a GTID (got '3e11fa47-71ca-11e1-9e33-c80aa9429562:23'; allowed: a MariaDB GTID"),
+    ("restore-time-and-gtid", ["restore", *LB, "--to-time", "2026-11-29T14:03:00Z", "--to-gtid", "0-1-5"],
+     "argument --to-gtid: not allowed with argument --to-time"),
+    ("restore-target-a-linode", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode"],
+     "argument --target: unknown target (got 'linode'; allowed: local:DIR, a new or empty directory)"),
+    ("restore-target-not-empty", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "local:{tmp}"],
+     "argument --target: {tmp} exists and is not an empty directory"),
+    ("restore-nowhere", ["restore", *LB, "--to-gtid", "0-1-5"],
+     "give --target local:DIR (where to restore), --tables with --export, or --dry-run"),
+    ("restore-tables-without-export", ["restore", *LB, "--to-gtid", "0-1-5", "--tables", "wp_wc_orders"],
+     "--tables needs --export FILE"),
+    ("restore-tables-bad-name", ["restore", *LB, "--to-gtid", "0-1-5", "--tables", "wp_wc_orders;drop"],
+     "argument --tables: not a table name: 'wp_wc_orders;drop'"),
+    ("restore-export-exists", ["restore", *LB, "--to-gtid", "0-1-5", "--tables", "wp_wc_orders", "--export", "{file}"],
+     "--export: {file} exists (allowed: a new file"),
+    ("restore-stack-without-archive", ["restore", *LB, "--to-gtid", "0-1-5", "--dry-run"],
+     "--outputs {lb}: stack 'runbook-test' has no binlog archive"),
+    # -- archive ----------------------------------------------------------------------------------
+    ("archive-without-config", ["archive"], "the following arguments are required: --config"),
+    ("archive-config-missing", ["archive", "--config", "{tmp}/archive.json"],
+     "argument --config: no such file (got {tmp}/archive.json; allowed: a readable file)"),
+    ("archive-config-not-json", ["archive", "--config", "{file}"], "--config: not JSON, "),
+    ("archive-config-without-bucket", ["archive", "--config", "{empty_object}"],
+     "--config {empty_object}: bucket: Field required"),
+    ("archive-alert-webhook-not-a-url", ["archive", "--config", "{empty_object}", "--alert-webhook", "ftp://x"],
+     "argument --alert-webhook: must be an http:// or https:// URL (got 'ftp://x')"),
+    ("archive-alert-command-missing", ["archive", "--config", "{empty_object}", "--alert-command", "no-such-pager"],
+     "argument --alert-command: no executable 'no-such-pager'"),
+    ("archive-alert-timeout-zero", ["archive", "--config", "{empty_object}", "--alert-timeout", "0"],
+     "argument --alert-timeout: must be a number above 0 and at most 300 s (got 0)"),
     # -- status: where the stack outputs come from, and what they hold ----------------------------
     ("status-without-stack-or-outputs", ["status"], "give -s/--stack STACK or --outputs FILE"),
     ("status-stack-and-outputs", ["status", "-s", "prod", *LB], "argument --outputs: not allowed with argument -s/--stack"),
@@ -402,7 +438,7 @@ def test_the_corpus_is_large_and_covers_every_command():
     names = [name for name, _, _ in CASES]
     assert len(names) == len(set(names)) and len(names) >= 60
     commands = {argv[0] for _, argv, _ in CASES}
-    assert commands >= {"plan", "status", "promote", "failback", "watch", "drill", "rehearse"}
+    assert commands >= {"plan", "status", "promote", "failback", "watch", "drill", "rehearse", "restore", "archive"}
 
 
 @pytest.mark.parametrize(("argv", "expected"), [(argv, expected) for _, argv, expected in CASES],
@@ -436,7 +472,7 @@ def test_the_numeric_flags_are_all_found():
     found = {(command, action.option_strings[-1]) for command, action in NUMERIC_FLAGS}
     assert {("promote", "--catch-up-timeout"), ("failback", "--traffic-timeout"), ("drill", "--writer-rate"),
             ("watch", "--metrics-port"), ("rehearse", "--time-scale")} <= found
-    assert len(found) == 37  # promote 4, failback 2, watch 11, guard 12, drill 7, rehearse 1
+    assert len(found) == 38  # promote 4, failback 2, watch 11, guard 12, drill 7, rehearse 1, archive 1
 
 
 @pytest.mark.parametrize(("command", "action"), NUMERIC_FLAGS,

@@ -296,7 +296,7 @@ CASES = [
          "woocommerce-dr:nodeBalancer.checkPath: malformed value (got 'healthz'; allowed: a path starting with /)"),
     Case("node-balancer-misspelled", prod(("  woocommerce-dr:nodeBalancer:\n", "  woocommerce-dr:nodebalancer:\n")),
          "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; allowed: "
-         "domain, regions, nodeBalancer, database, traffic, access, objectives, media, automation, "
+         "domain, regions, nodeBalancer, database, traffic, access, objectives, media, backups, automation, "
          "guardLinodeToken, guardCloudflareToken)"),
 
     # --- database ---------------------------------------------------------------------------------
@@ -430,10 +430,25 @@ CASES = [
          "woocommerce-dr:objectives.rpoSeconds: out of range (got -1; allowed: 0 to 86400)"),
     Case("rpo-inf", prod(("    rpoSeconds: 15\n", "    rpoSeconds: .inf\n")),
          "woocommerce-dr:objectives.rpoSeconds: not a whole number (got Infinity; allowed: 0 to 86400)"),
+    Case("backups-region-the-primary", add("  woocommerce-dr:backups:\n    region: us-east\n"),
+         "woocommerce-dr:backups.region: the primary's region: the archive must survive losing it (got 'us-east'; "
+         "allowed: one of the DR regions: "),
+    Case("backups-region-not-in-the-stack", add("  woocommerce-dr:backups:\n    region: ap-south\n"),
+         "woocommerce-dr:backups.region: not one of the stack's regions (got 'ap-south'; allowed: one of the DR regions: "),
+    Case("backups-base-every-zero-hours", add("  woocommerce-dr:backups:\n    baseEveryHours: 0\n"),
+         "woocommerce-dr:backups.baseEveryHours: "),
+    Case("backups-retention-a-string", add("  woocommerce-dr:backups:\n    retentionDays: fortnight\n"),
+         "woocommerce-dr:backups.retentionDays: "),
+    Case("backups-enabled-maybe", add("  woocommerce-dr:backups:\n    enabled: maybe\n"),
+         "woocommerce-dr:backups.enabled: "),
+    Case("backups-unknown-key", add("  woocommerce-dr:backups:\n    rpoSeconds: 60\n"),
+         "woocommerce-dr:backups.rpoSeconds: unknown key"),
+    Case("objectives-backup-rpo-too-small", prod(("    rpoSeconds: 15\n", "    rpoSeconds: 15\n    backupRpoSeconds: 5\n")),
+         "woocommerce-dr:objectives.backupRpoSeconds: "),
     Case("objectives-a-string", prod(("  woocommerce-dr:objectives:\n    rtoSeconds: 300\n    rpoSeconds: 15\n",
                                       "  woocommerce-dr:objectives: fast\n")),
          "woocommerce-dr:objectives: not a mapping of keys (got 'fast'; allowed: a mapping with keys rtoSeconds, "
-         "rpoSeconds, mediaRpoSeconds)"),
+         "rpoSeconds, mediaRpoSeconds, backupRpoSeconds)"),
     Case("media-rpo-too-small", prod(("    rpoSeconds: 15\n", "    rpoSeconds: 15\n    mediaRpoSeconds: 5\n")),
          "woocommerce-dr:objectives.mediaRpoSeconds: out of range (got 5; allowed: 20 to 86400)"),
     Case("media-rpo-a-string", prod(("    rpoSeconds: 15\n", "    rpoSeconds: 15\n    mediaRpoSeconds: soon\n")),

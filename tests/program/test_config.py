@@ -89,7 +89,7 @@ def test_unknown_key_names_the_right_spelling():
 def test_unknown_top_level_key():
     assert problems(nodebalancer=NB) == [
         "woocommerce-dr:nodebalancer: unknown key; did you mean 'nodeBalancer'? (got 'nodebalancer'; "
-        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives, media, automation, "
+        "allowed: domain, regions, nodeBalancer, database, traffic, access, objectives, media, backups, automation, "
         "guardLinodeToken, guardCloudflareToken)"
     ]
 

@@ -14,6 +14,7 @@ PACKAGES = {
     "mariadb-install-db": "mariadb-server",
     "mariadb": "mariadb-client",
     "mariadb-dump": "mariadb-client",
+    "mariadb-binlog": "mariadb-client",
     "openssl": "openssl",
     "shellcheck": "shellcheck",
     "git": "git",

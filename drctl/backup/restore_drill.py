@@ -1,0 +1,201 @@
+"""`drctl drill --restore`: prove the archive restores, on the stack itself, without touching it.
+
+    drctl drill -s dr-test --restore --yes [--settle 30] [--writer-rate 20] [-o json]
+
+Sequence-numbered orders (drctl/drill/orders.py) go to the writable primary for --settle seconds,
+then, from the next whole second on, for --settle seconds more: the restore point T is the last
+second of the first half. The drill waits until the archive holds the last order (the time that
+took is the measured backup RPO), restores the archive to T onto a scratch MariaDB server on this
+machine, checks that every order committed at or before T is there and none after, and deletes the
+scratch server. The report's rows: restore time and backup RPO beside the orders checked.
+Exit 0 when the check holds, 1 when it does not, 2 for a bad command line or a stack without an
+archive. Nothing is changed on the stack but the drill's own orders table.
+
+This module adds `--restore` to the `drill` command (the drill package itself never imports the
+archive: the command line wires the two together, drctl/cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drctl.backup import sealing
+from drctl.backup.binlog_events import GtidPos
+from drctl.backup.command import scratch_server
+from drctl.backup.restore import RestoreError, apply_restore, plan_restore
+from drctl.cloud.archive_status import archive_bucket
+from drctl.cloud.s3_bucket import ObjectMissing, StoreUnavailable
+from drctl.drill import orders
+from drctl.mysql.topology import connect
+from drctl.runbook.context import runbook_from_args
+from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, fail, printer
+from drctl.stack.outputs import OutputsError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add --restore to the drill command, which drctl/drill/command.py declared."""
+    p = subparsers.choices["drill"]
+    p.add_argument("--restore", action="store_true",
+                   help="instead of a failover: restore the archive to a moment inside a burst of orders, onto a "
+                        "scratch server on this machine, and check them (docs/backups.md); uses --settle, "
+                        "--writer-rate, --yes/--dry-run")
+    failover = p.get_default("func")
+    p.set_defaults(func=lambda args: run(args) if args.restore else failover(args))
+
+
+class _Writer:
+    """One thread of sequence-numbered orders at `rate`/s into the first database that takes them."""
+
+    def __init__(self, sink: orders.DatabaseOrderSink, first_seq: int, rate: float):
+        self.sink, self.seq, self.rate = sink, first_seq, rate
+        self.acknowledged: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="restore-drill-orders")
+
+    def _run(self) -> None:
+        while not self._stop.wait(1 / self.rate):
+            try:
+                self.sink.write(self.seq)
+            except orders.OrderRejected:
+                continue
+            self.acknowledged.append(self.seq)
+            self.seq += 1
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.sink.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    say = printer(args)
+    try:
+        if not args.dry_run and not args.yes:
+            raise UsageError("a restore drill writes orders to the stack's primary: pass --yes to act, or --dry-run "
+                             "to see the plan")
+        rb = runbook_from_args(args, say)
+        backups = rb.outputs.backups
+        if backups is None:
+            raise OutputsError(f"stack {rb.outputs.stack!r} has no binlog archive (backups.enabled is false, or it "
+                               "was deployed before point-in-time recovery existed)")
+        key = sealing.parse_key(backups.archive_key.get_secret_value())
+    except (UsageError, OutputsError, sealing.ArchiveKeyError) as err:
+        fail("drill", str(err))
+        return EXIT_USAGE
+    if args.dry_run:
+        say(f"would write orders for {args.settle:g} s at {args.writer_rate:g}/s, pick a restore point, write "
+            f"{args.settle:g} s more, wait for the archive in {backups.bucket}, restore to the point on a scratch "
+            "server on this machine, check the orders, delete the server")
+        return EXIT_OK
+    try:
+        result = drill(rb, backups, key, args.settle, args.writer_rate, say)
+    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing, TimeoutError) as err:
+        fail("drill", str(err))
+        return EXIT_FAILED
+    if args.output == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        for name, value in result["rows"]:
+            say(f"  {name:<34} {value}")
+        say("PASSED" if result["passed"] else "FAILED")
+    return EXIT_OK if result["passed"] else EXIT_FAILED
+
+
+def drill(rb, backups, key: bytes, settle: float, rate: float, say) -> dict[str, Any]:
+    servers = list(rb.servers.items())
+    targets = [(region, lambda s=server: connect(s, timeout=2.0)) for region, server in servers]
+    primary = _writable(targets)
+    with contextlib.closing(primary()) as conn:
+        orders.create_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT COALESCE(MAX(seq), 0) FROM drctl_drill.orders")
+            first = int(cur.fetchone()[0]) + 1
+    say(f"writing orders from #{first} for {settle:g} s, a restore point, then {settle:g} s more")
+    with _Writer(orders.DatabaseOrderSink(targets), first, rate) as writer:
+        _sleep_until(time.time() + settle)
+        point = int(time.time())
+        _sleep_until(point + 1)  # orders of the second half are all in later seconds
+        _sleep_until(time.time() + settle)
+    written = _written(primary, writer.acknowledged)
+    last_commit = max(written.values())
+    bucket = archive_bucket(backups)
+    say(f"{len(written)} orders written; waiting for the archive in {backups.bucket} to hold them")
+    target_pos = _position(primary)
+    deadline = time.time() + max(120.0, 3.0 * backups.backup_rpo_seconds)
+    while True:
+        with contextlib.suppress(StoreUnavailable, KeyError, ValueError):
+            archived = GtidPos.parse(bucket.get_json("status.json")["archivedPos"])
+            if all(archived.includes(g) for g in target_pos.last.values()):
+                break
+        if time.time() > deadline:
+            raise TimeoutError(f"the archive did not reach the drill's last order within {deadline - last_commit:.0f} s")
+        time.sleep(1)
+    backup_rpo = time.time() - last_commit
+    started = time.monotonic()
+    plan = plan_restore(bucket, to_time=datetime.fromtimestamp(point, UTC))
+    with tempfile.TemporaryDirectory(prefix="wcdr-restore-drill-") as tmp, \
+            scratch_server(Path(tmp) / "server", False, say) as (_server, target):
+        apply_restore(bucket, key, plan, target, work_dir=Path(tmp), say=say)
+        with contextlib.closing(target.connect()) as conn:
+            present = orders.orders_present(conn, written)
+    restore_seconds = time.monotonic() - started
+    before = {seq for seq, at in written.items() if int(at) <= point}
+    after = set(written) - before
+    missing, extra = sorted(before - present), sorted(after & present)
+    passed = not missing and not extra and bool(before) and bool(after)
+    at = datetime.fromtimestamp(point, UTC).isoformat().replace("+00:00", "Z")
+    rows = [
+        ("restore point", at),
+        ("orders written", f"{len(written)} (#{min(written)}..#{max(written)})"),
+        ("orders at or before the point", f"{len(before)}, restored {len(before) - len(missing)}"
+                                          + (f", MISSING {missing[:10]}" if missing else "")),
+        ("orders after the point", f"{len(after)}, restored {len(extra)}" + (" (must be 0)" if extra else "")),
+        ("restore time", f"{restore_seconds:.1f} s (base {plan.base.stamp}, {len(plan.files)} binlog files)"),
+        ("backup RPO (last order -> archived)", f"{backup_rpo:.1f} s (objective {backups.backup_rpo_seconds} s)"),
+    ]
+    return {"passed": passed, "restorePoint": at, "restoreSeconds": round(restore_seconds, 1),
+            "backupRpoSeconds": round(backup_rpo, 1), "missing": missing, "extra": extra, "rows": rows}
+
+
+def _writable(targets):
+    for _region, connect_to in targets:
+        with contextlib.suppress(Exception), contextlib.closing(connect_to()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@global.read_only")
+            if not int(cur.fetchone()[0]):
+                return connect_to
+    raise RestoreError("no database of the stack accepts writes: the drill needs a writable primary")
+
+
+def _written(primary, seqs: list[int]) -> dict[int, float]:
+    with contextlib.closing(primary()) as conn, conn.cursor() as cur:
+        found: dict[int, float] = {}
+        for i in range(0, len(seqs), 5000):
+            chunk = seqs[i:i + 5000]
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(f"SELECT seq, UNIX_TIMESTAMP(written_at) FROM drctl_drill.orders WHERE seq IN ({marks})",  # noqa: S608
+                        chunk)
+            found.update({int(s): float(t) for s, t in cur.fetchall()})
+    return found
+
+
+def _position(primary) -> GtidPos:
+    with contextlib.closing(primary()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@global.gtid_binlog_pos")
+        return GtidPos.parse(cur.fetchone()[0])
+
+
+def _sleep_until(moment: float) -> None:
+    while (left := moment - time.time()) > 0:
+        time.sleep(min(left, 0.5))
