@@ -37,7 +37,7 @@ from drctl.runbook.switchover import RunResult
 from drctl.stack.outputs import OutputsError
 from drctl.watch.alerts import Alerter, deliver
 from drctl.watch.lease import Lease
-from drctl.watch.loop import EventLog, Streak
+from drctl.watch.loop import EventLog, Streak, run_guarded
 
 # Verdicts worth a page when the guard enters them; the others are in the log and the metrics.
 ALERTED = ("disagree", "undecided", "journal_open", "blocked", "await_operator")
@@ -147,22 +147,8 @@ class Guard:
         return next_cycle_delay(action, self.trackers.values(), self.settings.interval, self.settings.fast_interval)
 
     def guarded_cycle(self) -> bool:
-        try:
-            self.run_cycle()
-        except Exception as err:
-            error = f"{type(err).__name__}: {err}"
-            changed = error != self.cycle_failures.last_error
-            alert = self.cycle_failures.failed(error)
-            count = self.cycle_failures.count
-            if changed or count & (count - 1) == 0 or alert:
-                self.log.emit("cycle_failed", error=error, count=count)
-            if alert:
-                self._alert("cycle_failing", count=count, error=error)
-            return False
-        failed = self.cycle_failures.reset()
-        if failed:
-            self.log.emit("cycle_ok", failed_before=failed)
-        return True
+        """One cycle that no exception escapes (run_guarded): a bug must not silence the guard."""
+        return run_guarded(self.run_cycle, self.cycle_failures, self.log.emit, self._alert)
 
     def close(self) -> None:
         held = self.lease.state().held

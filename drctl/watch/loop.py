@@ -81,6 +81,30 @@ class Streak:
         return count
 
 
+def run_guarded(cycle: Callable[[], None], failures: Streak, emit: Callable[..., Any],
+                alert: Callable[..., None]) -> bool:
+    """Run one cycle that no exception escapes (a bug must not silence a long-running service):
+    failures in a row are logged with their count (the 1st, 2nd, 4th, 8th, ... and whenever the
+    error changes) and alerted (see Streak); the first good cycle after them says how many there
+    were. drctl watch and drctl guard run every cycle through this."""
+    try:
+        cycle()
+    except Exception as err:
+        error = f"{type(err).__name__}: {err}"
+        changed = error != failures.last_error
+        should_alert = failures.failed(error)
+        count = failures.count
+        if changed or count & (count - 1) == 0 or should_alert:
+            emit("cycle_failed", error=error, count=count)
+        if should_alert:
+            alert("cycle_failing", count=count, error=error)
+        return False
+    failed = failures.reset()
+    if failed:
+        emit("cycle_ok", failed_before=failed)
+    return True
+
+
 @dataclass
 class EventLog:
     """JSON lines, one per event: {"ts": ..., "event": ..., ...}."""
@@ -181,25 +205,8 @@ class Watchdog:
         return next_probe_delay(self.trackers.values(), self.settings.interval, self.settings.fast_interval)
 
     def guarded_cycle(self) -> bool:
-        """One cycle that no exception escapes: a bug must not silence the watchdog. Failures in a
-        row are logged with their count (the 1st, 2nd, 4th, 8th, ... and whenever the error
-        changes) and alerted (see Streak); the first good cycle after them says how many there were."""
-        try:
-            self.run_cycle()
-        except Exception as err:
-            error = f"{type(err).__name__}: {err}"
-            changed = error != self.cycle_failures.last_error
-            alert = self.cycle_failures.failed(error)
-            count = self.cycle_failures.count
-            if changed or count & (count - 1) == 0 or alert:
-                self.log.emit("cycle_failed", error=error, count=count)
-            if alert:
-                self._alert("cycle_failing", count=count, error=error)
-            return False
-        failed = self.cycle_failures.reset()
-        if failed:
-            self.log.emit("cycle_ok", failed_before=failed)
-        return True
+        """One cycle that no exception escapes (run_guarded): a bug must not silence the watchdog."""
+        return run_guarded(self.run_cycle, self.cycle_failures, self.log.emit, self._alert)
 
     def close(self) -> None:
         """Let go of the lease (a standby takes over at once instead of after expiry)."""
