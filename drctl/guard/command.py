@@ -43,7 +43,14 @@ from drctl.stack.command_line import (
 )
 from drctl.stack.outputs import OutputsError
 from drctl.watch.alerts import Alerter
-from drctl.watch.command import MAX_ALERT_SECONDS, MAX_PROBE_SECONDS, MAX_PROBES, http_url, stop_on_signals
+from drctl.watch.command import (
+    MAX_ALERT_SECONDS,
+    MAX_PROBE_SECONDS,
+    MAX_PROBES,
+    http_url,
+    serve_metrics,
+    stop_on_signals,
+)
 from drctl.watch.lease import CloudflareLease, FileLease, Lease, NoLease
 from drctl.watch.loop import EventLog
 
@@ -141,13 +148,7 @@ def build(args: argparse.Namespace, log: EventLog, wall: Callable[[], float] = t
         return healthz_probe(outputs.region(region).node_balancer.ipv4)
 
     metrics = GuardMetrics()
-    if args.metrics_port is not None:
-        try:
-            port = metrics.serve(args.metrics_port, args.metrics_address)
-        except OSError as err:
-            raise UsageError(f"--metrics-port: cannot listen on {args.metrics_address}:{args.metrics_port} "
-                             f"({err.strerror})") from None
-        log.emit("metrics", address=args.metrics_address, port=port)
+    serve_metrics(metrics, args, log)
     guard = Guard(guard_id=holder, rb=rb, healthz=healthz, database=DatabaseProbe(rb.servers, timeout),
                   cloudflare_view=cloudflare_view_from(rb), votes=votes, lease=lease, settings=settings, log=log,
                   metrics=metrics, alerter=Alerter(args.alert_webhook, args.alert_command, args.alert_timeout),

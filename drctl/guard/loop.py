@@ -332,13 +332,7 @@ class Guard:
     def _alert(self, name: str, **details: Any) -> None:
         deliver(self.alerter, name, {"guard": self.guard_id, **details}, stack=self.rb.stack,
                 domain=self.rb.outputs.domain, at=self.wall(), dry_run=self.settings.dry_run, log=self.log.emit,
-                counted=self._count_alert)
-
-    def _count_alert(self, name: str, failures: int) -> None:
-        if self.metrics:
-            self.metrics.alerts.labels(kind=name).inc()
-            if failures:
-                self.metrics.alert_failures.inc(failures)
+                counted=self.metrics.count_alert if self.metrics else None)
 
     def _changed(self, topic: str, value: Any) -> bool:
         if topic in self._logged and self._logged[topic] == value:

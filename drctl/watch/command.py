@@ -47,7 +47,7 @@ from drctl.stack.outputs import OutputsError, StackOutputs, load_outputs
 from drctl.watch.alerts import Alerter
 from drctl.watch.lease import CloudflareLease, FileLease, Lease, NoLease
 from drctl.watch.loop import CycleReport, EventLog, Watchdog, WatchSettings
-from drctl.watch.metrics import WatchMetrics
+from drctl.watch.metrics import MetricsEndpoint, WatchMetrics
 
 DEFAULT_STABILITY_WINDOW = 300.0
 DEFAULT_RECORD_REFRESH = 300.0
@@ -128,13 +128,7 @@ def build(args: argparse.Namespace, *, log_stream=None, wall: Callable[[], float
     log = EventLog(log_stream or sys.stderr, wall, {"stack": outputs.stack})
     lease = _lease(args, outputs, api, settings, wall)
     metrics = WatchMetrics([r.region for r in outputs.regions])
-    if args.metrics_port is not None:
-        try:
-            port = metrics.serve(args.metrics_port, args.metrics_address)
-        except OSError as err:
-            raise UsageError(f"--metrics-port: cannot listen on {args.metrics_address}:{args.metrics_port} "
-                             f"({err.strerror})") from None
-        log.emit("metrics", address=args.metrics_address, port=port)
+    serve_metrics(metrics, args, log)
     if not args.ca_file:
         log.emit("tls", verify=False, note="origin certificates not verified (no --ca-file); SNI and Host are "
                  f"{outputs.domain}")
@@ -296,3 +290,16 @@ def _table(watchdog: Watchdog, report: CycleReport, healthy: bool) -> str:
     lines.append("")
     lines.append(f"{'ok' if healthy else 'FAILED'}: {doc['verdict']}")
     return "\n".join(lines) + "\n"
+
+
+def serve_metrics(metrics: MetricsEndpoint, args: argparse.Namespace, log: EventLog) -> None:
+    """Start /metrics when --metrics-port asks for it (drctl watch and drctl guard); a port that
+    cannot be bound is the flag's mistake, said as a usage error."""
+    if args.metrics_port is None:
+        return
+    try:
+        port = metrics.serve(args.metrics_port, args.metrics_address)
+    except OSError as err:
+        raise UsageError(f"--metrics-port: cannot listen on {args.metrics_address}:{args.metrics_port} "
+                         f"({err.strerror})") from None
+    log.emit("metrics", address=args.metrics_address, port=port)

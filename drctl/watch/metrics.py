@@ -17,6 +17,14 @@ class MetricsEndpoint:
     drctl guard alike)."""
 
     registry: CollectorRegistry
+    alerts: Counter  # by kind
+    alert_failures: Counter
+
+    def count_alert(self, name: str, failures: int) -> None:
+        """One alert sent, and the hook failures on its way (alerts.deliver's `counted`)."""
+        self.alerts.labels(kind=name).inc()
+        if failures:
+            self.alert_failures.inc(failures)
 
     def serve(self, port: int, address: str) -> int:
         """Start the /metrics endpoint in a daemon thread; return the bound port (port 0 picks one)."""
