@@ -167,17 +167,8 @@ class Drill:
             self._failback()
             step = "verify"
             self._verify_primary()
-        except PreflightRefused as err:
-            self.report.aborted = f"preflight refused: {err}"
-        except StopDrill as err:
-            self.report.log(step, "failed", f"stopped: {err}")
-            self.report.aborted = str(err)
-        except KeyboardInterrupt:
-            self.report.log(step, "failed", "interrupted (Ctrl-C)")
-            self.report.aborted = "interrupted (Ctrl-C)"
-        except Exception as err:
-            self.report.log(step, "failed", _describe(err))
-            self.report.aborted = f"step '{step}' failed: {_describe(err)}"
+        except (Exception, KeyboardInterrupt) as err:
+            record_stop(self.report, step, err)
         finally:
             self._restore_path()
         return self.report
@@ -468,4 +459,21 @@ def check_back_home(report: DrillReport, outputs: StackOutputs, traffic: Traffic
 
 def _describe(err: BaseException) -> str:
     return str(err) or type(err).__name__
+
+
+def record_stop(report: DrillReport, step: str, err: BaseException) -> None:
+    """How a drill that stopped before its end says so in its report, at the step it was in: a
+    refused preflight, a stop the drill decided (StopDrill), Ctrl-C, or a step that failed. The
+    failover drill and the full-outage drill (outage.py) both end this way."""
+    if isinstance(err, PreflightRefused):
+        report.aborted = f"preflight refused: {err}"
+    elif isinstance(err, StopDrill):
+        report.log(step, "failed", f"stopped: {err}")
+        report.aborted = str(err)
+    elif isinstance(err, KeyboardInterrupt):
+        report.log(step, "failed", "interrupted (Ctrl-C)")
+        report.aborted = "interrupted (Ctrl-C)"
+    else:
+        report.log(step, "failed", _describe(err))
+        report.aborted = f"step '{step}' failed: {_describe(err)}"
 

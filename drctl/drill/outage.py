@@ -34,6 +34,7 @@ from drctl.drill.drill import (
     StopDrill,
     check_back_home,
     preflight_problems,
+    record_stop,
 )
 from drctl.drill.faults import ALL_REGIONS_DOWN, FaultInjector
 from drctl.drill.report import DrillReport
@@ -90,17 +91,8 @@ class OutageDrill:
             self._hook("after-recovery")
             step = "restore"
             self._restore_faults()
-        except PreflightRefused as err:
-            self.report.aborted = f"preflight refused: {err}"
-        except StopDrill as err:
-            self.report.log(step, "failed", f"stopped: {err}")
-            self.report.aborted = str(err)
-        except KeyboardInterrupt:
-            self.report.log(step, "failed", "interrupted (Ctrl-C)")
-            self.report.aborted = "interrupted (Ctrl-C)"
-        except Exception as err:
-            self.report.log(step, "failed", _describe(err))
-            self.report.aborted = f"step '{step}' failed: {_describe(err)}"
+        except (Exception, KeyboardInterrupt) as err:
+            record_stop(self.report, step, err)
         finally:
             self._restore_path()
         return self.report
@@ -311,7 +303,3 @@ class OutageDrill:
 
 def _round(value: float) -> float:
     return round(value, 3)
-
-
-def _describe(err: BaseException) -> str:
-    return str(err) or type(err).__name__
