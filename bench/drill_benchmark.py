@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from drctl.local.mariadb import make_template
 from drctl.mysql import replication
 from drctl.rehearsal.command import RehearsalResult, rehearse
-from drctl.rehearsal.local.mariadb import make_template
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec
 
 HEARTBEAT_PERIOD = 0.01

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drctl.drill.faults import ALL_REGIONS_DOWN
+from drctl.local.mariadb import make_template
 from drctl.rehearsal.command import rehearse
-from drctl.rehearsal.local.mariadb import make_template
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, RehearsalSpec
 
 

@@ -4,7 +4,7 @@ generated shop. One run, tables printed.
     ./venv/bin/python bench/pitr_benchmark.py lag [--rate 200] [--seconds 60] [--segment 10 1]
     ./venv/bin/python bench/pitr_benchmark.py restore [--size-gb 1] [--orders 20000]
 
-Real parts throughout: a MariaDB primary and replica (drctl/rehearsal/local), the loopback S3 server
+Real parts throughout: a MariaDB primary and replica (drctl/local), the loopback S3 server
 (tests/support/object_store.py, moto), the real mariadb-binlog and mariadb-dump, the archiver and the
 restore of drctl/backup.
 
@@ -41,7 +41,7 @@ from drctl.backup.manifest import load_pieces
 from drctl.backup.restore import Target, apply_restore, plan_restore
 from drctl.cloud.s3_bucket import Bucket, BucketAccess
 from drctl.drill import orders
-from drctl.rehearsal.local import mariadb as local
+from drctl.local import mariadb as local
 from tests.support.object_store import ACCESS_KEY, SECRET_KEY, ObjectStore
 
 REPL = ("repl", "repl-pw")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components import web_node
 from components.firewall_rules import NODEBALANCER_NETWORK
-from drctl.rehearsal.local.mariadb import LocalCA
+from drctl.local.mariadb import LocalCA
 from tests.support import harness
 from tests.support.rotation_node import RotationNode, leave_bound_seconds, rotation_node
 from tests.support.web_stack import PRIMARY_REGION, STACK, rendered_files

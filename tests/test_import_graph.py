@@ -29,16 +29,16 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     # The rehearsal reads a stack file through the program's own config model (components/config.py,
     # pydantic only), so it can never read a setting or a default differently from `pulumi up`.
     # `rehearse --automatic` runs guards with the lease and the log they share with the watchdog.
-    "drctl.rehearsal": ("drctl.guard", "drctl.watch", "drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud",
-                        "drctl.stack", "components"),
+    "drctl.rehearsal": ("drctl.guard", "drctl.watch", "drctl.drill", "drctl.backup", "drctl.runbook", "drctl.mysql",
+                        "drctl.cloud", "drctl.local", "drctl.stack", "components"),
     "drctl.drill":     ("drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
     "drctl.runbook":   ("drctl.mysql", "drctl.cloud", "drctl.stack"),
     # Point-in-time recovery: the archiver reads servers through drctl.mysql and alerts through
-    # drctl.watch's hooks; `drctl restore` starts its local target with the rehearsal's throwaway
-    # MariaDB (drctl/rehearsal/local); `drctl drill --restore` writes the drill's orders through
-    # drctl.drill and reaches the stack through drctl.runbook. Nothing imports drctl.backup but cli.
+    # drctl.watch's hooks; `drctl restore` starts its local target with the throwaway MariaDB of
+    # drctl/local; `drctl drill --restore` writes the drill's orders through drctl.drill and reaches
+    # the stack through drctl.runbook. Only cli and the rehearsal (its restore step) import it.
     "drctl.backup":    ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.watch",
-                        "drctl.rehearsal"),
+                        "drctl.local"),
     # The guard decides with the watchdog's probes and policy, keeps its lease and votes as the
     # watchdog keeps its lease, alerts and logs as it does, and promotes through the runbook.
     "drctl.guard":     ("drctl.watch", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),
@@ -48,6 +48,9 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "drctl.plan":      ("drctl.cloud", "drctl.stack", "components"),
     "components":      ("drctl.mysql", "drctl.stack"),
     "drctl.mysql":     ("drctl.stack",),
+    # Throwaway servers on loopback (MariaDB, HAProxy, an S3 server, the edge Worker under Node) for
+    # the rehearsal and for `drctl restore`'s local target; they speak SQL through drctl.mysql.
+    "drctl.local":     ("drctl.mysql", "drctl.stack"),
     "drctl.cloud":     ("drctl.stack",),
     "drctl.stack":     (),
 }
@@ -405,7 +408,7 @@ def test_bench_does_not_import_tests():
 # ---- The checker itself, on made-up trees: it must find what it is for ----------------------------
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     base = {name: "" for name in ("drctl/__init__.py", "drctl/__main__.py", "drctl/cli.py", "components/__init__.py")}
-    for package in ("stack", "mysql", "cloud", "runbook", "watch", "guard", "drill", "rehearsal", "plan", "backup"):
+    for package in ("stack", "mysql", "cloud", "runbook", "watch", "guard", "drill", "rehearsal", "plan", "backup", "local"):
         base[f"drctl/{package}/__init__.py"] = ""
     for rel, text in {**base, **files}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

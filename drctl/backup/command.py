@@ -188,9 +188,9 @@ def restore_locally(args: argparse.Namespace, bucket: Bucket, key: bytes, plan, 
 
 @contextlib.contextmanager
 def scratch_server(base: Path, keep: bool, say):
-    """A MariaDB server of its own in `base` (drctl/rehearsal/local), stopped on the way out, and
+    """A MariaDB server of its own in `base` (drctl/local), stopped on the way out, and
     its files removed unless `keep`: yields (server, restore Target)."""
-    from drctl.rehearsal.local import mariadb as local
+    from drctl.local import mariadb as local
 
     base.mkdir(parents=True, exist_ok=True)
     server = None

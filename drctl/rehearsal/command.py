@@ -45,9 +45,9 @@ from drctl.drill.orders import OrderSink, Write
 from drctl.drill.outage import OutageDrill
 from drctl.drill.report import DrillReport
 from drctl.drill.runbook_adapter import RunbookAdapter
+from drctl.local.binaries import MissingBinary
+from drctl.local.edge import EdgeError
 from drctl.rehearsal import automatic
-from drctl.rehearsal.local.binaries import MissingBinary
-from drctl.rehearsal.local.edge import EdgeError
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
 from drctl.runbook.context import ChangeOptions, Runbook
 from drctl.stack.command_line import (

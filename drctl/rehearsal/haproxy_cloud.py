@@ -37,7 +37,7 @@ from typing import Any
 
 from drctl.cloud.linode import LinodeAPIError, NodeStatus
 from drctl.cloud.traffic import RegionTraffic, TrafficChange, TrafficError, TrafficState
-from drctl.rehearsal.local.haproxy import HAProxyError, RuntimeAPI, ServerStat
+from drctl.local.haproxy import HAProxyError, RuntimeAPI, ServerStat
 
 CLOUDFLARE = "cloudflare"
 DATABASE_SERVER = "mysql"

@@ -11,7 +11,7 @@ the stack's monitor interval/timeout/consecutiveDown/Up, scaled; its own errors 
 (520, 521, 524), as the edge sees them. One haproxy process runs all the proxies; its runtime API
 (`stats socket ... level admin`) is how drctl's HAProxy backend changes them
 (drctl/rehearsal/haproxy_cloud.py). With `edge=True`, Cloudflare's edge runs in front of it: the
-fallback page's Worker under Node (drctl/rehearsal/local/edge.py), the script the program uploads.
+fallback page's Worker under Node (drctl/local/edge.py), the script the program uploads.
 
 Settings come from the stack file (`Pulumi.<stack>.yaml`, validated by the program's own config
 model, so the rehearsal uses exactly the values and defaults `pulumi up` would) with every health
@@ -40,6 +40,11 @@ from pathlib import Path
 
 from drctl.cloud.edge_probe import EdgeProbe
 from drctl.drill import orders
+from drctl.local import processes
+from drctl.local.edge import EdgeWorker
+from drctl.local.haproxy import HAProxyProcess
+from drctl.local.mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, make_template, replicate
+from drctl.local.ports import PortPool
 from drctl.mysql import replication
 from drctl.rehearsal.haproxy_cloud import (
     CLOUDFLARE,
@@ -51,11 +56,6 @@ from drctl.rehearsal.haproxy_cloud import (
     database_path,
     nodebalancer,
 )
-from drctl.rehearsal.local import processes
-from drctl.rehearsal.local.edge import EdgeWorker
-from drctl.rehearsal.local.haproxy import HAProxyProcess
-from drctl.rehearsal.local.mariadb import HOST, LocalCA, MariaDBCluster, MariaDBServer, make_template, replicate
-from drctl.rehearsal.local.ports import PortPool
 from drctl.stack.files import REPO_ROOT, load_stack_file
 from drctl.stack.outputs import StackOutputs, parse_outputs
 
@@ -301,7 +301,7 @@ class LocalTopology:
     def __init__(self, spec: RehearsalSpec, template: Path | None = None, edge: bool = False,
                  guards: Sequence[str] = ()):
         """`edge`: also run Cloudflare's edge, the fallback page's Worker under Node, in front of the
-        `cloudflare` proxy (drctl/rehearsal/local/edge.py); the stack must have a fallback page.
+        `cloudflare` proxy (drctl/local/edge.py); the stack must have a fallback page.
         `guards`: names of drctl guards that each get their own paths to every region (rehearse --automatic)."""
         if edge and spec.edge_worker is None:
             raise TopologyError(f"stack {spec.stack} has no fallback page (traffic.fallbackPage.enabled is false): "

@@ -1,6 +1,6 @@
 """Server and tool binaries the tests run for real. DESIGN §4: with `CI` set a missing binary fails
 the test (CI installs them in .ci/run); on a developer's machine it skips with the package to install.
-The binary-to-package map and the lookup are drctl's own (drctl/rehearsal/local/binaries.py), shared with
+The binary-to-package map and the lookup are drctl's own (drctl/local/binaries.py), shared with
 `drctl rehearse`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from drctl.rehearsal.local.binaries import PACKAGES, MissingBinary, find
+from drctl.local.binaries import PACKAGES, MissingBinary, find
 
 __all__ = ["PACKAGES", "need", "require"]
 

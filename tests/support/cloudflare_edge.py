@@ -1,5 +1,5 @@
 """Cloudflare's edge for drill tests against the API fakes: the fallback page's real Worker under Node
-(drctl/rehearsal/local/edge.py), whose origin fetches reach `CloudflareNetwork`, a stand-in for what
+(drctl/local/edge.py), whose origin fetches reach `CloudflareNetwork`, a stand-in for what
 lies behind the Worker on Cloudflare: the load balancer and the NodeBalancers.
 
 `CloudflareNetwork` answers from the fakes' state, the way Cloudflare would: the request goes to the
@@ -19,8 +19,8 @@ from typing import Any
 
 from components.fallback_worker import page_html, render_worker
 from drctl.cloud.edge_probe import EdgeProbe
-from drctl.rehearsal.local.edge import EdgeWorker
-from drctl.rehearsal.local.ports import PortPool
+from drctl.local.edge import EdgeWorker
+from drctl.local.ports import PortPool
 from tests.support.fake_cloudflare import FakeCloudflare
 from tests.support.fake_linode import FakeLinode
 

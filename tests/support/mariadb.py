@@ -4,7 +4,7 @@
         primary, replica = mariadb_pair
         with primary.connect() as conn: ...
 
-The servers are drctl's own (drctl/rehearsal/local/mariadb.py, which `drctl rehearse` runs too): TLS with a
+The servers are drctl's own (drctl/local/mariadb.py, which `drctl rehearse` runs too): TLS with a
 certificate for 127.0.0.1 signed by a per-session CA (`TestCA`), GTID binary logs, `root` through
 the socket, `create_user` for TCP accounts, `start()` / `stop()` / `kill()`, and `replicate()`
 with the project's replication code. What this module adds is pytest: a missing binary skips the
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from drctl.rehearsal.local import mariadb as local_mariadb
-from drctl.rehearsal.local.mariadb import HOST, install_datadir, replicate
+from drctl.local import mariadb as local_mariadb
+from drctl.local.mariadb import HOST, install_datadir, replicate
 from tests.support.binaries import need
 
 __all__ = ["HOST", "MariaDBCluster", "MariaDBServer", "TestCA", "cluster", "install_datadir",

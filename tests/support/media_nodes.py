@@ -26,7 +26,7 @@ from pathlib import Path
 
 from components import media_storage
 from components.media_storage import BucketAccess, MediaNode
-from drctl.rehearsal.local.ports import PortReservation
+from drctl.local.ports import PortReservation
 from tests.support.binaries import require
 from tests.support.object_store import ACCESS_KEY, SECRET_KEY, ObjectStore
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-from drctl.rehearsal.local.ports import PortReservation
+from drctl.local.ports import PortReservation
 from tests.support.waiting import wait_until
 
 ACCESS_KEY = "TESTACCESSKEY"

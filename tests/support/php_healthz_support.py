@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from drctl.rehearsal.local.ports import PortReservation
+from drctl.local.ports import PortReservation
 from tests.support.binaries import require
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "components" / "templates" / "web-node"

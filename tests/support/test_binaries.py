@@ -22,7 +22,7 @@ def test_an_installed_tool_is_found_by_path():
 
 
 def test_drctl_names_the_debian_package_of_a_missing_server_binary():
-    from drctl.rehearsal.local.binaries import MissingBinary, find
+    from drctl.local.binaries import MissingBinary, find
 
     with pytest.raises(MissingBinary, match=r"needs haproxy-does-not-exist, mariadbd-nope \(apt-get install "
                                             r"haproxy-does-not-exist mariadbd-nope\)"):

@@ -51,9 +51,9 @@ import pytest
 import yaml
 
 from components import web_node
+from drctl.local.ports import PortPool
 from drctl.mysql import bootstrap as boot
 from drctl.plan.engine import ProgramRun, unwrap
-from drctl.rehearsal.local.ports import PortPool
 from tests.support.binaries import need
 from tests.support.mariadb import MariaDBCluster, MariaDBServer
 from tests.support.origin_pull_certs import make_origin_pull_certs

@@ -11,7 +11,7 @@ import pytest
 
 from components.fallback_worker import TEMPLATE
 from drctl.cloud.edge_probe import FALLBACK_MARKER, EdgeAnswer, EdgeProbe, page_title
-from drctl.rehearsal.local.ports import PortReservation
+from drctl.local.ports import PortReservation
 
 
 def test_the_marker_is_the_one_the_worker_sets():

@@ -1,4 +1,4 @@
-"""The rehearsal's edge: the program's fallback Worker under Node (drctl/rehearsal/local/edge.py and
+"""The rehearsal's edge: the program's fallback Worker under Node (drctl/local/edge.py and
 edge_runner.mjs) in front of an upstream standing in for the load balancer. What reaches the
 upstream is the shopper's request (method, path, Host, body); what comes back is the upstream's
 answer, or the Worker's page when there is no upstream, or Cloudflare's 520/521/524 from it."""
@@ -14,8 +14,8 @@ import pytest
 
 from components.fallback_worker import page_html, render_worker
 from drctl.cloud.edge_probe import EdgeProbe
-from drctl.rehearsal.local.edge import EdgeError, EdgeWorker
-from drctl.rehearsal.local.ports import PortPool
+from drctl.local.edge import EdgeError, EdgeWorker
+from drctl.local.ports import PortPool
 from tests.support.binaries import need
 
 HOST, DOMAIN = "127.0.0.1", "shop.example.com"

@@ -15,10 +15,10 @@ from drctl.cloud.linode import LinodeAPIError
 from drctl.cloud.origin_probe import HttpsProbe
 from drctl.cloud.traffic import TrafficBackend
 from drctl.drill.faults import FaultInjector
+from drctl.local.haproxy import HAProxyProcess
+from drctl.local.mariadb import LocalCA
+from drctl.local.ports import PortPool
 from drctl.rehearsal.haproxy_cloud import HAProxyLinode, HAProxyTraffic, LocalIds
-from drctl.rehearsal.local.haproxy import HAProxyProcess
-from drctl.rehearsal.local.mariadb import LocalCA
-from drctl.rehearsal.local.ports import PortPool
 from drctl.rehearsal.topology import RegionPorts, RehearsalSpec, haproxy_config, haproxy_files
 from drctl.stack.outputs import StackOutputs
 from tests.support.binaries import need

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from drctl.rehearsal.local import processes
-from drctl.rehearsal.local.ports import PortPool, PortReservation
+from drctl.local import processes
+from drctl.local.ports import PortPool, PortReservation
 
 
 def test_a_reserved_port_cannot_be_taken_by_anyone_else_while_held():

@@ -1,6 +1,6 @@
 // The rehearsal's Cloudflare edge: the fallback page's Worker, the very script the program uploads
 // (rendered by components/fallback_worker.py), run under Node in front of the rehearsal's HAProxy,
-// which plays the load balancer behind it (drctl/rehearsal/local/edge.py starts this).
+// which plays the load balancer behind it (drctl/local/edge.py starts this).
 //
 //   node edge_runner.mjs WORKER.mjs LISTEN_HOST LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT
 //

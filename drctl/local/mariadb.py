@@ -2,7 +2,7 @@
 tests (tests/support/mariadb.py wraps this module in pytest fixtures).
 
 Each `MariaDBServer` gets its own data directory below a private temp directory, a 127.0.0.1 port
-reserved for its whole life (drctl/rehearsal/local/ports.py), binary logging in ROW format with GTIDs
+reserved for its whole life (drctl/local/ports.py), binary logging in ROW format with GTIDs
 (`log_slave_updates`, strict mode), a server id, and TLS with a certificate for 127.0.0.1 signed by
 a throwaway CA (`LocalCA`), so replication is set up exactly as in production: verified TLS, GTID auto-positioning, through drctl/mysql/replication.py. `root`
 logs in through the socket without a password; `create_user` makes TCP accounts that must use TLS.
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pymysql
 
+from drctl.local import binaries, processes
+from drctl.local.ports import HOST, PortReservation
 from drctl.mysql import replication
-from drctl.rehearsal.local import binaries, processes
-from drctl.rehearsal.local.ports import HOST, PortReservation
 
 FindBinaries = Callable[..., dict[str, str]]
 

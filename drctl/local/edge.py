@@ -13,7 +13,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from drctl.rehearsal.local import binaries, processes
+from drctl.local import binaries, processes
 
 RUNNER = Path(__file__).with_name("edge_runner.mjs")
 

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from drctl.rehearsal.local import binaries, processes
+from drctl.local import binaries, processes
 
 SERVER_STATES = ("ready", "drain", "maint")
 
