@@ -17,8 +17,9 @@ import signal
 import threading
 
 from drctl.backup.archive_config import ArchiveConfigError, load_settings
+from drctl.backup.binlog_events import BinlogFormatError
 from drctl.backup.sealing import ArchiveKeyError
-from drctl.backup.service import ArchiveService
+from drctl.backup.service import ArchiveFlavourError, ArchiveService
 from drctl.cloud.s3_bucket import StoreUnavailable
 from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, number, program, readable_file
 from drctl.watch.alerts import Alerter
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     try:
         service.run(stop.is_set)
     except StoreUnavailable as err:  # the first base backup needs the bucket; later outages are retried
+        fail("archive", str(err))
+        return EXIT_FAILED
+    except (ArchiveFlavourError, BinlogFormatError) as err:  # the wrong kind of server or archive
         fail("archive", str(err))
         return EXIT_FAILED
     return EXIT_OK

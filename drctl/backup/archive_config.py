@@ -8,17 +8,19 @@ archiver's read-write key, the archive key and the replication password).
                   "password": "...", "caFile": "/etc/mysql/woocommerce-dr/source-ca.pem"}, ...],
      "baseClient": ["--socket=/var/run/mysqld/mysqld.sock", "--user=root"],
      "spool": "/var/lib/woocommerce-dr/binlog-spool",
-     "backupRpoSeconds": 300, "baseEveryHours": 24, "retentionDays": 14}
+     "backupRpoSeconds": 300, "baseEveryHours": 24, "retentionDays": 14, "flavour": "mysql"}
 
 `sources` are every database server that may be the primary, in failover order: the archiver reads
 from whichever is writable. `baseClient` is how mariadb-dump reaches the server base backups are
-taken from (the local replica).
+taken from (the local replica). `flavour` is whose servers they are: "mysql" (MySQL 8.0.32+:
+mysqlbinlog and mysqldump of MySQL 8) or "mariadb" (the default; mariadb-binlog, mariadb-dump).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
@@ -58,6 +60,7 @@ class ArchiveSettings(_Model):
     backup_rpo_seconds: int = Field(300, ge=30, le=86400)
     base_every_hours: int = Field(24, ge=1, le=168)
     retention_days: int = Field(14, ge=1, le=3650)
+    flavour: Literal["mariadb", "mysql"] = "mariadb"
 
     @property
     def segment_seconds(self) -> float:

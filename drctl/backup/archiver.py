@@ -16,6 +16,15 @@ against the last one before it.
 When the object store does not answer, pieces wait in the spool and are shipped, in order, when it
 answers again; meanwhile `health()` reports the lag growing and `behind` once it exceeds the backup
 RPO, and the status object in the bucket keeps the last good position for `drctl status`.
+
+A MySQL 8 primary (the archive's flavour follows its start position: a GTID set, MysqlGtidPos) is
+read with MySQL's own client the same way, by GTID set rather than position (`mysql_reader_argv`):
+
+    mysqlbinlog --read-from-remote-source=BINLOG-DUMP-GTIDS --exclude-gtids=<GTID set archived> --raw --stop-never
+
+The server sends every transaction not in the set, from the first binlog file that holds one, as
+it does for a replica with SOURCE_AUTO_POSITION=1. Whichever flavour, the server's own dialect is
+checked before a session starts: an archive is never continued from the other kind of server.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drctl.backup import sealing
-from drctl.backup.binlog_events import Gtid, GtidPos, scan
+from drctl.backup.binlog_events import BinlogFormatError, Flavour, Gtid, GtidPos, MysqlGtidPos, Scan, scan
 from drctl.backup.manifest import Piece, iso, stamp
 from drctl.cloud.archive_status import STATUS
 from drctl.cloud.s3_bucket import StoreUnavailable
@@ -54,6 +63,19 @@ class Source:
 
     def __repr__(self) -> str:
         return f"Source({self})"
+
+    def flavour(self, timeout: float = 3) -> Flavour | None:
+        """Whose server this is (from its version), or None when it does not answer."""
+        try:
+            conn = replication.connect(self.host, self.port, self.user, self.password, ssl_ca=self.ssl_ca,
+                                       tls_name=self.tls_name, connect_timeout=timeout, read_timeout=timeout)
+        except Exception:  # not answering: the caller tries again on its next round
+            return None
+        with contextlib.closing(conn):
+            try:
+                return Flavour.of(replication.detect_dialect(conn))
+            except replication.UnsupportedServer:
+                return None
 
     def is_writable_primary(self, timeout: float = 3) -> bool:
         """Whether this server answers and accepts writes (any account may read @@read_only)."""
@@ -87,6 +109,7 @@ class _Session:
     offsets: dict[str, int] = field(default_factory=dict)  # file -> bytes shipped
     last_ship: dict[str, float] = field(default_factory=dict)
     first_checked: bool = False
+    checksums: dict[str, bool | None] = field(default_factory=dict)  # MySQL: file -> events carry a CRC32
 
     @property
     def running(self) -> bool:
@@ -96,15 +119,20 @@ class _Session:
 class Archiver:
     def __init__(self, bucket, key: bytes, spool: Path, sources: Callable[[], Sequence[Source]], start: GtidPos, *,
                  segment_seconds: float = 10, rpo_seconds: float = 300, recheck_seconds: float = 5,
-                 binlog_tool: str = "mariadb-binlog",
+                 binlog_tool: str = "mariadb-binlog", mysql_binlog_tool: str = "mysqlbinlog",
                  client_server_id: int = 4_000_000_001, clock: Callable[[], float] = time.time,
                  say: Callable[[str], None] = print, alert: Callable[[dict], list[str]] | None = None):
         """`alert`: called with an event when the archive falls behind, catches up or shows a gap
-        (drctl.watch.alerts.Alerter.send: a webhook and/or a command); returns what failed."""
+        (drctl.watch.alerts.Alerter.send: a webhook and/or a command); returns what failed.
+        `start` decides the flavour: a GtidPos archives a MariaDB primary with `binlog_tool`, a
+        MysqlGtidPos (a GTID set) a MySQL 8 primary with `mysql_binlog_tool`."""
         self.bucket, self.key, self.spool = bucket, key, Path(spool)
         self.sources, self.segment_seconds, self.rpo_seconds = sources, segment_seconds, rpo_seconds
         self.recheck_seconds, self.last_recheck = recheck_seconds, 0.0
         self.binlog_tool, self.client_server_id, self.clock, self.say = binlog_tool, client_server_id, clock, say
+        self.flavour = Flavour.MYSQL if isinstance(start, MysqlGtidPos) else Flavour.MARIADB
+        self.mysql_binlog_tool = mysql_binlog_tool
+        self.source_error: str | None = None  # a source of the other flavour: said once, never streamed from
         self.spool.mkdir(parents=True, exist_ok=True)
         self.sessions: list[_Session] = []
         self.received = start  # after the newest complete transaction in the spool
@@ -190,6 +218,14 @@ class Archiver:
         source = next((s for s in self.sources() if s.is_writable_primary()), None)
         if source is None:
             return
+        found = source.flavour()
+        if found is not self.flavour:
+            if found is not None and self.source_error is None:
+                self.source_error = (f"{source} is a {found.value} server but this archive holds a "
+                                     f"{self.flavour.value} binlog (GTID position {self.received}): not archiving it")
+                self.say(f"archive: {self.source_error}")
+            return
+        self.source_error = None
         name = f"{stamp(datetime.now(UTC))}-{source.host}-{source.port}"
         directory = self.spool / name
         directory.mkdir(parents=True)
@@ -197,13 +233,17 @@ class Archiver:
         defaults = directory.parent / f".{name}.cnf"
         defaults.touch(mode=0o600)
         defaults.write_text(f"[client]\npassword={source.password}\n")
-        argv = [self.binlog_tool, f"--defaults-extra-file={defaults}", "--read-from-remote-server", "--raw",
-                "--stop-never", f"--stop-never-slave-server-id={self.client_server_id}",
-                f"--host={source.host}", f"--port={source.port}", f"--user={source.user}",
-                f"--ssl-ca={source.ssl_ca}", "--ssl-verify-server-cert",
-                f"--start-position={self.received}", f"--result-file={directory}/",
-                "",  # no file name: the GTID position says where to start
-                ]
+        if self.flavour is Flavour.MYSQL:
+            argv = mysql_reader_argv(self.mysql_binlog_tool, defaults, source, self.received, self.client_server_id,
+                                     directory)
+        else:
+            argv = [self.binlog_tool, f"--defaults-extra-file={defaults}", "--read-from-remote-server", "--raw",
+                    "--stop-never", f"--stop-never-slave-server-id={self.client_server_id}",
+                    f"--host={source.host}", f"--port={source.port}", f"--user={source.user}",
+                    f"--ssl-ca={source.ssl_ca}", "--ssl-verify-server-cert",
+                    f"--start-position={self.received}", f"--result-file={directory}/",
+                    "",  # no file name: the GTID position says where to start
+                    ]
         log = open(directory.parent / f".{name}.log", "wb")  # noqa: SIM115 -- the child writes it for its life
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, cwd=directory)
         log.close()
@@ -246,7 +286,7 @@ class Archiver:
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read()
-        found = scan(data, file_start=offset == 0)
+        found = self._scan(session, file, data, offset)
         for txn in found.transactions:
             self._receive(session, txn.gtid)
         if found.transactions and self._pending is None:
@@ -267,11 +307,11 @@ class Archiver:
             first.setdefault(t.gtid.domain, t.gtid)
             last[t.gtid.domain] = t.gtid
         name_probe = Piece(session.name, self.piece_number, str(session.source), file, offset, cut, first, last,
-                           None, None, 0, "", "", 0)
+                           None, None, 0, "", "", 0, self.flavour)
         sealed_bytes, sealed = sealing.seal_bytes(self.key, name_probe.name, piece_bytes)
         piece = Piece(session.name, self.piece_number, str(session.source), file, offset, cut, first, last,
                       txns[0].timestamp if txns else None, txns[-1].timestamp if txns else None, len(txns),
-                      sealed.sha256_plain, sealing.sha256_bytes(sealed_bytes), self.clock())
+                      sealed.sha256_plain, sealing.sha256_bytes(sealed_bytes), self.clock(), self.flavour)
         self.bucket.put_bytes(piece.name, sealed_bytes)
         self.bucket.put_json(piece.manifest_name, piece.to_json())
         if self._pending == (txns[0].timestamp if txns else None):
@@ -284,6 +324,18 @@ class Archiver:
         if txns:
             self.archived_time = txns[-1].timestamp
         return True
+
+    def _scan(self, session: _Session, file: str, data: bytes, offset: int) -> Scan:
+        if self.flavour is not Flavour.MYSQL:
+            return scan(data, file_start=offset == 0)
+        found = scan(data, file_start=offset == 0, flavour=Flavour.MYSQL, checksums=session.checksums.get(file))
+        if found.checksums is not None:
+            session.checksums[file] = found.checksums
+        if found.anonymous:
+            raise BinlogFormatError(f"binlog {file} from {session.source} holds transactions without a GTID "
+                                    "(ANONYMOUS_GTID): the archive needs gtid_mode=ON and enforce_gtid_consistency=ON "
+                                    "on every server that may be primary")
+        return found
 
     def _receive(self, session: _Session, gtid: Gtid) -> None:
         if self.received.includes(gtid):
@@ -317,7 +369,8 @@ class Archiver:
         health = self.health()
         doc = {"archivedPos": health.archived_pos, "lastTransactionTime": health.archived_time,
                "lastTransactionAt": iso(health.archived_time) if health.archived_time else None,
-               "updatedAt": self.clock(), "streamingFrom": health.streaming_from, "gap": health.gap}
+               "updatedAt": self.clock(), "streamingFrom": health.streaming_from, "gap": health.gap,
+               "flavour": self.flavour.value}
         with contextlib.suppress(StoreUnavailable):
             self.bucket.put_json(STATUS, doc)
         (self.spool / "health.json").write_text(json.dumps(doc))
@@ -325,3 +378,18 @@ class Archiver:
 
 def tool_path() -> str:
     return shutil.which("mariadb-binlog") or "mariadb-binlog"
+
+
+def mysql_reader_argv(tool: str, defaults: Path, source: Source, archived: MysqlGtidPos, client_server_id: int,
+                      directory: Path) -> list[str]:
+    """MySQL 8's mysqlbinlog as a replica of `source` (8.0.26+ option names; Ubuntu 24.04 ships
+    8.0.4x): the GTID dump protocol with the archived set excluded, raw events into `directory`,
+    never stopping, verified TLS (the certificate must name the host). The password is in the
+    `defaults` file."""
+    return [tool, f"--defaults-extra-file={defaults}", "--read-from-remote-source=BINLOG-DUMP-GTIDS",
+            f"--exclude-gtids={archived}", "--raw", "--stop-never", f"--connection-server-id={client_server_id}",
+            f"--host={source.host}", f"--port={source.port}", f"--user={source.user}",
+            "--ssl-mode=VERIFY_IDENTITY", f"--ssl-ca={source.ssl_ca}",
+            f"--result-file={directory}/",
+            "",  # no file name: the server starts at the first file holding a transaction not in the set
+            ]

@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drctl.backup import sealing
-from drctl.backup.binlog_events import Gtid
-from drctl.backup.restore import RestoreError, Target, apply_restore, export_tables, plan_restore
+from drctl.backup.binlog_events import Gtid, MysqlGtid, parse_any_gtid
+from drctl.backup.restore import RestoreError, Target, apply_restore, check_restore_tools, export_tables, plan_restore
 from drctl.cloud import archive_status
 from drctl.cloud.s3_bucket import Bucket, ObjectMissing, StoreUnavailable
 from drctl.stack.command_line import (
@@ -58,12 +58,13 @@ def utc_time(text: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def gtid(text: str) -> Gtid:
+def gtid(text: str) -> Gtid | MysqlGtid:
     try:
-        return Gtid.parse(text)
+        return parse_any_gtid(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"not a GTID (got {text!r}; allowed: a MariaDB GTID domain-server-sequence such as 0-1-48211)") from None
+            f"not a GTID (got {text!r}; allowed: a MariaDB GTID domain-server-sequence such as 0-1-48211, or a "
+            "MySQL GTID server_uuid:number such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:48211)") from None
 
 
 def local_target(text: str) -> Path:
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     for line in plan.lines():
         say(line)
     try:
+        check_restore_tools(plan, local_target=True)  # before any server is started or object fetched
         report = restore_locally(args, bucket, key, plan, say)
     except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing) as err:
         fail("restore", str(err))

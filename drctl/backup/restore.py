@@ -15,12 +15,25 @@ and mariadb-binlog itself refuses a file that starts after the position reached 
 Times are whole seconds in UTC, the binlog's own resolution: `--to-time T` restores every
 transaction whose binlog time is at or before T, in the order they committed, and stops at the first
 one after it.
+
+An archive of a MySQL 8 primary (its manifests say "flavour": "mysql") is restored with MySQL's
+own tools onto a MySQL 8 server (`apply_mysql_restore`): the base (mysqldump's, which sets
+gtid_purged to its GTID set), then each binlog file through
+
+    mysqlbinlog --exclude-gtids=<GTID set reached> FILE | mysql
+
+where the file of the target is first cut just before the first transaction after the target time
+(by its original commit time) or just after the target GTID, so where it stops is decided by the
+same reading of the binlog as the manifests. `check_restore_tools` refuses, before anything is
+downloaded or started, when the tools here cannot replay the archive's flavour.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -30,7 +43,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from drctl.backup import sealing
-from drctl.backup.binlog_events import Gtid, GtidPos, scan
+from drctl.backup.binlog_events import (
+    Flavour,
+    Gtid,
+    GtidPos,
+    MysqlGtid,
+    MysqlGtidPos,
+    flavour_of_gtid,
+    scan,
+    scan_mysql,
+)
 from drctl.backup.manifest import BaseBackup, Piece, iso, load_bases, load_pieces
 
 # Row counts in the restore report: the tables an operator checks first (any table prefix).
@@ -70,7 +92,11 @@ class RestorePlan:
     to_time: datetime | None
     to_gtid: Gtid | None
     archive_end_time: int | None
-    archive_end_pos: GtidPos
+    archive_end_pos: GtidPos | MysqlGtidPos
+
+    @property
+    def flavour(self) -> Flavour:
+        return self.base.flavour
 
     def lines(self) -> list[str]:
         target = f"time {self.to_time:%Y-%m-%d %H:%M:%S} UTC" if self.to_time else f"GTID {self.to_gtid}"
@@ -109,14 +135,15 @@ class RestoreReport:
 
 # --- planning ---------------------------------------------------------------------------------------
 
-def plan_restore(bucket, *, to_time: datetime | None = None, to_gtid: Gtid | None = None) -> RestorePlan:
+def plan_restore(bucket, *, to_time: datetime | None = None, to_gtid: Gtid | MysqlGtid | None = None) -> RestorePlan:
     if (to_time is None) == (to_gtid is None):
         raise RestoreError("give exactly one of a time and a GTID to restore to")
     bases = load_bases(bucket)
     if not bases:
         raise RestoreError(f"no base backup in {bucket.where}: the archive cannot be restored yet")
     pieces = load_pieces(bucket)
-    end_pos, end_time = GtidPos(), None
+    flavour = check_flavours(bucket, bases, pieces, to_gtid)
+    end_pos, end_time = (MysqlGtidPos() if flavour is Flavour.MYSQL else GtidPos()), None
     for p in pieces:
         for g in p.last.values():
             end_pos = end_pos.after(g) if not end_pos.includes(g) else end_pos
@@ -198,6 +225,8 @@ def _check_contiguous(session: str, file: str, group: Sequence[Piece]) -> None:
 def apply_restore(bucket, key: bytes, plan: RestorePlan, target: Target, *, mariadb: str = "mariadb",
                   mariadb_binlog: str = "mariadb-binlog", work_dir: Path | None = None,
                   say: Callable[[str], None] = print) -> RestoreReport:
+    if plan.flavour is Flavour.MYSQL:
+        return apply_mysql_restore(bucket, key, plan, target, work_dir=work_dir, say=say)
     started = time.monotonic()
     objects = 0
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="wcdr-restore-") as tmp:
@@ -334,3 +363,166 @@ def export_tables(target: Target, tables: Sequence[tuple[str, str]], out: Path, 
             if done.returncode != 0:
                 raise RestoreError(f"exporting {schema}.{','.join(names)} failed: {_tail(done.stderr)}")
 
+
+
+# --- MySQL 8 archives ---------------------------------------------------------------------------------
+
+def check_flavours(bucket, bases: Sequence[BaseBackup], pieces: Sequence[Piece],
+                   to_gtid: Gtid | MysqlGtid | None = None) -> Flavour:
+    """The flavour of the archive: every manifest must agree, and so must a --to-gtid."""
+    flavours = {b.flavour for b in bases} | {p.flavour for p in pieces}
+    if len(flavours) > 1:
+        raise RestoreError(f"{bucket.where} mixes MariaDB and MySQL manifests: an archive holds one kind of "
+                           "server's binlog; cannot restore from it")
+    flavour = flavours.pop() if flavours else Flavour.MARIADB
+    if to_gtid is not None and flavour_of_gtid(to_gtid) is not flavour:
+        allowed = ("a MySQL GTID server_uuid:number" if flavour is Flavour.MYSQL
+                   else "a MariaDB GTID domain-server-sequence")
+        raise RestoreError(f"--to-gtid: {to_gtid} is not a GTID of this archive, which holds a {flavour.value} "
+                           f"binlog (allowed: {allowed})")
+    return flavour
+
+
+@dataclass(frozen=True)
+class ToolFound:
+    path: str | None
+    flavour: Flavour | None  # None: not found, or its --version not understood
+    version: str
+
+
+def tool_flavour(name: str) -> ToolFound:
+    """Whose client `name` is, from its --version: Debian links mysqlbinlog and mysql to MariaDB's
+    tools, so the name alone does not tell."""
+    path = shutil.which(name)
+    if path is None:
+        return ToolFound(None, None, "")
+    try:
+        said = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ToolFound(path, None, "")
+    return ToolFound(path, version_flavour(said), said.strip())
+
+
+def version_flavour(text: str) -> Flavour | None:
+    """'mysqlbinlog  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)' -> MYSQL;
+    'mysqlbinlog Ver 3.5 for debian-linux-gnu' or anything naming MariaDB -> MARIADB."""
+    if "mariadb" in text.lower() or re.search(r"\bVer 3\.\d", text):
+        return Flavour.MARIADB  # MariaDB's mysqlbinlog is "Ver 3.x"; its mysql client says "MariaDB"
+    match = re.search(r"\bVer (\d+)\.(\d+)\.(\d+)", text)
+    if match and (int(match[1]), int(match[2])) >= (8, 0):
+        return Flavour.MYSQL
+    return None
+
+
+MYSQL_TOOLS_INSTALL = ("install MySQL 8's client tools (Ubuntu 24.04: apt-get install mysql-client-8.0; elsewhere "
+                       "MySQL's own APT/YUM repository, package mysql-community-client); MariaDB's mysqlbinlog cannot "
+                       "read a MySQL 8 binlog, and Ubuntu does not install MariaDB's client beside MySQL's")
+MARIADB_TOOLS_INSTALL = "install MariaDB's client tools (Debian/Ubuntu: apt-get install mariadb-client)"
+
+
+def check_restore_tools(plan: RestorePlan, *, local_target: bool = False, mysql: str = "mysql",
+                        mysqlbinlog: str = "mysqlbinlog") -> None:
+    """Refuse, with what to install, when this machine cannot replay the plan's archive (call it
+    before anything is downloaded or started). `local_target`: the restore goes onto a server drctl
+    starts here, which is MariaDB (drctl/local)."""
+    if plan.flavour is Flavour.MARIADB:
+        missing = [n for n in ("mariadb-binlog", "mariadb") if shutil.which(n) is None]
+        if missing:
+            raise RestoreError(f"cannot restore this MariaDB archive here: {', '.join(missing)} not found; "
+                               f"{MARIADB_TOOLS_INSTALL}")
+        return
+    found = {name: tool_flavour(name) for name in (mysqlbinlog, mysql)}
+    wrong = [f"{name} is {'missing' if t.path is None else (t.version.splitlines() or ['not understood'])[0]}"
+             for name, t in found.items() if t.flavour is not Flavour.MYSQL]
+    if wrong:
+        raise RestoreError(f"cannot restore this MySQL 8 archive here: {'; '.join(wrong)}; {MYSQL_TOOLS_INSTALL}")
+    if local_target:
+        raise RestoreError("cannot restore this MySQL 8 archive onto a local target: drctl starts a MariaDB server "
+                           "there, which cannot apply MySQL's binlog (GTID_NEXT, its row events); restore onto a "
+                           "MySQL 8 server with gtid_mode=ON")
+
+
+def mysql_replay_argv(mysqlbinlog: str, path: Path, reached: MysqlGtidPos) -> list[str]:
+    """mysqlbinlog for one (cut) binlog file: every transaction not reached yet, with its own GTID."""
+    exclude = [f"--exclude-gtids={reached}"] if reached else []
+    return [mysqlbinlog, *exclude, str(path)]
+
+
+def mysql_cut(data: bytes, to_time: datetime | None, to_gtid: MysqlGtid | None) -> tuple[int, bool]:
+    """Where a MySQL binlog file is cut for the target: (offset, whether the target lies inside).
+    Before the first transaction committed after `to_time` (its original commit second, as the
+    manifests count it), or just after transaction `to_gtid`; the whole file when neither is in it."""
+    found = scan_mysql(data)
+    for t in found.transactions:
+        if to_time is not None and t.timestamp > int(to_time.timestamp()):
+            return t.start, True
+        if to_gtid is not None and t.gtid == to_gtid:
+            return t.end, True
+    return found.safe_end, False
+
+
+def apply_mysql_restore(bucket, key: bytes, plan: RestorePlan, target: Target, *, mysql: str = "mysql",
+                        mysqlbinlog: str = "mysqlbinlog", work_dir: Path | None = None,
+                        say: Callable[[str], None] = print) -> RestoreReport:
+    """`apply_restore` for a MySQL 8 archive onto a MySQL 8 server (gtid_mode=ON, empty)."""
+    check_restore_tools(plan, mysql=mysql, mysqlbinlog=mysqlbinlog)
+    started = time.monotonic()
+    objects = 0
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="wcdr-restore-") as tmp:
+        work = Path(tmp)
+        say(f"downloading base backup {plan.base.stamp} ({plan.base.size} bytes)")
+        base_path = _download(bucket, plan.base.name, plan.base.sha256_sealed, work / "base.seg")
+        objects += 1
+        say("loading the base backup (its GTID set becomes the server's gtid_purged)")
+        _load_base(key, plan.base, base_path, target, mysql)
+        base_path.unlink()
+        reached = plan.base.gtid_pos
+        assert isinstance(reached, MysqlGtidPos)
+        files: list[Path] = []
+        for i, f in enumerate(plan.files):
+            path = work / f"{i:05d}-{f.file}"
+            with open(path, "wb") as out:
+                for p in f.pieces:
+                    sealed = _download(bucket, p.name, p.sha256_sealed, work / "piece.seg")
+                    sealing.open_to(key, p.name, sealed, out, p.sha256_plain)
+                    objects += 1
+            if f.stop_here:
+                data = path.read_bytes()
+                cut, inside = mysql_cut(data, plan.to_time, plan.to_gtid)
+                path.write_bytes(data[:cut])
+                if inside:
+                    say(f"binlog {f.file} cut at byte {cut}: the target ends there")
+            files.append(path)
+            say(f"fetched binlog {f.file} ({i + 1}/{len(plan.files)} files, {objects} objects)")
+        for i, (f, path) in enumerate(zip(plan.files, files, strict=True)):
+            _replay_argv(mysql_replay_argv(mysqlbinlog, path, reached), mysql, path, target)
+            reached = reached.union(_mysql_target_set(target))
+            say(f"replayed binlog {f.file} ({i + 1}/{len(plan.files)}), GTID set {reached}")
+        last_time = None
+        for path in files:
+            for t in scan_mysql(path.read_bytes()).transactions:
+                if reached.includes(t.gtid):
+                    last_time = t.timestamp
+    return RestoreReport(target.describe, plan.base.stamp, str(reached), iso(last_time) if last_time else None,
+                         row_counts(target), objects, time.monotonic() - started)
+
+
+def _replay_argv(reader_argv: list[str], client: str, path: Path, target: Target) -> None:
+    with tempfile.TemporaryFile() as err1, tempfile.TemporaryFile() as err2:
+        reader = subprocess.Popen(reader_argv, stdout=subprocess.PIPE, stderr=err1, env={**os.environ, "TZ": "UTC"})
+        client_process = subprocess.Popen([client, *target.client_args, "--binary-mode"], stdin=reader.stdout,
+                                          stdout=subprocess.DEVNULL, stderr=err2)
+        reader.stdout.close()
+        code_client, code_reader = client_process.wait(), reader.wait()
+        if code_reader != 0 or code_client != 0:
+            err1.seek(0)
+            err2.seek(0)
+            raise RestoreError(f"replaying {path.name} failed: {Path(reader_argv[0]).name} said {_tail(err1.read())}; "
+                               f"the {Path(client).name} client said {_tail(err2.read())}")
+
+
+def _mysql_target_set(target: Target) -> MysqlGtidPos:
+    conn = target.connect()
+    with contextlib.closing(conn), conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.gtid_executed")
+        return MysqlGtidPos.parse(cur.fetchone()[0])

@@ -21,7 +21,7 @@ from drctl.backup import sealing
 from drctl.backup.archive_config import ArchiveSettings
 from drctl.backup.archiver import Archiver, Source
 from drctl.backup.base_backup import BaseBackupError, schemas_to_dump_with_client, take_base_backup
-from drctl.backup.binlog_events import GtidPos
+from drctl.backup.binlog_events import Flavour, GtidPos, MysqlGtidPos, parse_position
 from drctl.backup.manifest import BaseBackup, load_bases, load_pieces
 from drctl.cloud.archive_status import STATUS
 from drctl.cloud.s3_bucket import Bucket, BucketAccess, ObjectMissing
@@ -33,11 +33,21 @@ def settings_bucket(settings: ArchiveSettings, timeout: float = 10) -> Bucket:
                                b.region), timeout=timeout)
 
 
-def archived_position(bucket: Bucket) -> GtidPos | None:
+def archived_position(bucket: Bucket, flavour: Flavour = Flavour.MARIADB) -> GtidPos | MysqlGtidPos | None:
+    """Where the archive ends, as status.json says; refused when it holds the other flavour's binlog."""
     try:
-        return GtidPos.parse(bucket.get_json(STATUS)["archivedPos"])
+        doc = bucket.get_json(STATUS)
     except ObjectMissing:
         return None
+    held = Flavour.parse(doc.get("flavour"))
+    if held is not flavour:
+        raise ArchiveFlavourError(f"the archive in {bucket.where} holds a {held.value} binlog but the settings say "
+                                  f"flavour {flavour.value!r}: one archive (bucket) per kind of database server")
+    return parse_position(flavour, doc["archivedPos"])
+
+
+class ArchiveFlavourError(Exception):
+    """The settings and the archive disagree on whose binlog it holds."""
 
 
 def base_due(bases: list[BaseBackup], every_hours: int, now: float) -> bool:
@@ -67,10 +77,13 @@ def prune(bucket: Bucket, retention_days: int, now: float, say: Callable[[str], 
 
 class ArchiveService:
     def __init__(self, settings: ArchiveSettings, *, binlog_tool: str = "mariadb-binlog",
-                 dump_tool: str = "mariadb-dump", say: Callable[[str], None] = print,
+                 dump_tool: str = "mariadb-dump", mysql_binlog_tool: str = "mysqlbinlog",
+                 mysql_dump_tool: str = "mysqldump", say: Callable[[str], None] = print,
                  alert: Callable[[dict], list[str]] | None = None, clock: Callable[[], float] = time.time):
         self.settings, self.say, self.clock, self.alert = settings, say, clock, alert
         self.binlog_tool, self.dump_tool = binlog_tool, dump_tool
+        self.mysql_binlog_tool, self.mysql_dump_tool = mysql_binlog_tool, mysql_dump_tool
+        self.flavour = Flavour(settings.flavour)
         self.bucket = settings_bucket(settings)
         self.key = sealing.parse_key(settings.archive_key.get_secret_value())
         self.base_thread: threading.Thread | None = None
@@ -83,20 +96,24 @@ class ArchiveService:
 
     def take_base(self) -> BaseBackup:
         client = self.settings.base_client
+        if self.flavour is Flavour.MYSQL:
+            schemas = schemas_to_dump_with_client(client, self.mysql_dump_tool, client_name="mysql")
+            return take_base_backup(self.bucket, self.key, client, schemas, dump_tool=self.mysql_dump_tool,
+                                    work_dir=self.settings.spool, say=self.say, flavour=Flavour.MYSQL)
         schemas = schemas_to_dump_with_client(client, self.dump_tool)
         return take_base_backup(self.bucket, self.key, client, schemas, dump_tool=self.dump_tool,
                                 work_dir=self.settings.spool, say=self.say)
 
     def start(self) -> Archiver:
         self.settings.spool.mkdir(parents=True, exist_ok=True)
-        start = archived_position(self.bucket)
+        start = archived_position(self.bucket, self.flavour)
         if start is None:
             self.say("archive: empty; taking the first base backup, the binlog follows from its position")
             start = self.take_base().gtid_pos
         self.archiver = Archiver(
             self.bucket, self.key, self.settings.spool, self.sources, start,
             segment_seconds=self.settings.segment_seconds, rpo_seconds=self.settings.backup_rpo_seconds,
-            binlog_tool=self.binlog_tool, clock=self.clock, say=self.say, alert=self.alert)
+            binlog_tool=self.binlog_tool, mysql_binlog_tool=self.mysql_binlog_tool, clock=self.clock, say=self.say, alert=self.alert)
         return self.archiver
 
     def housekeeping(self) -> None:

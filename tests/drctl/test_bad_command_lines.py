@@ -41,8 +41,11 @@ CASES = [
      "one of the arguments --to-time --to-gtid is required"),
     ("restore-time-not-a-time", ["restore", *LB, "--to-time", "yesterday", "--dry-run"],
      "argument --to-time: not a time (got 'yesterday'; allowed: an ISO 8601 time such as 2026-11-29T14:03:00Z"),
-    ("restore-gtid-of-mysql", ["restore", *LB, "--to-gtid", "3e11fa47-71ca-11e1-9e33-c80aa9429562:23", "--dry-run"],
-     "argument --to-gtid: not a GTID (got '3e11fa47-71ca-11e1-9e33-c80aa9429562:23'; allowed: a MariaDB GTID"),
+    ("restore-gtid-malformed", ["restore", *LB, "--to-gtid", "3e11fa47-71ca:23", "--dry-run"],
+     "argument --to-gtid: not a GTID (got '3e11fa47-71ca:23'; allowed: a MariaDB GTID domain-server-sequence such as "
+     "0-1-48211, or a MySQL GTID server_uuid:number"),
+    ("restore-gtid-a-range", ["restore", *LB, "--to-gtid", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23", "--dry-run"],
+     "argument --to-gtid: not a GTID (got '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23'"),
     ("restore-time-and-gtid", ["restore", *LB, "--to-time", "2026-11-29T14:03:00Z", "--to-gtid", "0-1-5"],
      "argument --to-gtid: not allowed with argument --to-time"),
     ("restore-target-a-linode", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode"],
