@@ -216,8 +216,10 @@ class MysqlGtid:
 @dataclass(frozen=True)
 class MysqlGtidPos:
     """A MySQL GTID set (what a server has executed, `uuid:1-100:105,...`) with the interface of
-    MariaDB's GtidPos: `after` adds one transaction, `includes` is set membership, `last` is the
-    highest transaction per server uuid."""
+    MariaDB's GtidPos: `after(g)` is the position after transaction g, i.e. with every transaction
+    of g's server up to g (as MariaDB's position after g has its whole domain up to g; a hole below
+    the highest number held stays a hole unless g fills it), `includes` is set membership, `last`
+    the highest transaction per server uuid."""
 
     executed: GtidSet = field(default_factory=GtidSet)
 
@@ -237,7 +239,10 @@ class MysqlGtidPos:
                 if not tag}
 
     def after(self, gtid: MysqlGtid) -> MysqlGtidPos:
-        return MysqlGtidPos(self.executed | GtidSet({(gtid.uuid, ""): ((gtid.gno, gtid.gno),)}))
+        spans = self.executed.intervals.get((gtid.uuid, ""))
+        highest = spans[-1][1] if spans else 0
+        added = (highest + 1, gtid.gno) if gtid.gno > highest else (gtid.gno, gtid.gno)
+        return MysqlGtidPos(self.executed | GtidSet({(gtid.uuid, ""): (added,)}))
 
     def includes(self, gtid: MysqlGtid) -> bool:
         return any(a <= gtid.gno <= b for a, b in self.executed.intervals.get((gtid.uuid, ""), ()))

@@ -404,12 +404,14 @@ def tool_flavour(name: str) -> ToolFound:
 
 
 def version_flavour(text: str) -> Flavour | None:
-    """'mysqlbinlog  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)' -> MYSQL;
-    'mysqlbinlog Ver 3.5 for debian-linux-gnu' or anything naming MariaDB -> MARIADB."""
-    if "mariadb" in text.lower() or re.search(r"\bVer 3\.\d", text):
-        return Flavour.MARIADB  # MariaDB's mysqlbinlog is "Ver 3.x"; its mysql client says "MariaDB"
+    """Whose tool printed this --version: MYSQL for MySQL 8 and later ('mysqlbinlog  Ver 8.0.28 for
+    Linux on x86_64', 'mysql  Ver 8.0.40-0ubuntu0.24.04.1 for Linux on x86_64 ((Ubuntu))'), MARIADB
+    when it names MariaDB ('mysql  Ver 15.1 Distrib 10.11.6-MariaDB, ...'), None otherwise: MariaDB's
+    mysqlbinlog says only 'Ver 3.5 for debian-linux-gnu', as MySQL 5.7's said 'Ver 3.4'."""
+    if "mariadb" in text.lower():
+        return Flavour.MARIADB
     match = re.search(r"\bVer (\d+)\.(\d+)\.(\d+)", text)
-    if match and (int(match[1]), int(match[2])) >= (8, 0):
+    if match and int(match[1]) >= 8:
         return Flavour.MYSQL
     return None
 
@@ -432,7 +434,8 @@ def check_restore_tools(plan: RestorePlan, *, local_target: bool = False, mysql:
                                f"{MARIADB_TOOLS_INSTALL}")
         return
     found = {name: tool_flavour(name) for name in (mysqlbinlog, mysql)}
-    wrong = [f"{name} is {'missing' if t.path is None else (t.version.splitlines() or ['not understood'])[0]}"
+    wrong = [f"{name} not found" if t.path is None else
+             f"{name} is not MySQL 8's ({(t.version.splitlines() or ['its --version says nothing'])[0]})"
              for name, t in found.items() if t.flavour is not Flavour.MYSQL]
     if wrong:
         raise RestoreError(f"cannot restore this MySQL 8 archive here: {'; '.join(wrong)}; {MYSQL_TOOLS_INSTALL}")
