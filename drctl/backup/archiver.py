@@ -386,8 +386,9 @@ def mysql_reader_argv(tool: str, defaults: Path, source: Source, archived: Mysql
     8.0.4x): the GTID dump protocol with the archived set excluded, raw events into `directory`,
     never stopping, verified TLS (the certificate must name the host). The password is in the
     `defaults` file."""
+    exclude = [f"--exclude-gtids={archived}"] if archived else []  # empty: from the oldest binlog the server has
     return [tool, f"--defaults-extra-file={defaults}", "--read-from-remote-source=BINLOG-DUMP-GTIDS",
-            f"--exclude-gtids={archived}", "--raw", "--stop-never", f"--connection-server-id={client_server_id}",
+            *exclude, "--raw", "--stop-never", f"--connection-server-id={client_server_id}",
             f"--host={source.host}", f"--port={source.port}", f"--user={source.user}",
             "--ssl-mode=VERIFY_IDENTITY", f"--ssl-ca={source.ssl_ca}",
             f"--result-file={directory}/",

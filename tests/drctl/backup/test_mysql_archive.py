@@ -20,6 +20,7 @@ from drctl.backup.base_backup import BaseBackupError, schemas_to_dump, take_base
 from drctl.backup.binlog_events import Flavour, Gtid, MysqlGtid, MysqlGtidPos, scan_mysql
 from drctl.backup.manifest import BaseBackup, Piece, load_bases, load_pieces
 from drctl.backup.restore import RestoreError, Target, apply_restore, check_restore_tools, plan_restore
+from drctl.backup.service import ArchiveFlavourError, archived_position
 from drctl.cloud.s3_bucket import Bucket, BucketAccess
 from tests.support import runbook_support
 
@@ -220,3 +221,12 @@ def test_a_mysql_base_backup_with_mariadbs_dump_tool_is_refused_and_nothing_is_p
                          dump_tool="mariadb-dump", work_dir=archive.tmp, say=archive.said.append,
                          flavour=Flavour.MYSQL)
     assert load_bases(archive.bucket) == []
+
+
+def test_an_archive_of_the_other_flavour_is_not_continued(bucket):
+    bucket.put_json("status.json", {"archivedPos": "0-1-100", "lastTransactionTime": 1647193191})  # MariaDB's, before flavours
+    assert str(archived_position(bucket, Flavour.MARIADB)) == "0-1-100"
+    with pytest.raises(ArchiveFlavourError, match="holds a mariadb binlog but the settings say flavour 'mysql'"):
+        archived_position(bucket, Flavour.MYSQL)
+    bucket.put_json("status.json", {"archivedPos": f"{SERVER}:1-5", "flavour": "mysql"})
+    assert archived_position(bucket, Flavour.MYSQL) == MysqlGtidPos.parse(f"{SERVER}:1-5")

@@ -4,9 +4,13 @@ backup's mysqldump and the GTID set it writes, the restore's replay and where it
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from drctl.backup.archive_config import ArchiveConfigError, load_settings
 from drctl.backup.archiver import Source, mysql_reader_argv
 from drctl.backup.base_backup import dump_argv, dump_position
 from drctl.backup.binlog_events import Flavour, GtidPos, MysqlGtid, MysqlGtidPos
@@ -32,6 +36,8 @@ def test_the_archiver_reads_a_mysql_primary_by_gtid_set_as_a_replica_over_verifi
         f"--result-file={tmp_path}/s/", "",
     ]
     assert not any("s3cret" in a for a in argv)
+    fresh = mysql_reader_argv("mysqlbinlog", tmp_path / ".s.cnf", PRIMARY, MysqlGtidPos(), 7, tmp_path / "s")
+    assert not any(a.startswith("--exclude-gtids") for a in fresh)
     # MariaDB-only or pre-8.0.26 spellings would make MySQL 8's mysqlbinlog refuse or warn.
     assert not any(a.startswith(("--start-position", "--ssl-verify-server-cert", "--stop-never-slave-server-id",
                                  "--read-from-remote-master")) for a in argv)
@@ -116,3 +122,18 @@ def test_mysql_8_tools_are_told_from_mariadbs_by_their_version():
     assert version_flavour("mysqlbinlog Ver 3.5 for debian-linux-gnu at x86_64") is None
     assert version_flavour("mysql  Ver 15.1 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64) using  "
                            "EditLine wrapper") is Flavour.MARIADB
+
+
+def test_the_archivers_settings_name_the_flavour_of_their_servers(tmp_path):
+    settings = {"bucket": {"endpoint": "http://127.0.0.1:9", "bucket": "b", "accessKey": "a", "secretKey": "s"},
+                "archiveKey": "k", "sources": [{"host": "db", "user": "replicator", "password": "pw", "caFile": "/ca"}],
+                "baseClient": ["--socket=/run/mysqld/mysqld.sock"], "spool": str(tmp_path / "spool")}
+    path = tmp_path / "archive.json"
+    path.write_text(json.dumps(settings))
+    assert load_settings(path).flavour == "mariadb"  # settings written before MySQL was archived
+    path.write_text(json.dumps({**settings, "flavour": "mysql"}))
+    assert load_settings(path).flavour == "mysql"
+    path.write_text(json.dumps({**settings, "flavour": "postgres"}))
+    with pytest.raises(ArchiveConfigError, match=f"--config {path}: flavour: Input should be 'mariadb' or 'mysql' "
+                                                 "\\(got 'postgres'\\)"):
+        load_settings(path)
