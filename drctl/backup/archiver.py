@@ -220,10 +220,13 @@ class Archiver:
             return
         found = source.flavour()
         if found is not self.flavour:
-            if found is not None and self.source_error is None:
-                self.source_error = (f"{source} is a {found.value} server but this archive holds a "
-                                     f"{self.flavour.value} binlog (GTID position {self.received}): not archiving it")
-                self.say(f"archive: {self.source_error}")
+            error = (f"{source} is a {found.value} server but this archive holds a {self.flavour.value} binlog "
+                     f"(GTID position {self.received}): not archiving it" if found is not None else
+                     f"cannot tell what kind of server {source} is (it stopped answering, or its version is not "
+                     "supported: MySQL 8.0.23+ or MariaDB 10.5+); retrying")
+            if error != self.source_error:
+                self.say(f"archive: {error}")
+            self.source_error = error
             return
         self.source_error = None
         name = f"{stamp(datetime.now(UTC))}-{source.host}-{source.port}"
