@@ -54,6 +54,11 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     except (ArchiveConfigError, ArchiveKeyError) as err:
         fail("archive", str(err))
         return EXIT_USAGE
+    try:
+        service.check_tools()  # before anything starts: the tools here must read the settings' kind of server
+    except ArchiveFlavourError as err:
+        fail("archive", str(err))
+        return EXIT_FAILED
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

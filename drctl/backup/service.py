@@ -23,6 +23,7 @@ from drctl.backup.archiver import Archiver, Source
 from drctl.backup.base_backup import BaseBackupError, schemas_to_dump_with_client, take_base_backup
 from drctl.backup.binlog_events import Flavour, GtidPos, MysqlGtidPos, parse_position
 from drctl.backup.manifest import BaseBackup, load_bases, load_pieces
+from drctl.backup.restore import MYSQL_TOOLS_INSTALL, tool_flavour
 from drctl.cloud.archive_status import STATUS
 from drctl.cloud.s3_bucket import Bucket, BucketAccess, ObjectMissing
 
@@ -104,7 +105,22 @@ class ArchiveService:
         return take_base_backup(self.bucket, self.key, client, schemas, dump_tool=self.dump_tool,
                                 work_dir=self.settings.spool, say=self.say)
 
+    def check_tools(self) -> None:
+        """A MySQL archive needs MySQL 8's mysqlbinlog and mysqldump: Debian and a MariaDB host install
+        MariaDB's under the same names, which would fail on every session and every base backup."""
+        if self.flavour is not Flavour.MYSQL:
+            return
+        wrong = []
+        for name in (self.mysql_binlog_tool, self.mysql_dump_tool):
+            found = tool_flavour(name)
+            if found.flavour is not Flavour.MYSQL:
+                wrong.append(f"{name} not found" if found.path is None else
+                             f"{name} is not MySQL 8's ({(found.version.splitlines() or ['no version'])[0]})")
+        if wrong:
+            raise ArchiveFlavourError(f"the settings say flavour 'mysql' but {'; '.join(wrong)}; {MYSQL_TOOLS_INSTALL}")
+
     def start(self) -> Archiver:
+        self.check_tools()
         self.settings.spool.mkdir(parents=True, exist_ok=True)
         start = archived_position(self.bucket, self.flavour)
         if start is None:
@@ -113,7 +129,8 @@ class ArchiveService:
         self.archiver = Archiver(
             self.bucket, self.key, self.settings.spool, self.sources, start,
             segment_seconds=self.settings.segment_seconds, rpo_seconds=self.settings.backup_rpo_seconds,
-            binlog_tool=self.binlog_tool, mysql_binlog_tool=self.mysql_binlog_tool, clock=self.clock, say=self.say, alert=self.alert)
+            binlog_tool=self.binlog_tool, mysql_binlog_tool=self.mysql_binlog_tool, clock=self.clock, say=self.say,
+            alert=self.alert)
         return self.archiver
 
     def housekeeping(self) -> None:

@@ -4,16 +4,19 @@ backup's mysqldump and the GTID set it writes, the restore's replay and where it
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from drctl import cli
 from drctl.backup.archive_config import ArchiveConfigError, load_settings
 from drctl.backup.archiver import Source, mysql_reader_argv
 from drctl.backup.base_backup import dump_argv, dump_position
-from drctl.backup.binlog_events import Flavour, GtidPos, MysqlGtid, MysqlGtidPos
+from drctl.backup.binlog_events import Flavour, Gtid, GtidPos, MysqlGtid, MysqlGtidPos
+from drctl.backup.manifest import Piece
 from drctl.backup.restore import mysql_cut, mysql_replay_argv, version_flavour
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -137,3 +140,32 @@ def test_the_archivers_settings_name_the_flavour_of_their_servers(tmp_path):
     with pytest.raises(ArchiveConfigError, match=f"--config {path}: flavour: Input should be 'mariadb' or 'mysql' "
                                                  "\\(got 'postgres'\\)"):
         load_settings(path)
+
+
+def test_drctl_archive_with_mysql_settings_refuses_mariadbs_tools_before_touching_anything(tmp_path, capsys):
+    # Debian's mysqlbinlog and mysqldump are MariaDB's: a MySQL archive cannot be kept with them.
+    settings = {"bucket": {"endpoint": "http://127.0.0.1:9", "bucket": "b", "accessKey": "a", "secretKey": "s"},
+                "archiveKey": base64.b64encode(bytes(32)).decode(),
+                "sources": [{"host": "db", "user": "replicator", "password": "pw", "caFile": "/ca"}],
+                "baseClient": ["--socket=/run/mysqld/mysqld.sock"], "spool": str(tmp_path / "spool"),
+                "flavour": "mysql"}
+    path = tmp_path / "archive.json"
+    path.write_text(json.dumps(settings))
+    code = cli.main(["archive", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "drctl archive: the settings say flavour 'mysql' but mysqlbinlog is not MySQL 8's (" in err
+    assert "mysqldump is not MySQL 8's (" in err and "apt-get install mysql-client-8.0" in err
+    assert not (tmp_path / "spool").exists() and "Traceback" not in err
+
+
+def test_manifests_written_before_flavours_are_mariadbs():
+    doc = {"session": "s", "number": 3, "source": "db:3306", "file": "binlog.000002", "offset": 4, "size": 10,
+           "first": {"0": "0-1-5"}, "last": {"0": "0-1-9"}, "firstTime": 1, "lastTime": 2, "transactions": 5,
+           "sha256Plain": "p", "sha256Sealed": "s", "archivedAt": 3.0}
+    piece = Piece.from_json(doc)
+    assert piece.flavour is Flavour.MARIADB and piece.last == {0: Gtid(0, 1, 9)}
+    assert Piece.from_json(piece.to_json()) == piece
+    mysql = Piece.from_json({**doc, "flavour": "mysql", "first": {SERVER: f"{SERVER}:5"},
+                             "last": {SERVER: f"{SERVER}:9"}})
+    assert mysql.last == {SERVER: MysqlGtid(SERVER, 9)} and Piece.from_json(mysql.to_json()) == mysql
