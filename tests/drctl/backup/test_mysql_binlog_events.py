@@ -4,6 +4,7 @@ where they come from), scanned whole, in pieces as the archiver reads a growing 
 from __future__ import annotations
 
 import struct
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,3 +131,26 @@ def test_an_operators_gtid_is_read_as_mariadbs_or_mysqls():
     for bad in ("0-1", f"{SERVER}:1-5", "93e95066:5", f"{SERVER}:tag:5"):
         with pytest.raises(ValueError, match="not a GTID"):
             parse_any_gtid(bad)
+
+
+def replicated(event: bytes, original_us: int) -> bytes:
+    """This GTID event as a replica with log_replica_updates writes it: the immediate commit time
+    with its top bit set, then the original one (the source's), and a new length and CRC32."""
+    body = bytearray(event[19:-4])
+    immediate = int.from_bytes(body[42:49], "little") + 5_000_000  # applied 5 s after the source committed
+    body[42:49] = (immediate | 1 << 55).to_bytes(7, "little")
+    body[49:49] = original_us.to_bytes(7, "little")
+    header = bytearray(event[:19])
+    struct.pack_into("<I", header, 9, 19 + len(body) + 4)
+    data = bytes(header) + bytes(body)
+    return data + struct.pack("<I", zlib.crc32(data))
+
+
+def test_a_transaction_replicated_before_a_promotion_keeps_the_time_it_committed_on_the_old_primary():
+    start, end = 157, 236  # the GTID event of transaction 1
+    event = replicated(GTID_FILE[start:end], COMMITS[0])
+    data = GTID_FILE[:start] + event + GTID_FILE[end:BOUNDS[0][1]]
+    (t,) = scan_mysql(data).transactions
+    assert t.gtid == MysqlGtid(SERVER, 1)
+    assert t.commit_us == COMMITS[0] and t.timestamp == COMMITS[0] // 1_000_000
+    assert t.end == BOUNDS[0][1] + 7
