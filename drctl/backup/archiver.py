@@ -65,7 +65,7 @@ class Source:
         return f"Source({self})"
 
     def flavour(self, timeout: float = 3) -> Flavour | None:
-        """Whose server this is (from its version), or None when it does not answer."""
+        """Whose server this is (from its version), or None when it does not answer or is not supported."""
         try:
             conn = replication.connect(self.host, self.port, self.user, self.password, ssl_ca=self.ssl_ca,
                                        tls_name=self.tls_name, connect_timeout=timeout, read_timeout=timeout)
@@ -117,7 +117,8 @@ class _Session:
 
 
 class Archiver:
-    def __init__(self, bucket, key: bytes, spool: Path, sources: Callable[[], Sequence[Source]], start: GtidPos, *,
+    def __init__(self, bucket, key: bytes, spool: Path, sources: Callable[[], Sequence[Source]],
+                 start: GtidPos | MysqlGtidPos, *,
                  segment_seconds: float = 10, rpo_seconds: float = 300, recheck_seconds: float = 5,
                  binlog_tool: str = "mariadb-binlog", mysql_binlog_tool: str = "mysqlbinlog",
                  client_server_id: int = 4_000_000_001, clock: Callable[[], float] = time.time,

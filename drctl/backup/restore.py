@@ -90,7 +90,7 @@ class RestorePlan:
     base: BaseBackup
     files: tuple[BinlogFile, ...]
     to_time: datetime | None
-    to_gtid: Gtid | None
+    to_gtid: Gtid | MysqlGtid | None
     archive_end_time: int | None
     archive_end_pos: GtidPos | MysqlGtidPos
 
@@ -362,7 +362,6 @@ def export_tables(target: Target, tables: Sequence[tuple[str, str]], out: Path, 
                                    "--hex-blob", schema, *names], stdout=sql, stderr=subprocess.PIPE, check=False)
             if done.returncode != 0:
                 raise RestoreError(f"exporting {schema}.{','.join(names)} failed: {_tail(done.stderr)}")
-
 
 
 # --- MySQL 8 archives ---------------------------------------------------------------------------------
