@@ -508,6 +508,11 @@ class MediaSpec(_Model):
     # The largest upload (a product image) nginx and PHP both accept, in megabytes; a 10 MB image
     # with its form fields needs some room above 10.
     max_upload_megabytes: int = Field(16, ge=1, le=1024)
+    # How long a bucket keeps what deletes and copies moved to its attic/ (docs/media.md), in days.
+    # It must outlast a whole failover + failback (the uploads a failback's copy shadowed are only
+    # there), with time to notice and recover them: a month by default; at least a week, far above
+    # objectives.mediaRpoSeconds (at most a day).
+    attic_retention_days: int = Field(30, ge=7, le=3650)
 
 
 class StackConfig(_Model):

@@ -37,6 +37,9 @@ RCLONE_CONFIG = f"{ETC}/media-rclone.conf"
 PACKAGES = ("rclone", "python3")
 PUSH_INTERVAL_SECONDS = 2  # uploads reach the bucket, and so every node of the region, within ~2 s
 RECONCILE_INTERVAL_SECONDS = 60
+# How often the region's first node prunes its bucket's attic (media.atticRetentionDays): a listing
+# of attic/ an hour is nothing next to the retention of days.
+PRUNE_INTERVAL_SECONDS = 3600
 
 
 def remote_name(region: str) -> str:
@@ -69,6 +72,7 @@ class MediaNode:
     replicator: bool  # the region's first node: heartbeat or replication, by database role
     max_upload_megabytes: int
     media_rpo_seconds: int
+    attic_retention_days: int = 30  # media.atticRetentionDays
 
 
 def rclone_config(buckets: tuple[BucketAccess, ...], access_key: str, secret_key: str) -> str:
@@ -98,6 +102,8 @@ def agent_settings(node: MediaNode, uploads_dir: str = UPLOADS_DIR, state_dir: s
         "reconcile_interval_seconds": RECONCILE_INTERVAL_SECONDS,
         "replicate_interval_seconds": replicate_interval(node.media_rpo_seconds),
         "media_rpo_seconds": node.media_rpo_seconds,
+        "attic_retention_days": node.attic_retention_days,
+        "prune_interval_seconds": PRUNE_INTERVAL_SECONDS,
     }
 
 
@@ -181,7 +187,8 @@ class MediaStorage(pulumi.ComponentResource):
         """What the web tier needs to render a node's media files (secret parts stay secret)."""
         key = self.node_keys[region]
         return {"media_buckets": self.accesses(), "media_access_key": key.access_key,
-                "media_secret_key": key.secret_key}
+                "media_secret_key": key.secret_key,
+                "media_attic_retention_days": self.config.media.attic_retention_days}
 
     def drctl_outputs(self) -> pulumi.Output[dict[str, Any]]:
         """The `media` part of the drctl outputs contract (drctl.stack.outputs.MediaOut)."""
@@ -205,4 +212,5 @@ def media_node(region: str, replicator: bool, config_values: Mapping[str, Any], 
                       for b in config_values["media_buckets"]),
         access_key=config_values["media_access_key"], secret_key=config_values["media_secret_key"],
         replicator=replicator, max_upload_megabytes=max_upload_megabytes, media_rpo_seconds=media_rpo_seconds,
+        attic_retention_days=config_values["media_attic_retention_days"],
     )

@@ -65,6 +65,7 @@ PRIMARY_REGION, REPLICA_REGION = "us-east", "eu-west"
 WORDPRESS = Path("/usr/share/wordpress")  # Debian's `wordpress` package
 NGINX_ETC = Path("/etc/nginx")  # Debian's `nginx` package: fastcgi_params, snippets/fastcgi-php.conf
 SITE_TITLE, ADMIN_USER, ADMIN_PASSWORD = "Web stack test shop", "shopadmin", "web-stack-admin-pw"
+DOMAIN = "dr-test.shop.example.com"  # the dr-test stack's woocommerce-dr:domain
 
 
 # --- what the program rendered ----------------------------------------------------------------------
@@ -88,12 +89,12 @@ class SandboxRewrites:
     rewrite matches nothing: the templates changed and this table must follow."""
 
     root: Path
-    ports: dict[int, int]  # node port -> loopback port (80 and 443)
+    ports: dict[int, int]  # node port -> loopback port (80, 443, and 8390: the media bucket server)
     used: set[str] = field(default_factory=set)
 
     # Absolute directories of a node, moved below the sandbox root.
     NODE_PATHS = ("/etc/woocommerce-dr", "/usr/local/share/woocommerce-dr", "/var/www/woocommerce",
-                  "/etc/ssl/woocommerce-dr", "/var/log/nginx")
+                  "/etc/ssl/woocommerce-dr", "/var/log/nginx", "/var/lib/woocommerce-dr")
     # The PHP-FPM socket: Ubuntu's php-fpm package links /run/php/php-fpm.sock; ours is the sandbox's.
     FPM_SOCKET = "/run/php/php-fpm.sock"
 
@@ -114,6 +115,10 @@ class SandboxRewrites:
                       lambda m: f"PROBE_URL=http://127.0.0.1:{self.ports[80]}/livez"))
         rules.append(("rotation ports", r"^PORTS='443, 80'$",
                       lambda m: f"PORTS='{self.ports[443]}, {self.ports[80]}'"))
+        # nginx's bucket fallback (nginx-media.conf) and the media agent's /healthz (media.json).
+        rules.append(("media bucket server", r"127\.0\.0\.1:8390\b", lambda m: f"127.0.0.1:{self.ports[8390]}"))
+        rules.append(("media agent healthz", r'"http://127\.0\.0\.1/healthz"',
+                      lambda m: f'"http://127.0.0.1:{self.ports[80]}/healthz"'))
         return rules
 
     def apply_text(self, text: str) -> str:
@@ -234,11 +239,17 @@ class WebStack:
         self.root.chmod(0o755)  # the service user walks into it
         self._ports = PortPool()
         self.http_port, self.https_port = self._ports.port(), self._ports.port()
-        self.rewrites = SandboxRewrites(self.root, {80: self.http_port, 443: self.https_port})
+        # Where nginx finds the region's bucket on a local miss; nothing answers there unless a test
+        # starts the bucket server (tests/support/web_stack_media.py): then a miss is a 404, as with
+        # the bucket unreachable.
+        self.media_port = self._ports.port()
+        self.rewrites = SandboxRewrites(self.root, {80: self.http_port, 443: self.https_port, 8390: self.media_port})
         self.files = files
         self.nginx: subprocess.Popen | None = None
         self.php_fpm: subprocess.Popen | None = None
-        for directory in ("run", "log", "var/lib/nginx", "var/log/nginx"):
+        # The media agent's state and the delete spool, www-data's as media_storage.RUNCMD makes them.
+        for directory in ("run", "log", "var/lib/nginx", "var/log/nginx", "var/lib/woocommerce-dr/media",
+                          "var/lib/woocommerce-dr/media/deletes"):
             self._dir(directory, "www-data:www-data")
         self._lay_files()
         self._origin_certificate()
@@ -300,7 +311,7 @@ class WebStack:
         key, cert = self.path("/etc/ssl/woocommerce-dr/origin.key"), self.path("/etc/ssl/woocommerce-dr/origin.pem")
         subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+                        "-addext", f"subjectAltName=IP:127.0.0.1,DNS:{DOMAIN}"], check=True, capture_output=True)
         key.chmod(0o600)
         _chown(key, self.rewrites.owner("/etc/ssl/woocommerce-dr/origin.key", "root:root"))
         self.origin_certificate = cert
@@ -334,6 +345,10 @@ class WebStack:
         plugins.mkdir(exist_ok=True)
         shutil.copyfile(share / "woocommerce-dr-read-only.php", plugins / "00-woocommerce-dr-read-only.php")
         (plugins / "00-woocommerce-dr-read-only.php").chmod(0o644)
+        # The must-use plugins shipped with the node (the media agent's delete spool).
+        for shipped in sorted((share / "mu-plugins").glob("*.php")):
+            shutil.copyfile(shipped, plugins / shipped.name)
+            (plugins / shipped.name).chmod(0o644)
         uploads = self.docroot / "wp-content/uploads"
         uploads.mkdir(exist_ok=True)
         _chown(uploads, "www-data:www-data")
@@ -430,7 +445,7 @@ class WebStack:
         """`client`: the TLS client certificate presented: "zone" (Cloudflare pulling for our zone,
         the default), "stranger" (one nginx does not trust) or None (none at all)."""
         host = headers.get("Host") if headers else None
-        headers = {"Host": host or "dr-test.shop.example.com", **(headers or {})}
+        headers = {"Host": host or DOMAIN, **(headers or {})}
         if https:
             context = ssl.create_default_context(cafile=str(self.origin_certificate))
             if client is not None:

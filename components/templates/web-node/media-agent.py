@@ -8,8 +8,9 @@ all expect a file system). This agent, on every web node, every `push_interval_s
 - pushes new and changed local files to `<region bucket>/uploads/` (rclone copy of exactly those
   files); a file whose push failed stays pending and is retried, so an unreachable bucket loses
   nothing and the upload itself never fails;
-- deletes from the bucket what WordPress deleted (the media-deletes mu-plugin spools each path;
-  WordPress on one node deletes files another node uploaded, which exist only in the bucket);
+- moves to the bucket's `attic/<time>-deleted/` what WordPress deleted (the media-deletes mu-plugin
+  spools each path; WordPress on one node deletes files another node uploaded, which exist only in
+  the bucket); a path the bucket never had is no error;
 - every `reconcile_interval_seconds`, drops local copies of files it pushed earlier that are gone
   from the bucket (deleted through another node, or moved to the attic by a failback), so a stale
   local file can never shadow a delete: no resurrection.
@@ -21,7 +22,10 @@ node's own /healthz, so the bucket that takes writes follows the database, never
   heartbeat among the other regions' buckets, syncs that bucket's `uploads/` into its own, moving
   whatever the sync deletes or overwrites to `attic/<time>/` (never destroyed), and then writes
   `dr/replicated.json` {source, source_heartbeat, completed_at}. Everything uploaded to the source
-  bucket before `source_heartbeat` is in this bucket: now - source_heartbeat is the media lag.
+  bucket before `source_heartbeat` is in this bucket: now - source_heartbeat is the media lag;
+- every `prune_interval_seconds`, removes the attic folders older than `attic_retention_days` from
+  its own bucket (by the time in the folder's name: when the objects went there), never anything
+  outside `attic/`.
 
 State and what /healthz reports: `<state_dir>/status.json`. Standard library only, plus rclone.
 """
@@ -29,8 +33,10 @@ State and what /healthz reports: `<state_dir>/status.json`. Standard library onl
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,6 +48,25 @@ UPLOADS = "uploads"
 HEARTBEAT = "dr/heartbeat.json"
 REPLICATED = "dr/replicated.json"
 ATTIC = "attic"
+# attic/<time>/ (replication), attic/<time>-failback/ (drctl failback), attic/<time>-deleted/ (deletes
+# through WordPress). A folder whose name is not one of these is never pruned.
+ATTIC_FOLDER = re.compile(r"(\d{8}T\d{6}Z)(-[a-z]+)?")
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def attic_stamp(when: float) -> str:
+    return time.strftime(STAMP, time.gmtime(when))
+
+
+def attic_folder_time(name: str) -> float | None:
+    """When the objects of attic folder `name` went to the attic (UTC), or None if it is not ours."""
+    match = ATTIC_FOLDER.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(match[1], STAMP)))
+    except ValueError:
+        return None
 
 
 def log(message: str) -> None:
@@ -89,6 +114,7 @@ class Agent:
         self.status: dict = self._load(self.status_path, {})
         self.last_reconcile = 0.0
         self.last_replicate = 0.0
+        self.last_prune = 0.0
 
     # --- state files ---------------------------------------------------------------------------
     @staticmethod
@@ -131,6 +157,13 @@ class Agent:
                 self.follow_role(now)
             except (RcloneError, OSError, ValueError) as err:
                 problems.append(str(err))
+            if now - self.last_prune >= self.s.get("prune_interval_seconds", 3600):
+                try:
+                    self.status["attic"] = prune_attic(self.rclone, self.own, self.s.get("attic_retention_days", 30),
+                                                       now, self.state_dir)
+                    self.last_prune = now
+                except RcloneError as err:
+                    problems.append(str(err))
         return self._report(now, problems)
 
     def _report(self, now: float, problems: list[str]) -> dict:
@@ -182,7 +215,8 @@ class Agent:
         self._save(self.manifest_path, self.manifest)
 
     def _spooled(self) -> list[Path]:
-        return sorted(self.spool.glob("*")) if self.spool.is_dir() else []
+        # Dot names are the mu-plugin's entries still being written (it renames them when complete).
+        return sorted(p for p in self.spool.glob("*") if not p.name.startswith(".")) if self.spool.is_dir() else []
 
     def push_deletes(self) -> None:
         entries = self._spooled()
@@ -195,13 +229,18 @@ class Agent:
         for entry in entries:
             paths.update(line for line in entry.read_text().splitlines() if line and ".." not in line.split("/"))
         paths = {p for p in paths if p not in local}  # uploaded again since: keep
-        for rel in sorted(paths):
-            try:
-                self.rclone.run("deletefile", f"{self.own}/{UPLOADS}/{rel}")
-            except RcloneError as err:
-                if "not found" not in str(err).lower():
-                    raise
-            self.manifest.pop(rel, None)
+        if paths:
+            # Into the attic, never away, like every other delete (docs/media.md); one rclone run for
+            # them all. A path the bucket does not have (never pushed, or moved already by another
+            # node) is skipped by rclone without an error: nothing to do is not a failure.
+            with tempfile.NamedTemporaryFile("w", dir=self.state_dir, suffix=".deletes") as listing:
+                listing.write("".join(f"{rel}\n" for rel in sorted(paths)))
+                listing.flush()
+                self.rclone.run("move", f"{self.own}/{UPLOADS}",
+                                f"{self.own}/{ATTIC}/{attic_stamp(time.time())}-deleted",
+                                "--files-from-raw", listing.name, "--no-traverse")
+            for rel in paths:
+                self.manifest.pop(rel, None)
         self._save(self.manifest_path, self.manifest)
         for entry in entries:
             entry.unlink(missing_ok=True)
@@ -271,10 +310,32 @@ class Agent:
 def replicate(rclone: Rclone, source: str, target: str, source_region: str, heartbeat: float, stamp: float) -> None:
     """Make `target`/uploads the copy of `source`/uploads as of `heartbeat` (read before the sync
     starts). Deletes go last (rclone sync deletes after copying) and into the attic, never away."""
-    attic = f"{target}/{ATTIC}/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(stamp))}"
+    attic = f"{target}/{ATTIC}/{attic_stamp(stamp)}"
     rclone.run("sync", f"{source}/{UPLOADS}", f"{target}/{UPLOADS}", "--backup-dir", attic, timeout=3600)
     marker = {"source": source_region, "source_heartbeat": heartbeat, "completed_at": time.time()}
     rclone.run("rcat", f"{target}/{REPLICATED}", stdin=json.dumps(marker).encode())
+
+
+def prune_attic(rclone: Rclone, bucket: str, retention_days: float, now: float, workdir: Path) -> dict:
+    """Remove from `bucket`/attic/ the folders that went there more than `retention_days` ago.
+
+    The age is the time in the folder's name (when its objects were moved there), not the objects'
+    own modification times, which rclone carries over from the files (a product image of 2019
+    deleted yesterday is one day in the attic). Only `attic/<folder>/` paths of folders named as
+    this agent and drctl name them are removed; everything else in the bucket is out of reach of
+    the filter. Idempotent: another node pruning the same folders at the same time deletes what is
+    left, and objects already gone are no error."""
+    cutoff = now - retention_days * 86400
+    names = rclone.run("lsf", "--dirs-only", f"{bucket}/{ATTIC}", timeout=120).decode().splitlines()
+    folders = [n.rstrip("/") for n in names]
+    expired = sorted(f for f in folders if (t := attic_folder_time(f)) is not None and t < cutoff)
+    if expired:
+        with tempfile.NamedTemporaryFile("w", dir=workdir, suffix=".filter") as rules:
+            rules.write("".join(f"+ /{folder}/**\n" for folder in expired) + "- **\n")
+            rules.flush()
+            rclone.run("delete", f"{bucket}/{ATTIC}", "--filter-from", rules.name, timeout=3600)
+        log(f"attic: removed {len(expired)} folder(s) older than {retention_days:g} days: {expired[0]} .. {expired[-1]}")
+    return {"pruned_at": now, "removed_folders": len(expired), "kept_folders": len(folders) - len(expired)}
 
 
 def main(argv: list[str]) -> int:
