@@ -160,3 +160,19 @@ def test_a_delete_reaches_the_dr_copy_and_no_copy_brings_it_back(web_primary, pr
         answers(web_primary, path, 404)
     marker = json.loads(replica_media.store.read(replica_media.bucket, "dr/replicated.json"))
     assert marker["source"] == "us-east"
+
+
+def test_a_delete_the_database_refuses_leaves_the_files_in_the_bucket(web_primary, primary_media, web_replica,
+                                                                      replica_media):
+    attachment = add_attachment(web_primary, "kept-in-dr", files_here=True)
+    primary_media.agent_pass()
+    replica_media.agent_pass()
+    wait_until(lambda: wordpress(web_replica, f"echo get_post_type({attachment});") == "attachment", timeout=30,
+               what="the attachment replicated to the DR region's database")
+    # In the DR region the database is a read-only replica: WordPress cannot delete the attachment,
+    # so nothing may leave the bucket either.
+    wordpress(web_replica, f"wp_delete_attachment({attachment}, true);")
+    assert wordpress(web_replica, f"echo get_post_type({attachment});") == "attachment"
+    assert replica_media.spooled() == []
+    assert replica_media.agent_pass()["pending_deletes"] == 0
+    assert files_of("kept-in-dr") <= replica_media.keys("uploads/")

@@ -6,9 +6,9 @@
  * A must-use plugin. WordPress on one node deletes an attachment whose files another node uploaded:
  * they exist only in the bucket. WordPress calls wp_delete_file only for files it finds on this
  * disk (wp_delete_file_from_directory resolves each path with realpath first), so that filter alone
- * never hears of them: the attachment's files are spooled from `delete_attachment`, computed as
- * wp_delete_attachment_files computes them, and every other path WordPress deletes through
- * wp_delete_file (image edits, plugins) from the filter. The agent (woocommerce-dr-media-agent)
+ * never hears of them: the attachment's files are found at `delete_attachment`, as
+ * wp_delete_attachment_files finds them, and spooled once the attachment is deleted; every other
+ * path WordPress deletes through wp_delete_file (image edits, plugins) is spooled from the filter. The agent (woocommerce-dr-media-agent)
  * moves each spooled path out of the bucket into its attic; a path the bucket does not have is
  * harmless; the other nodes drop their local copies when the bucket no longer has them.
  */
@@ -74,9 +74,19 @@ function woocommerce_dr_media_attachment_files(int $post_id): array
     return $files;
 }
 
+// The files are found while the attachment's metadata is still there (delete_attachment), and
+// spooled only once its row is gone (deleted_post): when the database refuses the delete (a
+// read-only DR region, a lost connection) WordPress keeps the attachment and its files, and so
+// must the bucket.
 add_action('delete_attachment', static function ($post_id) {
-    if (is_dir(WOOCOMMERCE_DR_MEDIA_SPOOL)) {
-        woocommerce_dr_media_spool(woocommerce_dr_media_attachment_files((int) $post_id));
+    $GLOBALS['woocommerce_dr_media_deleting'][(int) $post_id] = woocommerce_dr_media_attachment_files((int) $post_id);
+});
+
+add_action('deleted_post', static function ($post_id) {
+    $files = $GLOBALS['woocommerce_dr_media_deleting'][(int) $post_id] ?? null;
+    unset($GLOBALS['woocommerce_dr_media_deleting'][(int) $post_id]);
+    if ($files && is_dir(WOOCOMMERCE_DR_MEDIA_SPOOL)) {
+        woocommerce_dr_media_spool($files);
     }
 });
 
