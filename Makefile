@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media bench-pitr clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media bench-attic bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-guard: $(VENV)/.runtime  ## RTO at prod's scale on a simulated clock: a pe
 
 bench-media: $(VENV)/.dev  ## media RPO: 100 uploads of 1 MB, upload -> served by the region's other node and by the DR region, p50/p99
 	$(PY) bench/media_rpo.py
+
+bench-attic: $(VENV)/.dev  ## pruning a media bucket's attic: seconds for 2000 attic objects, 1500 expired
+	$(PY) bench/attic_prune.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -459,7 +459,19 @@ CASES = [
     Case("media-key-misspelled", prod(("  woocommerce-dr:objectives:\n",
                                        "  woocommerce-dr:media:\n    maxUploadMB: 10\n  woocommerce-dr:objectives:\n")),
          "woocommerce-dr:media.maxUploadMB: unknown key; did you mean 'maxUploadMegabytes'? (got 'maxUploadMB'; "
-         "allowed: maxUploadMegabytes)"),
+         "allowed: maxUploadMegabytes, atticRetentionDays)"),
+    Case("attic-retention-a-day", prod(("  woocommerce-dr:objectives:\n",
+                                        "  woocommerce-dr:media:\n    atticRetentionDays: 1\n  woocommerce-dr:objectives:\n")),
+         "woocommerce-dr:media.atticRetentionDays: out of range (got 1; allowed: 7 to 3650)"),
+    Case("attic-retention-forever", prod(("  woocommerce-dr:objectives:\n",
+                                          "  woocommerce-dr:media:\n    atticRetentionDays: forever\n"
+                                          "  woocommerce-dr:objectives:\n")),
+         "woocommerce-dr:media.atticRetentionDays: not a whole number (got 'forever'; allowed: 7 to 3650)"),
+    Case("attic-retention-misspelled", prod(("  woocommerce-dr:objectives:\n",
+                                             "  woocommerce-dr:media:\n    atticRetention: 30\n"
+                                             "  woocommerce-dr:objectives:\n")),
+         "woocommerce-dr:media.atticRetention: unknown key; did you mean 'atticRetentionDays'? (got "
+         "'atticRetention'; allowed: maxUploadMegabytes, atticRetentionDays)"),
 
     # --- access: CIDRs and keys -------------------------------------------------------------------
     Case("admin-cidrs-everyone", prod(("    adminCidrs: []\n", "    adminCidrs: [0.0.0.0/0]\n")),

@@ -216,3 +216,16 @@ def test_the_php_limits_step_passes_shellcheck(tmp_path):
     path.write_text("#!/bin/sh\n" + script + "\n")
     result = subprocess.run([shellcheck, str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_attic_retention_reaches_every_regions_agent(prod):
+    for region in ("us-east", "eu-west"):
+        settings = json.loads(node_files(prod, f"{region}-web-0")["/etc/woocommerce-dr/media.json"]["content"])
+        assert settings["attic_retention_days"] == 30  # the default: a month
+        assert settings["prune_interval_seconds"] == 3600
+
+
+def test_media_attic_retention_days_is_the_agents_retention():
+    run = harness.run_ok(harness.stack_file("prod", media={"atticRetentionDays": 90}))
+    settings = json.loads(node_files(run, "eu-west-web-0")["/etc/woocommerce-dr/media.json"]["content"])
+    assert settings["attic_retention_days"] == 90
