@@ -47,7 +47,12 @@ def test_cloudflare_pulling_for_our_zone_gets_the_shop(shop):
 
 
 @pytest.mark.parametrize("client", [None, "stranger"])
-@pytest.mark.parametrize("path", ["/", "/wp-login.php", "/?p=1", "/wp-admin/"])
+# Uploads too: only the drill's own text objects (drctl-drill/<name>.txt) are served without the
+# certificate (tests/drctl/drill/test_drill_media_origin.py), nothing beside or beyond them.
+@pytest.mark.parametrize("path", ["/", "/wp-login.php", "/?p=1", "/wp-admin/", "/wp-content/uploads/2026/11/x.jpg",
+                                  "/wp-content/uploads/drctl-drill/x.php", "/wp-content/uploads/drctl-drill/a/b.txt",
+                                  "/wp-content/uploads/drctl-drill/../../../wp-config.php",
+                                  "/wp-content/uploads/drctl-drill/x.txt/../../2026/11/x.jpg"])
 def test_anyone_else_is_refused_the_shop(shop, client, path):
     response = shop.get(path, https=True, client=client)
     assert response.status == 403
