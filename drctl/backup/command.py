@@ -4,11 +4,18 @@
     drctl restore -s prod --to-gtid 0-1-48211 --target local:./restored
     drctl restore -s prod --to-time 2026-11-29T14:03:00Z --tables wp_wc_orders,wp_wc_order_items --export orders.sql
     drctl restore -s prod --to-time 2026-11-29T14:03:00Z --dry-run
+    drctl restore -s prod --to-time 2026-11-29T14:03:00Z --target linode --allow-from 203.0.113.7/32 --yes
+    drctl restore -s prod --list-scratch
+    drctl restore -s prod --delete-scratch drctl-restore-prod-20261129T140300Z --yes
 
 Times are UTC (a time without an offset is read as UTC) and whole seconds: every transaction whose
 binlog time is at or before it is restored. `--target local:DIR` starts a MariaDB server in DIR
 (which must be new or empty), restores into it, stops it and prints how to start it again for
-inspection. `--tables` restores into a throwaway local server and writes just those tables, as
+inspection. `--target linode[:REGION]` creates a scratch database Linode through the Linode API
+(default region: the archive's; `--scratch-type`; MySQL 3306 open to access.operatorCidrs and
+`--allow-from` only), restores into it over verified TLS and keeps it, printing how to connect
+(`--yes`: it is a state change that costs money; `--list-scratch`, `--delete-scratch LABEL`).
+`--tables` restores into a throwaway local server and writes just those tables, as
 they were at the target, to the `--export` file, to load into the live shop. `--dry-run` reads the
 manifests only and prints which base backup and which binlog pieces would be used. Nothing is
 written to the archive or to the live shop, ever. docs/backups.md has the whole story.
@@ -18,16 +25,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drctl.backup import sealing
+from drctl.backup import scratch_command, sealing
+from drctl.backup import scratch_linode as scratch
 from drctl.backup.binlog_events import Gtid, MysqlGtid, parse_any_gtid
 from drctl.backup.restore import RestoreError, Target, apply_restore, check_restore_tools, export_tables, plan_restore
 from drctl.cloud import archive_status
+from drctl.cloud.linode import LinodeAPIError
 from drctl.cloud.s3_bucket import Bucket, ObjectMissing, StoreUnavailable
 from drctl.stack.command_line import (
     EXIT_FAILED,
@@ -67,9 +77,29 @@ def gtid(text: str) -> Gtid | MysqlGtid:
             "MySQL GTID server_uuid:number such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:48211)") from None
 
 
+TARGETS = "local:DIR (a new or empty directory) or linode[:REGION]"
+
+
+@dataclasses.dataclass(frozen=True)
+class LinodeTarget:
+    """`--target linode[:REGION]`: a scratch Linode (drctl/backup/scratch_linode.py)."""
+
+    region: str | None  # None: the archive's region
+
+
+def restore_target(text: str) -> Path | LinodeTarget:
+    if text == "linode" or text.startswith("linode:"):
+        region = text[len("linode:"):] if text.startswith("linode:") else None
+        try:
+            return LinodeTarget(scratch.region_id(region) if region is not None else None)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{err}; allowed targets: {TARGETS}") from None
+    return local_target(text)
+
+
 def local_target(text: str) -> Path:
     if not text.startswith("local:") or not text[len("local:"):]:
-        raise argparse.ArgumentTypeError(f"unknown target (got {text!r}; allowed: local:DIR, a new or empty directory)")
+        raise argparse.ArgumentTypeError(f"unknown target (got {text!r}; allowed: {TARGETS})")
     path = Path(text[len("local:"):])
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise argparse.ArgumentTypeError(f"{path} exists and is not an empty directory (got {text!r}; allowed: "
@@ -91,24 +121,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("restore", help="point-in-time recovery from the cross-region binlog archive",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stack_arguments(p)
-    to = p.add_mutually_exclusive_group(required=True)
+    to = p.add_mutually_exclusive_group()
     to.add_argument("--to-time", type=utc_time, metavar="TIME",
                     help="restore every transaction at or before TIME (ISO 8601, UTC unless it has an offset)")
     to.add_argument("--to-gtid", type=gtid, metavar="GTID", help="restore up to and including this transaction")
-    p.add_argument("--target", type=local_target, metavar="local:DIR",
-                   help="start a MariaDB server in DIR (new or empty) and restore into it")
+    p.add_argument("--target", type=restore_target, metavar="local:DIR|linode[:REGION]",
+                   help="local:DIR starts a MariaDB server in DIR (new or empty) and restores into it; linode[:REGION] "
+                        "creates a scratch database Linode (default region: the archive's) and restores into it")
     p.add_argument("--tables", type=table_list, metavar="T1,T2",
                    help="export only these tables (TABLE or SCHEMA.TABLE) as they were, to --export FILE")
     p.add_argument("--export", type=Path, metavar="FILE", help="with --tables: the SQL file to write (must not exist)")
     p.add_argument("--work-dir", type=writable_dir, metavar="DIR",
                    help="where downloads are kept while restoring (default: the system's temp directory)")
     p.add_argument("--dry-run", action="store_true", help="print the base backup and binlog pieces it would use")
+    scratch_command.add_scratch_arguments(p, keep_flag=False)
+    p.add_argument("--yes", action="store_true", help="with --target linode: create the scratch Linode (it costs "
+                                                      "money while it exists); with --delete-scratch: delete it")
+    admin = p.add_mutually_exclusive_group()
+    admin.add_argument("--list-scratch", action="store_true", help="list this stack's scratch Linodes")
+    admin.add_argument("--delete-scratch", metavar="LABEL",
+                       help="delete this scratch Linode, its firewall and its credentials on this machine (--yes)")
     add_output_argument(p)
     p.set_defaults(func=run)
 
 
 def check_flags(args: argparse.Namespace) -> None:
     stack_source(args)
+    if args.list_scratch or args.delete_scratch:
+        given = [f for f, v in (("--to-time", args.to_time), ("--to-gtid", args.to_gtid), ("--target", args.target),
+                                ("--tables", args.tables)) if v]
+        if given:
+            raise UsageError(f"{'--list-scratch' if args.list_scratch else '--delete-scratch'} restores nothing: leave "
+                             f"out {', '.join(given)}")
+        return
+    if args.to_time is None and args.to_gtid is None:
+        raise UsageError("one of the arguments --to-time --to-gtid is required")
     if args.tables and args.export is None:
         raise UsageError("--tables needs --export FILE (where the tables' SQL goes)")
     if args.export is not None and not args.tables:
@@ -121,7 +168,11 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.tables and args.target is not None:
         raise UsageError("--tables restores into a throwaway server: leave out --target")
     if not args.dry_run and not args.tables and args.target is None:
-        raise UsageError("give --target local:DIR (where to restore), --tables with --export, or --dry-run")
+        raise UsageError("give --target local:DIR or --target linode[:REGION] (where to restore), --tables with "
+                         "--export, or --dry-run")
+    if isinstance(args.target, LinodeTarget) and not args.dry_run and not args.yes:
+        raise UsageError("--target linode creates a Linode, which costs money while it exists: pass --yes to create "
+                         "it, or --dry-run to see the plan")
 
 
 def archive_bucket(outputs: StackOutputs, flag: str) -> tuple[Bucket, bytes]:
@@ -138,8 +189,11 @@ def run(args: argparse.Namespace) -> int:
         check_flags(args)
         stack, outputs_file = stack_source(args)
         outputs = load_outputs(stack, outputs_file)
+        if args.list_scratch or args.delete_scratch:
+            return scratch_command.list_and_delete(args, outputs, say)
         bucket, key = archive_bucket(outputs, source_flag(args))
-    except (UsageError, OutputsError, sealing.ArchiveKeyError) as err:
+        request = linode_request(args, outputs) if isinstance(args.target, LinodeTarget) else None
+    except (UsageError, OutputsError, sealing.ArchiveKeyError, scratch.ScratchError) as err:
         fail("restore", str(err))
         return EXIT_USAGE
     try:
@@ -147,24 +201,62 @@ def run(args: argparse.Namespace) -> int:
     except (RestoreError, StoreUnavailable, ObjectMissing) as err:
         fail("restore", str(err))
         return EXIT_FAILED
+    if request is not None:
+        request = dataclasses.replace(request, family=plan.flavour.value)
+    lines = plan.lines() + (scratch_command.plan_lines(request, keep=True) if request is not None else [])
     if args.dry_run:
         if args.output == "json":
-            print(json.dumps({"plan": plan.lines()}, indent=2))
+            print(json.dumps({"plan": lines}, indent=2))
         else:
-            for line in plan.lines():
+            for line in lines:
                 say(line)
         return EXIT_OK
     for line in plan.lines():
         say(line)
     try:
-        check_restore_tools(plan, local_target=True)  # before any server is started or object fetched
-        report = restore_locally(args, bucket, key, plan, say)
-    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing) as err:
-        fail("restore", str(err))
+        check_restore_tools(plan, local_target=request is None)  # before any server is started or object fetched
+        if request is not None:
+            report = restore_to_linode(args, request, bucket, key, plan, say)
+        else:
+            report = restore_locally(args, bucket, key, plan, say)
+    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing, LinodeAPIError) as err:
+        kept = ""
+        if request is not None and scratch.scratch_dir(request.stack, request.label).exists():
+            kept = (f" (scratch Linode {request.label} is kept: run the same command again to carry on with it, or "
+                    f"delete it with `drctl restore {source_flag(args)} --delete-scratch {request.label} --yes`)")
+        fail("restore", f"{err}{kept}")
         return EXIT_FAILED
     if args.output == "json":
         print(json.dumps(report, indent=2))
     return EXIT_OK
+
+
+def linode_request(args: argparse.Namespace, outputs: StackOutputs) -> scratch.ScratchRequest:
+    """The scratch Linode `--target linode[:REGION]` asks for; its family is the archive's, known
+    once the plan is read."""
+    assert outputs.backups is not None
+    moment = scratch.moment_label(args.to_time, args.to_gtid)
+    return scratch.ScratchRequest(outputs.stack, scratch.scratch_label(outputs.stack, moment),
+                                  args.target.region or outputs.backups.region, args.scratch_type, "mariadb",
+                                  scratch_command.sources(outputs, args.allow_from))
+
+
+def restore_to_linode(args: argparse.Namespace, request: scratch.ScratchRequest, bucket: Bucket, key: bytes, plan,
+                      say) -> dict:
+    api = scratch_command.linode_api()
+    with scratch.scratch_linode(api, request, say, timeout=args.scratch_timeout, keep=True) as (server, target):
+        report = apply_restore(bucket, key, plan, target, work_dir=args.work_dir, say=say)
+        for line in report.lines():
+            say(line)
+        say(server.how_to_connect())
+        say(f"it costs money while it exists: delete it with `drctl restore {source_flag(args)} --delete-scratch "
+            f"{server.label} --yes`")
+        return {"target": report.target, "base": report.base, "gtidPos": report.gtid_pos,
+                "lastTransactionTime": report.last_transaction_time, "rowCounts": report.row_counts,
+                "objects": report.objects, "seconds": round(report.seconds, 1),
+                "scratch": {"label": server.label, "linodeId": server.instance_id, "address": server.address,
+                            "port": scratch.PORT, "user": scratch.USER, "clientFile": str(server.client_file),
+                            "caFile": str(server.ca_file), "connect": list(server.client_args())}}
 
 
 def restore_locally(args: argparse.Namespace, bucket: Bucket, key: bytes, plan, say) -> dict:

@@ -5,9 +5,12 @@
 Sequence-numbered orders (drctl/drill/orders.py) go to the writable primary for --settle seconds,
 then, from the next whole second on, for --settle seconds more: the restore point T is the last
 second of the first half. The drill waits until the archive holds the last order (the time that
-took is the measured backup RPO), restores the archive to T onto a scratch MariaDB server on this
-machine, checks that every order committed at or before T is there and none after, and deletes the
-scratch server. The report's rows: restore time and backup RPO beside the orders checked.
+took is the measured backup RPO), restores the archive to T onto a scratch server, checks that
+every order committed at or before T is there and none after, and deletes the scratch server. The
+scratch server is a database Linode made through the Linode API (`--restore-on linode`, the
+default; drctl/backup/scratch_linode.py), deleted even when the check fails or the drill is
+interrupted unless `--keep-scratch`; a run that finds the scratch Linode of a killed run carries on
+with it. `--restore-on local` restores onto a MariaDB server on this machine instead. The report's rows: restore time and backup RPO beside the orders checked.
 Exit 0 when the check holds, 1 when it does not, 2 for a bad command line or a stack without an
 archive. Nothing is changed on the stack but the drill's own orders table.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import tempfile
 import threading
@@ -27,11 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drctl.backup import sealing
+from drctl.backup import scratch_command, sealing
+from drctl.backup import scratch_linode as scratch
 from drctl.backup.binlog_events import GtidPos
 from drctl.backup.command import scratch_server
 from drctl.backup.restore import RestoreError, apply_restore, plan_restore
 from drctl.cloud.archive_status import archive_bucket
+from drctl.cloud.linode import LinodeAPIError
 from drctl.cloud.s3_bucket import ObjectMissing, StoreUnavailable
 from drctl.drill import orders
 from drctl.mysql.topology import connect
@@ -47,6 +53,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="instead of a failover: restore the archive to a moment inside a burst of orders, onto a "
                         "scratch server on this machine, and check them (docs/backups.md); uses --settle, "
                         "--writer-rate, --yes/--dry-run")
+    p.add_argument("--restore-on", choices=("linode", "local"), default="linode",
+                   help="with --restore: the scratch server, a database Linode made for the drill (default) or a "
+                        "MariaDB server on this machine")
+    scratch_command.add_scratch_arguments(p, keep_flag=True)
     failover = p.get_default("func")
     p.set_defaults(func=lambda args: run(args) if args.restore else failover(args))
 
@@ -91,17 +101,29 @@ def run(args: argparse.Namespace) -> int:
             raise OutputsError(f"stack {rb.outputs.stack!r} has no binlog archive (backups.enabled is false, or it "
                                "was deployed before point-in-time recovery existed)")
         key = sealing.parse_key(backups.archive_key.get_secret_value())
-    except (UsageError, OutputsError, sealing.ArchiveKeyError) as err:
+        request = linode_request(args, rb.outputs) if args.restore_on == "linode" else None
+        api = scratch_command.linode_api() if request is not None and not args.dry_run else None
+    except (UsageError, OutputsError, sealing.ArchiveKeyError, scratch.ScratchError) as err:
         fail("drill", str(err))
         return EXIT_USAGE
     if args.dry_run:
+        where = "a scratch Linode" if request is not None else "a scratch server on this machine"
         say(f"would write orders for {args.settle:g} s at {args.writer_rate:g}/s, pick a restore point, write "
-            f"{args.settle:g} s more, wait for the archive in {backups.bucket}, restore to the point on a scratch "
-            "server on this machine, check the orders, delete the server")
+            f"{args.settle:g} s more, wait for the archive in {backups.bucket}, restore to the point on {where}, "
+            "check the orders, delete the server")
+        if request is not None:
+            for line in scratch_command.plan_lines(request, keep=args.keep_scratch):
+                say(line.replace(scratch.FAMILIES[request.family]["name"], "the archive's server family"))
         return EXIT_OK
+    linode = None
+    if request is not None and api is not None:
+        def linode(plan, say):
+            family = scratch.archive_family(str(plan.base.gtid_pos))
+            return scratch.scratch_linode(api, dataclasses.replace(request, family=family), say,
+                                          timeout=args.scratch_timeout, keep=args.keep_scratch)
     try:
-        result = drill(rb, backups, key, args.settle, args.writer_rate, say)
-    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing, TimeoutError) as err:
+        result = drill(rb, backups, key, args.settle, args.writer_rate, say, scratch=linode)
+    except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing, TimeoutError, LinodeAPIError) as err:
         fail("drill", str(err))
         return EXIT_FAILED
     if args.output == "json":
@@ -113,7 +135,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result["passed"] else EXIT_FAILED
 
 
-def drill(rb, backups, key: bytes, settle: float, rate: float, say) -> dict[str, Any]:
+def linode_request(args: argparse.Namespace, outputs) -> scratch.ScratchRequest:
+    """The drill's scratch Linode: one label per stack, so a run after a killed one finds it."""
+    return scratch.ScratchRequest(outputs.stack, scratch.scratch_label(outputs.stack, "drill"), outputs.backups.region,
+                                  args.scratch_type, "mariadb", scratch_command.sources(outputs, args.allow_from))
+
+
+def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None) -> dict[str, Any]:
+    """`scratch(plan, say)`: a context manager yielding (server, restore Target), the scratch server
+    to restore onto; default a MariaDB server on this machine."""
     servers = list(rb.servers.items())
     targets = [(region, lambda s=server: connect(s, timeout=2.0)) for region, server in servers]
     primary = _writable(targets)
@@ -145,12 +175,16 @@ def drill(rb, backups, key: bytes, settle: float, rate: float, say) -> dict[str,
     backup_rpo = time.time() - last_commit
     started = time.monotonic()
     plan = plan_restore(bucket, to_time=datetime.fromtimestamp(point, UTC))
-    with tempfile.TemporaryDirectory(prefix="wcdr-restore-drill-") as tmp, \
-            scratch_server(Path(tmp) / "server", False, say) as (_server, target):
+    with tempfile.TemporaryDirectory(prefix="wcdr-restore-drill-") as tmp, contextlib.ExitStack() as scratch_stack:
+        making = time.monotonic()
+        _server, target = scratch_stack.enter_context(
+            scratch(plan, say) if scratch is not None else scratch_server(Path(tmp) / "server", False, say))
+        scratch_seconds = time.monotonic() - making
+        started += scratch_seconds  # making the scratch server is not part of the restore
         apply_restore(bucket, key, plan, target, work_dir=Path(tmp), say=say)
+        restore_seconds = time.monotonic() - started  # deleting the scratch server is not either
         with contextlib.closing(target.connect()) as conn:
             present = orders.orders_present(conn, written)
-    restore_seconds = time.monotonic() - started
     before = {seq for seq, at in written.items() if int(at) <= point}
     after = set(written) - before
     missing, extra = sorted(before - present), sorted(after & present)
@@ -164,6 +198,7 @@ def drill(rb, backups, key: bytes, settle: float, rate: float, say) -> dict[str,
         ("orders after the point", f"{len(after)}, restored {len(extra)}" + (" (must be 0)" if extra else "")),
         ("restore time", f"{restore_seconds:.1f} s (base {plan.base.stamp}, {len(plan.files)} binlog files)"),
         ("backup RPO (last order -> archived)", f"{backup_rpo:.1f} s (objective {backups.backup_rpo_seconds} s)"),
+        ("scratch server", f"{target.describe}, ready in {scratch_seconds:.1f} s"),
     ]
     return {"passed": passed, "restorePoint": at, "restoreSeconds": round(restore_seconds, 1),
             "backupRpoSeconds": round(backup_rpo, 1), "missing": missing, "extra": extra, "rows": rows}

@@ -1,7 +1,8 @@
 """drctl's one door to the Linode API, through the official `linode_api4` SDK.
 
 Used for what drctl must see or change at 3 a.m.: NodeBalancer node health, taking a region's
-nodes out of rotation (drills), and fencing a lost primary with a Cloud Firewall blackhole.
+nodes out of rotation (drills), fencing a lost primary with a Cloud Firewall blackhole, and the
+scratch Linodes (with a firewall of their own) that `drctl restore` restores an archive onto.
 
 Error policy, owned here rather than by the SDK (its retries are turned off), because the SDK
 retries a hung request for 6 x the timeout (~95 s at 15 s: one fence could eat the RTO), honours
@@ -49,7 +50,11 @@ SCOPES = {
     "firewall:write": "Firewalls: Read/Write",
     "databases:read": "Databases: Read Only",
     "databases:write": "Databases: Read/Write",
+    "linodes:read": "Linodes: Read Only",
+    "linodes:write": "Linodes: Read/Write",
 }
+PAGE_SIZE = 500  # the API's largest page
+MAX_PAGES = 20  # a runaway `pages` must not loop for ever
 
 
 def linode_base_url(base_url: str | None = None) -> str:
@@ -128,7 +133,9 @@ class LinodeAPI:
         self._session.set_timeout(timeout)
         if method == "get":
             return self.client.get(path)
-        return self.client.put(path, data=data)
+        if method == "delete":
+            return self.client.delete(path)
+        return getattr(self.client, method)(path, data=data)
 
     def _backoff(self, attempt: int) -> float:
         return min(MAX_BACKOFF, self.retry_interval * 2**attempt)
@@ -181,6 +188,72 @@ class LinodeAPI:
         self._call("put", f"/databases/mysql/instances/{database_id}", "databases:write",
                    f"change the allow list of managed database {database_id}", data={"allow_list": wanted},
                    verify=lambda: sorted(self.database_allow_list(database_id)) == sorted(wanted))
+
+
+    # --- Linodes and firewalls of their own (drctl restore's scratch servers) ----------------------
+    def _all(self, path: str, scope: str, what: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            answer = self._call("get", f"{path}?page={page}&page_size={PAGE_SIZE}", scope, what)
+            items.extend(answer.get("data", []))
+            if page >= int(answer.get("pages", 1)):
+                break
+        return items
+
+    def _gone(self, path: str, scope: str, what: str) -> bool:
+        try:
+            self._call("get", path, scope, what)
+        except LinodeAPIError as err:
+            if err.status == 404:
+                return True
+            raise
+        return False
+
+    def instances(self) -> list[dict[str, Any]]:
+        return self._all("/linode/instances", "linodes:read", "list Linodes")
+
+    def instance(self, instance_id: int) -> dict[str, Any]:
+        return self._call("get", f"/linode/instances/{instance_id}", "linodes:read", f"read Linode {instance_id}")
+
+    def instance_by_label(self, label: str) -> dict[str, Any] | None:
+        return next((i for i in self.instances() if i.get("label") == label), None)
+
+    def create_instance(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """POST /linode/instances. Labels are unique in an account: after an ambiguous failure the
+        label says whether the first attempt made it, so a retry never makes a second Linode."""
+        label = spec["label"]
+        made = self._call("post", "/linode/instances", "linodes:write", f"create Linode {label}", data=spec,
+                          verify=lambda: self.instance_by_label(label) is not None)
+        return made if made is not None else self.instance_by_label(label) or {}
+
+    def delete_instance(self, instance_id: int) -> None:
+        """Idempotent: a Linode already gone is what was wanted."""
+        path, what = f"/linode/instances/{instance_id}", f"delete Linode {instance_id}"
+        try:
+            self._call("delete", path, "linodes:write", what, verify=lambda: self._gone(path, "linodes:read", what))
+        except LinodeAPIError as err:
+            if err.status != 404:
+                raise
+
+    def firewalls(self) -> list[dict[str, Any]]:
+        return self._all("/networking/firewalls", "firewall:read", "list firewalls")
+
+    def firewall_by_label(self, label: str) -> dict[str, Any] | None:
+        return next((f for f in self.firewalls() if f.get("label") == label), None)
+
+    def create_firewall(self, spec: dict[str, Any]) -> dict[str, Any]:
+        label = spec["label"]
+        made = self._call("post", "/networking/firewalls", "firewall:write", f"create firewall {label}", data=spec,
+                          verify=lambda: self.firewall_by_label(label) is not None)
+        return made if made is not None else self.firewall_by_label(label) or {}
+
+    def delete_firewall(self, firewall_id: int) -> None:
+        path, what = f"/networking/firewalls/{firewall_id}", f"delete firewall {firewall_id}"
+        try:
+            self._call("delete", path, "firewall:write", what, verify=lambda: self._gone(path, "firewall:read", what))
+        except LinodeAPIError as err:
+            if err.status != 404:
+                raise
 
 
 def blackhole_rules(rules: dict[str, Any]) -> dict[str, Any]:
