@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.watch_shop",  # the watchdog's HTTPS origins and Cloudflare DNS fake
     "tests.support.web_stack",  # a web node served by real nginx + PHP-FPM + WordPress
     "tests.support.archive_setup",  # point-in-time recovery: primary, replica, archive bucket, archiver
+    "tests.support.scratch_machines",  # `scratch_cloud`: the Linode API fake whose Linodes are local MariaDBs
 ]

@@ -355,15 +355,16 @@ def _write_record(files: Path, request: ScratchRequest, instance: dict[str, Any]
 
 
 def wait_until_ready(api: LinodeAPI, request: ScratchRequest, instance: dict[str, Any], say: Callable[[str], None], *,
-                     timeout: float, poll: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                     timeout: float, poll: float = 10.0, clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> ScratchServer:
     """Wait, with progress, until the Linode runs and then until its database answers over
-    verified TLS with drctl's account (cloud-init installs the server: minutes)."""
+    verified TLS with drctl's account (cloud-init installs the server: minutes). Polls every
+    second at first, then less often, up to every `poll` seconds."""
     started = clock()
     instance_id = int(instance["id"])
     files = scratch_dir(request.stack, request.label)
     record = json.loads((files / "scratch.json").read_text()) if (files / "scratch.json").is_file() else {}
-    last_said, status, problem = -1e9, instance.get("status"), "not tried yet"
+    last_said, status, problem, interval = -1e9, instance.get("status"), "not tried yet", 1.0
     while True:
         elapsed = clock() - started
         if status == "running":
@@ -386,7 +387,8 @@ def wait_until_ready(api: LinodeAPI, request: ScratchRequest, instance: dict[str
             doing = "installing the database server" if status == "running" else f"Linode is {status}"
             say(f"waiting for scratch Linode {request.label}: {doing} ({elapsed:.0f} s)")
             last_said = elapsed
-        sleep(poll)
+        sleep(interval)
+        interval = min(poll, interval * 2)
         instance = api.instance(instance_id)
         status = instance.get("status")
 
@@ -430,7 +432,7 @@ def list_scratch(api: LinodeAPI, stack: str) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def scratch_linode(api: LinodeAPI, request: ScratchRequest, say: Callable[[str], None], *, timeout: float,
-                   keep: bool, poll: float = 5.0):
+                   keep: bool, poll: float = 10.0):
     """A ready scratch Linode for the block: (ScratchServer, restore Target). Deleted on the way out
     (an exception or Ctrl-C included) unless `keep`."""
     failed = True

@@ -6,6 +6,13 @@ The public price endpoints (`GET /linode/types`, `/nodebalancers/types`, `/datab
 pages; a request that brings a wrong token is refused there too. Their figures (`prices`) are the
 fake's own, for tests, not Linode's.
 
+Linodes and Cloud Firewalls can be created, listed, read and deleted (`POST/GET/DELETE
+/linode/instances`, `/networking/firewalls`), with the real API's refusals for a label already
+taken and a type a region does not offer (`region_types`). A created Linode is played by
+`machines` when given (tests/support/scratch_machines.py: a real local MariaDB standing in for the
+new machine, booted from the user data drctl sent, its address reported as the Linode's IPv4);
+deleting the Linode stops it.
+
 State is plain dicts the test can read and change; faults are queued per method and path pattern
 (status, headers, how many times), answers can be lost (`losses`: the request is carried out and
 the connection closes without an answer), and every request is logged.
@@ -13,6 +20,7 @@ the connection closes without an answer), and every request is logged.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -90,8 +98,15 @@ class AnswerLoss:
 
 
 class FakeLinode:
-    def __init__(self, token: str = "test-linode-token"):
+    def __init__(self, token: str = "test-linode-token", machines: Any = None):
         self.token = token
+        self.machines = machines  # .boot(instance_id, user_data_text) -> machine (.address, .ready, .stop())
+        self.instances: dict[int, dict[str, Any]] = {}
+        self.machine_of: dict[int, Any] = {}
+        self.deleted_instances: list[str] = []  # labels, in order
+        self.region_types: dict[str, set[str]] = {}  # region -> the only types it offers (absent: every type)
+        self.instance_limit: int | None = None  # the account's Linode quota
+        self._next_id = 1000
         self.nodebalancers: dict[int, dict[int, dict[str, Any]]] = {}  # nb -> config -> {port, nodes}
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.databases: dict[int, dict[str, Any]] = {}
@@ -116,6 +131,9 @@ class FakeLinode:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        for machine in self.machine_of.values():
+            machine.stop()
+        self.machine_of.clear()
 
     # --- state helpers for tests ----------------------------------------------------------------
     def add_nodebalancer(self, nb_id: int, ports: tuple[int, ...], nodes: list[tuple[str, str]]) -> None:
@@ -187,6 +205,12 @@ class FakeLinode:
             def do_PUT(self) -> None:
                 self._dispatch("PUT")
 
+            def do_POST(self) -> None:
+                self._dispatch("POST")
+
+            def do_DELETE(self) -> None:
+                self._dispatch("DELETE")
+
         return Handler
 
     def _price_page(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -196,7 +220,90 @@ class FakeLinode:
         pages = max(1, -(-len(items) // size))
         return {"data": items[(page - 1) * size: page * size], "page": page, "pages": pages, "results": len(items)}
 
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _instances(self, method: str, path: str, body: Any) -> tuple[int, Any] | None:
+        if path == "/linode/instances" and method == "GET":
+            return 200, _page([self._instance_view(i) for i in self.instances.values()])
+        if path == "/linode/instances" and method == "POST":
+            return self._create_instance(body)
+        if m := re.fullmatch(r"/linode/instances/(\d+)", path):
+            instance = self.instances.get(int(m[1]))
+            if instance is None:
+                return 404, {"errors": [{"reason": "Not found"}]}
+            if method == "DELETE":
+                del self.instances[instance["id"]]
+                self.deleted_instances.append(instance["label"])
+                machine = self.machine_of.pop(instance["id"], None)
+                if machine is not None:
+                    machine.stop()
+                return 200, {}
+            return 200, self._instance_view(instance)
+        return None
+
+    def _create_instance(self, body: dict[str, Any]) -> tuple[int, Any]:
+        label, region, kind = body.get("label"), body.get("region"), body.get("type")
+        if any(i["label"] == label for i in self.instances.values()):
+            return 400, {"errors": [{"field": "label", "reason": "Label must be unique among your Linodes"}]}
+        if self.instance_limit is not None and len(self.instances) >= self.instance_limit:
+            return 400, {"errors": [{"reason": "Account Limit reached. Please open a Support ticket."}]}
+        if region in self.region_types and kind not in self.region_types[region]:
+            return 400, {"errors": [{"field": "type", "reason": f"Linode type {kind} is not available in {region}"}]}
+        firewall_id = body.get("firewall_id")
+        if firewall_id is not None and firewall_id not in self.firewalls:
+            return 400, {"errors": [{"field": "firewall_id", "reason": "Not found"}]}
+        instance_id = self._new_id()
+        instance = {"id": instance_id, "label": label, "region": region, "type": kind, "image": body.get("image"),
+                    "tags": list(body.get("tags") or []), "status": "provisioning", "ipv4": ["192.0.2.10"],
+                    "ipv6": "2001:db8::10/128", "body": body}
+        if firewall_id is not None:
+            self.firewalls[firewall_id].setdefault("devices", []).append(instance_id)
+        self.instances[instance_id] = instance
+        if self.machines is not None:
+            user_data = base64.b64decode(body["metadata"]["user_data"]).decode()
+            machine = self.machines.boot(instance_id, user_data)
+            self.machine_of[instance_id] = machine
+            instance["ipv4"] = [machine.address]
+        return 200, self._instance_view(instance)
+
+    def _instance_view(self, instance: dict[str, Any]) -> dict[str, Any]:
+        machine = self.machine_of.get(instance["id"])
+        if instance["status"] == "provisioning" and machine is not None and machine.failure is not None:
+            instance["status"] = "offline"  # it never came up
+        elif instance["status"] == "provisioning" and (machine is None or machine.booted):
+            instance["status"] = "running"  # the next read after the boot: as the real one, later than created
+        return {k: v for k, v in instance.items() if k != "body"}
+
+    def _firewall_crud(self, method: str, path: str, body: Any) -> tuple[int, Any] | None:
+        if path == "/networking/firewalls" and method == "GET":
+            return 200, _page([{"id": fid, **{k: v for k, v in fw.items() if k != "rules_doc"}}
+                               for fid, fw in self.firewalls.items()])
+        if path == "/networking/firewalls" and method == "POST":
+            if any(fw.get("label") == body.get("label") for fw in self.firewalls.values()):
+                return 400, {"errors": [{"field": "label", "reason": "Label must be unique"}]}
+            if len(body.get("label", "")) > 32:
+                return 400, {"errors": [{"field": "label", "reason": "Label must be 3-32 characters"}]}
+            fw_id = self._new_id()
+            rules = body.get("rules", {})
+            self.firewalls[fw_id] = {**rules, "label": body["label"], "tags": body.get("tags", []), "devices": []}
+            return 200, {"id": fw_id, "label": body["label"], "rules": rules, "status": "enabled"}
+        if m := re.fullmatch(r"/networking/firewalls/(\d+)", path):
+            fw = self.firewalls.get(int(m[1]))
+            if fw is None:
+                return 404, {"errors": [{"reason": "Not found"}]}
+            if method == "DELETE":
+                del self.firewalls[int(m[1])]
+                return 200, {}
+            return 200, {"id": int(m[1]), **fw}
+        return None
+
     def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        for part in (self._instances, self._firewall_crud):
+            answer = part(method, path, body)
+            if answer is not None:
+                return answer
         if m := re.fullmatch(r"/nodebalancers/(\d+)/configs", path):
             configs = self.nodebalancers.get(int(m[1]))
             if configs is None:

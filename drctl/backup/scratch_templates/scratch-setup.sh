@@ -6,6 +6,8 @@ set -eu
 dir=/etc/drctl-scratch
 service=$(cat "$dir/service")
 addresses=$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]}')
+# One argument per address: the word splitting is wanted.
+# shellcheck disable=SC2086
 /usr/local/sbin/drctl-scratch-tls "$dir" $addresses
 chown mysql:mysql "$dir/server-key.pem"
 systemctl restart "$service"

@@ -7,7 +7,9 @@ import base64
 import contextlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pymysql
 import pytest
 
 from drctl import cli
@@ -109,3 +111,72 @@ def test_a_missing_object_stops_the_restore_naming_it(archive, archived_orders, 
     assert code == 1
     assert f"drctl restore: download {victim}: no such object in bucket " in err
     assert "Traceback" not in err
+
+
+# --- onto a scratch Linode (the Linode API fake; its Linodes are local MariaDB servers) ----------------
+
+def linode_restore(outputs: str, at: datetime, *extra: str) -> list[str]:
+    return ["restore", "--outputs", outputs, "--to-time", at.isoformat(), "--target", "linode",
+            "--allow-from", "127.0.0.1/32", "--scratch-timeout", "120", *extra]
+
+
+def test_dry_run_shows_the_linode_it_would_create_and_its_price(archive, archived_orders, tmp_path, capsys,
+                                                                   scratch_cloud):
+    outputs = outputs_with_archive(archive, tmp_path)
+    assert cli.main(linode_restore(outputs, archived_orders, "--dry-run")) == 0
+    out = capsys.readouterr().out
+    label = f"drctl-restore-runbook-test-{archived_orders:%Y%m%dT%H%M%SZ}"
+    assert f"would create Linode {label} (g6-standard-2, eu-west, linode/ubuntu24.04, MariaDB 10.11)" in out
+    assert "admitting MySQL 3306 from 127.0.0.1/32 only" in out
+    assert "US$" in out and "/month" in out
+    assert scratch_cloud.writes() == []
+
+
+def test_restore_onto_a_scratch_linode_holds_every_order_before_the_time_and_none_after(
+        archive, archived_orders, tmp_path, capsys, scratch_cloud):
+    outputs = outputs_with_archive(archive, tmp_path)
+    code = cli.main(linode_restore(outputs, archived_orders, "--yes", "-o", "json"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    (machine,) = scratch_cloud.machines.booted
+    seqs = [row[0] for row in machine.server.query("SELECT seq FROM drctl_drill.orders ORDER BY seq")]
+    assert seqs == list(range(1, 21))
+    assert report["scratch"]["address"] == machine.address and report["scratch"]["user"] == "drctl_restore"
+    assert report["rowCounts"]["drctl_drill.orders"] == 20
+    client_file = report["scratch"]["clientFile"]
+    password = next(line for line in Path(client_file).read_text().splitlines() if line.startswith("password="))[9:]
+    assert password not in captured.out + captured.err
+    with pytest.raises(pymysql.err.OperationalError):  # TLS is required: no way in without it
+        pymysql.connect(host=machine.address, port=3306, user="drctl_restore", password=password, connect_timeout=5)
+    assert f"connect with: mariadb --defaults-extra-file={client_file} --host={machine.address}" in captured.err
+    assert "--delete-scratch drctl-restore-runbook-test-" in captured.err
+    (instance,) = scratch_cloud.instances.values()
+    assert instance["region"] == "eu-west"  # the archive's region
+
+
+def test_a_second_run_restores_onto_the_same_scratch_linode_again(archive, archived_orders, tmp_path, capsys,
+                                                                  scratch_cloud):
+    outputs = outputs_with_archive(archive, tmp_path)
+    assert cli.main(linode_restore(outputs, archived_orders, "--yes")) == 0
+    (machine,) = scratch_cloud.machines.booted
+    machine.server.execute("INSERT INTO drctl_drill.orders (seq, region, written_at) VALUES (999, 'stray', NOW(6))")
+    capsys.readouterr()
+    assert cli.main(linode_restore(outputs, archived_orders, "--yes")) == 0
+    assert "from an earlier run: carrying on with it" in capsys.readouterr().out
+    assert [p for m, p, _ in scratch_cloud.requests if m == "POST"].count("/linode/instances") == 1
+    seqs = [row[0] for row in machine.server.query("SELECT seq FROM drctl_drill.orders ORDER BY seq")]
+    assert seqs == list(range(1, 21))
+
+
+def test_list_and_delete_scratch_linodes(archive, archived_orders, tmp_path, capsys, scratch_cloud):
+    outputs = outputs_with_archive(archive, tmp_path)
+    assert cli.main(linode_restore(outputs, archived_orders, "--yes")) == 0
+    label = f"drctl-restore-runbook-test-{archived_orders:%Y%m%dT%H%M%SZ}"
+    capsys.readouterr()
+    assert cli.main(["restore", "--outputs", outputs, "--list-scratch", "-o", "json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["scratch"]
+    assert listed["label"] == label and listed["region"] == "eu-west"
+    assert cli.main(["restore", "--outputs", outputs, "--delete-scratch", label, "--yes"]) == 0
+    assert scratch_cloud.instances == {} and scratch_cloud.firewalls == {}
+    assert scratch_cloud.deleted_instances == [label]
