@@ -36,9 +36,10 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     # Point-in-time recovery: the archiver reads servers through drctl.mysql and alerts through
     # drctl.watch's hooks; `drctl restore` starts its local target with the throwaway MariaDB of
     # drctl/local; `drctl drill --restore` writes the drill's orders through drctl.drill and reaches
-    # the stack through drctl.runbook. Only cli and the rehearsal (its restore step) import it.
+    # the stack through drctl.runbook. Only cli and the rehearsal (its restore step) import it. A scratch
+    # Linode's --dry-run names its monthly price from drctl.plan's price list.
     "drctl.backup":    ("drctl.drill", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack", "drctl.watch",
-                        "drctl.local"),
+                        "drctl.local", "drctl.plan"),
     # The guard decides with the watchdog's probes and policy, keeps its lease and votes as the
     # watchdog keeps its lease, alerts and logs as it does, and promotes through the runbook.
     "drctl.guard":     ("drctl.watch", "drctl.runbook", "drctl.mysql", "drctl.cloud", "drctl.stack"),

@@ -40,6 +40,7 @@ from drctl.cloud.archive_status import archive_bucket
 from drctl.cloud.linode import LinodeAPIError
 from drctl.cloud.s3_bucket import ObjectMissing, StoreUnavailable
 from drctl.drill import orders
+from drctl.drill.command import DEFAULT_WRITER_RATE
 from drctl.mysql.topology import connect
 from drctl.runbook.context import runbook_from_args
 from drctl.stack.command_line import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, fail, printer
@@ -91,6 +92,7 @@ class _Writer:
 
 def run(args: argparse.Namespace) -> int:
     say = printer(args)
+    rate = DEFAULT_WRITER_RATE if args.writer_rate is None else args.writer_rate  # the failover drill's default too
     try:
         if not args.dry_run and not args.yes:
             raise UsageError("a restore drill writes orders to the stack's primary: pass --yes to act, or --dry-run "
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.dry_run:
         where = "a scratch Linode" if request is not None else "a scratch server on this machine"
-        say(f"would write orders for {args.settle:g} s at {args.writer_rate:g}/s, pick a restore point, write "
+        say(f"would write orders for {args.settle:g} s at {rate:g}/s, pick a restore point, write "
             f"{args.settle:g} s more, wait for the archive in {backups.bucket}, restore to the point on {where}, "
             "check the orders, delete the server")
         if request is not None:
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             return scratch.scratch_linode(api, dataclasses.replace(request, family=family), say,
                                           timeout=args.scratch_timeout, keep=args.keep_scratch)
     try:
-        result = drill(rb, backups, key, args.settle, args.writer_rate, say, scratch=linode)
+        result = drill(rb, backups, key, args.settle, rate, say, scratch=linode)
     except (RestoreError, sealing.ChecksumError, StoreUnavailable, ObjectMissing, TimeoutError, LinodeAPIError) as err:
         fail("drill", str(err))
         return EXIT_FAILED

@@ -54,8 +54,10 @@ def add_scratch_arguments(p: argparse.ArgumentParser, *, keep_flag: bool) -> Non
     p.add_argument("--allow-from", type=source_network, action="append", default=[], metavar="CIDR",
                    help="admit MySQL on the scratch Linode from this network too (repeatable; the stack's "
                         "access.operatorCidrs always are): this machine's public address")
-    p.add_argument("--scratch-timeout", type=number(float, 60, maximum=DAY, unit="s"), default=DEFAULT_TIMEOUT,
-                   metavar="SECONDS", help=f"how long to wait for the scratch Linode to answer (default {DEFAULT_TIMEOUT:g})")
+    timeout = number(float, 60, maximum=DAY, unit="s")
+    p.add_argument("--scratch-timeout", type=timeout, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"how long to wait for the scratch Linode to answer: {timeout.allowed} "  # type: ignore[attr-defined]
+                        f"(default {DEFAULT_TIMEOUT:g})")
     if keep_flag:
         p.add_argument("--keep-scratch", action="store_true",
                        help="keep the scratch Linode afterwards for inspection (delete it with drctl restore "
@@ -102,12 +104,12 @@ def linode_api() -> LinodeAPI:
 def list_and_delete(args: argparse.Namespace, outputs: StackOutputs, say: Callable[[str], None]) -> int:
     """`--list-scratch` and `--delete-scratch LABEL`."""
     try:
-        api = linode_api()
-        if args.delete_scratch and not args.yes:
-            raise UsageError(f"--delete-scratch deletes Linode {args.delete_scratch} and what it holds: pass --yes")
         if args.delete_scratch and not args.delete_scratch.startswith(f"{scratch.SCRATCH_TAG}-"):
             raise UsageError(f"--delete-scratch: not a scratch Linode's label (got {args.delete_scratch!r}; allowed: a "
                              f"label starting {scratch.SCRATCH_TAG}-, as --list-scratch shows)")
+        if args.delete_scratch and not args.yes:
+            raise UsageError(f"--delete-scratch deletes Linode {args.delete_scratch} and what it holds: pass --yes")
+        api = linode_api()
     except UsageError as err:
         fail("restore", str(err))
         return EXIT_USAGE

@@ -48,12 +48,39 @@ CASES = [
      "argument --to-gtid: not a GTID (got '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23'"),
     ("restore-time-and-gtid", ["restore", *LB, "--to-time", "2026-11-29T14:03:00Z", "--to-gtid", "0-1-5"],
      "argument --to-gtid: not allowed with argument --to-time"),
-    ("restore-target-a-linode", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode"],
-     "argument --target: unknown target (got 'linode'; allowed: local:DIR, a new or empty directory)"),
+    ("restore-target-unknown", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "s3:bucket"],
+     "argument --target: unknown target (got 's3:bucket'; allowed: local:DIR (a new or empty directory) or "
+     "linode[:REGION])"),
+    ("restore-target-linode-bad-region", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode:Mars"],
+     "argument --target: not a Linode region (got 'Mars'; allowed: a region id such as us-east or eu-west); "
+     "allowed targets: local:DIR"),
+    ("restore-target-linode-without-yes", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode"],
+     "--target linode creates a Linode, which costs money while it exists: pass --yes to create it, or --dry-run"),
+    ("restore-scratch-type-not-a-type", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode", "--yes",
+                                         "--scratch-type", "huge"],
+     "argument --scratch-type: not a Linode type (got 'huge'; allowed: a Linode plan id such as g6-standard-2)"),
+    ("restore-allow-from-everyone", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "linode", "--yes",
+                                     "--allow-from", "0.0.0.0/0"],
+     "argument --allow-from: too wide: /0 would open the restored data to a large part of the internet (got "
+     "'0.0.0.0/0'; allowed: a prefix of at least /8)"),
+    ("restore-allow-from-not-an-address", ["restore", *LB, "--to-gtid", "0-1-5", "--allow-from", "my-laptop"],
+     "argument --allow-from: not an address or network (got 'my-laptop'; allowed: an IPv4 or IPv6 address"),
+    ("restore-scratch-timeout-too-short", ["restore", *LB, "--to-gtid", "0-1-5", "--scratch-timeout", "5"],
+     "argument --scratch-timeout: must be a number from 60 to 86400 s (got 5)"),
+    ("restore-list-scratch-and-a-time", ["restore", *LB, "--list-scratch", "--to-gtid", "0-1-5"],
+     "--list-scratch restores nothing: leave out --to-gtid"),
+    ("restore-list-and-delete-scratch", ["restore", *LB, "--list-scratch", "--delete-scratch", "drctl-restore-x"],
+     "argument --delete-scratch: not allowed with argument --list-scratch"),
+    ("restore-delete-scratch-not-a-scratch", ["restore", *LB, "--delete-scratch", "shop-web-1", "--yes"],
+     "--delete-scratch: not a scratch Linode's label (got 'shop-web-1'; allowed: a label starting drctl-restore-"),
+    ("restore-delete-scratch-without-yes", ["restore", *LB, "--delete-scratch", "drctl-restore-prod-drill"],
+     "--delete-scratch deletes Linode drctl-restore-prod-drill and what it holds: pass --yes"),
+    ("restore-list-scratch-without-token", ["restore", *LB, "--list-scratch"],
+     "LINODE_TOKEN is not set: export a Linode personal access token"),
     ("restore-target-not-empty", ["restore", *LB, "--to-gtid", "0-1-5", "--target", "local:{tmp}"],
      "argument --target: {tmp} exists and is not an empty directory"),
     ("restore-nowhere", ["restore", *LB, "--to-gtid", "0-1-5"],
-     "give --target local:DIR (where to restore), --tables with --export, or --dry-run"),
+     "give --target local:DIR or --target linode[:REGION] (where to restore), --tables with --export, or --dry-run"),
     ("restore-tables-without-export", ["restore", *LB, "--to-gtid", "0-1-5", "--tables", "wp_wc_orders"],
      "--tables needs --export FILE"),
     ("restore-tables-bad-name", ["restore", *LB, "--to-gtid", "0-1-5", "--tables", "wp_wc_orders;drop"],
@@ -289,6 +316,13 @@ CASES = [
      "argument --alert-webhook: must be an http:// or https:// URL (got 'mailto:oncall@example.com')"),
     # -- drill ----------------------------------------------------------------------------------
     ("drill-without-yes", ["drill", *LB], "a drill fails over a stack and back: pass --yes to act, or --dry-run"),
+    ("drill-restore-on-the-cloud", ["drill", *LB, "--restore", "--yes", "--restore-on", "cloud"],
+     "argument --restore-on: invalid choice: 'cloud' (choose from"),
+    ("drill-restore-scratch-type-not-a-type", ["drill", *LB, "--restore", "--yes", "--scratch-type", "G6 Standard 2"],
+     "argument --scratch-type: not a Linode type (got 'G6 Standard 2'; allowed: a Linode plan id such as g6-standard-2)"),
+    ("drill-restore-allow-from-ipv6-everyone", ["drill", *LB, "--restore", "--yes", "--allow-from", "::/0"],
+     "argument --allow-from: too wide: /0 would open the restored data to a large part of the internet (got '::/0'; "
+     "allowed: a prefix of at least /32)"),
     ("drill-without-stack-or-outputs", ["drill", "--yes"], "give -s/--stack STACK or --outputs FILE"),
     ("drill-stack-and-outputs", ["drill", "-s", "dr-test", *LB, "--yes"],
      "argument --outputs: not allowed with argument -s/--stack"),
@@ -475,7 +509,7 @@ def test_the_numeric_flags_are_all_found():
     found = {(command, action.option_strings[-1]) for command, action in NUMERIC_FLAGS}
     assert {("promote", "--catch-up-timeout"), ("failback", "--traffic-timeout"), ("drill", "--writer-rate"),
             ("watch", "--metrics-port"), ("rehearse", "--time-scale")} <= found
-    assert len(found) == 38  # promote 4, failback 2, watch 11, guard 12, drill 7, rehearse 1, archive 1
+    assert len(found) == 40  # promote 4, failback 2, watch 11, guard 12, drill 8, rehearse 1, archive 1, restore 1
 
 
 @pytest.mark.parametrize(("command", "action"), NUMERIC_FLAGS,

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from drctl import cli
+from drctl.backup import restore_drill
 from tests.support import runbook_support
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,7 @@ def drill_outputs(archive, tmp_path, monkeypatch):
 
 def test_the_restore_drill_finds_every_order_before_the_point_and_none_after(drill_outputs, capsys):
     code = cli.main(["drill", "--restore", "--outputs", drill_outputs, "--yes", "--settle", "2",
-                     "--writer-rate", "40", "-o", "json"])
+                     "--writer-rate", "40", "--restore-on", "local", "-o", "json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = json.loads(captured.out)
@@ -49,3 +50,65 @@ def test_the_restore_drill_finds_every_order_before_the_point_and_none_after(dri
 def test_the_restore_drill_wants_yes(drill_outputs, capsys):
     assert cli.main(["drill", "--restore", "--outputs", drill_outputs]) == 2
     assert "pass --yes to act, or --dry-run" in capsys.readouterr().err
+
+
+# --- onto a scratch Linode (the default; the Linode API fake's Linodes are local MariaDB servers) -------
+
+DRILL_LABEL = "drctl-restore-runbook-test-drill"
+
+
+def linode_drill(outputs: str, *extra: str) -> list[str]:
+    return ["drill", "--restore", "--outputs", outputs, "--yes", "--settle", "2", "--writer-rate", "40",
+            "--allow-from", "127.0.0.1/32", "--scratch-timeout", "120", *extra]
+
+
+def assert_nothing_left(fake) -> None:
+    assert fake.instances == {} and fake.firewalls == {}
+    assert fake.deleted_instances == [DRILL_LABEL]
+    assert all(m.server is None for m in fake.machines.booted)  # the machine is gone with it
+
+
+def test_the_restore_drill_restores_onto_a_scratch_linode_and_deletes_it(drill_outputs, scratch_cloud, capsys):
+    code = cli.main(linode_drill(drill_outputs, "-o", "json"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["passed"] and result["missing"] == [] and result["extra"] == []
+    (machine,) = scratch_cloud.machines.booted
+    assert dict(result["rows"])["scratch server"].startswith(f"scratch Linode {DRILL_LABEL} ({machine.address})")
+    assert_nothing_left(scratch_cloud)
+
+
+def test_the_scratch_linode_is_deleted_when_the_check_fails(drill_outputs, scratch_cloud, capsys, monkeypatch):
+    monkeypatch.setattr(restore_drill.orders, "orders_present", lambda conn, seqs: set())
+    code = cli.main(linode_drill(drill_outputs))
+    assert code == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert_nothing_left(scratch_cloud)
+
+
+def test_the_scratch_linode_is_deleted_when_the_drill_is_interrupted(drill_outputs, scratch_cloud, capsys,
+                                                                      monkeypatch):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(restore_drill, "apply_restore", ctrl_c)
+    assert cli.main(linode_drill(drill_outputs)) == 130
+    assert "drctl: interrupted" in capsys.readouterr().err
+    assert_nothing_left(scratch_cloud)
+
+
+def test_keep_scratch_keeps_it_for_inspection(drill_outputs, scratch_cloud, capsys):
+    assert cli.main(linode_drill(drill_outputs, "--keep-scratch")) == 0, capsys.readouterr().err
+    assert [i["label"] for i in scratch_cloud.instances.values()] == [DRILL_LABEL]
+    assert scratch_cloud.deleted_instances == []
+
+
+def test_the_drill_dry_run_names_the_linode_and_creates_nothing(drill_outputs, scratch_cloud, capsys):
+    assert cli.main(["drill", "--restore", "--outputs", drill_outputs, "--dry-run", "--allow-from",
+                     "127.0.0.1/32"]) == 0
+    out = capsys.readouterr().out
+    assert f"would create Linode {DRILL_LABEL} (g6-standard-2, eu-west, linode/ubuntu24.04, the archive's server " \
+           "family)" in out
+    assert "deleted afterwards, even on failure or Ctrl-C" in out
+    assert scratch_cloud.writes() == []
