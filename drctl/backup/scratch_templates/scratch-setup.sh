@@ -3,7 +3,7 @@
 # public addresses, the settings drctl sent (TLS required, binary log), a restart, then drctl's
 # account. The account's SQL holds the password: it is deleted once run.
 set -eu
-dir=/etc/drctl-scratch
+dir=/etc/mysql/drctl-scratch
 service=$(cat "$dir/service")
 addresses=$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]}')
 # One argument per address: the word splitting is wanted.

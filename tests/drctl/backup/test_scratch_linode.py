@@ -78,6 +78,10 @@ def test_user_data_is_valid_cloud_config_installing_the_archives_server_family(f
     assert doc["runcmd"] == [["/usr/local/sbin/drctl-scratch-setup"]]
 
 
+def test_the_setup_script_works_in_the_directory_the_user_data_writes_to():
+    assert f"dir={scratch.SERVER_DIR}\n" in (scratch.TEMPLATES / "scratch-setup.sh").read_text()
+
+
 def test_the_shipped_scripts_pass_shellcheck():
     scripts = sorted(str(p) for p in scratch.TEMPLATES.glob("*.sh"))
     checked = subprocess.run([require("shellcheck"), "-s", "sh", *scripts], capture_output=True, text=True)
