@@ -326,11 +326,12 @@ def ensure_scratch(api: LinodeAPI, request: ScratchRequest, say: Callable[[str],
                                f"({files}): delete it with `drctl restore --delete-scratch {request.label} --yes` "
                                "and run again")
         say(f"found scratch Linode {request.label} (id {found['id']}) from an earlier run: carrying on with it")
+        _admit(api, request)
         return found, True
     shutil.rmtree(files, ignore_errors=True)  # credentials of a Linode that is gone
     keys = Secrets.generate(request.label)
     created = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    firewall = api.firewall_by_label(firewall_label(request.label))
+    firewall = _admit(api, request)
     if firewall is None:
         say(f"creating firewall {firewall_label(request.label)} (MySQL {PORT} from {', '.join(request.sources)})")
         firewall = api.create_firewall(firewall_spec(request, created))
@@ -346,6 +347,15 @@ def ensure_scratch(api: LinodeAPI, request: ScratchRequest, say: Callable[[str],
         raise
     _write_record(files, request, instance, int(firewall["id"]), created)
     return instance, False
+
+
+def _admit(api: LinodeAPI, request: ScratchRequest) -> dict[str, Any] | None:
+    """The scratch's firewall when it exists, its rules set to admit this run's sources (a run from
+    another address carries on with the same Linode)."""
+    firewall = api.firewall_by_label(firewall_label(request.label))
+    if firewall is not None:
+        api.set_firewall_rules(int(firewall["id"]), firewall_spec(request, "")["rules"])
+    return firewall
 
 
 def _write_record(files: Path, request: ScratchRequest, instance: dict[str, Any], firewall_id: int, created: str) -> None:

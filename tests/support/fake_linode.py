@@ -330,8 +330,10 @@ class FakeLinode:
                 read_only = sorted(set(body) & {"fingerprint", "version"})
                 if read_only:  # as the real endpoint: what GET adds cannot be PUT back
                     return 400, {"errors": [{"field": f, "reason": "not allowed"} for f in read_only]}
-                self.firewalls[fw_id] = body
-            return 200, {**self.firewalls[fw_id], "fingerprint": f"fp{fw_id}", "version": 1}
+                kept = {k: v for k, v in self.firewalls[fw_id].items() if k in ("label", "tags", "devices")}
+                self.firewalls[fw_id] = {**body, **kept}
+            rules = {k: v for k, v in self.firewalls[fw_id].items() if k not in ("label", "tags", "devices")}
+            return 200, {**rules, "fingerprint": f"fp{fw_id}", "version": 1}
         if m := re.fullmatch(r"/databases/mysql/instances/(\d+)", path):
             db = self.databases.get(int(m[1]))
             if db is None:

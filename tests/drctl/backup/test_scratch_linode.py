@@ -116,6 +116,14 @@ def test_a_second_run_finds_the_linode_by_label_instead_of_making_another(fake):
     assert any("from an earlier run" in line for line in said)
 
 
+def test_a_second_run_from_another_address_admits_it(fake):
+    scratch.ensure_scratch(api(fake), request(), [].append)
+    scratch.ensure_scratch(api(fake), request(sources=("203.0.113.7/32",)), [].append)
+    (fw,) = fake.firewalls.values()
+    assert fw["inbound"][0]["addresses"] == {"ipv4": ["203.0.113.7/32"]}
+    assert fw["label"] == scratch.firewall_label(request().label)
+
+
 def test_a_lost_answer_to_the_create_makes_one_linode_not_two(fake):
     fake.losses.append(AnswerLoss("POST", r"/linode/instances"))
     instance, _ = scratch.ensure_scratch(api(fake), request(), [].append)
