@@ -14,6 +14,7 @@ import pytest
 
 from drctl import cli
 from drctl.drill import orders
+from drctl.mysql import replication
 from tests.support import runbook_support
 from tests.support.archive_setup import gtid_pos
 from tests.support.waiting import wait_until
@@ -148,7 +149,10 @@ def test_restore_onto_a_scratch_linode_holds_every_order_before_the_time_and_non
     password = next(line for line in Path(client_file).read_text().splitlines() if line.startswith("password="))[9:]
     assert password not in captured.out + captured.err
     with pytest.raises(pymysql.err.OperationalError):  # TLS is required: no way in without it
-        pymysql.connect(host=machine.address, port=3306, user="drctl_restore", password=password, connect_timeout=5)
+        pymysql.connect(host=machine.address, port=3306, user="drctl_restore", password=password, ssl_disabled=True,
+                        connect_timeout=5)
+    with pytest.raises(pymysql.err.OperationalError):  # drctl verifies: a certificate of another CA is refused
+        replication.connect(machine.address, 3306, "drctl_restore", password, ssl_ca=archive.primary.tls.ca)
     assert f"connect with: mariadb --defaults-extra-file={client_file} --host={machine.address}" in captured.err
     assert "--delete-scratch drctl-restore-runbook-test-" in captured.err
     (instance,) = scratch_cloud.instances.values()
