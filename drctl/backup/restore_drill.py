@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     linode = None
     if request is not None and api is not None:
         def linode(plan, say):
-            family = scratch.archive_family(str(plan.base.gtid_pos))
+            family = plan.flavour.value
             return scratch.scratch_linode(api, dataclasses.replace(request, family=family), say,
                                           timeout=args.scratch_timeout, keep=args.keep_scratch)
     try:

@@ -75,12 +75,6 @@ class ScratchError(RestoreError):
     """A scratch Linode cannot be made, found, reached or deleted; the message says what to do."""
 
 
-def archive_family(gtid_position: str) -> str:
-    """The server family an archive came from, read off its GTIDs: MySQL's are `uuid:interval`,
-    MariaDB's `domain-server-sequence` (never a colon)."""
-    return "mysql" if ":" in gtid_position else "mariadb"
-
-
 def linode_type(text: str) -> str:
     if not LINODE_TYPE.fullmatch(text):
         raise ValueError(f"not a Linode type (got {text!r}; allowed: a Linode plan id such as g6-standard-2)")
@@ -104,7 +98,12 @@ def scratch_label(stack: str, moment: str) -> str:
 
 
 def moment_label(to_time: dt.datetime | None, to_gtid: object | None) -> str:
-    return f"{to_time:%Y%m%dT%H%M%SZ}" if to_time is not None else f"gtid-{to_gtid}"
+    """The restore point as a label part: a time, a MariaDB GTID, or a MySQL GTID with the first
+    8 hex digits of its server uuid (the whole uuid would not fit a label beside the stack name)."""
+    if to_time is not None:
+        return f"{to_time:%Y%m%dT%H%M%SZ}"
+    server, colon, number = str(to_gtid).rpartition(":")
+    return f"gtid-{server[:8]}-{number}" if colon else f"gtid-{to_gtid}"
 
 
 def firewall_label(label: str) -> str:
@@ -126,7 +125,7 @@ class ScratchRequest:
     label: str
     region: str
     type: str
-    family: str  # a key of FAMILIES
+    family: str  # a key of FAMILIES: the archive's flavour ("mariadb" or "mysql", RestorePlan.flavour)
     sources: tuple[str, ...]  # who may reach 3306: operator networks, --allow-from
 
     def describe(self) -> str:

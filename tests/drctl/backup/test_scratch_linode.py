@@ -178,6 +178,10 @@ def test_labels_follow_linodes_rules_and_are_never_cut():
         scratch.scratch_label("s" * 34, "20261129T140300Z")
 
 
-def test_the_archive_family_is_read_off_its_gtids():
-    assert scratch.archive_family("0-1-48211") == "mariadb"
-    assert scratch.archive_family("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23") == "mysql"
+def test_a_restore_point_fits_a_label_for_either_kind_of_gtid():
+    from drctl.backup.binlog_events import parse_any_gtid
+
+    mysql = scratch.moment_label(None, parse_any_gtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:48211"))
+    assert mysql == "gtid-3e11fa47-48211"
+    assert scratch.scratch_label("prod", mysql) == "drctl-restore-prod-gtid-3e11fa47-48211"
+    assert scratch.moment_label(None, parse_any_gtid("0-1-48211")) == "gtid-0-1-48211"
