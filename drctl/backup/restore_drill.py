@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.choices["drill"]
     p.add_argument("--restore", action="store_true",
                    help="instead of a failover: restore the archive to a moment inside a burst of orders, onto a "
-                        "scratch server on this machine, and check them (docs/backups.md); uses --settle, "
+                        "scratch server (--restore-on), and check them (docs/backups.md); uses --settle, "
                         "--writer-rate, --yes/--dry-run")
     p.add_argument("--restore-on", choices=("linode", "local"), default="linode",
                    help="with --restore: the scratch server, a database Linode made for the drill (default) or a "
