@@ -185,3 +185,18 @@ def test_a_restore_point_fits_a_label_for_either_kind_of_gtid():
     assert mysql == "gtid-3e11fa47-48211"
     assert scratch.scratch_label("prod", mysql) == "drctl-restore-prod-gtid-3e11fa47-48211"
     assert scratch.moment_label(None, parse_any_gtid("0-1-48211")) == "gtid-0-1-48211"
+
+
+def test_waiting_shows_progress_and_gives_up_at_the_timeout_saying_what_it_saw(fake):
+    instance, _ = scratch.ensure_scratch(api(fake), request(), [].append)
+    fake.instances[instance["id"]]["ipv4"] = ["127.0.0.1"]  # nothing answers on 3306 there: refused at once
+    now = [0.0]
+    said: list[str] = []
+    with pytest.raises(scratch.ScratchError) as err:
+        scratch.wait_until_ready(api(fake), request(), {"id": instance["id"], "status": "provisioning"}, said.append,
+                                 timeout=60, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert str(err.value).startswith(f"scratch Linode {request().label} did not answer within 60 s (status running; "
+                                     "last: OperationalError")
+    assert f"--delete-scratch {request().label} --yes" in str(err.value)
+    assert said[0] == f"waiting for scratch Linode {request().label}: Linode is provisioning (0 s)"
+    assert any("installing the database server" in line for line in said[1:])
