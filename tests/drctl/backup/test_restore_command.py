@@ -184,3 +184,18 @@ def test_list_and_delete_scratch_linodes(archive, archived_orders, tmp_path, cap
     assert cli.main(["restore", "--outputs", outputs, "--delete-scratch", label, "--yes"]) == 0
     assert scratch_cloud.instances == {} and scratch_cloud.firewalls == {}
     assert scratch_cloud.deleted_instances == [label]
+
+
+def test_a_linode_api_refusal_is_one_line_and_leaves_nothing(archive, archived_orders, tmp_path, capsys,
+                                                             scratch_cloud):
+    outputs = outputs_with_archive(archive, tmp_path)
+    scratch_cloud.instance_limit = 0
+    code = cli.main(linode_restore(outputs, archived_orders, "--yes"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines()[-1].startswith(
+        f"drctl restore: Linode API could not create Linode drctl-restore-runbook-test-{archived_orders:%Y%m%dT%H%M%SZ} "
+        "(HTTP 400: Account Limit reached.")
+    assert "is kept" not in err and "Traceback" not in err
+    assert scratch_cloud.instances == {} and scratch_cloud.firewalls == {}
+    assert scratch_cloud.machines.booted == []
