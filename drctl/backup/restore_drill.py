@@ -10,7 +10,8 @@ every order committed at or before T is there and none after, and deletes the sc
 scratch server is a database Linode made through the Linode API (`--restore-on linode`, the
 default; drctl/backup/scratch_linode.py), deleted even when the check fails or the drill is
 interrupted unless `--keep-scratch`; a run that finds the scratch Linode of a killed run carries on
-with it. `--restore-on local` restores onto a MariaDB server on this machine instead. The report's rows: restore time and backup RPO beside the orders checked.
+with it. `--restore-on local` restores onto a MariaDB server on this machine instead. The report's
+rows: restore time and backup RPO beside the orders checked.
 Exit 0 when the check holds, 1 when it does not, 2 for a bad command line or a stack without an
 archive. Nothing is changed on the stack but the drill's own orders table.
 
@@ -59,7 +60,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "MariaDB server on this machine")
     scratch_command.add_scratch_arguments(p, keep_flag=True)
     failover = p.get_default("func")
-    p.set_defaults(func=lambda args: run(args) if args.restore else failover(args))
+    p.set_defaults(func=lambda args: run(args) if args.restore else refuse_scratch_flags(args) or failover(args))
+
+
+def refuse_scratch_flags(args: argparse.Namespace) -> int | None:
+    """The failover drill makes no scratch server: a scratch flag without --restore is a mistake
+    (EXIT_USAGE), not something to ignore."""
+    defaults = (("--restore-on", args.restore_on, "linode"), ("--scratch-type", args.scratch_type, scratch.DEFAULT_TYPE),
+                ("--allow-from", args.allow_from, []), ("--keep-scratch", args.keep_scratch, False),
+                ("--scratch-timeout", args.scratch_timeout, scratch_command.DEFAULT_TIMEOUT))
+    given = [flag for flag, value, default in defaults if value != default]
+    if not given:
+        return None
+    fail("drill", f"{given[0]} is for drill --restore (the failover drill makes no scratch server): add --restore "
+                  f"or leave out {given[0]}")
+    return EXIT_USAGE
 
 
 class _Writer:

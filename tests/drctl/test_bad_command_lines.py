@@ -316,6 +316,9 @@ CASES = [
      "argument --alert-webhook: must be an http:// or https:// URL (got 'mailto:oncall@example.com')"),
     # -- drill ----------------------------------------------------------------------------------
     ("drill-without-yes", ["drill", *LB], "a drill fails over a stack and back: pass --yes to act, or --dry-run"),
+    ("drill-keep-scratch-without-restore", ["drill", *LB, "--yes", "--keep-scratch"],
+     "--keep-scratch is for drill --restore (the failover drill makes no scratch server): add --restore or leave out "
+     "--keep-scratch"),
     ("drill-restore-on-the-cloud", ["drill", *LB, "--restore", "--yes", "--restore-on", "cloud"],
      "argument --restore-on: invalid choice: 'cloud' (choose from"),
     ("drill-restore-scratch-type-not-a-type", ["drill", *LB, "--restore", "--yes", "--scratch-type", "G6 Standard 2"],
