@@ -40,11 +40,18 @@ def request(family: str = "mariadb", **kw) -> scratch.ScratchRequest:
     return scratch.ScratchRequest(**{**values, **kw})
 
 
-def sent_user_data(fake) -> dict:
+def sent_user_data(fake) -> str:
     body = next(b for m, p, b in fake.requests if m == "POST" and p == "/linode/instances")
     text = base64.b64decode(body["metadata"]["user_data"]).decode()
     assert text.startswith("#cloud-config\n")
-    return yaml.safe_load(text)
+    return text
+
+
+def schema_check(text: str, tmp_path) -> None:
+    path = tmp_path / "user-data.yaml"
+    path.write_text(text)
+    checked = subprocess.run([require("cloud-init"), "schema", "-c", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def written(doc: dict, path: str) -> dict:
@@ -58,10 +65,7 @@ def written(doc: dict, path: str) -> dict:
 def test_user_data_is_valid_cloud_config_installing_the_archives_server_family(family, package, settings, tmp_path):
     keys = scratch.Secrets.generate("drctl-restore-dr-test-x")
     text = scratch.cloud_config(request(family), keys)
-    path = tmp_path / "user-data.yaml"
-    path.write_text(text)
-    checked = subprocess.run([require("cloud-init"), "schema", "-c", str(path)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    schema_check(text, tmp_path)
     doc = yaml.safe_load(text)
     assert package in doc["packages"]
     conf = written(doc, settings)
@@ -88,9 +92,14 @@ def test_the_shipped_scripts_pass_shellcheck():
     assert checked.returncode == 0, checked.stdout
 
 
-def test_the_firewall_is_made_first_and_admits_mysql_from_the_sources_only(fake, state):
+def test_the_firewall_is_made_first_and_admits_mysql_from_the_sources_only(fake, state, tmp_path):
     instance, existed = scratch.ensure_scratch(api(fake), request(), [].append)
     assert not existed
+    sent = sent_user_data(fake)  # what went to the API: valid, the archive's family, the password in it once
+    schema_check(sent, tmp_path)
+    assert yaml.safe_load(sent)["packages"] == ["mariadb-server", "mariadb-client"]
+    password = (state / "dr-test" / "scratch" / request().label / "client.cnf").read_text().split("password=")[1].strip()
+    assert sent.count(password) == 1
     posts = [p for m, p, _ in fake.requests if m == "POST"]
     assert posts == ["/networking/firewalls", "/linode/instances"]
     (fw_id, fw), = fake.firewalls.items()
