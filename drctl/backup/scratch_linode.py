@@ -455,10 +455,22 @@ def scratch_linode(api: LinodeAPI, request: ScratchRequest, say: Callable[[str],
     finally:
         if not keep:
             try:
-                delete_scratch(api, request.stack, request.label, say)
+                _delete_through_one_ctrl_c(api, request, say)
             except LinodeAPIError as err:
                 message = (f"could not delete scratch Linode {request.label}: {err}; delete it with `drctl restore "
                            f"--delete-scratch {request.label} --yes`")
                 say(message)
                 if not failed:  # never hide the error that brought us here
                     raise ScratchError(message) from None
+
+
+def _delete_through_one_ctrl_c(api: LinodeAPI, request: ScratchRequest, say: Callable[[str], None]) -> None:
+    """A Ctrl-C is often what brought us here, and a second one comes quickly: the first during the
+    deletion is answered by deleting anyway (each API call has its deadline), the next one is obeyed."""
+    try:
+        delete_scratch(api, request.stack, request.label, say)
+    except KeyboardInterrupt:
+        say(f"interrupted while deleting scratch Linode {request.label}: deleting it anyway (it costs money while it "
+            f"exists); Ctrl-C again leaves it, then delete it with `drctl restore --delete-scratch {request.label} "
+            "--yes`")
+        delete_scratch(api, request.stack, request.label, say)

@@ -8,6 +8,7 @@ import base64
 import json
 import stat
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -209,3 +210,22 @@ def test_waiting_shows_progress_and_gives_up_at_the_timeout_saying_what_it_saw(f
     assert f"--delete-scratch {request().label} --yes" in str(err.value)
     assert said[0] == f"waiting for scratch Linode {request().label}: Linode is provisioning (0 s)"
     assert any("installing the database server" in line for line in said[1:])
+
+
+def test_one_ctrl_c_during_the_deletion_does_not_leave_the_linode(fake, monkeypatch):
+    client = api(fake)
+    real_delete, calls = client.delete_instance, []
+
+    def interrupted_once(instance_id):
+        calls.append(instance_id)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real_delete(instance_id)
+
+    monkeypatch.setattr(client, "delete_instance", interrupted_once)
+    monkeypatch.setattr(scratch, "wait_until_ready", lambda *a, **k: SimpleNamespace(target=lambda: None))
+    said: list[str] = []
+    with pytest.raises(RuntimeError), scratch.scratch_linode(client, request(), said.append, timeout=60, keep=False):
+        raise RuntimeError("the restore failed")
+    assert fake.instances == {} and fake.firewalls == {}
+    assert any("deleting it anyway" in line for line in said)
