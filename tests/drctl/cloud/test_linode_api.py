@@ -1,5 +1,6 @@
 """drctl's Linode API layer against the local fake, through the official SDK."""
 
+import re
 import time
 
 import pytest
@@ -127,9 +128,11 @@ def test_a_hung_api_fails_within_the_operation_budget_with_a_clear_message():
         with pytest.raises(LinodeAPIError) as err:
             client.firewall_rules(9)
         took = time.monotonic() - started
-    assert 0.9 <= took < 1.5
-    assert str(err.value).startswith("Linode API gave no answer within the 1 s budget of one Linode API operation "
-                                     "while trying to read the rules of firewall 9 (gave up after 1.0 s, 1 attempt(s)")
+    # The budget, not the 15 s request timeout, ended the call (bounds far from both: a loaded
+    # machine is late, never early).
+    assert 0.9 <= took < 10
+    assert re.match(r"Linode API gave no answer within the 1 s budget of one Linode API operation while trying to "
+                    r"read the rules of firewall 9 \(gave up after \d+\.\d s, 1 attempt\(s\)", str(err.value))
 
 
 def test_a_retry_after_beyond_the_deadline_ends_the_call_at_once_saying_so(linode):
@@ -138,7 +141,7 @@ def test_a_retry_after_beyond_the_deadline_ends_the_call_at_once_saying_so(linod
     with pytest.raises(LinodeAPIError, match=r"rate limit while trying to read NodeBalancer 7: it asks to wait "
                                              r"120 s, which the 5 s budget of one Linode API operation does not leave"):
         api(linode, budget=5.0).node_statuses(7)
-    assert time.monotonic() - started < 1.0 and len(linode.requests) == 1
+    assert time.monotonic() - started < 60 and len(linode.requests) == 1  # it did not wait the 120 s
 
 
 def test_an_invalid_token_is_reported_as_such_not_as_a_missing_scope(linode):
