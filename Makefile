@@ -30,11 +30,12 @@ test-again: $(VENV)/.dev  ## the real-server tests (MariaDB, HAProxy, PHP) once 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
-rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned and automatic failover of dr-test, then every region down (MariaDB, HAProxy, Node)
+rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned and automatic failover of dr-test, every region down, then a point-in-time restore (MariaDB, HAProxy, Node, rclone serve s3)
 	$(PY) -m drctl rehearse -s dr-test --planned
 	$(PY) -m drctl rehearse -s dr-test --unplanned
 	$(PY) -m drctl rehearse -s dr-test --automatic
 	$(PY) -m drctl rehearse -s dr-test --fault all-regions-down
+	$(PY) -m drctl rehearse -s dr-test --restore
 
 bench-drill: $(VENV)/.runtime  ## failover under sustained order load: lag p50/p99, orders lost, RTO breakdown
 	$(PY) bench/drill_benchmark.py

@@ -3,6 +3,7 @@
     drctl rehearse [-s dr-test] [--planned | --unplanned | --automatic] [--fault F] [--time-scale 0.02]
                    [--report-dir DIR] [-o text|json]
     drctl rehearse --fault all-regions-down [-s dr-test] ...
+    drctl rehearse --restore [-s dr-test] ...
 
 Builds the local topology of drctl/rehearsal/topology.py from the stack file (real MariaDB,
 HAProxy and shop processes, health-check periods scaled by --time-scale), then runs the very drill
@@ -24,6 +25,11 @@ HAProxy stand-ins of Cloudflare and the Linode API, orders written through the f
   Then, in a fresh topology, one guard is cut off from the primary while Cloudflare's stand-in and
   the other guard still see it: nothing may be promoted. Reports RTO by phase
   (drctl/rehearsal/automatic.py).
+- `--restore`: no failover: point-in-time recovery. The archiver of `drctl archive` ships the
+  primary's binlog (after a first base backup from the replica) to a real S3 server on loopback
+  (rclone serve s3), and the drill of `drctl drill --restore` writes orders around a restore point,
+  restores the archive to it onto a scratch MariaDB server and checks the orders; the report has
+  its restore-time and backup-RPO rows (drctl/rehearsal/restore.py).
 
 Prints the report (text, or JSON with -o json); with --report-dir also writes report.json and
 report.md there. Every process is stopped and every file removed afterwards, also on Ctrl-C.
@@ -47,7 +53,7 @@ from drctl.drill.report import DrillReport
 from drctl.drill.runbook_adapter import RunbookAdapter
 from drctl.local.binaries import MissingBinary
 from drctl.local.edge import EdgeError
-from drctl.rehearsal import automatic
+from drctl.rehearsal import automatic, restore
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
 from drctl.runbook.context import ChangeOptions, Runbook
 from drctl.stack.command_line import (
@@ -165,6 +171,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--automatic", action="store_true",
                       help="nobody calls promote: two guards must detect the primary region's death and promote, "
                            "and a guard cut off from it must not")
+    mode.add_argument("--restore", action="store_true",
+                      help="no failover: archive the primary's binlog to a local S3 server and restore it to a point "
+                           "between two bursts of orders onto a scratch server, as `drctl drill --restore` does")
     p.add_argument("--fault", choices=FAULTS, default="nodes-reject",
                    help="planned: how the web tier fails; all-regions-down: every region at once, no failover: "
                         "shoppers must get the fallback page from the edge (the Worker under Node; needs nodejs) "
@@ -184,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
         fail("rehearse", f"--fault: applies to --planned only, --automatic kills the whole region (got {args.fault} "
                          "with --automatic)")
         return EXIT_USAGE
+    if args.restore and args.fault != "nodes-reject":
+        fail("rehearse", f"--fault: applies to --planned only, --restore fails nothing (got {args.fault} with "
+                         "--restore)")
+        return EXIT_USAGE
     if args.unplanned and args.fault != "nodes-reject":
         fail("rehearse", f"--fault: applies to --planned only, --unplanned kills the whole region (got {args.fault} "
                          "with --unplanned)")
@@ -195,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.automatic:
         return run_automatic(spec, args, say)
+    if args.restore:
+        return run_restore(spec, args, say)
     if args.fault == ALL_REGIONS_DOWN:
         say(f"rehearsing a full outage of {spec.stack} (every region down: {', '.join(spec.regions)}) on this machine")
     else:
@@ -241,3 +256,26 @@ def run_automatic(spec: RehearsalSpec, args: argparse.Namespace, say: Callable[[
         print("\n".join([f"## Automatic failover rehearsal of `{spec.stack}`", "", note, "",
                          *(r.markdown() for r in results)]))
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def run_restore(spec: RehearsalSpec, args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    say(f"rehearsing point-in-time recovery of {spec.stack} on this machine: binlog archive to a local S3 server, "
+        "restore to a point between two bursts of orders, check")
+    try:
+        settings = restore.BackupSettings.from_stack(args.stack)
+        result = restore.rehearse_restore(spec, say=say)
+    except (MissingBinary, TopologyError, StackFileError) as err:
+        fail("rehearse", str(err))
+        return EXIT_FAILED
+    note = restore.objectives_note(spec, settings)
+    markdown = result.markdown(spec, note)
+    if args.report_dir:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        (args.report_dir / "restore.json").write_text(json.dumps({"note": note, **result.as_dict()}, indent=2))
+        (args.report_dir / "restore.md").write_text(markdown)
+        say(f"report: {args.report_dir / 'restore.json'} and {args.report_dir / 'restore.md'}")
+    if args.output == "json":
+        print(json.dumps({"note": note, **result.as_dict()}, indent=2))
+    else:
+        print(markdown)
+    return EXIT_OK if result.passed else EXIT_FAILED
