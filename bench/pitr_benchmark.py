@@ -4,9 +4,9 @@ generated shop. One run, tables printed.
     ./venv/bin/python bench/pitr_benchmark.py lag [--rate 200] [--seconds 60] [--segment 10 1]
     ./venv/bin/python bench/pitr_benchmark.py restore [--size-gb 1] [--orders 20000]
 
-Real parts throughout: a MariaDB primary and replica (drctl/local), the loopback S3 server
-(tests/support/object_store.py, moto), the real mariadb-binlog and mariadb-dump, the archiver and the
-restore of drctl/backup.
+Real parts throughout: a MariaDB primary and replica (drctl/local), a real S3 server on loopback
+(drctl/local/s3_server.py: `rclone serve s3` over a directory, in a process of its own), the real
+mariadb-binlog and mariadb-dump, the archiver and the restore of drctl/backup.
 
 lag: one writer commits sequence-numbered orders at --rate per second for --seconds while the
 archiver ships pieces every --segment seconds. An order's archive lag is the moment the piece
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import platform
 import sys
@@ -42,7 +41,7 @@ from drctl.backup.restore import Target, apply_restore, plan_restore
 from drctl.cloud.s3_bucket import Bucket, BucketAccess
 from drctl.drill import orders
 from drctl.local import mariadb as local
-from tests.support.object_store import ACCESS_KEY, SECRET_KEY, ObjectStore
+from drctl.local import s3_server
 
 REPL = ("repl", "repl-pw")
 
@@ -53,7 +52,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 @contextlib.contextmanager
-def setup(workdir: Path, store_regions=("dr",)):
+def setup(workdir: Path):
     ca = local.LocalCA.create(workdir / "ca")
     template = local.make_template(workdir / "template")
     group = local.MariaDBCluster(ca, template)
@@ -64,11 +63,11 @@ def setup(workdir: Path, store_regions=("dr",)):
         with contextlib.closing(primary.connect()) as conn:
             orders.create_schema(conn)
         local.replicate(replica, primary, *REPL)
-        with ObjectStore(regions=store_regions) as store:
-            name = store.bucket(f"bench-{os.urandom(4).hex()}")
-            # Straight to the server, not through the per-region relay (a Python thread per connection),
-            # with long timeouts: the loopback server shares this loaded machine with MariaDB.
-            bucket = Bucket(BucketAccess(store.url, name, ACCESS_KEY, SECRET_KEY), timeout=300)
+        with s3_server.start(workdir / "s3", workdir / "s3.log") as store:
+            name = store.create_bucket(f"bench-{os.urandom(4).hex()}")
+            # Long timeouts: the loopback server shares this loaded machine with MariaDB.
+            bucket = Bucket(BucketAccess(store.endpoint, name, store.access_key, store.secret_key, store.region),
+                            timeout=300)
             yield group, primary, replica, bucket
     finally:
         group.close()
@@ -198,12 +197,37 @@ def measure_restore(size_gb: float, order_count: int) -> dict:
                     "binlog_objects": report.objects - 1, "orders": order_count}
 
 
+class LoadSampler:
+    """The 1-minute load average every few seconds while a row is measured: the machine is shared,
+    and a figure means little without what else ran."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.samples = every, [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="load")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def line(self) -> str:
+        return (f"  (load average during the row: {min(self.samples):.1f} to {max(self.samples):.1f}, "
+                f"median {percentile(self.samples, 50):.1f})")
+
+
 def machine() -> str:
     return f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> int:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="part", required=True)
     lag = sub.add_parser("lag")
@@ -215,22 +239,27 @@ def main() -> int:
     restore.add_argument("--orders", type=int, default=20000)
     args = parser.parse_args()
     print(machine())
+    print(f"object store: rclone serve s3 ({s3_server.rclone_binary()}) on loopback; started {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     if args.part == "lag":
         print(f"{'segment s':>9} {'orders/s':>9} {'orders':>7} {'pieces':>6} {'lag p50 s':>9} {'lag p99 s':>9} "
               f"{'lag max s':>9}")
         for segment in args.segment:
-            r = measure_lag(args.rate, args.seconds, segment)
+            with LoadSampler() as load:
+                r = measure_lag(args.rate, args.seconds, segment)
             print(f"{r['segment']:>9g} {r['rate']:>9.1f} {r['orders']:>7} {r['pieces']:>6} {r['p50']:>9.2f} "
                   f"{r['p99']:>9.2f} {r['max']:>9.2f}", flush=True)
+            print(load.line(), flush=True)
     else:
         print(f"{'size GB':>7} {'rows':>9} {'dump MB':>8} {'generate s':>10} {'base backup s':>13} "
               f"{'restore s':>9} {'download s':>10} {'load base s':>11} {'replay s':>8} {'binlog objs':>11} "
               f"{'orders':>7}")
         for size in args.size_gb:
-            r = measure_restore(size, args.orders)
+            with LoadSampler() as load:
+                r = measure_restore(size, args.orders)
             print(f"{r['size_gb']:>7g} {r['rows']:>9} {r['dump_bytes'] / 1e6:>8.0f} {r['generate']:>10.1f} "
                   f"{r['backup']:>13.1f} {r['restore']:>9.1f} {r['download']:>10.1f} {r['load']:>11.1f} "
                   f"{r['replay']:>8.1f} {r['binlog_objects']:>11} {r['orders']:>7}", flush=True)
+            print(load.line(), flush=True)
     return 0
 
 
