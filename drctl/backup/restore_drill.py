@@ -158,9 +158,12 @@ def linode_request(args: argparse.Namespace, outputs) -> scratch.ScratchRequest:
                                   args.scratch_type, "mariadb", scratch_command.sources(outputs, args.allow_from))
 
 
-def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None) -> dict[str, Any]:
+def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None,
+          archive_wait: float | None = None) -> dict[str, Any]:
     """`scratch(plan, say)`: a context manager yielding (server, restore Target), the scratch server
-    to restore onto; default a MariaDB server on this machine."""
+    to restore onto; default a MariaDB server on this machine. `archive_wait`: how long the archive
+    may take to hold the last order (default: three backup RPOs, at least 120 s; the rehearsal,
+    whose archiver runs beside it, waits less)."""
     servers = list(rb.servers.items())
     targets = [(region, lambda s=server: connect(s, timeout=2.0)) for region, server in servers]
     primary = _writable(targets)
@@ -180,7 +183,7 @@ def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None
     bucket = archive_bucket(backups)
     say(f"{len(written)} orders written; waiting for the archive in {backups.bucket} to hold them")
     target_pos = _position(primary)
-    deadline = time.time() + max(120.0, 3.0 * backups.backup_rpo_seconds)
+    deadline = time.time() + (archive_wait if archive_wait is not None else max(120.0, 3.0 * backups.backup_rpo_seconds))
     while True:
         with contextlib.suppress(StoreUnavailable, KeyError, ValueError):
             archived = GtidPos.parse(bucket.get_json("status.json")["archivedPos"])

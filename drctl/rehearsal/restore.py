@@ -80,6 +80,14 @@ class RestoreRehearsal:
     service: ArchiveService
     archiver: Archiver | None = None
     said: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def stop_archiver(self) -> None:
+        """What `drctl archive` exiting looks like: the stream ends, nothing more is shipped."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
 
 
 @dataclass
@@ -123,6 +131,13 @@ def archive_settings(topo: LocalTopology, store: S3Server, bucket: str, key: byt
     })
 
 
+def archive_wait(settings: ArchiveSettings) -> float:
+    """How long the drill waits for the archive to hold its last order: the archiver beside it ships
+    a piece every `segment_seconds`, so a few periods are plenty on a loaded machine, and a stopped
+    archiver fails the rehearsal in a minute rather than in drill's three backup RPOs."""
+    return 4 * settings.segment_seconds + 20
+
+
 def rehearse_restore(spec: RehearsalSpec, *, say: Callable[[str], None] = print,
                      settle_seconds: float = SETTLE_SECONDS, writer_rate: float = WRITER_RATE,
                      hooks: dict[str, Callable[[RestoreRehearsal], None]] | None = None) -> RestoreResult:
@@ -159,20 +174,20 @@ def rehearse_restore(spec: RehearsalSpec, *, say: Callable[[str], None] = print,
             archiver = context.archiver = service.start()
         except BaseBackupError as err:
             return RestoreResult(False, [], f"the first base backup failed: {err}", {})
-        stop = threading.Event()
-        thread = threading.Thread(target=service.run, args=(stop.is_set, 0.2), daemon=True, name="archiver")
-        thread.start()
+        context.thread = threading.Thread(target=service.run, args=(context.stop.is_set, 0.2), daemon=True,
+                                          name="archiver")
+        context.thread.start()
         try:
             if "archiving" in hooks:
                 hooks["archiving"](context)
             try:
-                result = restore_drill.drill(rb, backups, key, settle_seconds, writer_rate, say)
+                result = restore_drill.drill(rb, backups, key, settle_seconds, writer_rate, say,
+                                             archive_wait=archive_wait(archive))
                 error = None
             except DRILL_ERRORS as err:
                 result, error = {"passed": False, "rows": []}, str(err)
         finally:
-            stop.set()
-            thread.join(timeout=60)
+            context.stop_archiver()
         health = archiver.health()
         rows = list(result["rows"])
         rows.append(("archiver", f"{archiver.sessions_started} session(s), {archiver.piece_number} pieces, "

@@ -13,6 +13,7 @@ import pytest
 
 from drctl import cli
 from drctl.rehearsal import restore
+from drctl.rehearsal.topology import RehearsalSpec
 from tests.support.binaries import need
 
 pytestmark = pytest.mark.integration
@@ -70,6 +71,15 @@ def test_a_corrupted_base_backup_fails_the_rehearsal_naming_the_object(tools, mo
     assert "**outcome: FAILED**" in out
     stopped = next(line for line in out.splitlines() if line.startswith("The drill stopped:"))
     assert "checksum mismatch for object" in stopped and corrupted[0] in stopped
+
+
+def test_a_stopped_archiver_fails_the_rehearsal(tools):
+    said: list[str] = []
+    result = restore.rehearse_restore(RehearsalSpec.from_stack("dr-test"), say=said.append,
+                                      hooks={"archiving": restore.RestoreRehearsal.stop_archiver})
+    assert not result.passed
+    assert result.error is not None and "the archive did not reach the drill's last order" in result.error
+    assert any(line.startswith("waiting for the archive") or "waiting for the archive" in line for line in said)
 
 
 def test_restore_is_its_own_mode_on_the_command_line(capsys):
