@@ -185,7 +185,8 @@ def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None
     target_pos = _position(primary)
     deadline = time.time() + (archive_wait if archive_wait is not None else max(120.0, 3.0 * backups.backup_rpo_seconds))
     while True:
-        with contextlib.suppress(StoreUnavailable, KeyError, ValueError):
+        # No status yet (an archiver that has not shipped its first piece) is waited for too.
+        with contextlib.suppress(StoreUnavailable, ObjectMissing, KeyError, ValueError):
             archived = GtidPos.parse(bucket.get_json("status.json")["archivedPos"])
             if all(archived.includes(g) for g in target_pos.last.values()):
                 break
