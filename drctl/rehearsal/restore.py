@@ -172,8 +172,8 @@ def rehearse_restore(spec: RehearsalSpec, *, say: Callable[[str], None] = print,
             f"backup from the {settings.region} replica")
         try:
             archiver = context.archiver = service.start()
-        except BaseBackupError as err:
-            return RestoreResult(False, [], f"the first base backup failed: {err}", {})
+        except (BaseBackupError, StoreUnavailable) as err:
+            return RestoreResult(False, [], f"the archive could not start: {err}", {})
         context.thread = threading.Thread(target=service.run, args=(context.stop.is_set, 0.2), daemon=True,
                                           name="archiver")
         context.thread.start()
