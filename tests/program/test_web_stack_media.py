@@ -10,6 +10,7 @@ the bucket's attic; the DR region's copy follows and nothing brings them back.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 
@@ -77,9 +78,14 @@ def delete_attachment(stack: WebStack, attachment: int) -> None:
 
 def answers(stack: WebStack, path: str, status: int) -> None:
     """Wait until the node answers `path` with `status` (the bucket server lists a folder anew
-    after a second, docs/media.md)."""
-    wait_until(lambda: stack.get(f"/wp-content/{path}", https=True).status == status, timeout=20,
-               what=f"{path} answering {status}")
+    after a second, docs/media.md). Within that second a just-deleted file is still listed, its
+    body can no longer be read and the answer breaks off: not yet the answer waited for."""
+    def answered() -> bool:
+        try:
+            return stack.get(f"/wp-content/{path}", https=True).status == status
+        except http.client.IncompleteRead:
+            return False
+    wait_until(answered, timeout=20, what=f"{path} answering {status}")
 
 
 def files_of(name: str) -> set[str]:
