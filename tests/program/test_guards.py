@@ -143,7 +143,7 @@ def test_user_data_installs_drctl_at_the_pinned_commit_and_enables_the_guard(dr_
         config = cloud_config(guard)
         assert config["runcmd"] == [[guard_cloud_init.INSTALL]]
         assert set(guard_cloud_init.PACKAGES) <= set(config["packages"])
-        install = env_file(guard, "/etc/drctl/guard-install.env")
+        install = env_file(guard, "/etc/drctl/drctl-install.env")
         assert install == {"DRCTL_REPO": f"'{source['repo']}'", "DRCTL_COMMIT": f"'{source['commit']}'",
                            "STACK": "'dr-test'", "SERVICES": "'drctl-guard'"}
         script = files(guard)[guard_cloud_init.INSTALL]
@@ -201,7 +201,7 @@ def test_the_guard_tokens_are_secrets_and_never_in_the_plan_output(dr_test_run, 
 
 def test_in_dns_failover_mode_the_guard_runs_drctl_watch_too():
     for guard in guards(dns_failover_run()):
-        assert env_file(guard, "/etc/drctl/guard-install.env")["SERVICES"] == "'drctl-guard drctl-watch'"
+        assert env_file(guard, "/etc/drctl/drctl-install.env")["SERVICES"] == "'drctl-guard drctl-watch'"
         assert env_file(guard, "/etc/drctl/watch-dr-test.env") == {
             "CLOUDFLARE_API_TOKEN": TOKEN_PLACEHOLDERS[1], "DRCTL_WATCH_ARGS": ""}
 
