@@ -28,10 +28,12 @@ guard_ips = guard_addresses.ipv4s if guard_addresses else []
 # The database admits each region's web nodes, and the web nodes need the database's endpoints: the
 # web nodes' addresses reach the database tier as deferred Outputs, resolved once the web tier exists.
 web_addresses = {r.region: (pulumi.deferred_output(), pulumi.deferred_output()) for r in config.regions}
+# Point-in-time recovery: the archive first, so the replica in its region boots running the archiver.
+archive = BinlogArchive("binlogs", config, storage_regions) if config.backups.enabled else None
 database = DatabaseTier("db", DatabaseTierArgs.from_config(config, web_clients={
     region: WebClients(public_ips=public, private_ips=private)
     for region, ((public, _), (private, _)) in web_addresses.items()
-}, guard_ips=guard_ips))
+}, guard_ips=guard_ips, archiver=archive.deployment() if archive else None))
 endpoints = database.endpoints()
 media = MediaStorage("media", config, storage_regions)
 web = build_web_tiers(config, endpoints, heartbeat_writer=(
@@ -45,7 +47,6 @@ traffic = Traffic("traffic", config, origins=[
     RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
 ])
 
-archive = BinlogArchive("binlogs", config, storage_regions) if config.backups.enabled else None
 document = drctl_document(config, web, database, traffic, media=media, archive=archive)
 if guard_addresses:
     # The guards promote with the runbook's outputs; the archive's keys stay off their disks.
