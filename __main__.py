@@ -4,7 +4,7 @@ components, export what `drctl` and people need. Everything else lives in compon
 import pulumi
 
 from components import object_storage, preflight
-from components.backups import BinlogArchive
+from components.backups import BinlogArchive, check_archive_storage
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
 from components.drctl_output import drctl_document, drctl_output
@@ -18,6 +18,7 @@ from components.web_tier import build_web_tiers
 config = load_stack_config()
 preflight.check_regions(config)
 storage_regions = object_storage.storage_regions(config)  # refuses before anything is created
+check_archive_storage(config, storage_regions)
 primary = config.primary.region
 
 # Automatic promotion: the guards' reserved addresses first, so the database and the NodeBalancers

@@ -32,6 +32,20 @@ def archive_key(password: str) -> str:
     return base64.b64encode(hashlib.sha256(password.encode()).digest()).decode()
 
 
+def check_archive_storage(config: StackConfig, storage_regions: Mapping[str, str]) -> None:
+    """Refuse, before anything is made, an archive whose bucket would sit in the primary's region: a
+    `backups.region` without Object Storage is served by the nearest region that has it, which may be
+    the primary's own."""
+    if not config.backups.enabled:
+        return
+    region, primary = config.archive_region, config.primary.region
+    if storage_regions[region] == primary:
+        raise pulumi.RunError(
+            f"woocommerce-dr:backups.region: {region} has no Object Storage and the nearest region that has it is "
+            f"the primary's, {primary}: the archive must survive losing it (got {region!r}; allowed: a DR region "
+            f"whose Object Storage is not in {primary}, or backups.enabled false)")
+
+
 class BinlogArchive(pulumi.ComponentResource):
     def __init__(self, name: str, config: StackConfig, storage_regions: Mapping[str, str],
                  opts: pulumi.ResourceOptions | None = None):
