@@ -24,6 +24,9 @@ locally, outside its binary log, by a self-managed primary's bootstrap, and on a
 the admin account from one primary-region web node (`managed_setup_sql`, components/heartbeat.py),
 which also creates `drctl_heartbeat` for that node's heartbeat timer (the heartbeat table only).
 
+With backups on, the replica in `backups.region` also runs the binlog archiver (`drctl archive`,
+components/archive_host.py), installed with the rest of its first boot.
+
 The web tier and this tier need each other's computed values (web nodes need the database host,
 the allow-list needs the web nodes' IPs), so the web nodes' addresses come in as Inputs
 (`WebClients`), which __main__ can fill from the web tier after building both.
@@ -146,6 +149,8 @@ class DatabaseTier(pulumi.ComponentResource):
         missing = sorted(set(args.regions) - set(args.web_clients))
         if unknown or missing:
             raise ValueError(f"web_clients must name every configured region (missing {missing}, unknown {unknown})")
+        if args.archiver and args.archiver.region not in args.replica_regions:
+            raise ValueError(f"the archiver runs on a replica: {args.archiver.region} has none (components/config.py)")
         self._name, self._args = name, args
         self.mode = args.spec.mode
         self.name_records = {}
