@@ -4,7 +4,7 @@ components, export what `drctl` and people need. Everything else lives in compon
 import pulumi
 
 from components import object_storage, preflight
-from components.backups import BinlogArchive
+from components.backups import BinlogArchive, check_archive_storage
 from components.config import load_stack_config
 from components.database import DatabaseTier, DatabaseTierArgs, WebClients
 from components.drctl_output import drctl_document, drctl_output
@@ -18,6 +18,7 @@ from components.web_tier import build_web_tiers
 config = load_stack_config()
 preflight.check_regions(config)
 storage_regions = object_storage.storage_regions(config)  # refuses before anything is created
+check_archive_storage(config, storage_regions)
 primary = config.primary.region
 
 # Automatic promotion: the guards' reserved addresses first, so the database and the NodeBalancers
@@ -28,10 +29,12 @@ guard_ips = guard_addresses.ipv4s if guard_addresses else []
 # The database admits each region's web nodes, and the web nodes need the database's endpoints: the
 # web nodes' addresses reach the database tier as deferred Outputs, resolved once the web tier exists.
 web_addresses = {r.region: (pulumi.deferred_output(), pulumi.deferred_output()) for r in config.regions}
+# Point-in-time recovery: the archive first, so the replica in its region boots running the archiver.
+archive = BinlogArchive("binlogs", config, storage_regions) if config.backups.enabled else None
 database = DatabaseTier("db", DatabaseTierArgs.from_config(config, web_clients={
     region: WebClients(public_ips=public, private_ips=private)
     for region, ((public, _), (private, _)) in web_addresses.items()
-}, guard_ips=guard_ips))
+}, guard_ips=guard_ips, archiver=archive.deployment() if archive else None))
 endpoints = database.endpoints()
 media = MediaStorage("media", config, storage_regions)
 web = build_web_tiers(config, endpoints, heartbeat_writer=(
@@ -45,7 +48,6 @@ traffic = Traffic("traffic", config, origins=[
     RegionOrigin(region, tier.nodebalancer_ipv4, tier.nodebalancer_ipv6) for region, tier in web.regions.items()
 ])
 
-archive = BinlogArchive("binlogs", config, storage_regions) if config.backups.enabled else None
 document = drctl_document(config, web, database, traffic, media=media, archive=archive)
 if guard_addresses:
     # The guards promote with the runbook's outputs; the archive's keys stay off their disks.

@@ -2,11 +2,14 @@
 the keys that reach it and the key everything in it is sealed with (docs/backups.md).
 
 - one private bucket (components/object_storage.py `BucketSet`, purpose `binlogs`) in the Object
-  Storage region serving `backups.region` (default: the first DR region);
+  Storage region serving `backups.region` (default: the last region of the failover order);
 - the archiver's key: read_write on that bucket only; drctl's key: read_only (`drctl restore` and
   `drctl status` read; nothing on an operator's laptop can delete the archive);
 - the archive key: 32 bytes, derived from a generated password (a Pulumi secret; a `RandomId`
   would keep its bytes in the state as the resource id, in the clear), base64 as drctl reads it.
+
+The archiver itself runs on the replica in the archive's region (`deployment()`, rendered into that
+replica's user data by components/database.py and components/archive_host.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_random as random
 
+from components.archive_host import ArchiverDeployment
 from components.config import StackConfig
 from components.object_storage import READ_ONLY, READ_WRITE, BucketSet, scoped_key
 
@@ -26,6 +30,20 @@ from components.object_storage import READ_ONLY, READ_WRITE, BucketSet, scoped_k
 def archive_key(password: str) -> str:
     """The AES-256 key drctl.backup.sealing expects: 32 bytes, base64."""
     return base64.b64encode(hashlib.sha256(password.encode()).digest()).decode()
+
+
+def check_archive_storage(config: StackConfig, storage_regions: Mapping[str, str]) -> None:
+    """Refuse, before anything is made, an archive whose bucket would sit in the primary's region: a
+    `backups.region` without Object Storage is served by the nearest region that has it, which may be
+    the primary's own."""
+    if not config.backups.enabled:
+        return
+    region, primary = config.archive_region, config.primary.region
+    if storage_regions[region] == primary:
+        raise pulumi.RunError(
+            f"woocommerce-dr:backups.region: {region} has no Object Storage and the nearest region that has it is "
+            f"the primary's, {primary}: the archive must survive losing it (got {region!r}; allowed: a DR region "
+            f"whose Object Storage is not in {primary}, or backups.enabled false)")
 
 
 class BinlogArchive(pulumi.ComponentResource):
@@ -49,6 +67,24 @@ class BinlogArchive(pulumi.ComponentResource):
         self.archive_key = pulumi.Output.secret(seed.result.apply(archive_key))
         self.register_outputs({"bucket": self.bucket.resource.label, "region": self.region,
                                "storageRegion": self.storage_region})
+
+    def deployment(self) -> ArchiverDeployment:
+        """What the database tier renders onto the replica in this region so it runs the archiver
+        (components/archive_host.py): the bucket with the archiver's read-write key, the archive key,
+        the objectives, where drctl comes from and where it alerts."""
+        config, source = self.config, self.config.automation.drctl_source
+        if source is None:
+            raise ValueError("backups need automation.drctlSource (components/config.py)")
+        bucket = pulumi.Output.secret(pulumi.Output.all(
+            self.bucket.resource.label, self.bucket.resource.s3_endpoint, self.archiver_key.access_key,
+            self.archiver_key.secret_key).apply(lambda v: {
+                "endpoint": v[1], "bucket": v[0], "accessKey": v[2], "secretKey": v[3],
+                "region": self.storage_region}))
+        return ArchiverDeployment(
+            region=self.region, stack=pulumi.get_stack(), repo=source.repo, commit=source.commit,
+            alert_webhook=config.traffic.alerts.webhook_url, bucket=bucket, archive_key=self.archive_key,
+            backup_rpo_seconds=config.objectives.backup_rpo_seconds,
+            base_every_hours=config.backups.base_every_hours, retention_days=config.backups.retention_days)
 
     def drctl_outputs(self) -> pulumi.Output[dict[str, Any]]:
         """The `backups` part of the drctl outputs contract (drctl.stack.outputs.BackupsOut)."""

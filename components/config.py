@@ -78,7 +78,8 @@ _HTTPS_URL = r"^https://"
 # A git repository drctl is cloned from: https, no credentials in the URL (it sits in git and plans).
 _GIT_URL = r"^https://[^@\s/]+/[^@\s]+$"
 _COMMIT = r"^[0-9a-f]{40}$"
-_URL_CHARACTERS = re.compile(r"^https://[A-Za-z0-9._~:/?#@!&+,;=%-]+$")
+# A URL drctl gets on a unit's command line (components/drctl_install.py): split at spaces by systemd, unquoted.
+_URL_CHARACTERS = re.compile(r"^https://[A-Za-z0-9._~:/?#@&+,=%-]+$")
 # API tokens are letters, digits, '-' and '_'; the rest is what an environment file carries unquoted.
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:=+/-]{16,256}$")
 # Page text: printable, no control characters (a title on one line; a message may break lines).
@@ -495,7 +496,8 @@ class BackupsSpec(_Model):
     # Point-in-time recovery (components/backups.py, docs/backups.md): the binlog archive and base
     # backups in a bucket of another region than the primary's.
     enabled: bool = True
-    # The shop region whose Object Storage keeps the archive; default: the first DR region.
+    # The shop region whose Object Storage keeps the archive and whose replica runs the archiver;
+    # default: the last region of the failover order (StackConfig.archive_region).
     region: str | None = None
     # How often a base backup is taken, in hours (24: daily, 168: weekly). A restore replays at most
     # this much binlog on top of its base.
@@ -600,18 +602,36 @@ class StackConfig(_Model):
     @rule("backups", "regions")
     def _archive_is_away_from_the_primary(self, path: str) -> Iterable[Problem]:
         # The archive protects against losing data and the primary's region: never in that region.
+        # With three regions or more it also stays out of the region a failover promotes first (the
+        # next in the failover order), so one failover never leaves primary and archive together.
         region = self.backups.region
         if region is None or not self.regions:
             return
         ids = [r.region for r in self.regions]
-        if region not in ids[1:]:
-            why = "the primary's region: the archive must survive losing it" if region == ids[0] else \
-                "not one of the stack's regions"
-            yield Problem(f"{path}backups.region", why, region, f"one of the DR regions: {', '.join(ids[1:])}")
+        allowed = ids[2:] if len(ids) >= 3 else ids[1:]
+        if region not in allowed:
+            why = ("the primary's region: the archive must survive losing it" if region == ids[0] else
+                   "the region a failover promotes first (the next in regions): after one failover the archive "
+                   "would share the new primary's region" if region in ids[1:2] else
+                   "not one of the stack's regions")
+            yield Problem(f"{path}backups.region", why, region,
+                          f"one of the DR regions{' after the first' if len(ids) >= 3 else ''}: {', '.join(allowed)}")
+
+    @rule("backups", "automation")
+    def _archiver_needs_drctl(self, path: str) -> Iterable[Problem]:
+        # The archiver runs drctl on the DR replica, installed like the guards' from a pinned commit.
+        if self.backups.enabled and self.automation.drctl_source is None and not self.automatic:
+            yield Problem(
+                f"{path}automation.drctlSource", "required with backups.enabled: the DR replica in backups.region "
+                "installs drctl from this repository at this commit to run the binlog archiver (drctl archive)",
+                None, "a mapping with keys repo (https git URL) and commit (40-character commit id), "
+                "or backups.enabled false")
 
     @property
     def archive_region(self) -> str:
-        return self.backups.region or self.regions[1].region
+        """backups.region, or by default the last region of the failover order: the first DR region
+        with two regions, the one a failover reaches last with three or more."""
+        return self.backups.region or self.regions[-1].region
 
     @rule("access", "regions", "database", "automation")
     def _admin_cidrs_fit_the_firewalls(self, path: str) -> Iterable[Problem]:
@@ -684,14 +704,18 @@ class StackConfig(_Model):
                 yield Problem(f"{path}{key}", "not an API token: 16 to 256 letters, digits and - _ . : = + / expected",
                               "(not shown)", f"a {scopes}, as the provider's console shows it")
 
-    @rule("automation", "traffic")
+    @rule("automation", "traffic", "backups")
     def _webhook_fits_the_guard_command_line(self, path: str) -> Iterable[Problem]:
-        # With automatic promotion the guards alert to it: it goes on their command line, unquoted.
+        # The guards (automatic promotion) and the binlog archiver (backups) alert to it: it goes on
+        # their command line, unquoted.
         url = self.traffic.alerts.webhook_url
-        if self.automatic and url and not _URL_CHARACTERS.match(url):
+        users = [who for who, deployed in (("the guards pass it to drctl guard --alert-webhook", self.automatic),
+                                           ("the binlog archiver passes it to drctl archive --alert-webhook",
+                                            self.backups.enabled)) if deployed]
+        if users and url and not _URL_CHARACTERS.match(url):
             yield Problem(f"{path}traffic.alerts.webhookUrl", "holds characters a URL does not (spaces, quotes, "
-                          "backslashes): the guards pass it to drctl guard --alert-webhook", url,
-                          "an https:// URL with percent-encoded special characters")
+                          f"backslashes): {' and '.join(users)}", url,
+                          "an https:// URL with percent-encoded special characters (no ! or ;)")
 
     @rule("automation", "traffic", "objectives")
     def _automatic_promotion_fits_rto(self, path: str) -> Iterable[Problem]:

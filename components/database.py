@@ -24,6 +24,9 @@ locally, outside its binary log, by a self-managed primary's bootstrap, and on a
 the admin account from one primary-region web node (`managed_setup_sql`, components/heartbeat.py),
 which also creates `drctl_heartbeat` for that node's heartbeat timer (the heartbeat table only).
 
+With backups on, the replica in `backups.region` also runs the binlog archiver (`drctl archive`,
+components/archive_host.py), installed with the rest of its first boot.
+
 The web tier and this tier need each other's computed values (web nodes need the database host,
 the allow-list needs the web nodes' IPs), so the web nodes' addresses come in as Inputs
 (`WebClients`), which __main__ can fill from the web tier after building both.
@@ -42,7 +45,7 @@ import pulumi_linode as linode
 import pulumi_random as random
 import pulumi_tls as tls
 
-from components import firewall_rules
+from components import archive_host, drctl_install, firewall_rules
 from components import mysql_cloud_init as ci
 from components.config import DatabaseSpec, StackConfig
 from components.endpoints import DatabaseEndpoint
@@ -62,6 +65,9 @@ CERT_HOURS = 10 * 365 * 24  # replacing a database server's certificate means re
 # Short, so a server replaced with a new IP is found again within a minute.
 NAME_TTL_SECONDS = 60
 CLOUDFLARE_COMMENT_LIMIT = 100  # characters, on every plan
+# How a client on the server itself logs in: MySQL's root through the socket, authenticated by the
+# peer's user id (Ubuntu's auth_socket), so no password exists to leak.
+LOCAL_ROOT_CLIENT = (f"--socket={ci.SOCKET}", "--user=root")
 
 
 @dataclass(frozen=True)
@@ -86,13 +92,17 @@ class DatabaseTierArgs:
     # addresses (components/guard.py; empty with manual promotion), admitted to MySQL everywhere.
     operator_cidrs: tuple[str, ...] = ()
     guard_ips: pulumi.Input[Sequence[str]] = ()
+    # backups.enabled: the replica in its region runs the binlog archiver (components/archive_host.py).
+    archiver: archive_host.ArchiverDeployment | None = None
 
     @classmethod
     def from_config(cls, config: StackConfig, web_clients: Mapping[str, WebClients],
-                    guard_ips: pulumi.Input[Sequence[str]] = ()) -> DatabaseTierArgs:
+                    guard_ips: pulumi.Input[Sequence[str]] = (),
+                    archiver: archive_host.ArchiverDeployment | None = None) -> DatabaseTierArgs:
         return cls(
             operator_cidrs=config.access.operator_cidrs,
             guard_ips=guard_ips,
+            archiver=archiver,
             spec=config.database,
             regions=tuple(r.region for r in config.regions),
             admin_cidrs=config.access.admin_cidrs,
@@ -139,6 +149,8 @@ class DatabaseTier(pulumi.ComponentResource):
         missing = sorted(set(args.regions) - set(args.web_clients))
         if unknown or missing:
             raise ValueError(f"web_clients must name every configured region (missing {missing}, unknown {unknown})")
+        if args.archiver and args.archiver.region not in args.replica_regions:
+            raise ValueError(f"the archiver runs on a replica: {args.archiver.region} has none (components/config.py)")
         self._name, self._args = name, args
         self.mode = args.spec.mode
         self.name_records = {}
@@ -288,8 +300,10 @@ class DatabaseTier(pulumi.ComponentResource):
                 "requiredPrivileges": list(src.required_privileges),
             },
         })
-        text = pulumi.Output.all(self._server_tls(region, host), bootstrap, src.ca_pem).apply(
-            lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1], source_ca_pem=v[2]))
+        archiver = self._args.archiver
+        service = self._archiver_service(archiver) if archiver and archiver.region == region else None
+        text = pulumi.Output.all(self._server_tls(region, host), bootstrap, src.ca_pem, service).apply(
+            lambda v: ci.cloud_config(settings=settings, tls=v[0], bootstrap=v[1], source_ca_pem=v[2], service=v[3]))
         # The replica looks its source up by name as soon as it boots: a self-managed primary's
         # record must exist by then, or the resolver would cache the name as missing.
         source_record = self.name_records.get(self._args.primary_region)
@@ -297,6 +311,25 @@ class DatabaseTier(pulumi.ComponentResource):
         self._publish(region, "replica", host, instance)
         return ReplicaServer(region=region, server_id=server_id, host=host, instance_id=instance.id,
                              public_ip=_public_ipv4(instance), private_ip=instance.private_ip_address)
+
+    def _archiver_service(self, deployment: archive_host.ArchiverDeployment) -> pulumi.Output[ci.DrctlService]:
+        """drctl archive on this replica (components/archive_host.py). Its sources are every server
+        that may become primary, in failover order: the primary with the account replicas use
+        (managed: the admin; self-managed: `replicator`, REPLICATION SLAVE only) and every replica
+        with its admin account, the one account each of our Linodes has (the replicas are seeded
+        without the primary's accounts; drctl promote repoints peers with it too)."""
+        src = self._replication
+        primary = pulumi.Output.all(src.host, src.port, src.replication_user, src.replication_password).apply(
+            lambda v: archive_host.ArchiveSource(v[0], int(v[1]), v[2], v[3], ci.SOURCE_CA))
+        replica_hosts = [server_name(self._args.domain, region) for region in self._args.replica_regions]
+        replicas = self._admin_password.result.apply(lambda pw: [
+            archive_host.ArchiveSource(host, MYSQL_PORT, ADMIN_USER, pw, ci.SERVER_CA) for host in replica_hosts])
+
+        def service(v: list) -> ci.DrctlService:
+            settings = archive_host.settings_document(deployment, v[2], v[3], [v[0], *v[1]], LOCAL_ROOT_CLIENT)
+            return ci.DrctlService(files=tuple(archive_host.host_files(deployment, settings)),
+                                   packages=drctl_install.PACKAGES, command=drctl_install.INSTALL)
+        return pulumi.Output.all(primary, replicas, deployment.bucket, deployment.archive_key).apply(service)
 
     # --- shared pieces -------------------------------------------------------------------------
     def _server_tls(self, region: str, host: str) -> pulumi.Output[ci.ServerTls]:

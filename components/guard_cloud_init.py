@@ -2,8 +2,8 @@
 /opt/woocommerce-dr, and its services enabled (`drctl-guard@<stack>`; `drctl-watch@<stack>` too in
 dns-failover mode), with the stack outputs and the guard's tokens as root-only files.
 
-The units are the repository's own (deploy/drctl-guard@.service, deploy/drctl-watch@.service) at the
-same commit as the code they run; what they read is written here:
+The installer and the units are shared with every host that runs drctl (components/drctl_install.py);
+what the guard's units read is written here:
 
 - /etc/drctl/<stack>.outputs.json: the guards' copy of the stack outputs (`LoadCredential=` in the units)
 - /etc/drctl/guard-<stack>.env: LINODE_TOKEN, CLOUDFLARE_API_TOKEN, DRCTL_GUARD_ARGS
@@ -17,26 +17,16 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-TEMPLATES = Path(__file__).parent / "templates" / "guard"
-ROOT = "/opt/woocommerce-dr"
-ETC = "/etc/drctl"
-INSTALL = "/usr/local/sbin/drctl-install"
+from components.drctl_install import ETC, INSTALL, PACKAGES, DrctlInstall, environment, file, install_files
+
 GUARD_SERVICE = "drctl-guard"
 WATCH_SERVICE = "drctl-watch"
-PACKAGES = ("git", "python3-venv")
-
-# systemd's EnvironmentFile is not a shell: values are written bare, so they must need no quoting.
-_BARE = re.compile(r"^[A-Za-z0-9_.:/@,=+-]*$")
-# Arguments are split at spaces by systemd; each may be a URL (--alert-webhook).
-_ARGUMENT = re.compile(r"^[A-Za-z0-9_.:/@,=+?&%~#-]*$")
 
 
 @dataclass(frozen=True)
@@ -80,41 +70,21 @@ def cloud_config(node: GuardNode) -> str:
 
 
 def files(node: GuardNode) -> list[dict[str, str]]:
-    install_env = {"DRCTL_REPO": node.repo, "DRCTL_COMMIT": node.commit, "STACK": node.stack,
-                   "SERVICES": " ".join(node.services)}
     found = [
-        _file(f"{ETC}/guard-install.env", "".join(f"{k}='{v}'\n" for k, v in _checked(install_env).items()), "0644"),
-        _file(INSTALL, (TEMPLATES / "drctl-install").read_text(), "0755"),
+        *install_files(DrctlInstall(node.repo, node.commit, node.stack, node.services)),
         # The outputs hold the database administrators' passwords: root only; the units hand them to
         # their (unprivileged, dynamic) user as a credential.
-        _file(f"{ETC}/{node.stack}.outputs.json", json.dumps(node.outputs, indent=2) + "\n", "0600"),
-        _file(f"{ETC}/guard-{node.stack}.env", _environment({
+        file(f"{ETC}/{node.stack}.outputs.json", json.dumps(node.outputs, indent=2) + "\n", "0600"),
+        file(f"{ETC}/guard-{node.stack}.env", environment({
             "LINODE_TOKEN": node.linode_token, "CLOUDFLARE_API_TOKEN": node.cloudflare_token,
             "DRCTL_GUARD_ARGS": node.guard_args,
         }), "0600"),
     ]
     if node.run_watch:
-        found.append(_file(f"{ETC}/watch-{node.stack}.env", _environment({
+        found.append(file(f"{ETC}/watch-{node.stack}.env", environment({
             "CLOUDFLARE_API_TOKEN": node.cloudflare_token, "DRCTL_WATCH_ARGS": node.watch_args,
         }), "0600"))
     return found
-
-
-def _environment(values: Mapping[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in _checked(values).items())
-
-
-def _checked(values: Mapping[str, str]) -> Mapping[str, str]:
-    for key, value in values.items():
-        arguments = key.endswith(("ARGS", "SERVICES"))
-        if not (all(_ARGUMENT.match(a) for a in value.split(" ")) if arguments else _BARE.match(value)):
-            # Never the value: it may be a token.
-            raise ValueError(f"{key} holds characters an environment file cannot carry unquoted")
-    return values
-
-
-def _file(path: str, content: str, permissions: str) -> dict[str, str]:
-    return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
 
 class _Dumper(yaml.SafeDumper):

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 readonly config=/etc/woocommerce-dr/bootstrap.json
-readonly code=/opt/woocommerce-dr
+readonly code=/usr/local/lib/woocommerce-dr
 readonly log=/var/log/woocommerce-dr-db-setup.log
 
 exec >>"${log}" 2>&1

@@ -29,6 +29,7 @@ PACKAGES = {
     "unshare": "util-linux",
     "ip": "iproute2",
     "rclone": "rclone",
+    "systemd-analyze": "systemd",
 }
 
 # Debian installs servers in sbin directories that a non-root PATH often lacks.

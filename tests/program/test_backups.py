@@ -71,3 +71,17 @@ def test_backups_disabled_makes_no_bucket_and_tells_drctl_so():
     run = harness.run_ok(harness.stack_file("prod", backups={"enabled": False}))
     assert archive_buckets(run) == []
     assert parse_outputs(unwrap(run.outputs["drctl"]), "test").backups is None
+
+
+def test_an_archive_region_served_by_the_primarys_object_storage_is_refused_before_anything():
+    # eu-west without Object Storage is served by gb-lon, here the primary's own region.
+    lacking = ("Linodes", "NodeBalancers", "Cloud Firewall", "Metadata", "Managed Databases")
+    stack = harness.stack_file("prod", regions=[{"region": "gb-lon"}, {"region": "eu-west"}])
+    result = harness.run(stack, region_capabilities={"eu-west": lacking})
+    assert result.error == (
+        "woocommerce-dr:backups.region: eu-west has no Object Storage and the nearest region that has it is the "
+        "primary's, gb-lon: the archive must survive losing it (got 'eu-west'; allowed: a DR region whose Object "
+        "Storage is not in gb-lon, or backups.enabled false)")
+    assert not [r for r in result.resources if r.custom]
+    assert harness.run(harness.stack_file("prod", regions=[{"region": "gb-lon"}, {"region": "eu-west"}],
+                                          backups={"enabled": False}), region_capabilities={"eu-west": lacking}).error is None

@@ -31,6 +31,10 @@ def prod(*edits: tuple[str, str]) -> str:
     return text
 
 
+# The line number of the first line `add` appends.
+APPENDED = len(PROD.splitlines()) + 1
+
+
 def add(lines: str) -> str:
     """Pulumi.prod.yaml with config keys appended (config: is its last top-level key)."""
     return PROD + lines
@@ -40,7 +44,7 @@ def without(key: str) -> str:
     """Pulumi.prod.yaml without the config key `key` and its indented block."""
     lines = PROD.splitlines(keepends=True)
     start = lines.index(f"  woocommerce-dr:{key}:\n")
-    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("    "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith("    ")), len(lines))
     return "".join(lines[:start] + lines[end:])
 
 
@@ -65,7 +69,7 @@ AUTOMATIC = f"""  woocommerce-dr:automation:
 
 def automatic(*edits: tuple[str, str]) -> str:
     """Pulumi.prod.yaml with automatic promotion turned on (as the README shows), then `edits`."""
-    text = PROD + AUTOMATIC
+    text = without("automation") + AUTOMATIC
     for old, new in edits:
         assert old in text, f"not in the automatic prod file: {old!r}"
         text = text.replace(old, new, 1)
@@ -134,17 +138,17 @@ CASES = [
     Case("config-key-empty-namespace", add("  :domain: shop.example.com\n"),
          "x.yaml: config.:domain: not a config key (got ':domain'; allowed: "),
     Case("config-key-a-list", add("  ? [a, b]\n  : c\n"),
-         "x.yaml:49: config: a key must be a plain name (got a list or mapping as a key; allowed: "),
+         f"x.yaml:{APPENDED}: config: a key must be a plain name (got a list or mapping as a key; allowed: "),
     Case("duplicate-config-key", add("  woocommerce-dr:domain: other.example.com\n"),
-         "x.yaml:49: config.woocommerce-dr:domain: duplicate key, first given at line 11 (got "
+         f"x.yaml:{APPENDED}: config.woocommerce-dr:domain: duplicate key, first given at line 11 (got "
          "'woocommerce-dr:domain' twice; allowed: each key once per mapping, as the Pulumi CLI requires)"),
     Case("duplicate-nested-key", prod(("      webNodes: 2\n", "      webNodes: 2\n      webNodes: 3\n")),
          "x.yaml:15: config.woocommerce-dr:regions[0].webNodes: duplicate key, first given at line 14 (got "
          "'webNodes' twice; "),
     Case("duplicate-token-key", add("  linode:token: plain\n"),
-         "x.yaml:49: config.linode:token: duplicate key, first given at line 7 (got 'linode:token' twice; "),
+         f"x.yaml:{APPENDED}: config.linode:token: duplicate key, first given at line 7 (got 'linode:token' twice; "),
     Case("duplicate-config-section", add("config:\n  woocommerce-dr:domain: b.example.com\n"),
-         "x.yaml:49: config: duplicate key, first given at line 6 (got 'config' twice; "),
+         f"x.yaml:{APPENDED}: config: duplicate key, first given at line 6 (got 'config' twice; "),
     Case("alias-bomb", "config:\n  a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n" + BOMB,
          "x.yaml:6: config.e[0]: the file expands to more than 10000 values once its aliases are expanded (got "
          "more than 10000 values; allowed: at most 10000 values, every alias expanded)"),
@@ -152,24 +156,26 @@ CASES = [
          "x.yaml:2: config.woocommerce-dr:regions[0]: an alias refers to the value that contains it (got a "
          "recursive alias; allowed: aliases to complete, earlier values only)"),
     Case("undefined-alias", add("  woocommerce-dr:extra: *nowhere\n"),
-         "x.yaml:49: (YAML syntax): not valid YAML: found undefined alias 'nowhere' (got "
+         f"x.yaml:{APPENDED}: (YAML syntax): not valid YAML: found undefined alias 'nowhere' (got "
          "'woocommerce-dr:extra: *nowhere'; allowed: " + SYNTAX + ")"),
     Case("nested-too-deep", add("  woocommerce-dr:extra: " + "[" * 40 + "]" * 40 + "\n"),
-         "x.yaml:49: config.woocommerce-dr:extra" + "[0]" * 31 + ": nested more than 32 levels deep (got 33 levels; allowed: "
+         f"x.yaml:{APPENDED}: config.woocommerce-dr:extra" + "[0]" * 31 + ": nested more than 32 levels deep (got 33 levels; allowed: "
          "at most 32 levels of lists and mappings)"),
     Case("tab-indentation", prod(("    - region: us-east\n", "    - region: us-east\n\t  webNodes: 1\n")),
          "(YAML syntax): not valid YAML: "),
-    Case("unclosed-quote", prod(("    rpoSeconds: 15\n", '    rpoSeconds: "15\n')),
-         "x.yaml:48: (YAML syntax): not valid YAML: while scanning a quoted scalar, found unexpected end of stream "
-         "(got 'rpoSeconds: \"15'; allowed: "),
+    # The file's last line: the quote runs to the end of the stream.
+    Case("unclosed-quote", prod(('      commit: "0000000000000000000000000000000000000000"\n',
+                                 '      commit: "0000000000000000000000000000000000000000\n')),
+         f"x.yaml:{APPENDED - 1}: (YAML syntax): not valid YAML: while scanning a quoted scalar, found unexpected end "
+         "of stream (got 'commit: \"0000000000000000000000000000000000000000'; allowed: "),
     Case("bad-indentation", prod(("  woocommerce-dr:domain: shop.example.com\n",
                                   "  woocommerce-dr:domain: shop.example.com\n   stray: 1\n")),
          "x.yaml:12: (YAML syntax): not valid YAML: mapping values are not allowed here (got 'stray: 1'; allowed: "),
     Case("two-documents", PROD + "---\n" + PROD,
-         "x.yaml:49: (YAML syntax): not valid YAML: expected a single document in the stream, but found another "
+         f"x.yaml:{APPENDED}: (YAML syntax): not valid YAML: expected a single document in the stream, but found another "
          "document (got '---'; allowed: "),
     Case("binary-tag", add("  woocommerce-dr:extra: !!binary aGVsbG8=\n"),
-         "x.yaml:49: config.woocommerce-dr:extra: the YAML tag !!binary is not supported (got '!!binary'; allowed: "
+         f"x.yaml:{APPENDED}: config.woocommerce-dr:extra: the YAML tag !!binary is not supported (got '!!binary'; allowed: "
          "plain strings, numbers, true/false, null, lists and mappings)"),
     Case("set-tag", add("  woocommerce-dr:extra: !!set {a, b}\n"),
          "config.woocommerce-dr:extra: the YAML tag !!set is not supported (got '!!set'; "),
@@ -435,6 +441,13 @@ CASES = [
          "allowed: one of the DR regions: "),
     Case("backups-region-not-in-the-stack", add("  woocommerce-dr:backups:\n    region: ap-south\n"),
          "woocommerce-dr:backups.region: not one of the stack's regions (got 'ap-south'; allowed: one of the DR regions: "),
+    Case("backups-region-the-first-failover-target", prod(
+        ("    - region: eu-west\n      webNodes: 2\n      instanceType: g6-standard-2\n",
+         "    - region: eu-west\n      webNodes: 2\n      instanceType: g6-standard-2\n    - region: ap-south\n"))
+         + "  woocommerce-dr:backups:\n    region: eu-west\n",
+         "woocommerce-dr:backups.region: the region a failover promotes first (the next in regions): after one "
+         "failover the archive would share the new primary's region (got 'eu-west'; allowed: one of the DR regions "
+         "after the first: ap-south)"),
     Case("backups-base-every-zero-hours", add("  woocommerce-dr:backups:\n    baseEveryHours: 0\n"),
          "woocommerce-dr:backups.baseEveryHours: "),
     Case("backups-retention-a-string", add("  woocommerce-dr:backups:\n    retentionDays: fortnight\n"),
@@ -590,7 +603,18 @@ CASES = [
     Case("automatic-webhook-with-a-space", automatic(
         ('      expectedCodes: "200"\n', '      expectedCodes: "200"\n    alerts:\n      webhookUrl: "https://hooks.example.com/a b"\n')),
          "woocommerce-dr:traffic.alerts.webhookUrl: holds characters a URL does not (spaces, quotes, backslashes): "
-         "the guards pass it to drctl guard --alert-webhook (got 'https://hooks.example.com/a b'"),
+         "the guards pass it to drctl guard --alert-webhook and the binlog archiver passes it to drctl archive "
+         "--alert-webhook (got 'https://hooks.example.com/a b'"),
+    Case("archiver-webhook-with-a-semicolon", prod(
+        ('      expectedCodes: "200"\n', '      expectedCodes: "200"\n    alerts:\n      webhookUrl: "https://hooks.example.com/a;b"\n')),
+         "woocommerce-dr:traffic.alerts.webhookUrl: holds characters a URL does not (spaces, quotes, backslashes): "
+         "the binlog archiver passes it to drctl archive --alert-webhook (got 'https://hooks.example.com/a;b'; "
+         "allowed: an https:// URL with percent-encoded special characters (no ! or ;))"),
+    Case("backups-without-drctl-source", without("automation"),
+         "woocommerce-dr:automation.drctlSource: required with backups.enabled: the DR replica in backups.region "
+         "installs drctl from this repository at this commit to run the binlog archiver (drctl archive) (got nothing; "
+         "allowed: a mapping with keys repo (https git URL) and commit (40-character commit id), or backups.enabled "
+         "false)"),
     Case("operator-cidr-not-a-network", prod(("    watchdogCidrs: []", "    operatorCidrs: [10.0.0.300/32]\n    watchdogCidrs: []")),
          "woocommerce-dr:access.operatorCidrs[0]: not a valid CIDR"),
     Case("operator-cidrs-everyone", prod(("    watchdogCidrs: []", "    operatorCidrs: [0.0.0.0/0]\n    watchdogCidrs: []")),

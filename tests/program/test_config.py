@@ -38,10 +38,14 @@ def test_dr_test_is_a_cheap_copy_with_its_own_hostname():
     assert drill.domain == f"dr-test.{prod.domain}"
 
 
+# Backups are on by default, and the DR replica installs the archiver's drctl from here.
+DRCTL_SOURCE = {"repo": "https://github.com/example/woocommerce-dr.git", "commit": "0" * 40}
+
+
 def test_defaults_follow_the_seed():
     c = validate_stack_config(
         {"domain": "shop.example.com", "regions": [{"region": "us-east"}, {"region": "eu-west"}],
-         "traffic": {"accountId": "a" * 32, "zoneId": "b" * 32}}
+         "traffic": {"accountId": "a" * 32, "zoneId": "b" * 32}, "automation": {"drctlSource": DRCTL_SOURCE}}
     )
     assert c.regions[0].web_nodes == 2 and c.regions[0].instance_type == "g6-standard-2"
     assert c.node_balancer.algorithm == "roundrobin"
@@ -605,3 +609,20 @@ def test_operator_and_watchdog_networks_together_stay_within_the_budget():
         "/8 of IPv4 (16,777,216 addresses) and at most a /32 of IPv6 together)"]
     assert validate_stack_config(raw_config("prod", access={"watchdogCidrs": ["10.0.0.0/9"],
                                                             "operatorCidrs": ["10.128.0.0/9"]}))
+
+
+def test_the_archive_defaults_to_the_last_region_of_the_failover_order():
+    two = validate_stack_config(raw_config("prod"))
+    three = validate_stack_config(raw_config("prod", regions=[{"region": "us-east"}, {"region": "eu-west"},
+                                                              {"region": "ap-south"}]))
+    assert (two.archive_region, three.archive_region) == ("eu-west", "ap-south")
+
+
+def test_backups_off_need_no_drctl_source():
+    config = validate_stack_config(raw_config("prod", automation=None, backups={"enabled": False}))
+    assert config.automation.drctl_source is None
+    assert problems("prod", automation=None) == [
+        "woocommerce-dr:automation.drctlSource: required with backups.enabled: the DR replica in backups.region "
+        "installs drctl from this repository at this commit to run the binlog archiver (drctl archive) (got nothing; "
+        "allowed: a mapping with keys repo (https git URL) and commit (40-character commit id), or backups.enabled "
+        "false)"]

@@ -44,7 +44,8 @@ def test_setup_script_passes_shellcheck():
 
 
 def test_setup_script_is_what_runcmd_runs(dr_test_run):
-    doc = yaml.safe_load(user_data_texts(dr_test_run)["db-replica-eu-west"])
+    # The primary: the replica in backups.region runs the archiver's installer after it (test_archive_host).
+    doc = yaml.safe_load(user_data_texts(dr_test_run)["db-primary-us-east"])
     (script,) = [f for f in doc["write_files"] if f["path"] == "/usr/local/sbin/woocommerce-dr-db-setup"]
     assert script["permissions"] == "0755"
     assert script["content"] == (TEMPLATES / "db-setup.sh").read_text()

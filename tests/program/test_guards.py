@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from drctl.plan.engine import Secret, unwrap
 from drctl.stack.outputs import StackOutputs, parse_outputs
 from tests.support import harness
 from tests.support.binaries import require
+from tests.support.drctl_installer import local_repo, run_installer
 
 INSTANCE = "linode:index/instance:Instance"
 RESERVED_IP = "linode:index/reservedIp:ReservedIp"
@@ -143,7 +142,7 @@ def test_user_data_installs_drctl_at_the_pinned_commit_and_enables_the_guard(dr_
         config = cloud_config(guard)
         assert config["runcmd"] == [[guard_cloud_init.INSTALL]]
         assert set(guard_cloud_init.PACKAGES) <= set(config["packages"])
-        install = env_file(guard, "/etc/drctl/guard-install.env")
+        install = env_file(guard, "/etc/drctl/drctl-install.env")
         assert install == {"DRCTL_REPO": f"'{source['repo']}'", "DRCTL_COMMIT": f"'{source['commit']}'",
                            "STACK": "'dr-test'", "SERVICES": "'drctl-guard'"}
         script = files(guard)[guard_cloud_init.INSTALL]
@@ -201,7 +200,7 @@ def test_the_guard_tokens_are_secrets_and_never_in_the_plan_output(dr_test_run, 
 
 def test_in_dns_failover_mode_the_guard_runs_drctl_watch_too():
     for guard in guards(dns_failover_run()):
-        assert env_file(guard, "/etc/drctl/guard-install.env")["SERVICES"] == "'drctl-guard drctl-watch'"
+        assert env_file(guard, "/etc/drctl/drctl-install.env")["SERVICES"] == "'drctl-guard drctl-watch'"
         assert env_file(guard, "/etc/drctl/watch-dr-test.env") == {
             "CLOUDFLARE_API_TOKEN": TOKEN_PLACEHOLDERS[1], "DRCTL_WATCH_ARGS": ""}
 
@@ -278,34 +277,7 @@ def test_a_preview_knows_the_guards_before_their_addresses(dr_test_preview_run):
 # --- the installer, for real ------------------------------------------------------------------------
 
 def _repo(tmp_path: Path, git: str, units: tuple[str, ...] = ("drctl-guard@.service", "drctl-watch@.service")) -> str:
-    repo = tmp_path / "repo"
-    (repo / "deploy").mkdir(parents=True)
-    (repo / "requirements.txt").write_text("# nothing to install offline\n")
-    for unit in units:
-        (repo / "deploy" / unit).write_text(f"# {unit}\n")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "drctl"]):
-        subprocess.run([git, "-C", str(repo), *args], check=True, env=env)
-    return subprocess.run([git, "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-def _install(tmp_path: Path, script: str, commit: str, services: str) -> subprocess.CompletedProcess:
-    """The installer from the guards' user data, with the paths it writes moved under tmp_path."""
-    installer = tmp_path / "drctl-install"
-    installer.write_text(script)
-    installer.chmod(0o755)
-    (tmp_path / "install.env").write_text(
-        f"DRCTL_REPO='{tmp_path / 'repo'}'\nDRCTL_COMMIT='{commit}'\nSTACK='dr-test'\nSERVICES='{services}'\n")
-    (tmp_path / "units").mkdir(exist_ok=True)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    if not (bin_dir / "python3").exists():
-        (bin_dir / "python3").symlink_to(sys.executable)  # a python3 with venv, as python3-venv gives the guard
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DRCTL_INSTALL_ENV": str(tmp_path / "install.env"),
-           "DRCTL_ROOT": str(tmp_path / "opt"), "DRCTL_UNIT_DIR": str(tmp_path / "units"), "DRCTL_NO_SYSTEMCTL": "1"}
-    return subprocess.run([str(installer)], capture_output=True, text=True, env=env, check=False)
+    return local_repo(tmp_path, git, {unit: f"# {unit}\n" for unit in units})
 
 
 @pytest.fixture
@@ -316,27 +288,27 @@ def installer(dr_test_run) -> str:
 def test_the_installer_checks_out_the_commit_builds_the_venv_and_installs_the_units(installer, tmp_path):
     git = require("git")
     commit = _repo(tmp_path, git)
-    first = _install(tmp_path, installer, commit, "drctl-guard drctl-watch")
+    first = run_installer(tmp_path, installer, commit, "drctl-guard drctl-watch")
     assert first.returncode == 0, first.stderr
     head = subprocess.run([git, "-C", str(tmp_path / "opt"), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert head.stdout.strip() == commit
     assert (tmp_path / "opt" / "venv" / "bin" / "python").exists()
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["drctl-guard@.service", "drctl-watch@.service"]
     # Re-runnable: cloud-init may run it again after a reboot mid-install.
-    again = _install(tmp_path, installer, commit, "drctl-guard drctl-watch")
+    again = run_installer(tmp_path, installer, commit, "drctl-guard drctl-watch")
     assert again.returncode == 0, again.stderr
 
 
 def test_the_installer_refuses_a_commit_the_repository_does_not_have(installer, tmp_path):
     _repo(tmp_path, require("git"))
-    result = _install(tmp_path, installer, "0" * 40, "drctl-guard")
+    result = run_installer(tmp_path, installer, "0" * 40, "drctl-guard")
     assert result.returncode != 0
     assert not (tmp_path / "units" / "drctl-guard@.service").exists()
 
 
 def test_the_installer_refuses_a_commit_without_the_guard_unit(installer, tmp_path):
     commit = _repo(tmp_path, require("git"), units=("drctl-watch@.service",))
-    result = _install(tmp_path, installer, commit, "drctl-guard")
+    result = run_installer(tmp_path, installer, commit, "drctl-guard")
     assert result.returncode == 1
     assert f"commit {commit} has no deploy/drctl-guard@.service" in result.stderr
 
