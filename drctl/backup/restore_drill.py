@@ -60,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "scratch server (--restore-on), and check them (docs/backups.md); uses --settle, "
                         "--writer-rate, --yes/--dry-run")
     p.add_argument("--restore-on", choices=("linode", "local"), default="linode",
-                   help="with --restore: the scratch server, a database Linode made for the drill (default) or a "
-                        "MariaDB server on this machine")
+                   help="with --restore: the scratch server, a database Linode of the archive's server family "
+                        "made for the drill (default) or a MariaDB server on this machine (MariaDB archives only)")
     scratch_command.add_scratch_arguments(p, keep_flag=True)
     failover = p.get_default("func")
     p.set_defaults(func=lambda args: run(args) if args.restore else refuse_scratch_flags(args) or failover(args))
