@@ -86,6 +86,11 @@ class GtidPos:
         mine = self.last.get(gtid.domain)
         return mine is not None and mine.seq >= gtid.seq
 
+    def holds_all(self, other: GtidPos) -> bool:
+        """Whether a server at this position has every transaction a server at `other` has: per
+        domain, the sequence number reached here is at least `other`'s."""
+        return all(self.includes(g) for g in other.last.values())
+
     def next_missing(self, gtid: Gtid) -> bool:
         """Whether `gtid` is the very next transaction of its domain: no gap between here and it."""
         mine = self.last.get(gtid.domain)
@@ -252,6 +257,11 @@ class MysqlGtidPos:
         the highest one held (or fills an older hole), or the first of a server not seen yet."""
         spans = self.executed.intervals.get((gtid.uuid, ""))
         return gtid.gno <= (spans[-1][1] if spans else 0) + 1
+
+    def holds_all(self, other: MysqlGtidPos) -> bool:
+        """GTID-set containment: every transaction of `other` is in this set (a hole here that
+        `other` has filled is a transaction missing, whatever the highest numbers say)."""
+        return other.executed.issubset(self.executed)
 
     def union(self, other: MysqlGtidPos) -> MysqlGtidPos:
         return MysqlGtidPos(self.executed | other.executed)

@@ -54,6 +54,7 @@ from drctl.backup.binlog_events import (
     scan_mysql,
 )
 from drctl.backup.manifest import BaseBackup, Piece, iso, load_bases, load_pieces
+from drctl.backup.server_position import binlog_position
 
 # Row counts in the restore report: the tables an operator checks first (any table prefix).
 KEY_TABLE_SUFFIXES = ("wc_orders", "wc_order_items", "woocommerce_order_items", "posts", "users")
@@ -313,10 +314,8 @@ def _tail(data: bytes) -> str:
 
 
 def _target_pos(target: Target) -> GtidPos:
-    conn = target.connect()
-    with contextlib.closing(conn), conn.cursor() as cur:
-        cur.execute("SELECT @@global.gtid_binlog_pos")
-        return GtidPos.parse(cur.fetchone()[0])
+    with contextlib.closing(target.connect()) as conn:
+        return binlog_position(conn, Flavour.MARIADB)
 
 
 def _merge(a: GtidPos, b: GtidPos) -> GtidPos:
@@ -524,7 +523,5 @@ def _replay_argv(reader_argv: list[str], client: str, path: Path, target: Target
 
 
 def _mysql_target_set(target: Target) -> MysqlGtidPos:
-    conn = target.connect()
-    with contextlib.closing(conn), conn.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.gtid_executed")
-        return MysqlGtidPos.parse(cur.fetchone()[0])
+    with contextlib.closing(target.connect()) as conn:
+        return binlog_position(conn, Flavour.MYSQL)

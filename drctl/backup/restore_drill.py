@@ -10,8 +10,11 @@ every order committed at or before T is there and none after, and deletes the sc
 scratch server is a database Linode made through the Linode API (`--restore-on linode`, the
 default; drctl/backup/scratch_linode.py), deleted even when the check fails or the drill is
 interrupted unless `--keep-scratch`; a run that finds the scratch Linode of a killed run carries on
-with it. `--restore-on local` restores onto a MariaDB server on this machine instead. The report's
-rows: restore time and backup RPO beside the orders checked.
+with it. `--restore-on local` restores onto a MariaDB server on this machine instead (a MariaDB
+archive only: a MySQL 8 archive is refused before anything starts). Either family works: the drill
+reads the primary's own position in its dialect (drctl/backup/server_position.py) and waits until
+the archive's position contains it (MySQL: GTID-set containment). The report's rows: restore time
+and backup RPO beside the orders checked.
 Exit 0 when the check holds, 1 when it does not, 2 for a bad command line or a stack without an
 archive. Nothing is changed on the stack but the drill's own orders table.
 
@@ -34,10 +37,11 @@ from typing import Any
 
 from drctl.backup import scratch_command, sealing
 from drctl.backup import scratch_linode as scratch
-from drctl.backup.binlog_events import GtidPos
+from drctl.backup.binlog_events import Flavour, GtidPos, MysqlGtidPos, parse_position
 from drctl.backup.command import scratch_server
 from drctl.backup.restore import RestoreError, apply_restore, plan_restore
-from drctl.cloud.archive_status import archive_bucket
+from drctl.backup.server_position import binlog_position, server_flavour
+from drctl.cloud.archive_status import STATUS, archive_bucket
 from drctl.cloud.linode import LinodeAPIError
 from drctl.cloud.s3_bucket import ObjectMissing, StoreUnavailable
 from drctl.drill import orders
@@ -56,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "scratch server (--restore-on), and check them (docs/backups.md); uses --settle, "
                         "--writer-rate, --yes/--dry-run")
     p.add_argument("--restore-on", choices=("linode", "local"), default="linode",
-                   help="with --restore: the scratch server, a database Linode made for the drill (default) or a "
-                        "MariaDB server on this machine")
+                   help="with --restore: the scratch server, a database Linode of the archive's server family "
+                        "made for the drill (default) or a MariaDB server on this machine (MariaDB archives only)")
     scratch_command.add_scratch_arguments(p, keep_flag=True)
     failover = p.get_default("func")
     p.set_defaults(func=lambda args: run(args) if args.restore else refuse_scratch_flags(args) or failover(args))
@@ -120,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         key = sealing.parse_key(backups.archive_key.get_secret_value())
         request = linode_request(args, rb.outputs) if args.restore_on == "linode" else None
         api = scratch_command.linode_api() if request is not None and not args.dry_run else None
+        if request is None and (why := local_refusal(archive_flavour(archive_bucket(backups)), backups.bucket)):
+            raise UsageError(why)
     except (UsageError, OutputsError, sealing.ArchiveKeyError, scratch.ScratchError) as err:
         fail("drill", str(err))
         return EXIT_USAGE
@@ -152,6 +158,27 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result["passed"] else EXIT_FAILED
 
 
+def archive_flavour(bucket) -> Flavour | None:
+    """The server family whose binlog the archive holds, as its status.json says; None when unknown:
+    before the archiver has shipped anything, or while the store does not answer (the drill waits for
+    the store anyway, and then checks the family of every status it reads, `archive_holds`)."""
+    try:
+        return Flavour.parse(bucket.get_json(STATUS).get("flavour"))
+    except (ObjectMissing, StoreUnavailable):
+        return None
+
+
+def local_refusal(flavour: Flavour | None, where: str) -> str | None:
+    """Why an archive of `flavour` cannot be drilled on this machine: the scratch server here is
+    MariaDB (drctl/local), and a MySQL 8 binlog replays only into MySQL 8, which the drill makes on a
+    scratch Linode."""
+    if flavour is not Flavour.MYSQL:
+        return None
+    return (f"--restore-on local: the archive in {where} holds a MySQL 8 binlog, but the scratch server on this "
+            "machine is MariaDB, which cannot replay it: use --restore-on linode (the default), which makes a "
+            "MySQL 8 scratch Linode")
+
+
 def linode_request(args: argparse.Namespace, outputs) -> scratch.ScratchRequest:
     """The drill's scratch Linode: one label per stack, so a run after a killed one finds it."""
     return scratch.ScratchRequest(outputs.stack, scratch.scratch_label(outputs.stack, "drill"), outputs.backups.region,
@@ -167,6 +194,12 @@ def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None
     servers = list(rb.servers.items())
     targets = [(region, lambda s=server: connect(s, timeout=2.0)) for region, server in servers]
     primary = _writable(targets)
+    bucket = archive_bucket(backups)
+    with contextlib.closing(primary()) as conn:
+        flavour = server_flavour(conn)
+    _check_family(archive_flavour(bucket), flavour, backups.bucket)
+    if scratch is None and (why := local_refusal(flavour, backups.bucket)):
+        raise RestoreError(why)  # nothing written yet
     with contextlib.closing(primary()) as conn:
         orders.create_schema(conn)
         with conn.cursor() as cur:
@@ -180,15 +213,13 @@ def drill(rb, backups, key: bytes, settle: float, rate: float, say, scratch=None
         _sleep_until(time.time() + settle)
     written = _written(primary, writer.acknowledged)
     last_commit = max(written.values())
-    bucket = archive_bucket(backups)
     say(f"{len(written)} orders written; waiting for the archive in {backups.bucket} to hold them")
-    target_pos = _position(primary)
+    target_pos = _position(primary, flavour)
     deadline = time.time() + (archive_wait if archive_wait is not None else max(120.0, 3.0 * backups.backup_rpo_seconds))
     while True:
         # No status yet (an archiver that has not shipped its first piece) is waited for too.
         with contextlib.suppress(StoreUnavailable, ObjectMissing, KeyError, ValueError):
-            archived = GtidPos.parse(bucket.get_json("status.json")["archivedPos"])
-            if all(archived.includes(g) for g in target_pos.last.values()):
+            if archive_holds(bucket.get_json(STATUS), flavour, target_pos, backups.bucket):
                 break
         if time.time() > deadline:
             raise TimeoutError(f"the archive did not reach the drill's last order within {deadline - last_commit:.0f} s")
@@ -246,10 +277,25 @@ def _written(primary, seqs: list[int]) -> dict[int, float]:
     return found
 
 
-def _position(primary) -> GtidPos:
-    with contextlib.closing(primary()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT @@global.gtid_binlog_pos")
-        return GtidPos.parse(cur.fetchone()[0])
+def _position(primary, flavour: Flavour) -> GtidPos | MysqlGtidPos:
+    """The primary's own binlog position after the drill's orders (MySQL: its gtid_executed set)."""
+    with contextlib.closing(primary()) as conn:
+        return binlog_position(conn, flavour)
+
+
+def archive_holds(status: dict[str, Any], flavour: Flavour, target: GtidPos | MysqlGtidPos, where: str) -> bool:
+    """Whether the archive's status.json says it holds every transaction of `target`, the primary's
+    position: per domain for MariaDB, GTID-set containment for MySQL. An archive of the other family
+    never will: refused."""
+    _check_family(Flavour.parse(status.get("flavour")), flavour, where)
+    return parse_position(flavour, status["archivedPos"]).holds_all(target)
+
+
+def _check_family(held: Flavour | None, flavour: Flavour, where: str) -> None:
+    if held is not None and held is not flavour:
+        raise RestoreError(f"the archive in {where} holds a {held.value} binlog but the stack's primary is a "
+                           f"{flavour.value} server: it cannot hold the drill's orders (backups.bucket of another "
+                           "stack, or an archive from before the database changed family)")
 
 
 def _sleep_until(moment: float) -> None:

@@ -28,8 +28,11 @@ def archive_bucket(backups: BackupsOut, timeout: float = 10) -> Bucket:
 
 
 def archive_status(bucket: Bucket, now: float) -> dict[str, Any]:
-    """{bucket, lastTransactionTime, lagSeconds, updatedAt, streamingFrom, gap, lastBase: {stamp,
-    takenAt, ageSeconds, gtidPos} | None}, or {bucket, error} when the bucket cannot be read."""
+    """{bucket, flavour, lastTransactionTime, lagSeconds, updatedAt, streamingFrom, gap, lastBase: {stamp,
+    takenAt, ageSeconds, gtidPos} | None}, or {bucket, error} when the bucket cannot be read.
+    `flavour`: whose binlog the archive holds, "mariadb" or "mysql", as status.json (else the last
+    base backup's manifest) says; documents written before MySQL was archived name none: MariaDB;
+    None when the archive holds nothing yet."""
     doc: dict[str, Any] = {"bucket": bucket.access.bucket}
     try:
         try:
@@ -41,7 +44,9 @@ def archive_status(bucket: Bucket, now: float) -> dict[str, Any]:
     except (StoreUnavailable, ObjectMissing, ValueError) as err:
         return {**doc, "error": str(err)}
     last = status.get("lastTransactionTime") if status else None
+    named = status if status is not None else base
     doc.update({
+        "flavour": None if named is None else named.get("flavour") or "mariadb",
         "lastTransactionTime": last,
         "lagSeconds": None if last is None else max(0.0, now - float(last)),
         "updatedAt": status.get("updatedAt") if status else None,
@@ -54,13 +59,19 @@ def archive_status(bucket: Bucket, now: float) -> dict[str, Any]:
     return doc
 
 
-def archive_problems(doc: dict[str, Any] | None, backups: BackupsOut) -> list[str]:
-    """What `drctl status` counts against the verdict."""
+def archive_problems(doc: dict[str, Any] | None, backups: BackupsOut, database: str | None = None) -> list[str]:
+    """What `drctl status` counts against the verdict. `database`: the family of the stack's database
+    servers as they answer ("mariadb" or "mysql"; None when none answers): an archive of the other
+    family cannot be restored to the shop's data, nor can the archiver extend it."""
     if doc is None:
         return []
     if "error" in doc:
         return [f"binlog archive unreadable: {doc['error']}"]
     problems = []
+    if database is not None and doc.get("flavour") not in (None, database):
+        problems.append(f"binlog archive in {doc['bucket']} holds a {doc['flavour']} binlog but the stack's database "
+                        f"is {database}: it is not this stack's archive (backups.bucket), or it predates a change of "
+                        "database server family")
     lag, rpo = doc["lagSeconds"], backups.backup_rpo_seconds
     if lag is None:
         problems.append(f"binlog archive: no transaction archived yet in {doc['bucket']}")

@@ -52,7 +52,7 @@ def collect(rb: Runbook) -> dict[str, Any]:
     archive = None
     if rb.outputs.backups is not None:
         archive = archive_status(archive_bucket(rb.outputs.backups), rb.clock())
-        problems += archive_problems(archive, rb.outputs.backups)
+        problems += archive_problems(archive, rb.outputs.backups, database_family(topo))
     fallback = fallback_page_state(rb.outputs, traffic)
     if fallback["state"] == "serving":
         problems.append(f"shoppers get the maintenance page: {fallback['detail']}")
@@ -72,6 +72,13 @@ def collect(rb: Runbook) -> dict[str, Any]:
     }
     doc["verdict"] = _verdict(doc, topo, problems)
     return doc
+
+
+def database_family(topo: Topology) -> str | None:
+    """"mariadb" or "mysql", as the primary (else the first server that answers) says."""
+    states = [topo.primary] if topo.primary is not None else list(topo.states.values())
+    dialects = [s.dialect for s in states if s.reachable and s.dialect is not None]
+    return dialects[0].family if dialects else None
 
 
 def _traffic(rb: Runbook) -> dict[str, Any]:
@@ -287,7 +294,8 @@ def _archive_lines(archive: dict[str, Any] | None) -> list[str]:
     newest = "nothing archived yet" if lag is None else f"lag {lag:.1f}s"
     base = archive["lastBase"]
     last = "no base backup yet" if base is None else f"last base backup {base['stamp']} ({base['ageSeconds'] / 3600:.1f} h ago)"
-    return ["", f"binlog archive ({archive['bucket']}): {newest}, {last}"]
+    family = {"mysql": "MySQL 8 binlog, ", "mariadb": "MariaDB binlog, "}.get(archive.get("flavour") or "", "")
+    return ["", f"binlog archive ({archive['bucket']}): {family}{newest}, {last}"]
 
 
 def media_lines(media: dict[str, dict[str, Any]] | None) -> list[str]:

@@ -18,6 +18,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def drill_outputs(archive, tmp_path, monkeypatch):
+    path = outputs_of(archive, tmp_path, monkeypatch)
+    base = archive.base_backup()
+    archive.start_archiver(base.gtid_pos)
+    return path
+
+
+def outputs_of(archive, tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("DRCTL_STATE_DIR", str(tmp_path / "state"))
     for server in (archive.primary, archive.replica):
         runbook_support.add_accounts(server)
@@ -30,8 +37,6 @@ def drill_outputs(archive, tmp_path, monkeypatch):
         "retentionDays": 14}
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(doc))
-    base = archive.base_backup()
-    archive.start_archiver(base.gtid_pos)
     return str(path)
 
 
@@ -111,4 +116,44 @@ def test_the_drill_dry_run_names_the_linode_and_creates_nothing(drill_outputs, s
     assert f"would create Linode {DRILL_LABEL} (g6-standard-2, eu-west, linode/ubuntu24.04, the archive's server " \
            "family)" in out
     assert "deleted afterwards, even on failure or Ctrl-C" in out
+    assert scratch_cloud.writes() == []
+
+
+# --- the archive's server family -------------------------------------------------------------------
+
+MYSQL_STATUS = {"archivedPos": "93e95066-a2f4-11ec-9b69-9657f0ae95e2:1-5", "flavour": "mysql",
+                "lastTransactionTime": 1647193306, "updatedAt": 1647193306}
+
+
+@pytest.fixture
+def mysql_archive_outputs(archive, tmp_path, monkeypatch):
+    """The stack's bucket says it holds a MySQL 8 binlog (as a MySQL archiver writes status.json)."""
+    path = outputs_of(archive, tmp_path, monkeypatch)
+    archive.bucket.put_json("status.json", MYSQL_STATUS)
+    return path
+
+
+def drill_orders(archive) -> int:
+    return int(archive.primary.query("SELECT COUNT(*) FROM drctl_drill.orders")[0][0])
+
+
+@pytest.mark.parametrize("act", ["--yes", "--dry-run"])
+def test_a_mysql_archive_on_this_machine_is_refused_before_anything_starts(archive, mysql_archive_outputs, capsys,
+                                                                            act):
+    code = cli.main(["drill", "--restore", "--outputs", mysql_archive_outputs, act, "--restore-on", "local"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--restore-on local: the archive in wcdr-test-binlogs-" in err
+    assert "holds a MySQL 8 binlog, but the scratch server on this machine is MariaDB" in err
+    assert "Traceback" not in err
+    assert drill_orders(archive) == 0
+
+
+def test_an_archive_of_the_other_family_than_the_primary_is_refused_before_any_order(archive, mysql_archive_outputs,
+                                                                                    scratch_cloud, capsys):
+    code = cli.main(linode_drill(mysql_archive_outputs))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "holds a mysql binlog but the stack's primary is a mariadb server" in err
+    assert drill_orders(archive) == 0
     assert scratch_cloud.writes() == []

@@ -70,10 +70,12 @@ def test_status_shows_the_archive_lag_and_the_last_base_backup(archived_shop, ca
     code, doc = status_json(shop, capsys)
     archive = doc["archive"]
     assert archive["lagSeconds"] < 300 and archive["lastBase"]["gtidPos"]
+    assert archive["flavour"] == "mariadb"
     assert not [p for p in doc["verdict"]["problems"] if "archive" in p], doc["verdict"]
     assert code == 0, doc["verdict"]
     cli.main(["status", "--outputs", str(shop.outputs_file)])
-    assert "binlog archive (wcdr-status-binlogs-" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "binlog archive (wcdr-status-binlogs-" in out and "): MariaDB binlog, lag " in out
 
 
 def test_an_archive_behind_the_backup_rpo_is_a_problem(archived_shop, capsys):
@@ -90,4 +92,20 @@ def test_an_archive_behind_the_backup_rpo_is_a_problem(archived_shop, capsys):
     assert code == 1
     assert any(p.startswith("binlog archive: newest archived transaction is ") and
                "beyond the backup recovery point objective (1 s, objectives.backupRpoSeconds)" in p
+               for p in doc["verdict"]["problems"]), doc["verdict"]
+
+
+def test_an_archive_of_another_family_than_the_stacks_database_is_a_problem(archived_shop, capsys):
+    shop, archiver, stop, thread = archived_shop
+    wait_until(lambda: archiver.archived_time is not None, 20, "the heartbeat to reach the archive")
+    stop.set()
+    thread.join(timeout=30)
+    status = archiver.bucket.get_json("status.json")
+    archiver.bucket.put_json("status.json", {**status, "flavour": "mysql",
+                                             "archivedPos": "93e95066-a2f4-11ec-9b69-9657f0ae95e2:1-5"})
+    code, doc = status_json(shop, capsys)
+    assert code == 1
+    assert doc["archive"]["flavour"] == "mysql"
+    assert any(p.startswith("binlog archive in wcdr-status-binlogs-") and
+               "holds a mysql binlog but the stack's database is mariadb" in p
                for p in doc["verdict"]["problems"]), doc["verdict"]
