@@ -110,7 +110,8 @@ class Drill:
                  origin_probe: Callable[[], ProbeResult] | None = None, media: MediaProbe | None = None):
         self.outputs, self.runbook, self.traffic, self.faults = outputs, runbook, traffic, faults
         self.sink, self.options, self.say, self.clock, self.sleep = sink, options, say, clock, sleep
-        self.hooks = hooks or {}  # "before-fault", "after-promotion": tests and the benchmark look in here
+        # "before-media-upload", "before-fault", "after-promotion": tests and the benchmark look in here
+        self.hooks = hooks or {}
         # drctl watch's HTTPS probe of the primary region's NodeBalancer, with the monitor's fall/rise:
         # shows when the fault became visible from outside, and that the region answers again at the end.
         self.origin_probe = origin_probe
@@ -207,6 +208,7 @@ class Drill:
 
     def upload_media(self) -> None:
         """Put the drill's sequence-numbered media file in the primary's bucket (before the fault)."""
+        self._hook("before-media-upload")
         seq = int(self.clock() * 1000)
         name, body = drill_object(self.outputs.stack, seq)
         started = self.clock()
