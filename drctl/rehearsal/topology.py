@@ -383,6 +383,9 @@ class LocalTopology:
                 self.media.wait_until_healthy(self.outputs(), self.spec.regions[0], timeout)
             except MediaError as err:
                 raise TopologyError(str(err)) from None
+            # That took a few agent passes, with rclone busy on both cores: the scaled checks may
+            # have flapped meanwhile; the drill's preflight wants them settled, as before.
+            self.wait_until_serving(self.spec.regions[0], timeout)
         if self.edge_port is not None:
             self.edge = EdgeWorker(self.dir / "edge", self.spec.edge_worker, HOST, self.edge_port, self.cloudflare_port)
             self.edge.start()
