@@ -133,7 +133,7 @@ def test_a_dr_region_without_its_agent_fails_the_media_check_and_the_command_exi
     out = capsys.readouterr().out
 
     assert code == 1, out
-    assert out.startswith("# Rehearsal of `dr-test-rehearsal`: FAILED")
+    assert "\n# Rehearsal of `dr-test-rehearsal`: FAILED\n" in out
     assert re.search(r"^\| media RPO \| 10 s \| n/a \(drill object upload to served in eu-west\) \| missed \|$", out,
                      re.MULTILINE), out
     assert "- FAIL media RPO within objective: the drill's media object not served by eu-west within 10 s" in out
