@@ -134,9 +134,12 @@ def test_a_dr_region_without_its_agent_fails_the_media_check_and_the_command_exi
 
     assert code == 1, out
     assert "\n# Rehearsal of `dr-test-rehearsal`: FAILED\n" in out
-    assert re.search(r"^\| media RPO \| 10 s \| n/a \(drill object upload to served in eu-west\) \| missed \|$", out,
+    assert re.search(r"^\| media RPO \| 10 s \| n/a \(drill object upload to served in eu-west\) \| MISSED \|$", out,
                      re.MULTILINE), out
     assert "- FAIL media RPO within objective: the drill's media object not served by eu-west within 10 s" in out
+    # and `drctl status`, which the drill's last checks read, says why: the copy stopped
+    assert re.search(r"^- FAIL replication healthy after failback: .*eu-west: media lag \d+ s, beyond "
+                     r"objectives\.mediaRpoSeconds \(10 s\)", out, re.MULTILINE), out
 
 
 def test_a_missing_binary_stops_the_rehearsal_before_anything_starts(monkeypatch, capsys, private_tmp):
