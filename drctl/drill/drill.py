@@ -441,11 +441,14 @@ class Drill:
 def check_back_home(report: DrillReport, outputs: StackOutputs, traffic: TrafficBackend, runbook: DrillRunbook,
                     poll_seconds: float, sleep: Callable[[float], None], *, after: str, wait: bool = True) -> None:
     """Traffic and replication back as before the drill. A monitor needs up to its worst-case
-    detection time to see the returned region healthy again, so this waits that long at most
-    (`wait=False`: look once, when something is known to be still broken)."""
+    detection time to see the returned region healthy again, and a DR region's media copy, stale
+    since the promotion, up to the media objective to be fresh again (the primary's agent must
+    see its database writable, then the DR region's next copy run), so this waits that long at
+    most (`wait=False`: look once, when something is known to be still broken)."""
     primary = outputs.regions[0].region
-    deadline = time.monotonic() + (max(outputs.objectives.worst_case_detection_seconds, 3 * poll_seconds) if wait
-                                   else 0.0)
+    longest = max(outputs.objectives.worst_case_detection_seconds, 3 * poll_seconds,
+                  outputs.media.media_rpo_seconds if outputs.media is not None else 0)
+    deadline = time.monotonic() + (longest if wait else 0.0)
     while True:
         try:
             state, health = traffic.state(), runbook.health()
