@@ -59,7 +59,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from drctl.cloud.object_storage import MediaBuckets, media_lag, media_problems
 from drctl.drill.media import StackMediaProbe
@@ -72,6 +72,14 @@ MIN_PASS_SECONDS = 2.0  # the program's push interval: a pass is a few rclone ru
 MIN_MEDIA_RPO_SECONDS = 10  # above the drill's own schedule before it looks (module docstring)
 # Debian's binaries, where the nodes have them (a virtualenv's bin on PATH may hold another rclone).
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class MediaSpec(Protocol):
+    """What the media path takes of the rehearsal's spec (drctl/rehearsal/topology.py's RehearsalSpec)."""
+
+    media: MediaTiming
+    max_upload_megabytes: int
+    attic_retention_days: int
 
 
 class MediaError(Exception):
@@ -199,13 +207,14 @@ class RehearsalMedia:
     """The media buckets of every region and the media path of every web node."""
 
     def __init__(self, directory: Path, stack: str, domain: str, regions: Sequence[str],
-                 nodes: dict[str, Sequence[tuple[str, int]]], timing: MediaTiming, max_upload_megabytes: int,
-                 binaries: MediaBinaries, ports: PortPool):
-        """`nodes`: region -> [(web node name, its shop origin's port)], first node first."""
+                 nodes: dict[str, Sequence[tuple[str, int]]], spec: MediaSpec, binaries: MediaBinaries,
+                 ports: PortPool):
+        """`nodes`: region -> [(web node name, its shop origin's port)], first node first; `spec`:
+        the rehearsal's numbers (a RehearsalSpec)."""
         from components.object_storage import bucket_name
 
-        self.dir, self.timing, self.binaries = Path(directory), timing, binaries
-        self.max_upload_megabytes = max_upload_megabytes
+        self.dir, self.timing, self.binaries = Path(directory), spec.media, binaries
+        self.max_upload_megabytes, self.attic_retention_days = spec.max_upload_megabytes, spec.attic_retention_days
         self.regions = tuple(regions)
         # The offline plan's answer (module docstring): each shop region's own Object Storage.
         self.storage_regions = {r: r for r in self.regions}
@@ -335,7 +344,8 @@ class RehearsalMedia:
         spec = media_storage.MediaNode(region=node.region, buckets=buckets, access_key=self.keys[0],
                                        secret_key=self.keys[1], replicator=node.replicator,
                                        max_upload_megabytes=self.max_upload_megabytes,
-                                       media_rpo_seconds=self.timing.rpo_seconds)
+                                       media_rpo_seconds=self.timing.rpo_seconds,
+                                       attic_retention_days=self.attic_retention_days)
         settings = media_storage.agent_settings(spec, uploads_dir=str(node.uploads), state_dir=str(node.root / "state"),
                                                 config_path=str(config),
                                                 healthz_url=f"http://{HOST}:{node.healthz_port}/healthz")

@@ -121,6 +121,7 @@ class RehearsalSpec:
     # (drctl/rehearsal/media.py), and media.maxUploadMegabytes for nginx's uploads snippet.
     media: MediaTiming = DEFAULT_TIMING
     max_upload_megabytes: int = 16
+    attic_retention_days: int = 30
 
     @classmethod
     def from_stack(cls, stack: str, time_scale: float = DEFAULT_TIME_SCALE, root: Path = REPO_ROOT) -> RehearsalSpec:
@@ -163,6 +164,7 @@ class RehearsalSpec:
             confirm_ms=_ms(config.automation.confirm_seconds, time_scale),
             media=MediaTiming.scaled(config.objectives.media_rpo_seconds, time_scale),
             max_upload_megabytes=config.media.max_upload_megabytes,
+            attic_retention_days=config.media.attic_retention_days,
         )
 
 
@@ -361,8 +363,7 @@ class LocalTopology:
         if self._media_binaries is not None:
             self.media = RehearsalMedia(self.dir / "media", self.spec.stack, self.spec.domain, self.spec.regions,
                                         {r.name: list(r.origins.items()) for r in self.regions.values()},
-                                        self.spec.media, self.spec.max_upload_megabytes, self._media_binaries,
-                                        self._ports)
+                                        self.spec, self._media_binaries, self._ports)
             self._start_media()
         self._prepare_primary(self.regions[self.spec.regions[0]].database)
         self._tls_pem = haproxy_files(self.dir / "haproxy", self.spec.regions, self.ca)
