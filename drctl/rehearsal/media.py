@@ -138,7 +138,7 @@ class MediaTiming:
         """The least settle before the fault: one copy period and a pass for the copy itself. An
         upload younger than that may be missing from the DR copy at an unplanned failover, as the
         objective allows; the drill's check is meant to test the copy and the serving path, not
-        that race (a real drill settles 30 s against dr-test's 75 s copy interval: see the report)."""
+        that race (docs/drill.md: on a stack the drill's 30 s settle is shorter than the copy interval)."""
         return self.copy_period_seconds + self.pass_seconds
 
 
