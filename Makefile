@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media bench-attic bench-pitr clean
+.PHONY: plan plan-dr-test test test-again lint rehearse bench-watch bench-guard bench-drill bench-outage bench-rotation bench-media bench-attic bench-rehearsal-media bench-pitr clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ test-again: $(VENV)/.dev  ## the real-server tests (MariaDB, HAProxy, PHP) once 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
-rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned and automatic failover of dr-test, every region down, then a point-in-time restore (MariaDB, HAProxy, Node, rclone serve s3)
+rehearse: $(VENV)/.runtime  ## the DR drill on this machine: planned, unplanned and automatic failover of dr-test, every region down, then a point-in-time restore (MariaDB, HAProxy, nginx and rclone for the media, Node, rclone serve s3)
 	$(PY) -m drctl rehearse -s dr-test --planned
 	$(PY) -m drctl rehearse -s dr-test --unplanned
 	$(PY) -m drctl rehearse -s dr-test --automatic
@@ -61,6 +61,9 @@ bench-media: $(VENV)/.dev  ## media RPO: 100 uploads of 1 MB, upload -> served b
 
 bench-attic: $(VENV)/.dev  ## pruning a media bucket's attic: seconds for 2000 attic objects, 1500 expired
 	$(PY) bench/attic_prune.py
+
+bench-rehearsal-media: $(VENV)/.runtime  ## the rehearsal's media step, 3 planned + 3 unplanned failovers: upload -> DR copy, -> served in DR
+	$(PY) bench/rehearsal_media.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

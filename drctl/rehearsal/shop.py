@@ -15,6 +15,10 @@ The password lives in that file only (mode 0600), never on a command line where 
 - `GET /` is the shop's home page: 200 HTML naming the region and origin when the database answers
   (WordPress reads it for every page), 503 when it does not. A shopper's request through the
   rehearsal's edge lands here.
+- `GET /wp-content/uploads/...` is handed to this node's nginx (`media_port` in SETTINGS.json),
+  which runs the program's uploads snippet: the node's disk, then the region's bucket through
+  `rclone serve` (drctl/rehearsal/media.py says why the stand-in, not nginx, is in front). Its
+  answer goes back as it came (status, type, length, `X-Media-Source`); without `media_port`, 404.
 - `POST /orders?seq=N` inserts order N into `drctl_drill.orders` on this region's database and
   answers 201 with the region and origin that took it; 503 when the database refuses (read-only,
   unreachable), which is what a customer's checkout sees during a failover.
@@ -23,19 +27,41 @@ The password lives in that file only (mode 0600), never on a command line where 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from drctl.drill import orders
 from drctl.mysql import replication
 
 CONNECT_TIMEOUT_SECONDS = 2  # healthz.php's
+UPLOADS = "/wp-content/uploads/"
+MEDIA_TIMEOUT_SECONDS = 30  # the snippet's proxy_read_timeout to the bucket server
+PASSED_HEADERS = ("content-type", "content-length", "last-modified", "etag", "x-media-source")
+
+
+def media(port: int, method: str, path: str, query: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The node's nginx's answer to `method path?query`: (status line, headers to pass, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=MEDIA_TIMEOUT_SECONDS)
+    try:
+        # PATH_INFO arrives decoded (as latin-1, per PEP 3333): quoted again for the request line.
+        connection.request(method, quote(path.encode("latin-1")) + (f"?{query}" if query else ""))
+        answer = connection.getresponse()
+        body = answer.read()
+        headers = [(k, v) for k, v in answer.getheaders() if k.lower() in PASSED_HEADERS]
+        return f"{answer.status} {answer.reason}", headers, body
+    except (OSError, http.client.HTTPException) as err:
+        # nginx is part of this node: a node whose nginx is gone serves no file at all.
+        body = f"media server unreachable ({type(err).__name__})\n".encode()
+        return "502 Bad Gateway", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))], body
+    finally:
+        connection.close()
 
 
 class _Pool:
@@ -107,6 +133,10 @@ def application(settings: dict[str, Any]) -> Callable[[dict[str, Any], Callable]
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
                                       ("Content-Length", str(len(page)))])
             return [page]
+        if path.startswith(UPLOADS) and method in ("GET", "HEAD") and settings.get("media_port"):
+            status, headers, body = media(int(settings["media_port"]), method, path, environ.get("QUERY_STRING", ""))
+            start_response(status, [*headers, ("Cache-Control", "no-store")])
+            return [body] if method == "GET" else []
         if path == "/orders" and method == "POST":
             try:
                 seq = int(parse_qs(environ.get("QUERY_STRING", ""))["seq"][0])

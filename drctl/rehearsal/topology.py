@@ -11,7 +11,10 @@ the stack's monitor interval/timeout/consecutiveDown/Up, scaled; its own errors 
 (520, 521, 524), as the edge sees them. One haproxy process runs all the proxies; its runtime API
 (`stats socket ... level admin`) is how drctl's HAProxy backend changes them
 (drctl/rehearsal/haproxy_cloud.py). With `edge=True`, Cloudflare's edge runs in front of it: the
-fallback page's Worker under Node (drctl/local/edge.py), the script the program uploads.
+fallback page's Worker under Node (drctl/local/edge.py), the script the program uploads. With
+`media=True`, the shop's media path runs too (drctl/rehearsal/media.py): an S3 server per Object
+Storage region, and on every web node the media agent, the bucket server and nginx, to which the
+node's shop origin hands /wp-content/uploads/.
 
 Settings come from the stack file (`Pulumi.<stack>.yaml`, validated by the program's own config
 model, so the rehearsal uses exactly the values and defaults `pulumi up` would) with every health
@@ -56,6 +59,7 @@ from drctl.rehearsal.haproxy_cloud import (
     database_path,
     nodebalancer,
 )
+from drctl.rehearsal.media import DEFAULT_TIMING, MediaError, MediaTiming, RehearsalMedia, find_binaries
 from drctl.stack.files import REPO_ROOT, load_stack_file
 from drctl.stack.outputs import StackOutputs, parse_outputs
 
@@ -113,6 +117,11 @@ class RehearsalSpec:
     # drctl guard (issue 15), scaled like the checks: fast confirm and the confirm time.
     fast_interval_ms: int = MIN_CHECK_MS
     confirm_ms: int = MIN_CHECK_MS
+    # The shop's media (issue 13): objectives.mediaRpoSeconds and the agent's intervals, scaled
+    # (drctl/rehearsal/media.py), and media.maxUploadMegabytes for nginx's uploads snippet.
+    media: MediaTiming = DEFAULT_TIMING
+    max_upload_megabytes: int = 16
+    attic_retention_days: int = 30
 
     @classmethod
     def from_stack(cls, stack: str, time_scale: float = DEFAULT_TIME_SCALE, root: Path = REPO_ROOT) -> RehearsalSpec:
@@ -153,6 +162,9 @@ class RehearsalSpec:
             fallback_script_name=script_name(stack_file.project, stack) if page.enabled else None,
             fast_interval_ms=_ms(monitor.fast_interval, time_scale),
             confirm_ms=_ms(config.automation.confirm_seconds, time_scale),
+            media=MediaTiming.scaled(config.objectives.media_rpo_seconds, time_scale),
+            max_upload_megabytes=config.media.max_upload_megabytes,
+            attic_retention_days=config.media.attic_retention_days,
         )
 
 
@@ -299,13 +311,17 @@ class _Region:
 
 class LocalTopology:
     def __init__(self, spec: RehearsalSpec, template: Path | None = None, edge: bool = False,
-                 guards: Sequence[str] = ()):
+                 guards: Sequence[str] = (), media: bool = False):
         """`edge`: also run Cloudflare's edge, the fallback page's Worker under Node, in front of the
         `cloudflare` proxy (drctl/local/edge.py); the stack must have a fallback page.
-        `guards`: names of drctl guards that each get their own paths to every region (rehearse --automatic)."""
+        `guards`: names of drctl guards that each get their own paths to every region (rehearse --automatic).
+        `media`: also the media buckets and every node's media path (drctl/rehearsal/media.py); its
+        binaries are looked for here, so a missing one is reported before anything is made."""
         if edge and spec.edge_worker is None:
             raise TopologyError(f"stack {spec.stack} has no fallback page (traffic.fallbackPage.enabled is false): "
                                 "no edge Worker to rehearse")
+        self._media_binaries = find_binaries() if media else None
+        self.media: RehearsalMedia | None = None
         self.spec = spec
         self.dir = Path(tempfile.mkdtemp(prefix="wcdr-rehearse-"))
         self._template = template
@@ -344,6 +360,11 @@ class LocalTopology:
             server = self.databases.add(server_id=i + 1, name=region)
             origins = {f"web-{n + 1}": self._ports.port() for n in range(self.spec.web_nodes)}
             self.regions[region] = _Region(region, server, self._ports.port(), self._ports.port(), origins, {})
+        if self._media_binaries is not None:
+            self.media = RehearsalMedia(self.dir / "media", self.spec.stack, self.spec.domain, self.spec.regions,
+                                        {r.name: list(r.origins.items()) for r in self.regions.values()},
+                                        self.spec, self._media_binaries, self._ports)
+            self._start_media()
         self._prepare_primary(self.regions[self.spec.regions[0]].database)
         self._tls_pem = haproxy_files(self.dir / "haproxy", self.spec.regions, self.ca)
         self.haproxy = HAProxyProcess(self.dir / "haproxy", self.haproxy_config(), self.dir / "haproxy" / "api.sock")
@@ -357,6 +378,15 @@ class LocalTopology:
             for name in region.origins:
                 self.start_origin(region.name, name)
         self.wait_until_serving(self.spec.regions[0], timeout)
+        if self.media is not None:
+            # The drill's preflight is `drctl status`, which counts the media: heartbeat and first copy.
+            try:
+                self.media.wait_until_healthy(self.outputs(), self.spec.regions[0], timeout)
+            except MediaError as err:
+                raise TopologyError(str(err)) from None
+            # That took a few agent passes, with rclone busy on both cores: the scaled checks may
+            # have flapped meanwhile; the drill's preflight wants them settled, as before.
+            self.wait_until_serving(self.spec.regions[0], timeout)
         if self.edge_port is not None:
             self.edge = EdgeWorker(self.dir / "edge", self.spec.edge_worker, HOST, self.edge_port, self.cloudflare_port)
             self.edge.start()
@@ -368,6 +398,8 @@ class LocalTopology:
         for region in self.regions.values():
             for name in list(region.processes):
                 self.stop_origin(region.name, name, kill=False)
+        if self.media is not None:
+            self.media.close()
         if self.haproxy is not None:
             self.haproxy.stop()
         if self.databases is not None:
@@ -402,17 +434,22 @@ class LocalTopology:
         self.regions[region].database.start()
 
     def region_down(self, region: str) -> tuple[str, str, Callable[[], None]]:
-        """The whole region dies at once: its database and its shop origins are killed (SIGKILL).
-        Returns what was done, what undoing does, and the undo (restart them, data kept): the
-        drill's `region-down` fault."""
+        """The whole region dies at once: its database and its shop origins are killed (SIGKILL),
+        with each web node's media agent, nginx and bucket server. Its Object Storage is another
+        service and stays up. Returns what was done, what undoing does, and the undo (restart
+        them, data kept): the drill's `region-down` fault."""
         r = self.regions[region]
         r.database.kill()
         for name in list(r.processes):
             self.stop_origin(region, name, kill=True)
+            if self.media is not None:
+                self.media.stop_node(region, name, kill=True)
 
         def bring_back() -> None:
             r.database.start()
             for name in r.origins:
+                if self.media is not None:
+                    self._start_media_node(region, name)
                 self.start_origin(region, name)
         return (f"{region}: database and {len(r.origins)} shop origins killed",
                 f"{region}: database and shop origins restarted (data kept)", bring_back)
@@ -423,6 +460,8 @@ class LocalTopology:
         settings = {"origin": f"{region}-{name}", "port": r.origins[name], "region": region, "host": HOST,
                     "port_db": r.db_port, "user": SHOP_USER, "password": self._passwords[SHOP_USER],
                     "ca_file": self.ca.ca}
+        if self.media is not None:
+            settings["media_port"] = self.media.node(region, name).nginx_port
         path = self.dir / "origins" / f"{region}-{name}.json"
         path.parent.mkdir(exist_ok=True)
         path.touch(mode=0o600)
@@ -440,6 +479,22 @@ class LocalTopology:
             processes.kill(process)
         else:
             processes.terminate(process, 5)
+
+    # --- the media path ----------------------------------------------------------------------------
+    def _start_media(self) -> None:
+        try:
+            self.media.start_storage()
+        except MediaError as err:
+            raise TopologyError(str(err)) from None
+        for region in self.regions.values():
+            for name in region.origins:
+                self._start_media_node(region.name, name)
+
+    def _start_media_node(self, region: str, name: str) -> None:
+        try:
+            self.media.start_node(region, name)
+        except MediaError as err:
+            raise TopologyError(str(err)) from None
 
     # --- HAProxy -----------------------------------------------------------------------------------
     def haproxy_config(self) -> str:
@@ -536,6 +591,7 @@ class LocalTopology:
             # Only with the edge running: without it the rehearsal has no page to serve.
             "fallbackPage": {"scriptName": s.fallback_script_name, "routePattern": f"{s.domain}/*"}
             if self.edge_port is not None else None,
+            "media": self.media.outputs() if self.media is not None else None,
         }, "the rehearsal topology")  # parse_outputs: errors name fields, never values (passwords)
 
     def replication_credentials(self) -> tuple[str, str]:
@@ -550,4 +606,6 @@ class LocalTopology:
             found.append(self.edge.process)
         if self.databases is not None:
             found += [s.process for s in self.databases.servers if s.process is not None]
+        if self.media is not None:
+            found += self.media.processes()
         return found

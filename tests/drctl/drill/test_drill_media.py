@@ -92,3 +92,14 @@ def test_not_served_within_the_objective_fails_the_step(setup):
     assert (step.name, step.status) == ("media in DR", "failed")
     assert step.detail == f"not served by {drill.target} within 60 s"
     assert clock.now >= 1060.0
+
+
+def test_served_only_when_the_drill_first_looks_past_the_objective_is_a_miss(setup):
+    drill, probe, _, clock = setup
+    drill.upload_media()
+    clock.now += 75  # the switch took longer than the 60 s objective
+    probe.copied = True
+    drill.check_media()
+    step = drill.report.steps[-1]
+    assert (step.name, step.status) == ("media in DR", "failed")
+    assert step.detail.endswith(f"served by {drill.target} 75.0 s after upload")

@@ -137,11 +137,15 @@ class BreaksAfterTheSwitch:
 
 
 def test_the_restore_path_fails_back_when_the_writer_fails_mid_drill(spec, mariadb_template):
+    # Longer than detection can take (orders fail from the fault until the switch): the stop must
+    # come after the promotion, where the restore path has to fail back. 1 s was shorter than the
+    # scaled monitor's worst case, and then the drill stopped before promoting anything.
+    outage = spec.worst_case_detection_seconds + 1.0
     result = rehearse(spec, template=mariadb_template, say=lambda _: None, settle_seconds=3.0,
-                      max_write_outage=1.0, sink_wrapper=BreaksAfterTheSwitch)
+                      max_write_outage=outage, sink_wrapper=BreaksAfterTheSwitch)
     report = result.report
     assert report.outcome == "aborted"
-    assert "beyond --max-write-outage 1 s" in report.aborted
+    assert f"beyond --max-write-outage {outage:.0f} s" in report.aborted
     assert report.restored[:2] == ["node web-2 back to accept", "node web-1 back to accept"]
     assert report.restored[-1] == f"failed back: {PRIMARY} is primary again"
     assert any(s.name == "failback (restore)" and s.status == "ok" for s in report.steps)
