@@ -292,20 +292,8 @@ def _load_base(key: bytes, base: BaseBackup, path: Path, target: Target, mariadb
 
 
 def _replay(mariadb_binlog: str, mariadb: str, path: Path, start: GtidPos, stop: list[str], target: Target) -> None:
-    env = {**os.environ, "TZ": "UTC"}
     start_arg = [f"--start-position={start}"] if start.last else []
-    with tempfile.TemporaryFile() as err1, tempfile.TemporaryFile() as err2:
-        reader = subprocess.Popen([mariadb_binlog, *start_arg, *stop, str(path)], stdout=subprocess.PIPE,
-                                  stderr=err1, env=env)
-        client = subprocess.Popen([mariadb, *target.client_args, "--binary-mode"], stdin=reader.stdout,
-                                  stdout=subprocess.DEVNULL, stderr=err2)
-        reader.stdout.close()
-        code_client, code_reader = client.wait(), reader.wait()
-        if code_reader != 0 or code_client != 0:
-            err1.seek(0)
-            err2.seek(0)
-            raise RestoreError(f"replaying {path.name} failed: mariadb-binlog said {_tail(err1.read())}; "
-                               f"the mariadb client said {_tail(err2.read())}")
+    _replay_argv([mariadb_binlog, *start_arg, *stop, str(path)], mariadb, path, target)
 
 
 def _tail(data: bytes) -> str:
