@@ -15,6 +15,10 @@ Fixtures: `mariadb_ca` and `mariadb_template` (session: the test CA, one install
 that every server copies), `mariadb_server`, `mariadb_pair`, `mariadb_trio` (fresh servers, server
 ids 1, 2, 3; nothing replicates until a test sets it up, e.g. with `replicate()`), and
 `mariadb_cluster` for servers with custom options (`cluster.add(extra_args=("--read-only",))`).
+
+When a test using them fails, the report carries each server's error-log tail (section "mariadb
+error logs"): the logs are removed with the servers, and a failure that happens once under load
+(a server that crashed, shut down or dropped a connection) is explained there or nowhere.
 """
 
 from __future__ import annotations
@@ -30,6 +34,27 @@ from tests.support.binaries import need
 
 __all__ = ["HOST", "MariaDBCluster", "MariaDBServer", "TestCA", "cluster", "install_datadir",
            "replicate"]
+
+
+# The servers each test's fixtures started, for the failure report.
+_SERVERS = pytest.StashKey[list]()
+
+
+def _track(request: pytest.FixtureRequest, servers) -> None:
+    request.node.stash.setdefault(_SERVERS, []).append(servers)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    tails = [f"--- {server!r} ({'running' if server.running else 'not running'}) {server.error_log}\n"
+             f"{server.log_tail(40)}"
+             for group in item.stash.get(_SERVERS, []) for server in group]
+    if tails:
+        report.sections.append(("mariadb error logs", "\n".join(tails)))
 
 
 class TestCA(local_mariadb.LocalCA):
@@ -65,9 +90,10 @@ def mariadb_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def mariadb_cluster(mariadb_ca, mariadb_template) -> Iterator[MariaDBCluster]:
+def mariadb_cluster(request, mariadb_ca, mariadb_template) -> Iterator[MariaDBCluster]:
     """An empty cluster: `add(server_id=..., extra_args=(...))` starts servers with custom options."""
     group = MariaDBCluster(mariadb_ca, mariadb_template)
+    _track(request, group.servers)
     try:
         yield group
     finally:
@@ -75,21 +101,26 @@ def mariadb_cluster(mariadb_ca, mariadb_template) -> Iterator[MariaDBCluster]:
 
 
 @pytest.fixture
-def mariadb_server(mariadb_ca, mariadb_template) -> Iterator[MariaDBServer]:
-    with cluster(mariadb_ca, 1, mariadb_template) as (server,):
-        yield server
+def mariadb_server(request, mariadb_ca, mariadb_template) -> Iterator[MariaDBServer]:
+    with cluster(mariadb_ca, 1, mariadb_template) as servers:
+        _track(request, servers)
+        yield servers[0]
 
 
 @pytest.fixture
-def mariadb_pair(mariadb_ca, mariadb_template) -> Iterator[tuple[MariaDBServer, MariaDBServer]]:
+def mariadb_pair(request, mariadb_ca, mariadb_template) -> Iterator[tuple[MariaDBServer, MariaDBServer]]:
     """(primary, replica): server ids 1 and 2, not yet replicating."""
-    with cluster(mariadb_ca, 2, mariadb_template) as (primary, replica):
+    with cluster(mariadb_ca, 2, mariadb_template) as servers:
+        _track(request, servers)
+        primary, replica = servers
         yield primary, replica
 
 
 @pytest.fixture
-def mariadb_trio(mariadb_ca, mariadb_template) -> Iterator[tuple[MariaDBServer, MariaDBServer, MariaDBServer]]:
-    with cluster(mariadb_ca, 3, mariadb_template) as (a, b, c):
+def mariadb_trio(request, mariadb_ca, mariadb_template) -> Iterator[tuple[MariaDBServer, MariaDBServer, MariaDBServer]]:
+    with cluster(mariadb_ca, 3, mariadb_template) as servers:
+        _track(request, servers)
+        a, b, c = servers
         yield a, b, c
 
 
