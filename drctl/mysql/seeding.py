@@ -27,7 +27,19 @@ SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_s
 
 
 class SeedError(Exception):
-    """The dump or the load failed; the message ends with the failing client's last output lines."""
+    """The dump or the load failed; the message ends with the failing client's last output lines.
+    `lost_connection`: the dump client's server closed the connection under it (a dropped link, a
+    server restart), where a new copy may well succeed; anything else would fail again."""
+
+    def __init__(self, message: str, *, lost_connection: bool = False):
+        super().__init__(message)
+        self.lost_connection = lost_connection
+
+
+# How MariaDB's and MySQL's clients say the server closed the connection (errors 2006, 2013 and,
+# over TLS, 2026 with OpenSSL 3's wording for a peer that closed without a TLS goodbye).
+LOST_CONNECTION_MESSAGES = ("Server has gone away", "MySQL server has gone away", "Lost connection to",
+                            "unexpected eof while reading")
 
 
 def application_databases(conn) -> list[str]:
@@ -125,7 +137,8 @@ def _pipe(dump: list[str], load: list[str], source_password: str, target_passwor
             dump_err = dumper.stderr.read().decode(errors="replace") if dumper.stderr else ""
             dumper.wait()
         if dumper.returncode != 0:
-            raise SeedError(f"{dump[0]} failed (exit {dumper.returncode}): {_last_lines(dump_err)}")
+            raise SeedError(f"{dump[0]} failed (exit {dumper.returncode}): {_last_lines(dump_err)}",
+                            lost_connection=any(m in dump_err for m in LOST_CONNECTION_MESSAGES))
         if loader.returncode != 0:
             raise SeedError(f"{load[0]} failed (exit {loader.returncode}): "
                             f"{_last_lines(loader.stderr.decode(errors='replace'))}")

@@ -45,6 +45,7 @@ from drctl.runbook.switchover import (
 from drctl.stack.command_line import writable_dir
 
 REACHABLE_AFTER_UNFENCE_SECONDS = 120.0
+COPY_ATTEMPTS = 2  # --discard-errant's copy: once more after the source dropped the dump's connection
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,20 +259,27 @@ def rewind(conn, dialect: r.Dialect, errant_gtids: str) -> None:
 def reseed(rb: Runbook, server: DbServer, source: DbServer) -> None:
     """Rebuild `server`'s data from a consistent copy of `source`, through this machine: the dump
     client reads the source, the command-line client loads the server (outside its binary log),
-    then the server's GTID history is the copy's. Its own errant changes are gone afterwards."""
-    with session(source) as src:
-        dialect = r.detect_dialect(src)
-        databases = seeding.prepare_source(src)
-        source_history = r.binlog_state(src) if dialect.is_mariadb else None
-    missing = missing_clients(dialect)
-    if missing:
-        raise Aborted(f"--discard-errant copies {source.region} to {server.region} with {' and '.join(missing)}, "
-                      "which are not installed here; nothing was changed")
-    rb.say(f"    copying {', '.join(databases)} from {source.region} to {server.region}")
-    try:
-        copy_server(source, server, dialect, databases, source_history)
-    except seeding.SeedError as err:
-        raise r.ReplicationError(str(err)) from None
+    then the server's GTID history is the copy's. Its own errant changes are gone afterwards.
+    A copy whose source dropped the dump's connection (a link that broke between regions) is made
+    again once, from a fresh read of the source: the copy starts by emptying the server, and the
+    history must be read before the dump it goes with."""
+    for attempt in range(1, COPY_ATTEMPTS + 1):
+        with session(source) as src:
+            dialect = r.detect_dialect(src)
+            databases = seeding.prepare_source(src)
+            source_history = r.binlog_state(src) if dialect.is_mariadb else None
+        missing = missing_clients(dialect)
+        if missing:
+            raise Aborted(f"--discard-errant copies {source.region} to {server.region} with {' and '.join(missing)}, "
+                          "which are not installed here; nothing was changed")
+        rb.say(f"    copying {', '.join(databases)} from {source.region} to {server.region}")
+        try:
+            copy_server(source, server, dialect, databases, source_history)
+            return
+        except seeding.SeedError as err:
+            if not err.lost_connection or attempt == COPY_ATTEMPTS:
+                raise r.ReplicationError(str(err)) from None
+            rb.say(f"    {source.region} closed the copy's connection ({err}); copying again")
 
 
 def catch_up(rb: Runbook, target: str, current: str, opts: FailbackOptions) -> dict[str, Any]:

@@ -3,6 +3,7 @@ one, errant transactions are exported and refused (or discarded by rebuilding it
 switchover returns the primary role and the traffic."""
 
 import contextlib
+import dataclasses
 import json
 import stat
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 
 from drctl.mysql import replication as r
 from drctl.runbook.context import Refused
-from drctl.runbook.failback import FailbackOptions, failback
+from drctl.runbook.failback import FailbackOptions, failback, reseed
 from drctl.runbook.promote import PromoteOptions, promote
 from drctl.runbook.status import collect
+from tests.support.cutting_proxy import CuttingProxy
 from tests.support.runbook_support import ADMIN_PASSWORD, Shop, app_insert, order_ids, wait_caught_up
 from tests.support.waiting import wait_until
 
@@ -93,6 +95,22 @@ def test_discarding_errant_orders_rebuilds_the_old_primary_and_brings_it_back(ma
     status = collect(shop.runbook(cloud.load_balancer()))
     assert status["verdict"] == {"healthy": True, "problems": [], "summary": status["verdict"]["summary"]}
     assert status["primary"] == "us-east"
+
+
+def test_a_rebuild_whose_source_drops_the_dump_connection_copies_again(mariadb_pair, tmp_path, cloud):
+    # Once seen under load: the current primary closed the dump's connection just after its
+    # snapshot began (TLS EOF, then "Server has gone away"), and the rebuild failed.
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
+    rb = lose_the_primary(shop, cloud, lost_orders=(4, 5))
+    source = rb.server("eu-west")
+
+    # Each copy: drctl reads the source (connection 1, 3), then the dump client reads it (2, 4).
+    with CuttingProxy(source.host, source.port, cut_connection=2) as link:
+        reseed(rb, rb.server("us-east"), dataclasses.replace(source, port=link.port))
+
+    assert link.cut == 1 and link.accepted == 4
+    assert any("closed the copy's connection" in line and "copying again" in line for line in shop.said)
+    assert order_ids(shop["us-east"]) == {1, 2, 3, 100}
 
 
 def test_heartbeats_written_by_a_restarted_primary_are_dropped_without_asking(mariadb_pair, tmp_path, cloud):
