@@ -1,11 +1,11 @@
-"""A TCP relay on loopback that cuts one connection short, as a link that breaks mid-session does:
-connection number `cut_connection` (counted from 1) is closed under its client after the client has
-sent `cut_after` chunks (past the TLS handshake and login of a MySQL client, into its queries).
+"""A TCP relay on loopback that cuts connections short, as a link that breaks mid-session does: the
+connections numbered in `cut_connections` (counted from 1) are closed under their client after it
+has sent `cut_after` chunks (past the TLS handshake and login of a MySQL client, into its queries).
 Every other connection is relayed whole.
 
     with CuttingProxy(server.host, server.port) as proxy:  # connect to proxy.port instead
         ...
-    proxy.cut, proxy.accepted  # connections cut (at most one) and accepted
+    proxy.cut, proxy.accepted  # connections cut and accepted
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import threading
 
 
 class CuttingProxy:
-    def __init__(self, host: str, port: int, cut_connection: int = 1, cut_after: int = 6):
+    def __init__(self, host: str, port: int, cut_connections: tuple[int, ...] = (1,), cut_after: int = 6):
         self.target = (host, port)
-        self.cut_connection, self.cut_after = cut_connection, cut_after
+        self.cut_connections, self.cut_after = cut_connections, cut_after
         self.cut = 0
         self.accepted = 0
         self._listener = socket.create_server((host, 0))  # in-process: it binds its own port
@@ -54,7 +54,7 @@ class CuttingProxy:
             self.accepted += 1
             upstream = socket.create_connection(self.target)
             self._sockets += [client, upstream]
-            cut = self.cut_after if self.accepted == self.cut_connection else None
+            cut = self.cut_after if self.accepted in self.cut_connections else None
             self._spawn(self._relay, client, upstream, cut)
             self._spawn(self._relay, upstream, client, None)
 

@@ -105,12 +105,25 @@ def test_a_rebuild_whose_source_drops_the_dump_connection_copies_again(mariadb_p
     source = rb.server("eu-west")
 
     # Each copy: drctl reads the source (connection 1, 3), then the dump client reads it (2, 4).
-    with CuttingProxy(source.host, source.port, cut_connection=2) as link:
+    with CuttingProxy(source.host, source.port, cut_connections=(2,)) as link:
         reseed(rb, rb.server("us-east"), dataclasses.replace(source, port=link.port))
 
     assert link.cut == 1 and link.accepted == 4
     assert any("closed the copy's connection" in line and "copying again" in line for line in shop.said)
     assert order_ids(shop["us-east"]) == {1, 2, 3, 100}
+
+
+def test_a_rebuild_copies_at_most_twice_and_then_says_why_it_failed(mariadb_pair, tmp_path, cloud):
+    shop = Shop.build(list(mariadb_pair), tmp_path, cloud.linode)
+    rb = lose_the_primary(shop, cloud, lost_orders=(4, 5))
+    source = rb.server("eu-west")
+
+    with CuttingProxy(source.host, source.port, cut_connections=(2, 4, 6)) as link, \
+            pytest.raises(r.ReplicationError, match=r"mariadb-dump failed \(exit 2\): .*(gone away|unexpected eof|Lost connection)"):
+        reseed(rb, rb.server("us-east"), dataclasses.replace(source, port=link.port))
+
+    assert link.cut == 2 and link.accepted == 4
+    assert sum("copying again" in line for line in shop.said) == 1
 
 
 def test_heartbeats_written_by_a_restarted_primary_are_dropped_without_asking(mariadb_pair, tmp_path, cloud):
