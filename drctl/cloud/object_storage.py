@@ -1,5 +1,5 @@
-"""The shop's media buckets as drctl sees them: lag per region for `drctl status`, and the copy home
-that `drctl failback` makes before traffic returns.
+"""The shop's media buckets as drctl sees them: lag per region for `drctl status`, and the copy that
+`drctl failback` (home) and a planned `drctl promote` (to the new primary) make before traffic moves.
 
 drctl reaches the buckets with the real rclone (Debian/Ubuntu package `rclone`) and the drctl key
 from the stack outputs (`media`), handed to rclone in its environment (RCLONE_CONFIG_<REMOTE>_...),
@@ -104,13 +104,15 @@ class MediaBuckets:
     def write_json(self, region: str, key: str, value: dict[str, Any]) -> None:
         self.run("rcat", self.path(region, key), stdin=json.dumps(value).encode())
 
-    def copy_home(self, source: str, target: str, stamp: float, timeout: float = 3600) -> dict[str, Any]:
+    def copy_home(self, source: str, target: str, stamp: float, timeout: float = 3600,
+                  why: str = "failback") -> dict[str, Any]:
         """Make `target`'s uploads the copy of `source`'s, as the agents do: the source heartbeat
         first, then `rclone sync` with what it deletes or overwrites moved to the target's attic
-        (never destroyed), then the replicated marker. Returns the marker written."""
+        (`attic/<time>-<why>/`, never destroyed), then the replicated marker. Returns the marker
+        written."""
         beat = self.read_json(source, HEARTBEAT)
         heartbeat = float(beat["written_at"]) if beat else stamp
-        attic = self.path(target, f"{ATTIC}/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(stamp))}-failback")
+        attic = self.path(target, f"{ATTIC}/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(stamp))}-{why}")
         self.run("sync", self.path(source, UPLOADS), self.path(target, UPLOADS), "--backup-dir", attic,
                  timeout=timeout)
         marker = {"source": source, "source_heartbeat": max(heartbeat, stamp), "completed_at": time.time()}

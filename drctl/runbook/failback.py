@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from drctl.cloud.linode import LinodeAPIError
-from drctl.cloud.object_storage import MediaBuckets, ObjectStorageError
 from drctl.mysql import errant, gtid, seeding
 from drctl.mysql import replication as r
 from drctl.mysql.reseed import copy_server, missing_clients
@@ -39,6 +38,7 @@ from drctl.runbook.switchover import (
     dry_run,
     execute,
     holding_run_lock,
+    media_copy_steps,
     run_command,
     wait_for,
 )
@@ -138,16 +138,10 @@ def plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts:
     ]
     switch = Switchover(rb, j, current, target, plan["repoint"], opts.catch_up_timeout, opts.traffic_timeout,
                         opts.skip_traffic, prefix="switch-").steps()
-    if rb.outputs.media is not None:
-        # Media taken in `current` during the outage goes home twice: the bulk while the shop still
-        # sells, then what came since, while `current` is fenced and before `target` is promoted
-        # (after that, `current`'s agent would copy from `target`).
-        home = f"copy the uploads {current}'s bucket has to {target}'s (what the copy replaces or deletes goes to " \
-               f"{target}'s attic, never away)"
-        steps.append(Step("media-home", home, lambda: bring_media_home(rb, current, target)))
-        at = next(i for i, s in enumerate(switch) if s.name == "switch-promote")
-        switch.insert(at, Step("switch-media-home", f"again, with {current} fenced: {home}",
-                               lambda: bring_media_home(rb, current, target)))
+    # Media taken in `current` during the outage goes home twice, the second time with `current`
+    # fenced and before `target` is promoted.
+    switch = media_copy_steps(rb, switch, current, target, "failback", "media-home", "switch-media-home",
+                              prefix="switch-")
     steps += switch
     steps.append(Step("record", "record the switchover (anti-flapping history)", lambda: record(rb, j, plan)))
     return steps
@@ -291,16 +285,6 @@ def catch_up(rb: Runbook, target: str, current: str, opts: FailbackOptions) -> d
             raise r.ReplicationError(f"{target} did not catch up with {current} within {opts.catch_up_timeout:.0f} s; "
                                      "it keeps replicating: run failback again to continue")
     return {"gtids": wanted}
-
-
-def bring_media_home(rb: Runbook, current: str, target: str) -> dict[str, Any]:
-    # A failure stops the run where it stands (journaled, resumable), never ends it: by the second
-    # copy the current primary is fenced, and running failback again picks up right here.
-    buckets = MediaBuckets(rb.outputs.media)
-    try:
-        return buckets.copy_home(current, target, rb.clock())
-    except ObjectStorageError as err:
-        raise ObjectStorageError(f"media not copied home from {current} to {target}: {err}") from None
 
 
 def record(rb: Runbook, journal: Journal, plan: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,12 @@ received transactions that cannot be applied, `--accept-data-loss` is required. 
 its Cloud Firewall or allow-list through the Linode API, its traffic) and report what could not be
 fenced; promote R, repoint the surviving replicas, move traffic, verify.
 
+Media (stacks with media buckets, docs/media.md): a planned promotion copies the old primary
+region's bucket to R's before traffic moves, and once more with the old primary fenced, so no upload
+is lost (as no order is); a bucket that cannot be read refuses the promotion before any change. An
+unplanned one makes one short, bounded attempt at the same copy and goes on without it: uploads the
+DR copy had not taken yet are within objectives.mediaRpoSeconds, and stay in the old primary's bucket.
+
 Every change is a journal step (`drctl.runbook.journal`): a crash or Ctrl-C mid-way is resumed by running
 the same command again, and no finished step runs twice. A second promotion within the block
 period is refused unless `--force` (anti-flapping).
@@ -28,6 +34,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from drctl.cloud.object_storage import ObjectStorageError
 from drctl.mysql import replication as r
 from drctl.mysql.topology import DbServer, ServerState, Topology, compare, discover, session
 from drctl.runbook import fencing
@@ -45,9 +52,12 @@ from drctl.runbook.switchover import (
     RunResult,
     Switchover,
     begin,
+    copy_media,
     dry_run,
     execute,
     holding_run_lock,
+    media_copy_steps,
+    media_unreachable,
     promotion_steps,
     run_command,
     source_region,
@@ -56,6 +66,9 @@ from drctl.runbook.switchover import (
 from drctl.stack.command_line import iso_time, number, past_time, positive_seconds
 
 MAX_BLOCK_SECONDS = 30 * 86400  # a block period longer than a month is a typo, not a policy
+# Unplanned: the old primary region's bucket gets one attempt this long (each read a third of it);
+# the promotion never waits longer for media, whose loss there is within the objective.
+UNPLANNED_MEDIA_ATTEMPT_SECONDS = 30.0
 
 # --- options and results --------------------------------------------------------------------------
 
@@ -241,9 +254,28 @@ def unplanned_steps(rb: Runbook, journal: Journal, plan: dict[str, Any], opts: P
         Step("catch-up", f"stop {target} receiving, let it apply its relay log (at most {opts.apply_timeout:.0f} s)"
                          + (f", fetch what {', '.join(plan['loss']['recoverFrom'])} has and it lacks"
                             if plan["loss"]["recoverFrom"] else ""), catch_up),
+        *([Step("media-copy", f"one attempt (at most {UNPLANNED_MEDIA_ATTEMPT_SECONDS:.0f} s) to copy the uploads "
+                              f"{lost}'s bucket has to {target}'s; without it the promotion goes on (uploads the DR "
+                              "copy had not taken are within objectives.mediaRpoSeconds)",
+                lambda: try_media_copy(rb, lost, target))] if rb.outputs.media is not None and lost else []),
         *promotion_steps(rb, journal, target, plan["repoint"], opts.traffic_timeout, opts.skip_traffic,
                          catch_up_timeout=opts.catch_up_timeout),
     ]
+
+
+def try_media_copy(rb: Runbook, lost: str, target: str) -> dict[str, Any]:
+    """Unplanned: copy what the old primary region's bucket has, if its Object Storage (another
+    service than the region's servers) answers at once; never fails the promotion."""
+    try:
+        return copy_media(rb, lost, target, "promote", timeout=UNPLANNED_MEDIA_ATTEMPT_SECONDS,
+                          read_timeout=UNPLANNED_MEDIA_ATTEMPT_SECONDS / 3)
+    except ObjectStorageError as err:
+        note = (f"media: {err}. Promoted without that copy: uploads {lost} took after {target}'s last DR copy "
+                f"are not in {target}'s bucket (within objectives.mediaRpoSeconds, "
+                f"{rb.outputs.media.media_rpo_seconds} s); they stay in {lost}'s bucket, and failback's copy home "
+                f"moves them to its attic")
+        rb.say(f"    {note}")
+        return {"copied": False, "note": note}
 
 
 def fence_lost_primary(rb: Runbook, region: str | None, skip_traffic: bool) -> list[fencing.FenceAction]:
@@ -326,8 +358,8 @@ def promote(rb: Runbook, opts: PromoteOptions) -> RunResult:
         if not opts.dry_run and journal is not None:
             journal.finish("nothing-to-do")
         return result
-    gate_refusal = _rpo_gate(plan, opts)
     steps = _plan_steps(rb, journal, plan, opts)
+    gate_refusal = _rpo_gate(plan, opts) or _media_gate(rb, plan, steps, journal)
     if opts.dry_run:
         return dry_run(rb, result, steps, journal, blocked or gate_refusal)
     assert journal is not None
@@ -361,6 +393,19 @@ def _rpo_gate(plan: dict[str, Any], opts: PromoteOptions) -> str | None:
             "promote anyway (after a last try to bring the primary back)")
 
 
+def _media_gate(rb: Runbook, plan: dict[str, Any], steps: list, journal: Journal | None) -> str | None:
+    """A planned promotion copies the media before traffic moves: refuse it, before any change, when
+    a bucket cannot be read. A run resumed past its first change goes on (its copy steps say why
+    they fail), so a fenced primary is never left behind by a refusal."""
+    if plan["mode"] != "planned" or (journal is not None and any(journal.done(s.name) for s in steps)):
+        return None
+    problem = media_unreachable(rb, (plan["from"], plan["to"]))
+    if problem is None:
+        return None
+    return (f"{problem}. Nothing was changed. A planned promotion must not leave uploads behind: bring the "
+            f"bucket back, then run promote again")
+
+
 def _plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts: PromoteOptions) -> list[Step]:
     steps: list[Step] = []
     if opts.pre_hooks:
@@ -368,8 +413,11 @@ def _plan_steps(rb: Runbook, journal: Journal | None, plan: dict[str, Any], opts
                                                                   plan["mode"], opts.dry_run)))
     j = journal or NullJournal()
     if plan["mode"] == "planned":
-        steps += Switchover(rb, j, plan["from"], plan["to"], plan["repoint"], opts.catch_up_timeout,
+        switch = Switchover(rb, j, plan["from"], plan["to"], plan["repoint"], opts.catch_up_timeout,
                             opts.traffic_timeout, opts.skip_traffic).steps()
+        # Uploads move with the role as orders do: nothing the old primary took may be left behind.
+        steps += media_copy_steps(rb, switch, plan["from"], plan["to"], "switchover", "media-copy",
+                                  "media-copy-fenced")
     else:
         steps += unplanned_steps(rb, j, plan, opts)
     steps.append(Step("record", "record the promotion (anti-flapping block period)",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from drctl.cloud.object_storage import HEARTBEAT, REPLICATED, MediaBuckets, ObjectStorageError
 from drctl.cloud.traffic import wait_until_serving
 from drctl.mysql import gtid
 from drctl.mysql import replication as r
@@ -274,6 +275,55 @@ def verify_promotion(rb: Runbook, target: str, repointed: dict[str, str]) -> dic
     return {"checks": checks, "problems": problems}
 
 
+# --- media: the uploads follow the primary role ------------------------------------------------------
+
+MEDIA_CHECK_SECONDS = 20.0  # reading one small object from each bucket, before any change
+
+
+def copy_media(rb: Runbook, source: str, target: str, why: str, timeout: float = 3600,
+               read_timeout: float = 60.0) -> dict[str, Any]:
+    """Make `target`'s bucket hold every upload `source`'s has (what the copy replaces or deletes
+    goes to `target`'s attic, never away): failback's copy home and a planned promotion's copy to
+    the new primary. Idempotent (rclone sync copies only what differs). A failure stops the run where
+    it stands (journaled, resumable): running the same command again picks up right here."""
+    buckets = MediaBuckets(rb.outputs.media, timeout=read_timeout)
+    try:
+        return buckets.copy_home(source, target, rb.clock(), timeout=timeout, why=why)
+    except ObjectStorageError as err:
+        raise ObjectStorageError(f"media not copied from {source} to {target}: {err}") from None
+
+
+def media_copy_steps(rb: Runbook, switch: list[Step], source: str, target: str, why: str, first: str,
+                     second: str, prefix: str = "") -> list[Step]:
+    """`switch` (a Switchover's steps) with the media copy from `source` to `target` run twice: the
+    bulk before it, while the shop still sells, and again between its catch-up (`source` fenced,
+    so no new upload's order can commit) and its promotion, before traffic moves (after the
+    promotion, `source`'s agent would start copying from `target`). Nothing when the stack has no
+    media buckets."""
+    if rb.outputs.media is None:
+        return switch
+    what = f"copy the uploads {source}'s bucket has to {target}'s (what the copy replaces or deletes goes to " \
+           f"{target}'s attic, never away)"
+    steps = [Step(first, what, lambda: copy_media(rb, source, target, why)), *switch]
+    at = next(i for i, s in enumerate(steps) if s.name == prefix + "promote")
+    steps.insert(at, Step(second, f"again, with {source} fenced: {what}", lambda: copy_media(rb, source, target, why)))
+    return steps
+
+
+def media_unreachable(rb: Runbook, regions: tuple[str, ...]) -> str | None:
+    """Why the media copy between `regions` cannot run now (None: both buckets answer): read before
+    any change, so an unreachable bucket refuses the whole operation instead of stopping it half-way."""
+    if rb.outputs.media is None:
+        return None
+    buckets = MediaBuckets(rb.outputs.media, timeout=MEDIA_CHECK_SECONDS)
+    for region, key in zip(regions, (HEARTBEAT, REPLICATED), strict=True):
+        try:
+            buckets.read_json(region, key)
+        except ObjectStorageError as err:
+            return f"{region}'s media bucket cannot be read ({err}), so the uploads cannot be copied before traffic moves"
+    return None
+
+
 TARGET_FLAGS = {"promote": "--region", "failback": "--to"}  # the option naming the region each one acts on
 
 
@@ -363,6 +413,9 @@ def execute(rb: Runbook, result: RunResult, journal: Journal, steps: list[Step],
             # An unreachable server cannot be fenced in SQL, which is expected; the other layers matter.
             result.warnings += [f"could not fence: {a['description']}" for a in fenced
                                 if not a["done"] and a["layer"] != "sql"]
+        media = journal.detail("media-copy") or {}
+        if media.get("note"):
+            result.warnings.append(media["note"])
         verified = journal.detail("verify") or journal.detail("switch-verify") or {}
         result.warnings += verified.get("problems", [])
         if opts.skip_traffic:
