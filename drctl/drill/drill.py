@@ -4,6 +4,8 @@ with exact RTO and RPO, and always put back.
     preflight        status healthy and replica lag within objectives.rpoSeconds (else refuse;
                      --force overrides and the report says so)
     writer           synthetic orders start (drctl/drill/orders.py) and are seen landing in the primary
+    media copy       (media buckets, a fault that may make the promotion unplanned) the DR region's
+                     copy marker must cover the drill's upload, bounded by objectives.mediaRpoSeconds
     fault            the primary region fails (drctl/drill/faults.py)
     detection        traffic leaves the primary region (pool health / DNS), bounded by the RTO
     promote          the DR region's database is promoted by the runbook's `promote`
@@ -30,9 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from drctl.cloud.object_storage import ObjectStorageError
 from drctl.cloud.origin_probe import DOWN, UP, HealthTracker, ProbeResult
 from drctl.cloud.traffic import TrafficBackend
-from drctl.drill.faults import ALL_REGIONS_DOWN, FaultInjector
+from drctl.drill.faults import ALL_REGIONS_DOWN, WEB_TIER_FAULTS, FaultInjector
 from drctl.drill.media import MediaProbe, drill_object
 from drctl.drill.orders import OrderSink, OrderWriter, Write
 from drctl.drill.report import DrillReport, acknowledged_by
@@ -152,6 +155,9 @@ class Drill:
             self._preflight()
             step = "writer"
             self._start_writer()
+            if self.waits_for_media_copy():
+                step = "media copy"
+                self.wait_for_media_copy()
             step = "fault"
             self._hook("before-fault")
             self._timed("fault", lambda: self.faults.inject(self.options.fault, self.primary), mark="fault")
@@ -215,6 +221,41 @@ class Drill:
         self.media.upload(self.primary, name, body)
         self._media = {"name": name, "body": body, "uploadedAt": self.clock()}
         self.report.log("media upload", "ok", f"uploads/{name} in {self.primary}'s bucket", self.clock() - started)
+
+    def waits_for_media_copy(self) -> bool:
+        """Whether the fault may make the promotion unplanned (it does more than fail the web tier),
+        so the drill's upload must be in the DR copy before it: a planned promotion copies itself."""
+        return bool(self._media) and self.options.fault not in WEB_TIER_FAULTS
+
+    def wait_for_media_copy(self) -> None:
+        """Before a fault that may make the promotion unplanned: wait until the DR region's copy
+        covers the drill's upload (its marker's source heartbeat is past the upload), at most the
+        media objective from the upload. An unplanned failover stops the copying, and an upload the
+        copy has not taken yet may be missing in DR within the objective; waiting here makes the
+        check test the copy and the serving path, not that race, and the wait is the replication
+        part of the media RPO, measured. (A planned promotion copies the media itself.)"""
+        uploaded, objective = self._media["uploadedAt"], self.outputs.media.media_rpo_seconds
+        deadline, every = uploaded + objective, max(1.0, self.options.poll_seconds)
+        started, problem = self.clock(), ""
+        while True:
+            try:
+                covered = (self.media.copied_until(self.target) or 0.0) >= uploaded
+                problem = ""
+            except (ObjectStorageError, KeyError, TypeError, ValueError) as err:
+                covered, problem = False, f"; its marker cannot be read: {err}"
+            now = self.clock()
+            if covered or now >= deadline:
+                break
+            self._check_stop()
+            self.say(f"  waiting for {self.target}'s media copy to take the drill's upload: {now - uploaded:.0f} s "
+                     f"since the upload, at most {objective} s{problem}")
+            self.sleep(min(every, max(0.0, deadline - now)))
+        self._media["replicatedAfterSeconds"] = round(now - uploaded, 3) if covered else None
+        self.report.log("media copy", "ok" if covered else "failed",
+                        f"{self.target}'s copy has the drill's upload {now - uploaded:.1f} s after it (objective "
+                        f"{objective} s)" if covered else
+                        f"{self.target}'s copy did not take the drill's upload within {objective} s{problem}",
+                        now - started)
 
     def check_media(self) -> None:
         """Wait, up to the media objective from the upload, until the DR region serves the file."""
@@ -333,6 +374,8 @@ class Drill:
                                    checked_before=t.get("checked_before"))
         if self._media:
             self.report.measured["mediaServedSeconds"] = self._media.get("servedAfterSeconds")
+            if "replicatedAfterSeconds" in self._media:
+                self.report.measured["mediaReplicatedSeconds"] = self._media["replicatedAfterSeconds"]
         if self.writer is None:  # refused before anything changed
             return
         if self.report.aborted is not None:  # no verdict on objectives, but say where things stand
@@ -345,10 +388,15 @@ class Drill:
                           f"objective {o['rpoSeconds']} s")
         if self._media:
             served = m.get("mediaServedSeconds")
-            self.report.check("media RPO within objective", served is not None and served <= o["mediaRpoSeconds"],
-                              f"the drill's media object served by {self.target} {served} s after its upload, objective "
-                              f"{o['mediaRpoSeconds']} s" if served is not None else
-                              f"the drill's media object not served by {self.target} within {o['mediaRpoSeconds']} s")
+            copied = "mediaReplicatedSeconds" not in m or m["mediaReplicatedSeconds"] is not None
+            self.report.check("media RPO within objective",
+                              copied and served is not None and served <= o["mediaRpoSeconds"],
+                              (f"the drill's media object served by {self.target} {served} s after its upload, "
+                               f"objective {o['mediaRpoSeconds']} s" if served is not None else
+                               f"the drill's media object not served by {self.target} within {o['mediaRpoSeconds']} s")
+                              + ("" if copied else f"; {self.target}'s copy did not take it within the objective")
+                              + (f"; copied to {self.target} {m['mediaReplicatedSeconds']} s after its upload"
+                                 if copied and m.get("mediaReplicatedSeconds") is not None else ""))
         if self._promotion_mode == "planned":
             self.report.check("planned promotion lost no order", m.get("ordersLost") == 0,
                               f"{m.get('ordersLost')} acknowledged orders missing after a planned promotion")

@@ -29,6 +29,9 @@ from drctl.stack.outputs import StackOutputs
 
 ALL_REGIONS_DOWN = "all-regions-down"
 FAULTS = ("nodes-reject", "pool-disable", "firewall-blackhole", ALL_REGIONS_DOWN)
+# The faults that fail only the web tier: the primary database keeps answering, so the promotion
+# that follows is the planned switchover. Any other (a rehearsal's region-down) may be unplanned.
+WEB_TIER_FAULTS = frozenset({"nodes-reject", "pool-disable", "firewall-blackhole"})
 
 
 class FaultError(Exception):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from drctl.cloud.object_storage import MediaBuckets
+from drctl.cloud.object_storage import REPLICATED, MediaBuckets
 from drctl.cloud.origin_probe import tls_context
 from drctl.stack.outputs import StackOutputs
 
@@ -29,6 +29,10 @@ class MediaProbe(Protocol):
 
     def served(self, region: str, name: str) -> bytes | None:
         """What `region` serves at /wp-content/uploads/<name>; None when it does not (yet)."""
+
+    def copied_until(self, region: str) -> float | None:
+        """Up to when `region`'s bucket holds the primary's uploads: the source heartbeat its last
+        DR copy saw (dr/replicated.json); None before any copy. ObjectStorageError when unreadable."""
 
 
 def drill_object(stack: str, seq: int) -> tuple[str, bytes]:
@@ -54,6 +58,12 @@ class StackMediaProbe:
         if self._buckets is None:
             raise RuntimeError("the stack outputs have no media buckets")
         self._buckets.run("rcat", self._buckets.path(region, f"uploads/{name}"), stdin=body)
+
+    def copied_until(self, region: str) -> float | None:
+        if self._buckets is None:
+            raise RuntimeError("the stack outputs have no media buckets")
+        marker = self._buckets.read_json(region, REPLICATED)
+        return None if marker is None else float(marker["source_heartbeat"])
 
     def served(self, region: str, name: str) -> bytes | None:
         address = self.outputs.region(region).node_balancer.ipv4

@@ -211,7 +211,9 @@ class DrillReport:
             f"| RPO | {o.get('rpoSeconds')} s | {_show(m.get('rpoSeconds'), ' s')} "
             f"({_show(m.get('ordersLost'), ' orders')} lost) | {_verdict(self, 'RPO')} |",
             *([f"| media RPO | {o['mediaRpoSeconds']} s | {_show(m.get('mediaServedSeconds'), ' s')} (drill object "
-               f"upload to served in {self.target}) | {_verdict(self, 'media RPO')} |"] if "mediaRpoSeconds" in o else []),
+               f"upload to served in {self.target}"
+               + (f"; in its copy after {_show(m['mediaReplicatedSeconds'], ' s')}" if "mediaReplicatedSeconds" in m
+                  else "") + f") | {_verdict(self, 'media RPO')} |"] if "mediaRpoSeconds" in o else []),
             "", "## Where the outage went", "",
             "| phase | seconds |", "|---|---|",
             f"| detection (fault to traffic leaving {self.primary}) | {_show(m.get('detectionSeconds'))} |",

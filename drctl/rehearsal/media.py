@@ -429,3 +429,6 @@ class RehearsalMediaProbe:
 
     def served(self, region: str, name: str) -> bytes | None:
         return self._probes[region].served(region, name)
+
+    def copied_until(self, region: str) -> float | None:
+        return self._probes[region].copied_until(region)

@@ -3,6 +3,7 @@ S3 server on loopback) must be served by the DR region within objectives.mediaRp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,75 @@ def test_served_only_when_the_drill_first_looks_past_the_objective_is_a_miss(set
     step = drill.report.steps[-1]
     assert (step.name, step.status) == ("media in DR", "failed")
     assert step.detail.endswith(f"served by {drill.target} 75.0 s after upload")
+
+
+# --- before an unplanned fault: the DR copy must have taken the upload ----------------------------
+
+
+def copy_at(drill, store, clock, at: float, heartbeat_offset: float = -1.0):
+    """The DR region's copy runs at `at` (drill clock): its marker's source heartbeat is a second
+    older, as the agent reads the heartbeat before it syncs."""
+    sleep = drill.sleep
+
+    def sleep_and_copy(seconds: float) -> None:
+        sleep(seconds)
+        if clock.now >= at and not store.keys(f"media-{drill.target}", "dr/"):
+            store.client().put_object(Bucket=f"media-{drill.target}", Key="dr/replicated.json", Body=json.dumps(
+                {"source": drill.primary, "source_heartbeat": clock.now + heartbeat_offset,
+                 "completed_at": clock.now}).encode())
+    drill.sleep = sleep_and_copy
+
+
+def test_an_unplanned_fault_waits_for_the_dr_copy_and_measures_it(setup):
+    drill, probe, store, clock = setup
+    drill.options = DrillOptions(fault="region-down", poll_seconds=5.0)
+    said = []
+    drill.say = said.append
+    drill.upload_media()
+    copy_at(drill, store, clock, at=1040.0)
+    assert drill.waits_for_media_copy()
+    drill.wait_for_media_copy()
+    step = drill.report.steps[-1]
+    assert (step.name, step.status) == ("media copy", "ok")
+    assert step.detail == f"{drill.target}'s copy has the drill's upload 40.0 s after it (objective 60 s)"
+    assert clock.now == 1040.0  # the fault goes in as soon as the copy has the upload, not later
+    assert said[0] == (f"  waiting for {drill.target}'s media copy to take the drill's upload: 0 s since the upload, "
+                       "at most 60 s")
+    clock.now += 20
+    probe.copied = True
+    drill.check_media()
+    assert drill._media["replicatedAfterSeconds"] == 40.0
+    drill.report.measured["mediaReplicatedSeconds"] = 40.0  # as the final checks carry it over
+    assert "in its copy after 40.0 s" in drill.report.markdown()
+
+
+def test_a_copy_older_than_the_upload_does_not_count_and_the_wait_is_bounded_by_the_objective(setup):
+    drill, _, store, clock = setup
+    drill.options = DrillOptions(fault="region-down", poll_seconds=5.0)
+    drill.upload_media()
+    copy_at(drill, store, clock, at=1000.0, heartbeat_offset=-1000.0)  # a copy of the bucket before the upload
+    drill.wait_for_media_copy()
+    step = drill.report.steps[-1]
+    assert (step.name, step.status) == ("media copy", "failed")
+    assert step.detail == f"{drill.target}'s copy did not take the drill's upload within 60 s"
+    assert clock.now == 1060.0
+    assert drill._media["replicatedAfterSeconds"] is None
+
+
+def test_an_unreadable_marker_is_waited_for_and_named(setup):
+    drill, _, store, _ = setup
+    drill.options = DrillOptions(fault="region-down", poll_seconds=20.0)
+    said = []
+    drill.say = said.append
+    drill.upload_media()
+    store.endpoints[drill.target].down()
+    drill.wait_for_media_copy()
+    assert drill.report.steps[-1].status == "failed"
+    assert "its marker cannot be read: rclone cat" in drill.report.steps[-1].detail
+    assert SECRET_KEY not in drill.report.steps[-1].detail and len(said) == 3
+
+
+def test_a_web_tier_fault_does_not_wait_a_planned_promotion_copies_the_media(setup):
+    drill, _, _, _ = setup
+    drill.upload_media()
+    assert not drill.waits_for_media_copy()  # nodes-reject: the database stays up, the promotion is planned
