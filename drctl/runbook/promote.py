@@ -66,8 +66,9 @@ from drctl.runbook.switchover import (
 from drctl.stack.command_line import iso_time, number, past_time, positive_seconds
 
 MAX_BLOCK_SECONDS = 30 * 86400  # a block period longer than a month is a typo, not a policy
-# Unplanned: the old primary region's bucket gets one attempt this long (each read a third of it);
-# the promotion never waits longer for media, whose loss there is within the objective.
+# Unplanned: the old primary region's bucket gets one attempt this long in all (a sixth for each of
+# the two small reads and writes, the rest for the sync); the promotion never waits longer for
+# media, whose loss there is within the objective.
 UNPLANNED_MEDIA_ATTEMPT_SECONDS = 30.0
 
 # --- options and results --------------------------------------------------------------------------
@@ -267,8 +268,8 @@ def try_media_copy(rb: Runbook, lost: str, target: str) -> dict[str, Any]:
     """Unplanned: copy what the old primary region's bucket has, if its Object Storage (another
     service than the region's servers) answers at once; never fails the promotion."""
     try:
-        return copy_media(rb, lost, target, "promote", timeout=UNPLANNED_MEDIA_ATTEMPT_SECONDS,
-                          read_timeout=UNPLANNED_MEDIA_ATTEMPT_SECONDS / 3)
+        return copy_media(rb, lost, target, "promote", timeout=UNPLANNED_MEDIA_ATTEMPT_SECONDS * 2 / 3,
+                          read_timeout=UNPLANNED_MEDIA_ATTEMPT_SECONDS / 6)
     except ObjectStorageError as err:
         note = (f"media: {err}. Promoted without that copy: uploads {lost} took after {target}'s last DR copy "
                 f"are not in {target}'s bucket (within objectives.mediaRpoSeconds, "
