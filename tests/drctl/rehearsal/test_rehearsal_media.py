@@ -24,7 +24,7 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 PRIMARY, DR = "us-east", "eu-west"
-MEDIA_ROW = re.compile(r"^\| media RPO \| 10 s \| (\d+\.\d+) s \(drill object upload to served in eu-west"
+MEDIA_ROW = re.compile(r"^\| media RPO \| 20 s \| (\d+\.\d+) s \(drill object upload to served in eu-west"
                        r"(?:; in its copy after (\d+\.\d+) s)?\) \| (\w+) \|$", re.MULTILINE)
 
 
@@ -142,13 +142,13 @@ def test_a_dr_region_without_its_agent_fails_the_media_check_and_the_command_exi
     assert code == 1, out
     assert "\n# Rehearsal of `dr-test-rehearsal`: FAILED\n" in out
     # the drill waited, the objective long, for a DR copy that never came, then failed the region
-    assert re.search(r"^\| media RPO \| 10 s \| .* \(drill object upload to served in eu-west; in its copy after n/a\) "
+    assert re.search(r"^\| media RPO \| 20 s \| .* \(drill object upload to served in eu-west; in its copy after n/a\) "
                      r"\| MISSED \|$", out, re.MULTILINE), out
     assert re.search(r"^- FAIL media RPO within objective: .*; eu-west's copy did not take it within the objective",
                      out, re.MULTILINE), out
-    # and `drctl status`, which the drill's last checks read, says why: the copy stopped
-    assert re.search(r"^- FAIL replication healthy after failback: .*eu-west: media lag \d+ s, beyond "
-                     r"objectives\.mediaRpoSeconds \(10 s\)", out, re.MULTILINE), out
+    # (Whether the final status check also fails depends on when the promotion's one copy attempt
+    # last refreshed eu-west's marker: status's media lag verdict is tested on its own, in
+    # tests/drctl/cloud/test_object_storage.py.)
 
 
 def test_a_missing_binary_stops_the_rehearsal_before_anything_starts(monkeypatch, capsys, private_tmp):
@@ -165,7 +165,7 @@ def test_a_missing_binary_stops_the_rehearsal_before_anything_starts(monkeypatch
 
 
 @pytest.mark.parametrize(("rpo", "scale", "objective", "copy_every", "settle"), [
-    (300, 0.02, 10, 2.0, 4.0),  # dr-test: 6 s scaled, under the drill's own schedule: 10 s
+    (300, 0.02, 20, 2.0, 4.0),  # dr-test: 6 s scaled, under the drill's own schedule: 20 s
     (3600, 0.02, 72, 18.0, 20.0),  # a quarter of the scaled objective, passes every 2 s
     (300, 1.0, 300, 76.0, 78.0),  # unscaled: the program's 75 s, seen at the next 2 s pass
 ])
