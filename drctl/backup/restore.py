@@ -229,25 +229,9 @@ def apply_restore(bucket, key: bytes, plan: RestorePlan, target: Target, *, mari
     if plan.flavour is Flavour.MYSQL:
         return apply_mysql_restore(bucket, key, plan, target, work_dir=work_dir, say=say)
     started = time.monotonic()
-    objects = 0
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="wcdr-restore-") as tmp:
-        work = Path(tmp)
-        say(f"downloading base backup {plan.base.stamp} ({plan.base.size} bytes)")
-        base_path = _download(bucket, plan.base.name, plan.base.sha256_sealed, work / "base.seg")
-        objects += 1
-        say("loading the base backup")
-        _load_base(key, plan.base, base_path, target, mariadb)
-        base_path.unlink()
-        files: list[Path] = []
-        for i, f in enumerate(plan.files):
-            path = work / f"{i:05d}-{f.file}"
-            with open(path, "wb") as out:
-                for p in f.pieces:
-                    sealed = _download(bucket, p.name, p.sha256_sealed, work / "piece.seg")
-                    sealing.open_to(key, p.name, sealed, out, p.sha256_plain)
-                    objects += 1
-            files.append(path)
-            say(f"fetched binlog {f.file} ({i + 1}/{len(plan.files)} files, {objects} objects)")
+        files, objects = _load_base_and_fetch(bucket, key, plan, target, mariadb, Path(tmp), "loading the base backup",
+                                              say)
         running = plan.base.gtid_pos
         for i, (f, path) in enumerate(zip(plan.files, files, strict=True)):
             stop: list[str] = []
@@ -262,6 +246,33 @@ def apply_restore(bucket, key: bytes, plan: RestorePlan, target: Target, *, mari
         last_time = _last_time(files, running)
     return RestoreReport(target.describe, plan.base.stamp, str(running), iso(last_time) if last_time else None,
                          row_counts(target), objects, time.monotonic() - started)
+
+
+def _load_base_and_fetch(bucket, key: bytes, plan: RestorePlan, target: Target, client: str, work: Path,
+                         loading: str, say: Callable[[str], None],
+                         fetched: Callable[[BinlogFile, Path], None] | None = None) -> tuple[list[Path], int]:
+    """Both families' first half: download, check and load the base into `target` with `client`,
+    then reassemble each binlog file of the plan from its pieces under `work` (`fetched` sees each
+    file before it is reported). Returns the files and how many objects were used."""
+    say(f"downloading base backup {plan.base.stamp} ({plan.base.size} bytes)")
+    base_path = _download(bucket, plan.base.name, plan.base.sha256_sealed, work / "base.seg")
+    objects = 1
+    say(loading)
+    _load_base(key, plan.base, base_path, target, client)
+    base_path.unlink()
+    files: list[Path] = []
+    for i, f in enumerate(plan.files):
+        path = work / f"{i:05d}-{f.file}"
+        with open(path, "wb") as out:
+            for p in f.pieces:
+                sealed = _download(bucket, p.name, p.sha256_sealed, work / "piece.seg")
+                sealing.open_to(key, p.name, sealed, out, p.sha256_plain)
+                objects += 1
+        if fetched is not None:
+            fetched(f, path)
+        files.append(path)
+        say(f"fetched binlog {f.file} ({i + 1}/{len(plan.files)} files, {objects} objects)")
+    return files, objects
 
 
 def _download(bucket, name: str, sha256_sealed: str, path: Path) -> Path:
@@ -456,33 +467,21 @@ def apply_mysql_restore(bucket, key: bytes, plan: RestorePlan, target: Target, *
     """`apply_restore` for a MySQL 8 archive onto a MySQL 8 server (gtid_mode=ON, empty)."""
     check_restore_tools(plan, mysql=mysql, mysqlbinlog=mysqlbinlog)
     started = time.monotonic()
-    objects = 0
+
+    def cut_at_target(f: BinlogFile, path: Path) -> None:
+        if f.stop_here:
+            data = path.read_bytes()
+            cut, inside = mysql_cut(data, plan.to_time, plan.to_gtid)
+            path.write_bytes(data[:cut])
+            if inside:
+                say(f"binlog {f.file} cut at byte {cut}: the target ends there")
+
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="wcdr-restore-") as tmp:
-        work = Path(tmp)
-        say(f"downloading base backup {plan.base.stamp} ({plan.base.size} bytes)")
-        base_path = _download(bucket, plan.base.name, plan.base.sha256_sealed, work / "base.seg")
-        objects += 1
-        say("loading the base backup (its GTID set becomes the server's gtid_purged)")
-        _load_base(key, plan.base, base_path, target, mysql)
-        base_path.unlink()
+        files, objects = _load_base_and_fetch(
+            bucket, key, plan, target, mysql, Path(tmp),
+            "loading the base backup (its GTID set becomes the server's gtid_purged)", say, fetched=cut_at_target)
         reached = plan.base.gtid_pos
         assert isinstance(reached, MysqlGtidPos)
-        files: list[Path] = []
-        for i, f in enumerate(plan.files):
-            path = work / f"{i:05d}-{f.file}"
-            with open(path, "wb") as out:
-                for p in f.pieces:
-                    sealed = _download(bucket, p.name, p.sha256_sealed, work / "piece.seg")
-                    sealing.open_to(key, p.name, sealed, out, p.sha256_plain)
-                    objects += 1
-            if f.stop_here:
-                data = path.read_bytes()
-                cut, inside = mysql_cut(data, plan.to_time, plan.to_gtid)
-                path.write_bytes(data[:cut])
-                if inside:
-                    say(f"binlog {f.file} cut at byte {cut}: the target ends there")
-            files.append(path)
-            say(f"fetched binlog {f.file} ({i + 1}/{len(plan.files)} files, {objects} objects)")
         for i, (f, path) in enumerate(zip(plan.files, files, strict=True)):
             _replay_argv(mysql_replay_argv(mysqlbinlog, path, reached), mysql, path, target)
             reached = reached.union(_mysql_target_set(target))
